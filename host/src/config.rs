@@ -1,0 +1,383 @@
+//! Settings: the TOML file, merged under command-line flags and environment variables, validated
+//! once at start and resolved into per-command and per-plugin settings that the request path only
+//! reads.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::protocol::known_command;
+
+/// OpenIM's HTTP client gives up after 15 s whatever the configured timeout says.
+pub const OPENIM_MAX_TIMEOUT_SECS: u64 = 15;
+/// OpenIM's default `timeout` in webhooks.yml.
+pub const DEFAULT_TIMEOUT_SECS: u64 = 5;
+/// Default listen address: OpenIM's default webhook url is `http://127.0.0.1:10006/callbackExample`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:10006";
+
+/// A config problem, naming the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config {key}: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+/// What a failing plugin (trap, timeout, fuel, memory, bad answer) means for the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailurePolicy {
+    /// Skip the failed plugin; the other plugins still decide. The default: OpenIM keeps working
+    /// when a plugin is broken.
+    Continue,
+    /// Refuse the operation with the command's `refuse_err_code` / `refuse_err_msg`.
+    Refuse,
+}
+
+/// The TOML file as written by the user. Every field is optional; unknown keys are errors so that
+/// typos are caught at start.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub plugins: Option<PathBuf>,
+    pub max_body_bytes: Option<usize>,
+    pub safety_margin_ms: Option<u64>,
+    pub max_concurrent_calls: Option<u32>,
+    #[serde(default)]
+    pub defaults: CommandFile,
+    #[serde(default)]
+    pub commands: HashMap<String, CommandFile>,
+    #[serde(default)]
+    pub plugin_defaults: PluginFile,
+    #[serde(default)]
+    pub plugins_limits: HashMap<String, PluginFile>,
+}
+
+/// Per-command keys in the file (`[defaults]` and `[commands.<callbackCommand>]`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandFile {
+    pub timeout_secs: Option<u64>,
+    pub fuel: Option<u64>,
+    pub failure_policy: Option<FailurePolicy>,
+    pub refuse_err_code: Option<i32>,
+    pub refuse_err_msg: Option<String>,
+}
+
+/// Per-plugin keys in the file (`[plugin_defaults]` and `[plugins_limits.<name>]`).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginFile {
+    pub memory_mib: Option<u64>,
+    pub max_instances: Option<usize>,
+    pub max_tables: Option<usize>,
+    pub max_table_elements: Option<usize>,
+}
+
+/// Resolved settings of one command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandSettings {
+    /// What OpenIM will wait for: `timeout` from webhooks.yml, capped at 15 s, 0 meaning 15 s.
+    pub timeout: Duration,
+    /// Instruction budget of each plugin call (wasmtime fuel units).
+    pub fuel: u64,
+    /// What a failing plugin means for the answer.
+    pub failure_policy: FailurePolicy,
+    /// `errCode` of a refusal made by the `refuse` policy.
+    pub refuse_err_code: i32,
+    /// `errMsg` of a refusal made by the `refuse` policy.
+    pub refuse_err_msg: String,
+}
+
+/// Resolved resource caps of one plugin instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginLimits {
+    /// Largest size of each linear memory, in bytes.
+    pub memory_bytes: usize,
+    /// Core instances a component may create (Python and JS runtimes create a dozen or so).
+    pub max_instances: usize,
+    /// Tables a component may create.
+    pub max_tables: usize,
+    /// Elements of each table.
+    pub max_table_elements: usize,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        Self {
+            // Enough for the Python and JS runtimes' heaps; a Rust plugin needs a few MiB.
+            memory_bytes: 128 << 20,
+            max_instances: 64,
+            max_tables: 64,
+            max_table_elements: 100_000,
+        }
+    }
+}
+
+/// Everything the server needs, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the HTTP endpoint listens.
+    pub listen: SocketAddr,
+    /// The drop directory: every `*.wasm` in it is a plugin.
+    pub plugins_dir: PathBuf,
+    /// Bodies over this size are refused with 413 before being read in full.
+    pub max_body_bytes: usize,
+    /// The answer leaves this long before OpenIM's timeout, to cover the network and scheduling.
+    pub safety_margin: Duration,
+    /// Plugin instances alive at once; sizes the pooling allocator. Requests beyond it wait.
+    pub max_concurrent_calls: u32,
+    /// Settings of commands without a `[commands.X]` section.
+    pub defaults: CommandSettings,
+    /// Settings of commands that have a `[commands.X]` section.
+    pub commands: HashMap<&'static str, CommandSettings>,
+    /// Limits of plugins without a `[plugins_limits.X]` section.
+    pub plugin_defaults: PluginLimits,
+    /// Limits of plugins that have one, by plugin name (the file name without `.wasm`).
+    pub plugins: HashMap<String, PluginLimits>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::from_file(FileConfig::default()).expect("the built-in defaults are valid")
+    }
+}
+
+impl Config {
+    /// Reads and validates a TOML config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses and validates TOML text; `path` is only used in error messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        Self::from_file(file)
+    }
+
+    /// Resolves the file's optional values against the defaults and validates them.
+    pub fn from_file(file: FileConfig) -> Result<Self, ConfigError> {
+        let builtin = CommandSettings {
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            fuel: 2_000_000_000,
+            failure_policy: FailurePolicy::Continue,
+            refuse_err_code: 5001,
+            refuse_err_msg: "callback plugin failed".to_owned(),
+        };
+        let defaults = resolve_command(&builtin, &file.defaults, "defaults")?;
+        let mut commands = HashMap::new();
+        for (name, section) in &file.commands {
+            let key = format!("commands.{name}");
+            let command = known_command(name).ok_or_else(|| ConfigError::Invalid {
+                key: key.clone(),
+                reason: format!("{name:?} is not a callback command OpenIM sends"),
+            })?;
+            commands.insert(command, resolve_command(&defaults, section, &key)?);
+        }
+        let plugin_defaults = resolve_plugin(
+            &PluginLimits::default(),
+            &file.plugin_defaults,
+            "plugin_defaults",
+        )?;
+        let mut plugins = HashMap::new();
+        for (name, section) in &file.plugins_limits {
+            let key = format!("plugins_limits.{name}");
+            plugins.insert(
+                name.clone(),
+                resolve_plugin(&plugin_defaults, section, &key)?,
+            );
+        }
+        let config = Self {
+            listen: file.listen.unwrap_or_else(default_listen),
+            plugins_dir: file.plugins.unwrap_or_else(|| PathBuf::from("plugins")),
+            max_body_bytes: file.max_body_bytes.unwrap_or(1 << 20),
+            safety_margin: Duration::from_millis(file.safety_margin_ms.unwrap_or(500)),
+            max_concurrent_calls: file.max_concurrent_calls.unwrap_or(128),
+            defaults,
+            commands,
+            plugin_defaults,
+            plugins,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            reason,
+        };
+        if self.max_body_bytes == 0 {
+            return Err(invalid("max_body_bytes", "must be at least 1".into()));
+        }
+        if self.max_concurrent_calls == 0 {
+            return Err(invalid("max_concurrent_calls", "must be at least 1".into()));
+        }
+        let shortest = std::iter::once(&self.defaults)
+            .chain(self.commands.values())
+            .map(|c| c.timeout)
+            .min()
+            .unwrap_or(self.defaults.timeout);
+        if self.safety_margin >= shortest {
+            return Err(invalid(
+                "safety_margin_ms",
+                format!(
+                    "{} ms leaves no time for plugins within the shortest timeout of {} ms",
+                    self.safety_margin.as_millis(),
+                    shortest.as_millis()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The settings of a command.
+    pub fn command(&self, command: &str) -> &CommandSettings {
+        self.commands.get(command).unwrap_or(&self.defaults)
+    }
+
+    /// The limits of a plugin.
+    pub fn plugin(&self, name: &str) -> PluginLimits {
+        self.plugins
+            .get(name)
+            .copied()
+            .unwrap_or(self.plugin_defaults)
+    }
+
+    /// The largest memory any plugin may have: the size of a pooling allocator memory slot.
+    pub fn largest_memory_bytes(&self) -> usize {
+        self.plugins
+            .values()
+            .map(|p| p.memory_bytes)
+            .chain([self.plugin_defaults.memory_bytes])
+            .max()
+            .unwrap_or(self.plugin_defaults.memory_bytes)
+    }
+
+    /// The time plugins have for one request: the command's timeout less the safety margin.
+    pub fn budget(&self, command: &str) -> Duration {
+        self.command(command)
+            .timeout
+            .saturating_sub(self.safety_margin)
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN
+        .parse()
+        .expect("DEFAULT_LISTEN is a socket address")
+}
+
+/// OpenIM's own reading of `timeout`: 0 means only the 15 s cap, more than 15 is 15.
+pub fn effective_timeout(timeout_secs: u64) -> Duration {
+    match timeout_secs {
+        0 => Duration::from_secs(OPENIM_MAX_TIMEOUT_SECS),
+        secs => Duration::from_secs(secs.min(OPENIM_MAX_TIMEOUT_SECS)),
+    }
+}
+
+fn resolve_command(
+    base: &CommandSettings,
+    file: &CommandFile,
+    key: &str,
+) -> Result<CommandSettings, ConfigError> {
+    if file.fuel == Some(0) {
+        return Err(ConfigError::Invalid {
+            key: format!("{key}.fuel"),
+            reason: "must be at least 1 (it is the instruction budget of a call)".into(),
+        });
+    }
+    Ok(CommandSettings {
+        timeout: file.timeout_secs.map_or(base.timeout, effective_timeout),
+        fuel: file.fuel.unwrap_or(base.fuel),
+        failure_policy: file.failure_policy.unwrap_or(base.failure_policy),
+        refuse_err_code: file.refuse_err_code.unwrap_or(base.refuse_err_code),
+        refuse_err_msg: file
+            .refuse_err_msg
+            .clone()
+            .unwrap_or_else(|| base.refuse_err_msg.clone()),
+    })
+}
+
+fn resolve_plugin(
+    base: &PluginLimits,
+    file: &PluginFile,
+    key: &str,
+) -> Result<PluginLimits, ConfigError> {
+    let memory_bytes = match file.memory_mib {
+        None => base.memory_bytes,
+        Some(mib @ 1..=4096) => (mib as usize) << 20,
+        Some(mib) => {
+            return Err(ConfigError::Invalid {
+                key: format!("{key}.memory_mib"),
+                reason: format!("{mib} is outside 1..=4096"),
+            });
+        }
+    };
+    Ok(PluginLimits {
+        memory_bytes,
+        max_instances: file.max_instances.unwrap_or(base.max_instances),
+        max_tables: file.max_tables.unwrap_or(base.max_tables),
+        max_table_elements: file.max_table_elements.unwrap_or(base.max_table_elements),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_inherit_defaults_and_timeouts_follow_openim() {
+        let config = Config::parse(
+            Path::new("t.toml"),
+            r#"
+            [defaults]
+            fuel = 1000
+            [commands.callbackAfterKickGroupCommand]
+            timeout_secs = 30
+            failure_policy = "refuse"
+            "#,
+        )
+        .unwrap();
+        let kick = config.command("callbackAfterKickGroupCommand");
+        assert_eq!(kick.timeout, Duration::from_secs(15));
+        assert_eq!(kick.fuel, 1000);
+        assert_eq!(kick.failure_policy, FailurePolicy::Refuse);
+        assert_eq!(
+            config.command("callbackAfterQuitGroupCommand").timeout,
+            Duration::from_secs(5)
+        );
+        assert_eq!(effective_timeout(0), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn rejects_typos_with_the_key() {
+        let err =
+            Config::parse(Path::new("t.toml"), "[commands.callbackAfterKickGroup]\n").unwrap_err();
+        assert!(
+            err.to_string().contains("commands.callbackAfterKickGroup"),
+            "{err}"
+        );
+        let err = Config::parse(Path::new("t.toml"), "[defaults]\ntimeout = 3\n").unwrap_err();
+        assert!(err.to_string().contains("unknown field `timeout`"), "{err}");
+        let err = Config::parse(Path::new("t.toml"), "safety_margin_ms = 9000\n").unwrap_err();
+        assert!(err.to_string().contains("safety_margin_ms"), "{err}");
+    }
+}

@@ -1,0 +1,213 @@
+//! Running a callback through its plugins: a fresh store and instance per plugin call, under the
+//! command's deadline, fuel budget and the plugin's memory caps; the first refusal wins, a failure
+//! answers by the command's policy.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+use crate::bindings::{self, Delivery};
+use crate::config::{Config, FailurePolicy};
+use crate::limits::{DeadlineExceeded, Failure, PluginLimiter};
+use crate::plugin::Plugin;
+use crate::protocol::{CallbackResponse, KICK_COMMAND, KickRequest};
+use crate::registry::Registry;
+use crate::sandbox::{CallTag, PluginState};
+
+/// One delivery of a callback, as received.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The command from the URL.
+    pub command: &'static str,
+    /// OpenIM's `operationID` header ("" if absent).
+    pub operation_id: Arc<str>,
+    /// When the request arrived: OpenIM's timeout runs from about here.
+    pub received: Instant,
+}
+
+/// Runs callbacks through plugins.
+pub struct Dispatcher {
+    /// The engine all plugins were compiled with.
+    engine: Engine,
+    /// The plugins of each command.
+    registry: Registry,
+    /// Timeouts, fuel and policies per command.
+    config: Arc<Config>,
+    /// One permit per plugin instance alive at once, so the pooling allocator never runs out:
+    /// requests beyond it wait (within their deadline) instead of failing.
+    permits: Semaphore,
+}
+
+/// What one plugin call cost.
+#[derive(Debug, Clone, Copy)]
+struct CallStats {
+    /// Fuel (instructions) the call consumed.
+    fuel_used: u64,
+    /// Wall-clock time of instantiate + call.
+    elapsed: Duration,
+}
+
+impl Dispatcher {
+    pub fn new(engine: Engine, registry: Registry, config: Arc<Config>) -> Self {
+        let permits = Semaphore::new(config.max_concurrent_calls as usize);
+        Self {
+            engine,
+            registry,
+            config,
+            permits,
+        }
+    }
+
+    /// The registry, for status reporting.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Whether any plugin handles `command`.
+    pub fn has_plugins(&self, command: &str) -> bool {
+        !self.registry.for_command(command).is_empty()
+    }
+
+    /// Answers a kick callback: every kick plugin in order, the first refusal wins.
+    pub async fn kick(&self, request: &Request, body: KickRequest) -> CallbackResponse {
+        let settings = self.config.command(KICK_COMMAND);
+        let deadline = request.received + self.config.budget(KICK_COMMAND);
+        let wit_request = bindings::KickRequest {
+            callback_command: body.callback_command,
+            group_id: body.group_id,
+            kicked_user_ids: body.kicked_user_ids,
+            reason: body.reason,
+        };
+        for (position, plugin) in self.registry.for_command(KICK_COMMAND).iter().enumerate() {
+            let outcome = self
+                .call_kick(
+                    plugin,
+                    position,
+                    request,
+                    &wit_request,
+                    deadline,
+                    settings.fuel,
+                )
+                .await;
+            match outcome {
+                Ok((answer, stats)) => {
+                    let answer = from_wit(answer);
+                    let refused = answer.is_refusal();
+                    tracing::debug!(plugin = %plugin.name, command = request.command,
+                        operation_id = %request.operation_id,
+                        outcome = if refused { "refused" } else { "ok" },
+                        fuel_used = stats.fuel_used, elapsed_us = stats.elapsed.as_micros() as u64,
+                        "plugin answered");
+                    if refused {
+                        return answer;
+                    }
+                }
+                Err(failure) => {
+                    tracing::warn!(plugin = %plugin.name, command = request.command,
+                        operation_id = %request.operation_id, outcome = failure.kind(),
+                        policy = ?settings.failure_policy, "plugin failed: {failure}");
+                    if settings.failure_policy == FailurePolicy::Refuse {
+                        return CallbackResponse::refuse(
+                            settings.refuse_err_code,
+                            settings.refuse_err_msg.clone(),
+                            format!("plugin {} failed: {}", plugin.name, failure.kind()),
+                        );
+                    }
+                }
+            }
+        }
+        CallbackResponse::go_on()
+    }
+
+    /// One call of one plugin in a fresh store.
+    async fn call_kick(
+        &self,
+        plugin: &Plugin,
+        position: usize,
+        request: &Request,
+        body: &bindings::KickRequest,
+        deadline: Instant,
+        fuel: u64,
+    ) -> Result<(bindings::Response, CallStats), Failure> {
+        let budget = deadline.saturating_duration_since(request.received);
+        let _permit = match tokio::time::timeout_at(deadline.into(), self.permits.acquire()).await {
+            Ok(Ok(permit)) => permit,
+            // The semaphore is never closed; either way there is no slot before the deadline.
+            Ok(Err(_)) | Err(_) => return Err(Failure::NoTimeLeft),
+        };
+        let started = Instant::now();
+        let time_left = deadline.saturating_duration_since(started);
+        if time_left.is_zero() {
+            return Err(Failure::NoTimeLeft);
+        }
+        let tag = Arc::new(CallTag {
+            plugin: Arc::clone(&plugin.name),
+            command: request.command,
+            operation_id: Arc::clone(&request.operation_id),
+        });
+        let state = PluginState::new(tag, PluginLimiter::new(plugin.limits), deadline);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store
+            .set_fuel(fuel)
+            .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
+        // Check the deadline at every epoch tick, yielding so other requests run meanwhile.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().deadline {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        let delivery = Delivery {
+            operation_id: request.operation_id.to_string(),
+            command: request.command.to_owned(),
+            time_left_ms: u32::try_from(time_left.as_millis()).unwrap_or(u32::MAX),
+            chain_position: u32::try_from(position).unwrap_or(u32::MAX),
+        };
+        let call = async {
+            let instance = plugin
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
+            let guest = plugin
+                .kick
+                .load(&mut store, &instance)
+                .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
+            guest
+                .call_handle_kick(&mut store, &delivery, body)
+                .await
+                .map_err(|e| Failure::classify(e, budget, fuel))
+        };
+        let answer = match tokio::time::timeout_at(deadline.into(), call).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(Failure::TimeoutInHostCall {
+                    budget_ms: budget.as_millis(),
+                });
+            }
+        };
+        let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        Ok((
+            answer,
+            CallStats {
+                fuel_used,
+                elapsed: started.elapsed(),
+            },
+        ))
+    }
+}
+
+fn from_wit(answer: bindings::Response) -> CallbackResponse {
+    CallbackResponse {
+        action_code: answer.action_code,
+        err_code: answer.err_code,
+        err_msg: answer.err_msg,
+        err_dlt: answer.err_dlt,
+        next_code: answer.next_code,
+    }
+}

@@ -1,0 +1,106 @@
+//! The wasmtime engine (pooling allocator, fuel, epoch interruption), the linker every plugin is
+//! instantiated against, and the epoch ticker thread that turns wall-clock time into epochs.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config as WasmConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings;
+use crate::config::Config;
+use crate::sandbox::PluginState;
+
+/// How often the epoch advances. A running plugin checks its deadline (and yields to other
+/// requests) once per tick, so this is the precision of the wall-clock limit.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Builds the engine shared by every plugin.
+pub fn build_engine(config: &Config) -> wasmtime::Result<Engine> {
+    let mut wasm = WasmConfig::new();
+    wasm.consume_fuel(true)
+        .epoch_interruption(true)
+        .wasm_component_model(true)
+        // Instances are created per request: copy-on-write memory images make that cheap.
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(config)));
+    Engine::new(&wasm)
+}
+
+/// Sizes the pooling allocator: `max_concurrent_calls` plugin instances alive at once, each with
+/// room for a Python- or JS-sized component.
+fn pooling(config: &Config) -> PoolingAllocationConfig {
+    let calls = config.max_concurrent_calls;
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(calls)
+        .total_stacks(calls)
+        // Language runtimes (componentize-py, StarlingMonkey) use a dozen or so core instances.
+        .max_core_instances_per_component(50)
+        .total_core_instances(calls.saturating_mul(20))
+        .max_memories_per_component(10)
+        .max_memories_per_module(1)
+        .total_memories(calls.saturating_mul(4))
+        .max_tables_per_component(50)
+        .max_tables_per_module(4)
+        .total_tables(calls.saturating_mul(20))
+        .table_elements(100_000)
+        .max_component_instance_size(1 << 20)
+        .max_core_instance_size(1 << 20)
+        .max_memory_size(config.largest_memory_bytes());
+    pool
+}
+
+/// The linker every plugin is pre-instantiated with: WASI (which grants nothing, see
+/// [`PluginState::new`]) and the host's own interfaces.
+pub fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    bindings::openim::callback::log::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+#[derive(Debug)]
+pub struct EpochTicker {
+    /// Set on drop to end the thread.
+    stop: Arc<AtomicBool>,
+    /// Joined on drop so no thread outlives the ticker.
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    /// Starts the ticker thread for `engine`.
+    pub fn start(engine: &Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let weak = engine.weak();
+        let thread = std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn({
+                let stop = Arc::clone(&stop);
+                move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        match weak.upgrade() {
+                            Some(engine) => engine.increment_epoch(),
+                            None => break,
+                        }
+                    }
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

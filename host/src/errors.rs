@@ -1,0 +1,60 @@
+//! Why a request was rejected before reaching any plugin, and the 4xx answer that says so.
+//!
+//! The answer's body is shaped like a callback answer, so that OpenIM (which never checks the
+//! status code) decodes it as "go on": `actionCode` 1 (the callback was not handled), `errCode` the
+//! HTTP status, `errMsg` what is wrong, `errDlt` a stable kind, `nextCode` 0.
+
+use http::StatusCode;
+
+use crate::protocol::{BodyError, CallbackResponse};
+
+/// A request the host cannot pass to plugins.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("method {0} not allowed: OpenIM callbacks are POST requests")]
+    MethodNotAllowed(http::Method),
+    #[error(
+        "unknown callback command {0:?} (the last segment of the URL path must be a callback command OpenIM sends, e.g. callbackAfterKickGroupCommand)"
+    )]
+    UnknownCommand(String),
+    #[error("request body is over the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    #[error(transparent)]
+    Body(#[from] BodyError),
+}
+
+impl RequestError {
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnknownCommand(_) => StatusCode::NOT_FOUND,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyRead(_) | Self::Body(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// A short, stable name of what is wrong.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::UnknownCommand(_) => "unknown_command",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyRead(_) => "body_read_error",
+            Self::Body(body) => body.kind(),
+        }
+    }
+
+    /// The answer body (see the module docs).
+    pub fn answer(&self) -> CallbackResponse {
+        CallbackResponse {
+            action_code: 1,
+            err_code: i32::from(self.status().as_u16()),
+            err_msg: self.to_string(),
+            err_dlt: self.kind().to_owned(),
+            next_code: 0,
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! callback-host: a WebAssembly plugin host serving OpenIM's webhook callbacks.
+//!
+//! OpenIM POSTs `<base url>/<callbackCommand>` with a JSON body; the host validates it, runs it
+//! through the sandboxed Wasm components in `plugins/` that handle the command, and answers
+//! `{actionCode, errCode, errMsg, errDlt, nextCode}` before OpenIM's timeout.
+//!
+//! # Layout
+//! - [`config`]: settings from the TOML file, flags and environment; per-command timeouts, fuel and
+//!   failure policy; per-plugin memory caps.
+//! - [`protocol`]: OpenIM's wire format: the commands, the kick body, the answer, body validation.
+//! - [`bindings`]: Rust types generated from `wit/callback.wit`.
+//! - [`engine`]: the wasmtime engine (pooling allocator, fuel, epochs), the linker, the epoch ticker.
+//! - [`sandbox`]: the store data of one call: WASI that grants nothing, plugin output and the
+//!   `log` import routed to the host's log.
+//! - [`limits`]: the resource limiter and the names of the ways a call fails.
+//! - [`plugin`]: compiling and validating `plugins/*.wasm` at load time.
+//! - [`registry`]: which plugins handle which command, in order.
+//! - [`dispatch`]: running a callback through its plugins under the deadline and policy.
+//! - [`errors`]: rejected requests and their 4xx answers.
+//! - [`routing`]: an HTTP request to an answer.
+//! - [`server`]: the HTTP/1.1 accept loop with graceful shutdown.
+
+pub mod bindings;
+pub mod config;
+pub mod dispatch;
+pub mod engine;
+pub mod errors;
+pub mod limits;
+pub mod plugin;
+pub mod protocol;
+pub mod registry;
+pub mod routing;
+pub mod sandbox;
+pub mod server;
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
+use crate::engine::EpochTicker;
+use crate::plugin::LoadError;
+use crate::registry::Registry;
+use crate::routing::App;
+
+/// A host ready to serve: the app plus what must live as long as it.
+pub struct Host {
+    /// The request handler, shared by every connection.
+    pub app: Arc<App>,
+    /// Files in the plugin directory that were skipped, with the reason.
+    pub load_errors: Vec<LoadError>,
+    /// Advances the epoch while the host lives; without it no deadline fires.
+    _ticker: EpochTicker,
+}
+
+/// Builds the engine, loads and validates every plugin, and returns the app. Everything that can
+/// fail is checked here, before the server listens.
+pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
+    let engine = engine::build_engine(&config)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))
+        .context("configuring the wasmtime engine")?;
+    let linker = engine::build_linker(&engine)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))
+        .context("linking the host interfaces")?;
+    let (plugins, load_errors) = plugin::load_dir(&engine, &linker, &config)
+        .with_context(|| format!("reading plugin directory {}", config.plugins_dir.display()))?;
+    let registry = Registry::new(plugins);
+    tracing::info!(plugins = ?registry.names().collect::<Vec<_>>(), skipped = load_errors.len(),
+        "plugins ready");
+    let ticker = EpochTicker::start(&engine).context("starting the epoch ticker thread")?;
+    let app = Arc::new(App {
+        dispatcher: Dispatcher::new(engine, registry, Arc::clone(&config)),
+        max_body_bytes: config.max_body_bytes,
+    });
+    Ok(Host {
+        app,
+        load_errors,
+        _ticker: ticker,
+    })
+}

@@ -1,0 +1,156 @@
+//! Loading plugins: compile a `.wasm` file, check that it is a component exporting a callback
+//! interface this host knows, and pre-instantiate it against the linker, so that everything that
+//! can fail fails at load time, with the file's name and the reason, never on the request path.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::Engine;
+use wasmtime::component::{Component, InstancePre, Linker};
+
+use crate::bindings::{KICK_INTERFACE, KickIndices};
+use crate::config::{Config, PluginLimits};
+use crate::sandbox::PluginState;
+
+/// A plugin ready to be instantiated once per request.
+pub struct Plugin {
+    /// The file name without `.wasm`: the name in logs and in `[plugins_limits.<name>]`.
+    pub name: Arc<str>,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// Its resource caps.
+    pub limits: PluginLimits,
+    /// Compiled, type-checked and linked: instantiating it is the only per-request work left.
+    pub pre: InstancePre<PluginState>,
+    /// Where the kick interface's functions are in an instance.
+    pub kick: KickIndices,
+}
+
+/// Why a file in `plugins/` was not loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read plugin {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("plugin {path} is not a WebAssembly component: {reason}")]
+    NotAComponent { path: PathBuf, reason: String },
+    #[error("plugin {path} is not valid: {reason}")]
+    Compile { path: PathBuf, reason: String },
+    #[error(
+        "plugin {path} does not implement the kick-plugin world: it does not export {KICK_INTERFACE} (it exports: {exports})"
+    )]
+    NoCallbackExport { path: PathBuf, exports: String },
+    #[error("plugin {path} cannot be linked: {reason}")]
+    Link { path: PathBuf, reason: String },
+}
+
+/// The plugin name of a file: its name without `.wasm`.
+pub fn plugin_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Compiles and validates one plugin file.
+pub fn load_plugin(
+    engine: &Engine,
+    linker: &Linker<PluginState>,
+    path: &Path,
+    limits: PluginLimits,
+) -> Result<Plugin, LoadError> {
+    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    check_component_header(&bytes).map_err(|reason| LoadError::NotAComponent {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    })?;
+    let started = Instant::now();
+    let component = Component::new(engine, &bytes).map_err(|e| LoadError::Compile {
+        path: path.to_owned(),
+        reason: format!("{e:#}"),
+    })?;
+    let compile_ms = started.elapsed().as_millis();
+    if component.get_export_index(None, KICK_INTERFACE).is_none() {
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(engine)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+        return Err(LoadError::NoCallbackExport {
+            path: path.to_owned(),
+            exports: if exports.is_empty() {
+                "nothing".to_owned()
+            } else {
+                exports.join(", ")
+            },
+        });
+    }
+    let link_error = |e: wasmtime::Error| LoadError::Link {
+        path: path.to_owned(),
+        reason: format!("{e:#}"),
+    };
+    let pre = linker.instantiate_pre(&component).map_err(link_error)?;
+    let kick = KickIndices::new(&pre).map_err(link_error)?;
+    let name: Arc<str> = plugin_name(path).into();
+    tracing::info!(plugin = %name, path = %path.display(), size_bytes = bytes.len(), compile_ms,
+        "plugin loaded");
+    Ok(Plugin {
+        name,
+        path: path.to_owned(),
+        limits,
+        pre,
+        kick,
+    })
+}
+
+/// Tells a component from a core module or a file that is not WebAssembly at all, so the
+/// message says which.
+fn check_component_header(bytes: &[u8]) -> Result<(), &'static str> {
+    match bytes {
+        [0x00, b'a', b's', b'm', _, _, 0x01, 0x00, ..] => Ok(()),
+        [0x00, b'a', b's', b'm', _, _, 0x00, 0x00, ..] => Err(
+            "it is a core WebAssembly module; build for wasm32-wasip2 or wrap it with `wasm-tools component new`",
+        ),
+        _ => Err("it does not start with the WebAssembly header `\\0asm`"),
+    }
+}
+
+/// The `*.wasm` files of a directory, sorted by file name: the order plugins run in.
+pub fn plugin_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|ext| ext == "wasm") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(files)
+}
+
+/// Loads every plugin of the configured directory. A file that fails is reported and skipped;
+/// the others still load.
+pub fn load_dir(
+    engine: &Engine,
+    linker: &Linker<PluginState>,
+    config: &Config,
+) -> std::io::Result<(Vec<Plugin>, Vec<LoadError>)> {
+    let mut plugins = Vec::new();
+    let mut errors = Vec::new();
+    for path in plugin_files(&config.plugins_dir)? {
+        let limits = config.plugin(&plugin_name(&path));
+        match load_plugin(engine, linker, &path, limits) {
+            Ok(plugin) => plugins.push(plugin),
+            Err(error) => {
+                tracing::error!(path = %path.display(), %error, "plugin skipped");
+                errors.push(error);
+            }
+        }
+    }
+    Ok((plugins, errors))
+}

@@ -1,0 +1,308 @@
+//! OpenIM's side of the wire: the callback commands it knows, the kick request body, the answer it
+//! reads, and the validation of a request body into a typed request.
+//!
+//! See `shared/docs/openim-webhook-protocol.md`: OpenIM POSTs `<base url>/<callbackCommand>` with a
+//! JSON body and decodes `{actionCode, errCode, errMsg, errDlt, nextCode}` from our answer.
+
+use serde::{Deserialize, Serialize};
+use serde_json::error::Category;
+
+/// The command of the kick callback, the one with a typed plugin interface today.
+pub const KICK_COMMAND: &str = "callbackAfterKickGroupCommand";
+
+/// Every callback command OpenIM sends (the last path segment of its request URL).
+pub const KNOWN_COMMANDS: &[&str] = &[
+    // Before-callbacks: sent synchronously, our answer can refuse the operation.
+    "callbackBeforeUserRegisterCommand",
+    "callbackBeforeUpdateUserInfoCommand",
+    "callbackBeforeUpdateUserInfoExCommand",
+    "callbackBeforeAddFriendCommand",
+    "callbackBeforeAddFriendAgreeCommand",
+    "callbackBeforeImportFriendsCommand",
+    "callbackBeforeSetFriendRemarkCommand",
+    "callbackBeforeAddBlackCommand",
+    "callbackBeforeCreateGroupCommand",
+    "callbackBeforeMembersJoinGroupCommand",
+    "callbackBeforeJoinGroupCommand",
+    "callbackBeforeInviteJoinGroupCommand",
+    "callbackBeforeSetGroupInfoCommand",
+    "callbackBeforeSetGroupInfoExCommand",
+    "callbackBeforeSetGroupMemberInfoCommand",
+    "callbackBeforeSendSingleMsgCommand",
+    "callbackBeforeSendGroupMsgCommand",
+    "callbackBeforeMsgModifyCommand",
+    "callbackBeforeOfflinePushCommand",
+    "callbackBeforeOnlinePushCommand",
+    "callbackBeforeGroupOnlinePushCommand",
+    "callbackBeforeCreateSingleChatConversationsCommand",
+    "callbackBeforeCreateGroupChatConversationsCommand",
+    // After-callbacks: queued by OpenIM, the answer is ignored.
+    "callbackAfterUserRegisterCommand",
+    "callbackAfterUpdateUserInfoCommand",
+    "callbackAfterUpdateUserInfoExCommand",
+    "callbackAfterUserOnlineCommand",
+    "callbackAfterUserOfflineCommand",
+    "callbackAfterUserKickOffCommand",
+    "callbackAfterAddFriendCommand",
+    "callbackAfterAddFriendAgreeCommand",
+    "callbackAfterDeleteFriendCommand",
+    "callbackAfterImportFriendsCommand",
+    "callbackAfterSetFriendRemarkCommand",
+    "callbackAfterRemoveBlackCommand",
+    "callbackAfterCreateGroupCommand",
+    "callbackAfterJoinGroupCommand",
+    "callbackAfterQuitGroupCommand",
+    KICK_COMMAND,
+    "callbackAfterDisMissGroupCommand",
+    "callbackAfterTransferGroupOwnerCommand",
+    "callbackAfterSetGroupInfoCommand",
+    "callbackAfterSetGroupInfoExCommand",
+    "callbackAfterSetGroupMemberInfoCommand",
+    "callbackAfterSendSingleMsgCommand",
+    "callbackAfterSendGroupMsgCommand",
+    "callbackAfterSingleMsgReadCommand",
+    "callbackAfterGroupMsgReadCommand",
+    "callbackAfterMsgSaveDBCommand",
+    "callbackBeforeAfterMsgCommand",
+    "callbackAfterCreateSingleChatConversationsCommand",
+    "callbackAfterCreateGroupChatConversationsCommand",
+];
+
+/// Returns the static name of a known command, or `None` for anything OpenIM never sends.
+pub fn known_command(name: &str) -> Option<&'static str> {
+    KNOWN_COMMANDS.iter().copied().find(|known| *known == name)
+}
+
+/// The body of `callbackAfterKickGroupCommand`, all of it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KickRequest {
+    /// Must equal the command in the URL; checked by [`parse_kick`].
+    pub callback_command: String,
+    /// `groupID` in OpenIM's JSON.
+    #[serde(rename = "groupID")]
+    pub group_id: String,
+    /// `kickedUserIDs` in OpenIM's JSON; not trusted to be non-empty or unique.
+    #[serde(rename = "kickedUserIDs")]
+    pub kicked_user_ids: Vec<String>,
+    /// Always present, may be empty.
+    pub reason: String,
+}
+
+/// The answer OpenIM decodes: int32, int32, string, string, int32, serialized in this order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackResponse {
+    /// 0: the callback was handled. Anything else means "go on" whatever `next_code` says.
+    pub action_code: i32,
+    /// Returned to OpenIM's caller on refusal.
+    pub err_code: i32,
+    /// Returned to OpenIM's caller on refusal.
+    pub err_msg: String,
+    /// Returned to OpenIM's caller on refusal.
+    pub err_dlt: String,
+    /// 1 together with `action_code == 0` refuses the operation.
+    pub next_code: i32,
+}
+
+impl CallbackResponse {
+    /// "Go on": the operation proceeds.
+    pub fn go_on() -> Self {
+        Self {
+            action_code: 0,
+            err_code: 0,
+            err_msg: String::new(),
+            err_dlt: String::new(),
+            next_code: 0,
+        }
+    }
+
+    /// A refusal carrying the error OpenIM hands to its caller.
+    pub fn refuse(err_code: i32, err_msg: impl Into<String>, err_dlt: impl Into<String>) -> Self {
+        Self {
+            action_code: 0,
+            err_code,
+            err_msg: err_msg.into(),
+            err_dlt: err_dlt.into(),
+            next_code: 1,
+        }
+    }
+
+    /// Whether OpenIM will refuse the operation on this answer (exactly its own test).
+    pub fn is_refusal(&self) -> bool {
+        self.action_code == 0 && self.next_code == 1
+    }
+
+    /// The JSON bytes of the answer.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing a struct of integers and strings cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Why a request body was rejected. Each variant's message says exactly what is wrong.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BodyError {
+    #[error("request body is empty; expected a JSON object")]
+    Empty,
+    #[error("request body is not valid UTF-8: invalid byte at offset {offset}")]
+    InvalidUtf8 { offset: usize },
+    #[error("request body is truncated JSON: {0}")]
+    Truncated(String),
+    #[error("request body is malformed JSON: {0}")]
+    Malformed(String),
+    #[error("request body does not match the {command} schema: {detail}")]
+    Schema {
+        command: &'static str,
+        detail: String,
+    },
+    #[error("request body must be a JSON object, got {0}")]
+    NotAnObject(&'static str),
+    #[error(
+        "callbackCommand {found:?} in the body does not match the command {expected:?} in the URL"
+    )]
+    CommandMismatch {
+        expected: &'static str,
+        found: String,
+    },
+}
+
+impl BodyError {
+    /// A short, stable name for logs, metrics and the `errDlt` of a 4xx answer.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Empty => "empty_body",
+            Self::InvalidUtf8 { .. } => "invalid_utf8",
+            Self::Truncated(_) => "truncated_json",
+            Self::Malformed(_) => "malformed_json",
+            Self::Schema { .. } => "schema_mismatch",
+            Self::NotAnObject(_) => "not_an_object",
+            Self::CommandMismatch { .. } => "command_mismatch",
+        }
+    }
+}
+
+/// Checks what every command's body must be: non-empty UTF-8 text.
+fn check_text(body: &[u8]) -> Result<(), BodyError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(BodyError::Empty);
+    }
+    std::str::from_utf8(body).map_err(|e| BodyError::InvalidUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    Ok(())
+}
+
+/// Maps a serde_json error to the body error that names its category.
+fn json_error(command: &'static str, err: serde_json::Error) -> BodyError {
+    match err.classify() {
+        Category::Eof => BodyError::Truncated(err.to_string()),
+        Category::Syntax | Category::Io => BodyError::Malformed(err.to_string()),
+        Category::Data => BodyError::Schema {
+            command,
+            detail: err.to_string(),
+        },
+    }
+}
+
+/// Parses and validates a kick callback body.
+pub fn parse_kick(body: &[u8]) -> Result<KickRequest, BodyError> {
+    check_text(body)?;
+    // Parse as a value first so that a non-object gets its own clear message.
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| json_error(KICK_COMMAND, e))?;
+    if !value.is_object() {
+        return Err(BodyError::NotAnObject(json_kind(&value)));
+    }
+    let request: KickRequest =
+        serde_json::from_value(value).map_err(|e| json_error(KICK_COMMAND, e))?;
+    if request.callback_command != KICK_COMMAND {
+        return Err(BodyError::CommandMismatch {
+            expected: KICK_COMMAND,
+            found: request.callback_command,
+        });
+    }
+    Ok(request)
+}
+
+/// Validates the body of a command without a typed interface: a JSON object whose
+/// `callbackCommand`, when present, matches the URL.
+pub fn check_untyped(command: &'static str, body: &[u8]) -> Result<(), BodyError> {
+    check_text(body)?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| json_error(command, e))?;
+    let Some(object) = value.as_object() else {
+        return Err(BodyError::NotAnObject(json_kind(&value)));
+    };
+    match object.get("callbackCommand") {
+        None => Ok(()),
+        Some(serde_json::Value::String(found)) if found == command => Ok(()),
+        Some(serde_json::Value::String(found)) => Err(BodyError::CommandMismatch {
+            expected: command,
+            found: found.clone(),
+        }),
+        Some(other) => Err(BodyError::Schema {
+            command,
+            detail: format!("callbackCommand must be a string, got {}", json_kind(other)),
+        }),
+    }
+}
+
+fn json_kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPENIM_BODY: &[u8] = b"{\"callbackCommand\":\"callbackAfterKickGroupCommand\",\"groupID\":\"G001\",\"kickedUserIDs\":[\"user123\",\"user456\"],\"reason\":\"a \\u003c b \\u0026 c\"}\n";
+
+    #[test]
+    fn parses_go_encoder_output_with_escapes_and_newline() {
+        let request = parse_kick(OPENIM_BODY).expect("valid body");
+        assert_eq!(request.group_id, "G001");
+        assert_eq!(request.kicked_user_ids, ["user123", "user456"]);
+        assert_eq!(request.reason, "a < b & c");
+    }
+
+    #[test]
+    fn names_each_kind_of_bad_body() {
+        assert_eq!(parse_kick(b"").unwrap_err(), BodyError::Empty);
+        assert_eq!(
+            parse_kick(b"{\"a\":\"\xff\"}").unwrap_err().kind(),
+            "invalid_utf8"
+        );
+        assert_eq!(
+            parse_kick(b"{\"callbackCommand\":").unwrap_err().kind(),
+            "truncated_json"
+        );
+        assert_eq!(parse_kick(b"{,}").unwrap_err().kind(), "malformed_json");
+        assert_eq!(
+            parse_kick(b"[1]").unwrap_err(),
+            BodyError::NotAnObject("an array")
+        );
+        let missing =
+            parse_kick(b"{\"callbackCommand\":\"callbackAfterKickGroupCommand\"}").unwrap_err();
+        assert!(
+            missing.to_string().contains("missing field `groupID`"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn answer_serializes_in_openim_field_order() {
+        let json = String::from_utf8(CallbackResponse::refuse(7, "no", "why").to_json()).unwrap();
+        assert_eq!(
+            json,
+            r#"{"actionCode":0,"errCode":7,"errMsg":"no","errDlt":"why","nextCode":1}"#
+        );
+    }
+}

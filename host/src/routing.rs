@@ -1,0 +1,147 @@
+//! From an HTTP request to an answer: method and path checks, the bounded body read, validation,
+//! and dispatch to the command's plugins.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Body;
+
+use crate::dispatch::{self, Dispatcher};
+use crate::errors::RequestError;
+use crate::protocol::{self, CallbackResponse, KICK_COMMAND};
+
+/// Everything a request needs; shared by every connection.
+pub struct App {
+    /// Runs plugins.
+    pub dispatcher: Dispatcher,
+    /// Largest accepted body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl App {
+    /// Answers one HTTP request. Never fails: every problem becomes a 4xx answer.
+    pub async fn handle<B>(self: Arc<Self>, request: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let received = Instant::now();
+        let operation_id: Arc<str> = request
+            .headers()
+            .get("operationid")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .into();
+        let path = request.uri().path().to_owned();
+        match self.answer(request, received, &operation_id).await {
+            Ok(answer) => json_response(StatusCode::OK, &answer),
+            Err(error) => {
+                tracing::warn!(%path, operation_id = %operation_id, outcome = "bad_request",
+                    kind = error.kind(), "rejected: {error}");
+                let mut response = json_response(error.status(), &error.answer());
+                if matches!(error, RequestError::MethodNotAllowed(_)) {
+                    response
+                        .headers_mut()
+                        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+                }
+                response
+            }
+        }
+    }
+
+    async fn answer<B>(
+        &self,
+        request: Request<B>,
+        received: Instant,
+        operation_id: &Arc<str>,
+    ) -> Result<CallbackResponse, RequestError>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        if request.method() != Method::POST {
+            return Err(RequestError::MethodNotAllowed(request.method().clone()));
+        }
+        let command = command_of(request.uri().path())?;
+        let body = self.read_body(request).await?;
+        let delivery = dispatch::Request {
+            command,
+            operation_id: Arc::clone(operation_id),
+            received,
+        };
+        if command == KICK_COMMAND {
+            let kick = protocol::parse_kick(&body)?;
+            return Ok(self.dispatcher.kick(&delivery, kick).await);
+        }
+        protocol::check_untyped(command, &body)?;
+        tracing::info!(command, operation_id = %operation_id, outcome = "no_plugin",
+            "no plugin handles this command; answering go on");
+        Ok(CallbackResponse::go_on())
+    }
+
+    /// Reads the body, refusing it as soon as it is known to be over the limit.
+    async fn read_body<B>(&self, request: Request<B>) -> Result<Bytes, RequestError>
+    where
+        B: Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let limit = self.max_body_bytes;
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > limit as u64) {
+            return Err(RequestError::BodyTooLarge { limit });
+        }
+        match Limited::new(request.into_body(), limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+                Err(RequestError::BodyTooLarge { limit })
+            }
+            Err(error) => Err(RequestError::BodyRead(error.to_string())),
+        }
+    }
+}
+
+/// The command named by the last segment of the path, under any prefix.
+fn command_of(path: &str) -> Result<&'static str, RequestError> {
+    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    protocol::known_command(last).ok_or_else(|| RequestError::UnknownCommand(last.to_owned()))
+}
+
+fn json_response(status: StatusCode, answer: &CallbackResponse) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(answer.to_json())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_on_the_last_segment_under_any_prefix() {
+        assert_eq!(
+            command_of("/callbackExample/callbackAfterKickGroupCommand").unwrap(),
+            KICK_COMMAND
+        );
+        assert_eq!(
+            command_of("/a/b/callbackAfterKickGroupCommand/").unwrap(),
+            KICK_COMMAND
+        );
+        assert_eq!(
+            command_of("/callbackAfterKickGroupCommand").unwrap(),
+            KICK_COMMAND
+        );
+        assert!(command_of("/callbackExample/nope").is_err());
+        assert!(command_of("/").is_err());
+    }
+}

@@ -1,0 +1,243 @@
+//! What a plugin instance sees of the world: the store data of one call. WASI grants nothing (no
+//! files, environment, arguments, sockets or name lookups); stdout, stderr and the `log` import go to
+//! the host's log tagged with the plugin, the command and the operationID.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+use crate::bindings::Level;
+use crate::limits::PluginLimiter;
+
+/// Most bytes of stdout (and of stderr) kept from one call; the rest is dropped, so a chatty or
+/// hostile plugin cannot flood the host's log.
+const OUTPUT_CAP: usize = 64 * 1024;
+
+/// Who is running: put on every log line a call produces.
+#[derive(Debug)]
+pub struct CallTag {
+    /// The plugin's name (its file name without `.wasm`).
+    pub plugin: Arc<str>,
+    /// The callback command being handled.
+    pub command: &'static str,
+    /// OpenIM's `operationID` header, to correlate with OpenIM's logs.
+    pub operation_id: Arc<str>,
+}
+
+/// The store data of one plugin call. A fresh one is made for every call: nothing is shared
+/// between requests.
+pub struct PluginState {
+    /// WASI context, configured to grant nothing.
+    wasi: WasiCtx,
+    /// Resources (streams, pollables) the guest holds through WASI.
+    table: ResourceTable,
+    /// Memory, table and instance caps; also records why a growth was refused.
+    pub limiter: PluginLimiter,
+    /// The call's identity for log lines.
+    pub tag: Arc<CallTag>,
+    /// The instant the call must have finished by; read by the epoch callback.
+    pub deadline: Instant,
+}
+
+impl PluginState {
+    /// Store data for one call of `tag.plugin` that must finish by `deadline`.
+    pub fn new(tag: Arc<CallTag>, limiter: PluginLimiter, deadline: Instant) -> Self {
+        let wasi = WasiCtxBuilder::new()
+            .stdout(GuestOutput::new(Arc::clone(&tag), "stdout"))
+            .stderr(GuestOutput::new(Arc::clone(&tag), "stderr"))
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        Self {
+            wasi,
+            table: ResourceTable::new(),
+            limiter,
+            tag,
+            deadline,
+        }
+    }
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl crate::bindings::openim::callback::log::Host for PluginState {
+    async fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
+        let tag = &self.tag;
+        let fields = FieldList(&fields);
+        macro_rules! emit {
+            ($level:expr) => {
+                tracing::event!(target: "plugin", $level, plugin = %tag.plugin, command = tag.command,
+                    operation_id = %tag.operation_id, fields = %fields, "{message}")
+            };
+        }
+        match level {
+            Level::Trace => emit!(tracing::Level::TRACE),
+            Level::Debug => emit!(tracing::Level::DEBUG),
+            Level::Info => emit!(tracing::Level::INFO),
+            Level::Warn => emit!(tracing::Level::WARN),
+            Level::Error => emit!(tracing::Level::ERROR),
+        }
+    }
+}
+
+/// Displays key/value pairs as `key=value key2=value2`.
+struct FieldList<'a>(&'a [(String, String)]);
+
+impl std::fmt::Display for FieldList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (key, value)) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{key}={value:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A plugin's stdout or stderr: complete lines go to the host's log as they are written, the last
+/// partial line when the call's store is dropped.
+#[derive(Clone)]
+struct GuestOutput {
+    /// Shared by every stream handle WASI makes of this output.
+    inner: Arc<Mutex<OutputLines>>,
+}
+
+struct OutputLines {
+    /// Who wrote it.
+    tag: Arc<CallTag>,
+    /// `stdout` or `stderr`.
+    stream: &'static str,
+    /// Bytes after the last newline.
+    pending: Vec<u8>,
+    /// Bytes accepted so far, against [`OUTPUT_CAP`].
+    accepted: usize,
+    /// Bytes dropped past the cap, reported once at the end.
+    dropped: usize,
+}
+
+impl GuestOutput {
+    fn new(tag: Arc<CallTag>, stream: &'static str) -> Self {
+        Self {
+            inner: Arc::new(Mutex::new(OutputLines {
+                tag,
+                stream,
+                pending: Vec::new(),
+                accepted: 0,
+                dropped: 0,
+            })),
+        }
+    }
+
+    fn push(&self, bytes: &[u8]) {
+        // A poisoned lock only means an earlier log line panicked; keep the output going.
+        let mut lines = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        lines.push(bytes);
+    }
+}
+
+impl OutputLines {
+    fn push(&mut self, bytes: &[u8]) {
+        let room = OUTPUT_CAP.saturating_sub(self.accepted);
+        let (kept, dropped) = bytes.split_at(bytes.len().min(room));
+        self.accepted += kept.len();
+        self.dropped += dropped.len();
+        self.pending.extend_from_slice(kept);
+        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            self.emit(&line[..end]);
+        }
+    }
+
+    fn emit(&self, line: &[u8]) {
+        let tag = &self.tag;
+        tracing::info!(target: "plugin", plugin = %tag.plugin, command = tag.command,
+            operation_id = %tag.operation_id, stream = self.stream, "{}", String::from_utf8_lossy(line));
+    }
+}
+
+impl Drop for OutputLines {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            let last = std::mem::take(&mut self.pending);
+            self.emit(&last);
+        }
+        if self.dropped > 0 {
+            let tag = &self.tag;
+            tracing::warn!(target: "plugin", plugin = %tag.plugin, operation_id = %tag.operation_id,
+                stream = self.stream, dropped = self.dropped, "output over {OUTPUT_CAP} bytes dropped");
+        }
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for GuestOutput {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for GuestOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        // Always accept: output past the cap is counted and dropped rather than failing the guest.
+        Ok(OUTPUT_CAP)
+    }
+}
+
+impl AsyncWrite for GuestOutput {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.push(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
