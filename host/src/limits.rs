@@ -132,13 +132,21 @@ impl Failure {
         if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
             return Self::Limit(limit.clone());
         }
+        tracing::debug!("plugin call failed: {error:?}");
         match error.downcast_ref::<Trap>() {
             Some(Trap::OutOfFuel) => Self::Fuel { budget: fuel },
             Some(Trap::StackOverflow) => Self::StackOverflow,
-            Some(Trap::UnreachableCodeReached) => Self::Trap(format!(
-                "unreachable executed (a panic or abort in the plugin): {error:#}"
-            )),
-            _ => Self::Trap(format!("{error:#}")),
+            Some(Trap::UnreachableCodeReached) => {
+                Self::Trap("unreachable executed (a panic or abort in the plugin)".to_owned())
+            }
+            Some(trap) => Self::Trap(trap.to_string()),
+            // Not a wasm trap: e.g. an answer that could not be read from the plugin's memory.
+            None => Self::Trap(one_line(&error.root_cause().to_string())),
         }
     }
+}
+
+/// Keeps a log line one line.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -166,6 +166,9 @@ impl OutputLines {
     }
 
     fn emit(&self, line: &[u8]) {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
         let tag = &self.tag;
         tracing::info!(target: "plugin", plugin = %tag.plugin, command = tag.command,
             operation_id = %tag.operation_id, stream = self.stream, "{}", String::from_utf8_lossy(line));

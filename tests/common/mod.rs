@@ -1,0 +1,292 @@
+//! Shared test harness: builds the guest components from source (once per test binary), starts
+//! the real `callback-host` binary on port 0 with a chosen plugin directory and config, and talks
+//! to it over real TCP.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds every example plugin (through `scripts/build-plugins.sh`, the same entry point the
+/// README uses, which installs missing toolchains) and the hostile fixtures, once per test binary.
+/// Returns the directory holding the built Rust components.
+pub fn wasm_dir() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let root = repo_root();
+        let status = Command::new("bash")
+            .arg(root.join("scripts/build-plugins.sh"))
+            .current_dir(&root)
+            .status()
+            .expect("run scripts/build-plugins.sh");
+        assert!(status.success(), "scripts/build-plugins.sh failed");
+        let target = root.join("target/wasm");
+        let status = Command::new(env!("CARGO"))
+            .current_dir(&root)
+            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+            .arg("--manifest-path")
+            .arg(root.join("tests/fixtures/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target)
+            .status()
+            .expect("run cargo to build the test fixtures");
+        assert!(status.success(), "building tests/fixtures for wasm32-wasip2 failed");
+        target.join("wasm32-wasip2/release")
+    })
+}
+
+/// A built example plugin from the drop directory (`10-guard.wasm`, ...).
+pub fn example(file: &str) -> PathBuf {
+    wasm_dir();
+    let path = repo_root().join("plugins").join(file);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// A running `callback-host serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    /// The bound address, from the `listening on http://ADDR` line.
+    pub addr: String,
+    /// Everything the server has logged so far.
+    log: Arc<Mutex<String>>,
+    /// Keeps the plugin directory and config file alive.
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts the host with `plugins` (file name in the plugin dir, built component) and `config`.
+    pub fn start(plugins: &[(&str, PathBuf)], config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let plugin_dir = dir.path().join("plugins");
+        std::fs::create_dir(&plugin_dir).expect("plugin dir");
+        for (file, source) in plugins {
+            std::fs::copy(source, plugin_dir.join(file)).expect("copy plugin");
+        }
+        Self::start_in(dir, config)
+    }
+
+    /// Starts the host on a prepared temp dir whose `plugins/` folder is already filled.
+    pub fn start_in(dir: tempfile::TempDir, config: &str) -> Self {
+        let config_path = dir.path().join("callback-host.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_callback-host"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("--plugins")
+            .arg(dir.path().join("plugins"))
+            .arg("--config")
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .env_remove("CALLBACK_HOST_LISTEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start callback-host");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr piped");
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
+        let mut first = String::new();
+        stdout.read_line(&mut first).expect("read stdout");
+        let addr = first
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| {
+                panic!(
+                    "unexpected first line {first:?}; log:\n{}",
+                    log.lock().unwrap()
+                )
+            })
+            .to_owned();
+        Self {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (up to 5 s) until a log line contains every one of `parts`, and returns it.
+    pub fn wait_for_log(&self, parts: &[&str]) -> String {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(line) = self
+                .log()
+                .lines()
+                .find(|line| parts.iter().all(|p| line.contains(p)))
+            {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < until,
+                "no log line with {parts:?}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        self.child.wait().expect("wait for the server").success()
+    }
+
+    /// Opens a connection.
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(&self.addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+    }
+
+    /// Sends raw bytes on a new connection and reads one response.
+    pub fn raw(&self, request: &[u8]) -> HttpResponse {
+        let mut stream = self.connect();
+        stream.write_all(request).unwrap();
+        read_response(&mut stream)
+    }
+
+    /// POSTs `body` to `path` the way OpenIM's Go client does.
+    pub fn post(&self, path: &str, body: &str) -> HttpResponse {
+        self.raw(&openim_request(path, "op-test", body.as_bytes()))
+    }
+
+    /// POSTs a kick with these users and reason under OpenIM's default prefix.
+    pub fn kick(&self, users: &[&str], reason: &str) -> HttpResponse {
+        self.post(KICK_PATH, &kick_body("G001", users, reason))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// OpenIM's default webhook url prefix plus the kick command.
+pub const KICK_PATH: &str = "/callbackExample/callbackAfterKickGroupCommand";
+
+/// The exact answer for "go on".
+pub const GO_ON: &str = r#"{"actionCode":0,"errCode":0,"errMsg":"","errDlt":"","nextCode":0}"#;
+
+/// A kick body as Go's json.Encoder writes it: `<`, `>`, `&` escaped, trailing newline.
+pub fn kick_body(group: &str, users: &[&str], reason: &str) -> String {
+    let body = serde_json::json!({
+        "callbackCommand": "callbackAfterKickGroupCommand",
+        "groupID": group,
+        "kickedUserIDs": users,
+        "reason": reason,
+    });
+    let json = serde_json::to_string(&body).unwrap();
+    format!("{}\n", go_escape(&json))
+}
+
+/// Go's json.Encoder escapes these three for HTML safety.
+pub fn go_escape(json: &str) -> String {
+    json.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+}
+
+/// A request with the headers OpenIM's Go client sends.
+pub fn openim_request(path: &str, operation_id: &str, body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:10006\r\nUser-Agent: Go-http-client/1.1\r\n\
+         Content-Length: {}\r\nContent-Type: application/json; charset=utf-8\r\n\
+         Operationid: {operation_id}\r\nAccept-Encoding: gzip\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
+/// One HTTP response.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Header lines, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// Reads one HTTP/1.1 response with a Content-Length body.
+pub fn read_response(stream: &mut TcpStream) -> HttpResponse {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut byte).expect("read response head");
+        assert!(
+            n == 1,
+            "connection closed mid-response: {:?}",
+            String::from_utf8_lossy(&buf)
+        );
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8(buf).unwrap();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (n, v) = l.split_once(':').unwrap();
+            (n.trim().to_ascii_lowercase(), v.trim().to_owned())
+        })
+        .collect();
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .map(|(_, v)| v.parse().unwrap())
+        .expect("content-length");
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    HttpResponse {
+        status,
+        headers,
+        body: String::from_utf8(body).unwrap(),
+    }
+}

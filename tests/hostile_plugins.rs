@@ -1,0 +1,200 @@
+//! Plugins that misbehave: each failure yields the policy answer before OpenIM's timeout, a log
+//! line that names the plugin and the cause, and leaves other plugins and requests unaffected.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{GO_ON, Server, component};
+
+/// OpenIM's timeout in these tests; plugins get it less the 500 ms safety margin.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The guard's answer when "admin" is kicked: proof that the plugin after a failed one still ran.
+const GUARD_REFUSAL: &str = r#"{"actionCode":0,"errCode":10001,"errMsg":"kicking protected users is not allowed","errDlt":"protected users: admin","nextCode":1}"#;
+
+fn config(extra: &str) -> String {
+    format!(
+        "safety_margin_ms = 500\n[defaults]\ntimeout_secs = 2\nfuel = 1_000_000_000_000\n\
+         [plugin_defaults]\nmemory_mib = 32\n{extra}"
+    )
+}
+
+/// The hostile plugin first, the guard after it.
+fn hostile_then_guard(extra: &str) -> Server {
+    Server::start(
+        &[
+            ("10-hostile.wasm", component("hostile")),
+            ("20-guard.wasm", component("guard")),
+        ],
+        &config(extra),
+    )
+}
+
+#[test]
+fn each_failure_is_named_answered_in_time_and_isolated() {
+    let server = hostile_then_guard("");
+    // (reason, outcome logged, text of the cause, whether the guard had time to run after it)
+    let cases = [
+        (
+            "panic",
+            "trap",
+            "unreachable executed (a panic or abort in the plugin)",
+            true,
+        ),
+        ("memory", "memory", "memory limit exceeded", true),
+        ("stack", "stack_overflow", "stack overflow", true),
+        ("loop", "timeout", "still running at the deadline", false),
+        (
+            "sleep",
+            "timeout",
+            "blocked in a host call at the deadline",
+            false,
+        ),
+    ];
+    for (reason, outcome, cause, guard_ran) in cases {
+        let started = Instant::now();
+        let response = server.kick(&["admin"], reason);
+        let elapsed = started.elapsed();
+        assert!(elapsed < TIMEOUT, "{reason}: answered after {elapsed:?}");
+        assert_eq!(response.status, 200, "{reason}");
+        let expected = if guard_ran { GUARD_REFUSAL } else { GO_ON };
+        assert_eq!(response.body, expected, "{reason}");
+        let line = server.wait_for_log(&[
+            "plugin failed",
+            "10-hostile",
+            &format!("outcome=\"{outcome}\""),
+            cause,
+        ]);
+        assert!(line.contains("operation_id=op-test"), "{line}");
+        // The next request is served normally.
+        let next = server.kick(&["admin"], "fine");
+        assert_eq!(next.body, GUARD_REFUSAL, "after {reason}");
+    }
+    // The panic message reached the log through the plugin's stderr.
+    server.wait_for_log(&[
+        "10-hostile",
+        "stream=\"stderr\"",
+        "hostile plugin panicked on purpose",
+    ]);
+}
+
+#[test]
+fn a_looping_plugin_does_not_hold_up_other_requests() {
+    let server = hostile_then_guard("");
+    let addr = server.addr.clone();
+    let looping = std::thread::spawn(move || {
+        let body = common::kick_body("G", &["u"], "loop");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        std::io::Write::write_all(
+            &mut stream,
+            &common::openim_request(common::KICK_PATH, "op-loop", body.as_bytes()),
+        )
+        .unwrap();
+        let response = common::read_response(&mut stream);
+        (response, Instant::now())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..5 {
+        assert_eq!(server.kick(&["admin"], "fine").body, GUARD_REFUSAL);
+    }
+    let served = Instant::now();
+    let (looped, loop_done) = looping.join().unwrap();
+    assert!(
+        served < loop_done,
+        "other requests waited for the looping plugin"
+    );
+    assert_eq!(looped.body, GO_ON);
+}
+
+#[test]
+fn fuel_exhaustion_and_the_refuse_policy() {
+    let server = hostile_then_guard(
+        "[commands.callbackAfterKickGroupCommand]\nfuel = 20_000_000\nfailure_policy = \"refuse\"\n\
+         refuse_err_code = 777\nrefuse_err_msg = \"plugin broke\"\n",
+    );
+    let response = server.kick(&["someone"], "loop");
+    assert_eq!(
+        response.body,
+        r#"{"actionCode":0,"errCode":777,"errMsg":"plugin broke","errDlt":"plugin 10-hostile failed: fuel","nextCode":1}"#
+    );
+    server.wait_for_log(&[
+        "plugin failed",
+        "10-hostile",
+        "outcome=\"fuel\"",
+        "20000000 instructions",
+    ]);
+    // A well-behaved request still goes through both plugins.
+    assert_eq!(server.kick(&["someone"], "fine").body, GO_ON);
+}
+
+#[test]
+fn garbage_answers_are_rejected() {
+    let server = Server::start(
+        &[
+            ("10-garbage.wasm", component("garbage")),
+            ("20-guard.wasm", component("guard")),
+        ],
+        &config(""),
+    );
+    let response = server.kick(&["admin"], "r");
+    assert_eq!(response.body, GUARD_REFUSAL);
+    server.wait_for_log(&["plugin failed", "10-garbage", "outcome=\"trap\""]);
+}
+
+#[test]
+fn the_sandbox_grants_no_files_environment_or_network() {
+    let server = Server::start(&[("hostile.wasm", component("hostile"))], &config(""));
+    let files = server.kick(&["u"], "file").json();
+    let observed = files["errDlt"].as_str().unwrap();
+    assert!(!observed.contains("OPENED"), "{observed}");
+    assert_eq!(observed.matches("denied").count(), 3, "{observed}");
+    let env = server.kick(&["u"], "env").json();
+    assert_eq!(env["errDlt"], "vars=0 args=0");
+    let net = server.kick(&["u"], "net").json();
+    assert!(
+        net["errDlt"].as_str().unwrap().starts_with("denied"),
+        "{net}"
+    );
+}
+
+#[test]
+fn plugin_output_and_logs_are_tagged() {
+    let server = Server::start(&[("hostile.wasm", component("hostile"))], &config(""));
+    assert_eq!(server.kick(&["u"], "print").body, GO_ON);
+    for text in [
+        "hello from stdout",
+        "hello from stderr",
+        "hello from the log import",
+    ] {
+        let line = server.wait_for_log(&[text]);
+        assert!(
+            line.contains("plugin=hostile") && line.contains("operation_id=op-test"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn shutdown_lets_in_flight_requests_finish() {
+    let mut server = hostile_then_guard("");
+    let addr = server.addr.clone();
+    let in_flight = std::thread::spawn(move || {
+        let body = common::kick_body("G", &["u"], "sleep");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        std::io::Write::write_all(
+            &mut stream,
+            &common::openim_request(common::KICK_PATH, "op-sleep", body.as_bytes()),
+        )
+        .unwrap();
+        common::read_response(&mut stream)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.terminate(), "the server did not exit cleanly");
+    let response = in_flight.join().unwrap();
+    assert_eq!(response.body, GO_ON);
+    assert!(
+        std::net::TcpStream::connect(&server.addr).is_err(),
+        "still accepting after shutdown"
+    );
+}
