@@ -380,4 +380,14 @@ mod tests {
         let err = Config::parse(Path::new("t.toml"), "safety_margin_ms = 9000\n").unwrap_err();
         assert!(err.to_string().contains("safety_margin_ms"), "{err}");
     }
+
+    #[test]
+    fn the_readme_example_config_is_valid() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("```toml\n").expect("README has a toml block") + 8;
+        let end = start + readme[start..].find("```").expect("the block ends");
+        let config = Config::parse(Path::new("README.md"), &readme[start..end]).unwrap();
+        assert_eq!(config.plugin("10-guard").memory_bytes, 16 << 20);
+        assert_eq!(config.listen.port(), 10006);
+    }
 }

@@ -39,7 +39,10 @@ pub fn wasm_dir() -> &'static Path {
             .arg(&target)
             .status()
             .expect("run cargo to build the test fixtures");
-        assert!(status.success(), "building tests/fixtures for wasm32-wasip2 failed");
+        assert!(
+            status.success(),
+            "building tests/fixtures for wasm32-wasip2 failed"
+        );
         target.join("wasm32-wasip2/release")
     })
 }
