@@ -53,6 +53,7 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub safety_margin_ms: Option<u64>,
     pub max_concurrent_calls: Option<u32>,
+    pub cache_dir: Option<PathBuf>,
     #[serde(default)]
     pub defaults: CommandFile,
     #[serde(default)]
@@ -137,6 +138,8 @@ pub struct Config {
     pub safety_margin: Duration,
     /// Plugin instances alive at once; sizes the pooling allocator. Requests beyond it wait.
     pub max_concurrent_calls: u32,
+    /// Where compiled plugins are cached; `None` compiles every plugin at every start.
+    pub cache_dir: Option<PathBuf>,
     /// Settings of commands without a `[commands.X]` section.
     pub defaults: CommandSettings,
     /// Settings of commands that have a `[commands.X]` section.
@@ -210,6 +213,11 @@ impl Config {
             max_body_bytes: file.max_body_bytes.unwrap_or(1 << 20),
             safety_margin: Duration::from_millis(file.safety_margin_ms.unwrap_or(500)),
             max_concurrent_calls: file.max_concurrent_calls.unwrap_or(128),
+            cache_dir: match file.cache_dir {
+                Some(dir) if dir.as_os_str().is_empty() => None,
+                Some(dir) => Some(dir),
+                None => default_cache_dir(),
+            },
             defaults,
             commands,
             plugin_defaults,
@@ -277,6 +285,15 @@ impl Config {
             .timeout
             .saturating_sub(self.safety_margin)
     }
+}
+
+/// `$XDG_CACHE_HOME/callback-host`, else `$HOME/.cache/callback-host`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+    Some(base.join("callback-host"))
 }
 
 fn default_listen() -> SocketAddr {

@@ -13,6 +13,7 @@
 //! - [`sandbox`]: the store data of one call: WASI that grants nothing, plugin output and the
 //!   `log` import routed to the host's log.
 //! - [`limits`]: the resource limiter and the names of the ways a call fails.
+//! - [`cache`]: the on-disk cache of compiled plugins, checksummed.
 //! - [`plugin`]: compiling and validating `plugins/*.wasm` at load time.
 //! - [`registry`]: which plugins handle which command, in order.
 //! - [`dispatch`]: running a callback through its plugins under the deadline and policy.
@@ -21,6 +22,7 @@
 //! - [`server`]: the HTTP/1.1 accept loop with graceful shutdown.
 
 pub mod bindings;
+pub mod cache;
 pub mod config;
 pub mod dispatch;
 pub mod engine;

@@ -38,6 +38,9 @@ struct ServeArgs {
     /// TOML config file (timeouts, fuel, memory, failure policy); flags override it
     #[arg(long, env = "CALLBACK_HOST_CONFIG")]
     config: Option<PathBuf>,
+    /// Directory of the compile cache [default: $XDG_CACHE_HOME/callback-host or ~/.cache/callback-host]
+    #[arg(long, env = "CALLBACK_HOST_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
     /// Log as JSON lines instead of human-readable text
     #[arg(long, env = "CALLBACK_HOST_LOG_JSON")]
     log_json: bool,
@@ -61,6 +64,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(plugins) = args.plugins {
         config.plugins_dir = plugins;
+    }
+    if let Some(dir) = args.cache_dir {
+        config.cache_dir = (!dir.as_os_str().is_empty()).then_some(dir);
     }
     let config = Arc::new(config);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -10,6 +10,7 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker};
 
 use crate::bindings::{KICK_INTERFACE, KickIndices};
+use crate::cache::{CompileCache, Source};
 use crate::config::{Config, PluginLimits};
 use crate::sandbox::PluginState;
 
@@ -58,6 +59,7 @@ pub fn plugin_name(path: &Path) -> String {
 pub fn load_plugin(
     engine: &Engine,
     linker: &Linker<PluginState>,
+    cache: Option<&CompileCache>,
     path: &Path,
     limits: PluginLimits,
 ) -> Result<Plugin, LoadError> {
@@ -70,11 +72,15 @@ pub fn load_plugin(
         reason: reason.to_owned(),
     })?;
     let started = Instant::now();
-    let component = Component::new(engine, &bytes).map_err(|e| LoadError::Compile {
+    let compiled = match cache {
+        Some(cache) => cache.load_or_compile(engine, &bytes),
+        None => Component::new(engine, &bytes).map(|c| (c, Source::Compiled)),
+    };
+    let (component, source) = compiled.map_err(|e| LoadError::Compile {
         path: path.to_owned(),
         reason: format!("{e:#}"),
     })?;
-    let compile_ms = started.elapsed().as_millis();
+    let load_ms = started.elapsed().as_millis();
     if component.get_export_index(None, KICK_INTERFACE).is_none() {
         let exports: Vec<String> = component
             .component_type()
@@ -97,8 +103,12 @@ pub fn load_plugin(
     let pre = linker.instantiate_pre(&component).map_err(link_error)?;
     let kick = KickIndices::new(&pre).map_err(link_error)?;
     let name: Arc<str> = plugin_name(path).into();
-    tracing::info!(plugin = %name, path = %path.display(), size_bytes = bytes.len(), compile_ms,
-        "plugin loaded");
+    let from = match source {
+        Source::Cache => "cache",
+        Source::Compiled => "compiled",
+    };
+    tracing::info!(plugin = %name, path = %path.display(), size_bytes = bytes.len(), load_ms,
+        from, "plugin loaded");
     Ok(Plugin {
         name,
         path: path.to_owned(),
@@ -140,11 +150,12 @@ pub fn load_dir(
     linker: &Linker<PluginState>,
     config: &Config,
 ) -> std::io::Result<(Vec<Plugin>, Vec<LoadError>)> {
+    let cache = config.cache_dir.clone().map(CompileCache::new);
     let mut plugins = Vec::new();
     let mut errors = Vec::new();
     for path in plugin_files(&config.plugins_dir)? {
         let limits = config.plugin(&plugin_name(&path));
-        match load_plugin(engine, linker, &path, limits) {
+        match load_plugin(engine, linker, cache.as_ref(), &path, limits) {
             Ok(plugin) => plugins.push(plugin),
             Err(error) => {
                 tracing::error!(path = %path.display(), %error, "plugin skipped");

@@ -89,6 +89,10 @@ impl Server {
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "info")
+            .env(
+                "CALLBACK_HOST_CACHE_DIR",
+                repo_root().join("target/test-compile-cache"),
+            )
             .env_remove("CALLBACK_HOST_LISTEN")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
