@@ -1,26 +1,73 @@
 #!/usr/bin/env bash
-# Builds every example plugin from source into plugins/*.wasm (the drop directory the host loads).
-# Installs the wasm32-wasip2 Rust target if it is missing. Safe to run again: cargo only rebuilds
-# what changed.
+# Builds every example plugin from source into plugins/*.wasm, the drop directory the host loads.
+# First installs any missing toolchain (scripts/install-toolchains.sh). Safe to run again: a plugin
+# whose sources did not change is not rebuilt.
+#
+#   plugins/guard     (Rust)       -> plugins/10-guard.wasm
+#   plugins/guard-c   (C)          -> plugins/11-guard-c.wasm
+#   plugins/guard-js  (JavaScript) -> plugins/12-guard-js.wasm
+#   plugins/guard-py  (Python)     -> plugins/13-guard-py.wasm
+#   plugins/audit     (Rust)       -> plugins/20-audit.wasm
+#
+# File names set the order plugins run in: the guards decide before the audit logs.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+bash scripts/install-toolchains.sh
 
-if ! rustup target list --installed | grep -qx wasm32-wasip2; then
-  echo "installing the wasm32-wasip2 target" >&2
-  rustup target add wasm32-wasip2
-fi
+wit="$root/wit"
+work="$root/target/plugin-build"
+mkdir -p "$work"
 
-out="$root/target/wasm/wasm32-wasip2/release"
+# Moves a freshly built component into the drop directory with a rename, so a running host never
+# sees a half-written file.
+publish() { # <built file> <plugin file name>
+  cp "$1" "plugins/.$2.tmp"
+  mv -f "plugins/.$2.tmp" "plugins/$2"
+  echo "built plugins/$2 ($(stat -c %s "plugins/$2") bytes)" >&2
+}
+
+# True when <output> exists and is newer than every file under the given inputs.
+up_to_date() { # <output> <input>...
+  local out="$1"; shift
+  [ -f "$out" ] && [ -z "$(find "$@" -newer "$out" -type f -not -path '*/node_modules/*' -not -path '*/__pycache__/*' -print -quit)" ]
+}
+
+# Rust: one cargo workspace.
 cargo build --quiet --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --release \
   --target-dir "$root/target/wasm"
+rust_out="$root/target/wasm/wasm32-wasip2/release"
+for pair in guard:10-guard.wasm audit:20-audit.wasm; do
+  built="$rust_out/${pair%%:*}.wasm"
+  up_to_date "plugins/${pair#*:}" "$built" || publish "$built" "${pair#*:}"
+done
 
-# The file name sets the order plugins run in: the guard decides before the audit logs.
-install_plugin() { # <built name> <plugin file name>
-  # Write beside the target, then rename: the host never sees a half-written file.
-  cp "$out/$1.wasm" "plugins/.$2.tmp"
-  mv -f "plugins/.$2.tmp" "plugins/$2"
-  echo "built plugins/$2" >&2
-}
-install_plugin guard 10-guard.wasm
-install_plugin audit 20-audit.wasm
+# C: bindings from wit-bindgen's C generator, clang for wasm32-wasi, wasm-tools to make a component.
+if ! up_to_date plugins/11-guard-c.wasm plugins/guard-c "$wit"; then
+  c_work="$work/guard-c"
+  rm -rf "$c_work" && mkdir -p "$c_work"
+  wit-bindgen c "$wit" --world kick-plugin --out-dir "$c_work" >/dev/null 2>&1
+  # Debian's clang finds Debian's wasi-libc (/usr/include/wasm32-wasi, /usr/lib/wasm32-wasi) itself.
+  clang-14 --target=wasm32-wasi -O2 -Wall -Werror -I "$c_work" \
+    -c plugins/guard-c/guard.c -o "$c_work/guard.o"
+  clang-14 --target=wasm32-wasi -O2 -c "$c_work/kick_plugin.c" -o "$c_work/bindings.o"
+  clang-14 --target=wasm32-wasi -mexec-model=reactor -O2 -Wl,--no-entry \
+    "$c_work/guard.o" "$c_work/bindings.o" "$c_work/kick_plugin_component_type.o" \
+    -o "$c_work/guard-core.wasm"
+  wasm-tools component new "$c_work/guard-core.wasm" -o "$c_work/guard-c.wasm"
+  publish "$c_work/guard-c.wasm" 11-guard-c.wasm
+fi
+
+# JavaScript: componentize-js, pinned in plugins/guard-js/package-lock.json.
+if ! up_to_date plugins/12-guard-js.wasm plugins/guard-js "$wit"; then
+  (cd plugins/guard-js && ./node_modules/.bin/componentize-js --wit "$wit" --world-name kick-plugin \
+    --disable http fetch-event --out "$work/guard-js.wasm" guard.js >/dev/null)
+  publish "$work/guard-js.wasm" 12-guard-js.wasm
+fi
+
+# Python: componentize-py, pinned in the project-local venv .tools/py.
+if ! up_to_date plugins/13-guard-py.wasm plugins/guard-py "$wit"; then
+  .tools/py/bin/componentize-py -d "$wit" -w kick-plugin componentize -p plugins/guard-py app \
+    -o "$work/guard-py.wasm" >/dev/null
+  publish "$work/guard-py.wasm" 13-guard-py.wasm
+fi

@@ -47,6 +47,13 @@ pub fn wasm_dir() -> &'static Path {
     })
 }
 
+/// A built Rust guest by crate name (`guard`, `audit`, `hostile`, `garbage`).
+pub fn component(name: &str) -> PathBuf {
+    let path = wasm_dir().join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
 /// A built example plugin from the drop directory (`10-guard.wasm`, ...).
 pub fn example(file: &str) -> PathBuf {
     wasm_dir();
