@@ -1,0 +1,474 @@
+//! callback-bench: one run drives a native baseline and the host with each language's guard plugin
+//! with the same HTTP load on loopback, alternating targets over several rounds so that a noisy
+//! 2-core machine still gives stable ratios, and reports them side by side.
+//!
+//! Every server runs in its own process (this binary re-invoked as `native-server` or
+//! `host-server`) so that its memory can be read from `/proc`; the load generator is a hyper
+//! client in this process.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::{Parser, Subcommand};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+use callback_host::config::Config;
+
+mod native;
+
+#[derive(Parser)]
+#[command(about = "Side-by-side HTTP benchmark of callback-host against a native baseline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Cmd>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// (internal) Serve the native baseline.
+    NativeServer,
+    /// (internal) Serve the host with the plugins of a directory.
+    HostServer {
+        #[arg(long)]
+        plugins: PathBuf,
+        #[arg(long)]
+        cache_dir: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Rounds; each round runs every target once, in turn.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Measured seconds per target per round.
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
+    /// Unmeasured warm-up seconds before each measurement.
+    #[arg(long, default_value_t = 0.5)]
+    warmup: f64,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Directory of the built example plugins.
+    #[arg(long, default_value = "plugins")]
+    plugins: PathBuf,
+    /// Replace the results section of this README (between the bench markers).
+    #[arg(long)]
+    write_readme: Option<PathBuf>,
+}
+
+/// What is measured.
+#[derive(Clone)]
+struct Target {
+    /// Name in the table.
+    name: &'static str,
+    /// The plugin file served, or `None` for the native baseline.
+    plugin: Option<&'static str>,
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        name: "native (no Wasm)",
+        plugin: None,
+    },
+    Target {
+        name: "Rust guard",
+        plugin: Some("10-guard.wasm"),
+    },
+    Target {
+        name: "C guard",
+        plugin: Some("11-guard-c.wasm"),
+    },
+    Target {
+        name: "JavaScript guard",
+        plugin: Some("12-guard-js.wasm"),
+    },
+    Target {
+        name: "Python guard",
+        plugin: Some("13-guard-py.wasm"),
+    },
+];
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Some(Cmd::NativeServer) => runtime.block_on(native::serve()),
+        Some(Cmd::HostServer { plugins, cache_dir }) => {
+            runtime.block_on(host_server(plugins, cache_dir))
+        }
+        None => runtime.block_on(run(cli.run)),
+    }
+}
+
+/// The host exactly as `callback-host serve` runs it, without logging.
+async fn host_server(plugins: PathBuf, cache_dir: PathBuf) -> anyhow::Result<()> {
+    let mut config = Config::default();
+    config.plugins_dir = plugins;
+    config.cache_dir = Some(cache_dir);
+    let host = callback_host::build(Arc::new(config))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    callback_host::server::serve(listener, host.app, std::future::pending()).await;
+    Ok(())
+}
+
+/// One measured trial.
+struct Trial {
+    requests_per_sec: f64,
+    latency_us: Histogram<u64>,
+    peak_rss_kib: u64,
+}
+
+/// Per-target results over all rounds.
+struct Results {
+    target: Target,
+    trials: Vec<Trial>,
+    size_bytes: Option<u64>,
+    compile_ms: Option<Duration>,
+    cached_load_ms: Option<Duration>,
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let cache = tempfile::tempdir()?;
+    let mut results: Vec<Results> = Vec::new();
+    for target in TARGETS {
+        let (size_bytes, compile_ms, cached_load_ms) = match target.plugin {
+            Some(file) => {
+                let path = args.plugins.join(file);
+                if !path.exists() {
+                    eprintln!(
+                        "skipping {}: {} not built (run scripts/build-plugins.sh)",
+                        target.name,
+                        path.display()
+                    );
+                    continue;
+                }
+                let (compile, cached) = load_times(&path, cache.path())?;
+                (
+                    Some(std::fs::metadata(&path)?.len()),
+                    Some(compile),
+                    Some(cached),
+                )
+            }
+            None => (None, None, None),
+        };
+        results.push(Results {
+            target: target.clone(),
+            trials: Vec::new(),
+            size_bytes,
+            compile_ms,
+            cached_load_ms,
+        });
+    }
+    let bodies = Arc::new(request_mix());
+    for round in 1..=args.rounds {
+        for result in &mut results {
+            eprintln!("round {round}/{}: {}", args.rounds, result.target.name);
+            let trial = trial(&result.target, &args, cache.path(), Arc::clone(&bodies)).await?;
+            eprintln!(
+                "  {:.0} req/s, p99 {} us",
+                trial.requests_per_sec,
+                trial.latency_us.value_at_quantile(0.99)
+            );
+            result.trials.push(trial);
+        }
+    }
+    let table = render(&results, &args);
+    println!("{table}");
+    if let Some(readme) = &args.write_readme {
+        replace_section(readme, &table)?;
+        eprintln!("updated {}", readme.display());
+    }
+    Ok(())
+}
+
+/// Compile time without a cache, and load time from the compile cache, of one plugin.
+fn load_times(path: &Path, cache_dir: &Path) -> anyhow::Result<(Duration, Duration)> {
+    let config = Config::default();
+    let engine =
+        callback_host::engine::build_engine(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let bytes = std::fs::read(path)?;
+    let started = Instant::now();
+    wasmtime::component::Component::new(&engine, &bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let compile = started.elapsed();
+    let cache = callback_host::cache::CompileCache::new(cache_dir.to_owned());
+    cache
+        .load_or_compile(&engine, &bytes)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let started = Instant::now();
+    cache
+        .load_or_compile(&engine, &bytes)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    Ok((compile, started.elapsed()))
+}
+
+/// The fixed request mix: one kick in four includes a protected user.
+fn request_mix() -> Vec<(Bytes, bool)> {
+    (0..64)
+        .map(|i| {
+            let refused = i % 4 == 0;
+            let mut users: Vec<String> =
+                (0..(1 + i % 5)).map(|u| format!("user-{i}-{u}")).collect();
+            if refused {
+                users.push("admin".into());
+            }
+            let body = serde_json::json!({
+                "callbackCommand": "callbackAfterKickGroupCommand",
+                "groupID": format!("G{i}"),
+                "kickedUserIDs": users,
+                "reason": if i % 3 == 0 { "" } else { "Violation of group rules" },
+            });
+            (Bytes::from(format!("{body}\n")), refused)
+        })
+        .collect()
+}
+
+/// Starts the target's server, loads it, stops it.
+async fn trial(
+    target: &Target,
+    args: &RunArgs,
+    cache_dir: &Path,
+    bodies: Arc<Vec<(Bytes, bool)>>,
+) -> anyhow::Result<Trial> {
+    let plugin_dir = tempfile::tempdir()?;
+    let exe = std::env::current_exe()?;
+    let mut command = Command::new(exe);
+    match target.plugin {
+        None => {
+            command.arg("native-server");
+        }
+        Some(file) => {
+            std::fs::copy(args.plugins.join(file), plugin_dir.path().join(file))?;
+            command
+                .arg("host-server")
+                .arg("--plugins")
+                .arg(plugin_dir.path())
+                .arg("--cache-dir")
+                .arg(cache_dir);
+        }
+    }
+    let mut server = ServerProcess::start(command)?;
+    let load = drive(server.addr, args, bodies).await;
+    let peak_rss_kib = server.peak_rss_kib();
+    server.stop();
+    let (requests_per_sec, latency_us) = load?;
+    Ok(Trial {
+        requests_per_sec,
+        latency_us,
+        peak_rss_kib,
+    })
+}
+
+/// A server child process, killed on drop.
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    fn start(mut command: Command) -> anyhow::Result<Self> {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .with_context(|| format!("server did not start: {line:?}"))?
+            .parse()?;
+        Ok(Self { child, addr })
+    }
+
+    /// VmHWM: the most memory the process has had resident.
+    fn peak_rss_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs `connections` keep-alive connections for warm-up plus the measured time; every answer is
+/// checked against the expected decision.
+async fn drive(
+    addr: SocketAddr,
+    args: &RunArgs,
+    bodies: Arc<Vec<(Bytes, bool)>>,
+) -> anyhow::Result<(f64, Histogram<u64>)> {
+    let start = Instant::now();
+    let measure_from = start + Duration::from_secs_f64(args.warmup);
+    let until = measure_from + Duration::from_secs_f64(args.seconds);
+    let mut tasks = Vec::new();
+    for c in 0..args.connections {
+        let bodies = Arc::clone(&bodies);
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            let mut histogram = Histogram::<u64>::new(3)?;
+            let mut count = 0u64;
+            let mut i = c;
+            loop {
+                let now = Instant::now();
+                if now >= until {
+                    break;
+                }
+                let (body, refused) = &bodies[i % bodies.len()];
+                i += 1;
+                let request = http::Request::post("/callbackExample/callbackAfterKickGroupCommand")
+                    .header("host", "127.0.0.1:10006")
+                    .header("user-agent", "Go-http-client/1.1")
+                    .header("content-type", "application/json; charset=utf-8")
+                    .header("operationid", "bench")
+                    .header("content-length", body.len())
+                    .body(Full::new(body.clone()))?;
+                let response = sender.send_request(request).await?;
+                let answer = response.into_body().collect().await?.to_bytes();
+                let got_refusal = answer.windows(12).any(|w| w == b"\"nextCode\":1");
+                if got_refusal != *refused {
+                    bail!("wrong answer: {}", String::from_utf8_lossy(&answer));
+                }
+                if now >= measure_from {
+                    histogram.record(now.elapsed().as_micros() as u64)?;
+                    count += 1;
+                }
+            }
+            Ok::<_, anyhow::Error>((count, histogram))
+        }));
+    }
+    let mut total = 0u64;
+    let mut merged = Histogram::<u64>::new(3)?;
+    for task in tasks {
+        let (count, histogram) = task.await??;
+        total += count;
+        merged.add(&histogram)?;
+    }
+    Ok((total as f64 / args.seconds, merged))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn render(results: &[Results], args: &RunArgs) -> String {
+    let native_rps = results
+        .iter()
+        .find(|r| r.target.plugin.is_none())
+        .map(|r| median(r.trials.iter().map(|t| t.requests_per_sec).collect()))
+        .unwrap_or(f64::NAN);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let date = Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    let mut out = format!(
+        "Measured {date} on {cores} cores ({cpu}) by `cargo run --release -p callback-bench -- --write-readme README.md`: \
+         {} connections, {} rounds of {} s per target (alternated), a fresh instance per request, \
+         fuel and epoch deadlines on. req/s is the median round; latencies are over all rounds; \
+         RSS is the server's peak resident memory.\n\n",
+        args.connections, args.rounds, args.seconds
+    );
+    out.push_str("| target | component size | compile | load from cache | req/s | vs native | p50 | p99 | p99.9 | peak RSS |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in results {
+        let rps = median(r.trials.iter().map(|t| t.requests_per_sec).collect());
+        let mut all = Histogram::<u64>::new(3).expect("histogram");
+        for t in &r.trials {
+            let _ = all.add(&t.latency_us);
+        }
+        let rss = r.trials.iter().map(|t| t.peak_rss_kib).max().unwrap_or(0);
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {:.0} | {:.1}% | {} | {} | {} | {:.1} MiB |\n",
+            r.target.name,
+            opt(r.size_bytes.map(size)),
+            opt(r.compile_ms.map(|d| micros(d.as_micros() as u64))),
+            opt(r.cached_load_ms.map(|d| micros(d.as_micros() as u64))),
+            rps,
+            100.0 * rps / native_rps,
+            micros(all.value_at_quantile(0.50)),
+            micros(all.value_at_quantile(0.99)),
+            micros(all.value_at_quantile(0.999)),
+            rss as f64 / 1024.0,
+        ));
+    }
+    out
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / 1048576.0)
+    } else {
+        format!("{} KiB", bytes / 1024)
+    }
+}
+
+fn micros(us: u64) -> String {
+    match us {
+        0..1_000 => format!("{us} µs"),
+        1_000..1_000_000 => format!("{:.2} ms", us as f64 / 1000.0),
+        _ => format!("{:.1} s", us as f64 / 1_000_000.0),
+    }
+}
+
+const START: &str = "<!-- bench:start -->";
+const END: &str = "<!-- bench:end -->";
+
+fn replace_section(readme: &Path, table: &str) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(readme)?;
+    let (Some(start), Some(end)) = (text.find(START), text.find(END)) else {
+        bail!("{} has no {START} ... {END} section", readme.display());
+    };
+    let updated = format!("{}{START}\n{table}{}", &text[..start], &text[end..]);
+    std::fs::write(readme, updated)?;
+    Ok(())
+}
