@@ -116,9 +116,11 @@ fn main() -> anyhow::Result<()> {
 
 /// The host exactly as `callback-host serve` runs it, without logging.
 async fn host_server(plugins: PathBuf, cache_dir: PathBuf) -> anyhow::Result<()> {
-    let mut config = Config::default();
-    config.plugins_dir = plugins;
-    config.cache_dir = Some(cache_dir);
+    let config = Config {
+        plugins_dir: plugins,
+        cache_dir: Some(cache_dir),
+        ..Config::default()
+    };
     let host = callback_host::build(Arc::new(config))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
