@@ -65,22 +65,22 @@ fn broken_files_are_reported_by_name_and_skipped() {
 
     let server = Server::start_in(dir, "");
     server.wait_for_log(&[
-        "plugin skipped",
+        "plugin not loaded",
         "01-text.wasm",
         "does not start with the WebAssembly header",
     ]);
     server.wait_for_log(&[
-        "plugin skipped",
+        "plugin not loaded",
         "02-core.wasm",
         "is a core WebAssembly module",
     ]);
     server.wait_for_log(&[
-        "plugin skipped",
+        "plugin not loaded",
         "03-empty.wasm",
         "does not export openim:callback/kick-group-member@0.1.0",
         "exports: nothing",
     ]);
-    server.wait_for_log(&["plugin skipped", "04-truncated.wasm", "is not valid"]);
+    server.wait_for_log(&["plugin not loaded", "04-truncated.wasm", "is not valid"]);
     server.wait_for_log(&["plugins ready", "10-guard", "skipped=4"]);
     assert_eq!(server.kick(&["admin"], "r").json()["errCode"], 10001);
 }

@@ -124,7 +124,13 @@ async fn host_server(plugins: PathBuf, cache_dir: PathBuf) -> anyhow::Result<()>
     let host = callback_host::build(Arc::new(config))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
-    callback_host::server::serve(listener, host.app, std::future::pending()).await;
+    callback_host::server::serve(
+        listener,
+        host.app,
+        callback_host::routing::Routes::Callbacks,
+        std::future::pending(),
+    )
+    .await;
     Ok(())
 }
 

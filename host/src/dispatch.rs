@@ -11,9 +11,10 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 use crate::bindings::{self, Delivery};
 use crate::config::{Config, FailurePolicy};
 use crate::limits::{DeadlineExceeded, Failure, PluginLimiter};
+use crate::metrics::Metrics;
 use crate::plugin::Plugin;
 use crate::protocol::{CallbackResponse, KICK_COMMAND, KickRequest};
-use crate::registry::Registry;
+use crate::registry::CurrentPlugins;
 use crate::sandbox::{CallTag, PluginState};
 
 /// One delivery of a callback, as received.
@@ -31,8 +32,10 @@ pub struct Request {
 pub struct Dispatcher {
     /// The engine all plugins were compiled with.
     engine: Engine,
-    /// The plugins of each command.
-    registry: Registry,
+    /// The plugins of each command; swapped by hot reload.
+    plugins: Arc<CurrentPlugins>,
+    /// Per-call counters and histograms.
+    metrics: Arc<Metrics>,
     /// Timeouts, fuel and policies per command.
     config: Arc<Config>,
     /// One permit per plugin instance alive at once, so the pooling allocator never runs out:
@@ -50,28 +53,35 @@ struct CallStats {
 }
 
 impl Dispatcher {
-    pub fn new(engine: Engine, registry: Registry, config: Arc<Config>) -> Self {
+    pub fn new(
+        engine: Engine,
+        plugins: Arc<CurrentPlugins>,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let permits = Semaphore::new(config.max_concurrent_calls as usize);
         Self {
             engine,
-            registry,
+            plugins,
             config,
+            metrics,
             permits,
         }
     }
 
-    /// The registry, for status reporting.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The plugins in force, for status reporting.
+    pub fn plugins(&self) -> &CurrentPlugins {
+        &self.plugins
     }
 
-    /// Whether any plugin handles `command`.
-    pub fn has_plugins(&self, command: &str) -> bool {
-        !self.registry.for_command(command).is_empty()
-    }
-
-    /// Answers a kick callback: every kick plugin in order, the first refusal wins.
-    pub async fn kick(&self, request: &Request, body: KickRequest) -> CallbackResponse {
+    /// Answers a kick callback: every kick plugin in order, the first refusal wins. Also returns
+    /// the request's outcome for metrics: `ok`, `refused`, `no_plugin`, or the failure kind that
+    /// made the `refuse` policy answer.
+    pub async fn kick(
+        &self,
+        request: &Request,
+        body: KickRequest,
+    ) -> (CallbackResponse, &'static str) {
         let settings = self.config.command(KICK_COMMAND);
         let deadline = request.received + self.config.budget(KICK_COMMAND);
         let wit_request = bindings::KickRequest {
@@ -80,7 +90,13 @@ impl Dispatcher {
             kicked_user_ids: body.kicked_user_ids,
             reason: body.reason,
         };
-        for (position, plugin) in self.registry.for_command(KICK_COMMAND).iter().enumerate() {
+        let registry = self.plugins.get();
+        let plugins = registry.for_command(KICK_COMMAND);
+        if plugins.is_empty() {
+            return (CallbackResponse::go_on(), "no_plugin");
+        }
+        for (position, plugin) in plugins.iter().enumerate() {
+            let started = Instant::now();
             let outcome = self
                 .call_kick(
                     plugin,
@@ -91,34 +107,41 @@ impl Dispatcher {
                     settings.fuel,
                 )
                 .await;
+            let seconds = started.elapsed().as_secs_f64();
             match outcome {
                 Ok((answer, stats)) => {
                     let answer = from_wit(answer);
                     let refused = answer.is_refusal();
+                    let kind = if refused { "refused" } else { "ok" };
+                    self.metrics
+                        .call(&plugin.name, kind, seconds, Some(stats.fuel_used));
                     tracing::debug!(plugin = %plugin.name, command = request.command,
                         operation_id = %request.operation_id,
-                        outcome = if refused { "refused" } else { "ok" },
+                        outcome = kind,
                         fuel_used = stats.fuel_used, elapsed_us = stats.elapsed.as_micros() as u64,
                         "plugin answered");
                     if refused {
-                        return answer;
+                        return (answer, "refused");
                     }
                 }
                 Err(failure) => {
+                    self.metrics
+                        .call(&plugin.name, failure.kind(), seconds, None);
                     tracing::warn!(plugin = %plugin.name, command = request.command,
                         operation_id = %request.operation_id, outcome = failure.kind(),
                         policy = ?settings.failure_policy, "plugin failed: {failure}");
                     if settings.failure_policy == FailurePolicy::Refuse {
-                        return CallbackResponse::refuse(
+                        let answer = CallbackResponse::refuse(
                             settings.refuse_err_code,
                             settings.refuse_err_msg.clone(),
                             format!("plugin {} failed: {}", plugin.name, failure.kind()),
                         );
+                        return (answer, failure.kind());
                     }
                 }
             }
         }
-        CallbackResponse::go_on()
+        (CallbackResponse::go_on(), "ok")
     }
 
     /// One call of one plugin in a fresh store.
@@ -137,6 +160,7 @@ impl Dispatcher {
             // The semaphore is never closed; either way there is no slot before the deadline.
             Ok(Err(_)) | Err(_) => return Err(Failure::NoTimeLeft),
         };
+        let _alive = InstanceCount::new(&self.metrics);
         let started = Instant::now();
         let time_left = deadline.saturating_duration_since(started);
         if time_left.is_zero() {
@@ -199,6 +223,22 @@ impl Dispatcher {
                 elapsed: started.elapsed(),
             },
         ))
+    }
+}
+
+/// Counts a plugin instance as alive while it exists.
+struct InstanceCount<'a>(&'a Metrics);
+
+impl<'a> InstanceCount<'a> {
+    fn new(metrics: &'a Metrics) -> Self {
+        metrics.instances.inc();
+        Self(metrics)
+    }
+}
+
+impl Drop for InstanceCount<'_> {
+    fn drop(&mut self) {
+        self.0.instances.dec();
     }
 }
 

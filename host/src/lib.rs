@@ -15,7 +15,9 @@
 //! - [`limits`]: the resource limiter and the names of the ways a call fails.
 //! - [`cache`]: the on-disk cache of compiled plugins, checksummed.
 //! - [`plugin`]: compiling and validating `plugins/*.wasm` at load time.
-//! - [`registry`]: which plugins handle which command, in order.
+//! - [`registry`]: which plugins handle which command, in order; the swappable current set.
+//! - [`reload`]: scanning the plugin directory at start and on every change (hot reload).
+//! - [`metrics`]: Prometheus metrics owned by the app.
 //! - [`dispatch`]: running a callback through its plugins under the deadline and policy.
 //! - [`errors`]: rejected requests and their 4xx answers.
 //! - [`routing`]: an HTTP request to an answer.
@@ -28,9 +30,11 @@ pub mod dispatch;
 pub mod engine;
 pub mod errors;
 pub mod limits;
+pub mod metrics;
 pub mod plugin;
 pub mod protocol;
 pub mod registry;
+pub mod reload;
 pub mod routing;
 pub mod sandbox;
 pub mod server;
@@ -42,18 +46,35 @@ use anyhow::Context as _;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::engine::EpochTicker;
+use crate::metrics::Metrics;
 use crate::plugin::LoadError;
-use crate::registry::Registry;
+use crate::registry::CurrentPlugins;
+use crate::reload::{Loader, Watch};
 use crate::routing::App;
 
 /// A host ready to serve: the app plus what must live as long as it.
 pub struct Host {
     /// The request handler, shared by every connection.
     pub app: Arc<App>,
-    /// Files in the plugin directory that were skipped, with the reason.
+    /// Files in the plugin directory that were skipped at start, with the reason.
     pub load_errors: Vec<LoadError>,
+    /// Loads the plugin directory again when it changes, until [`Host::watch`] takes it.
+    loader: Option<Loader>,
+    /// Watches the plugin directory once started; dropping it stops hot reload.
+    watch: Option<Watch>,
     /// Advances the epoch while the host lives; without it no deadline fires.
     _ticker: EpochTicker,
+}
+
+impl Host {
+    /// Starts hot reload: from now on, changes in the plugin directory take effect without a
+    /// restart.
+    pub fn watch(&mut self) -> anyhow::Result<()> {
+        if let Some(loader) = self.loader.take() {
+            self.watch = Some(Watch::start(loader).context("watching the plugin directory")?);
+        }
+        Ok(())
+    }
 }
 
 /// Builds the engine, loads and validates every plugin, and returns the app. Everything that can
@@ -65,19 +86,30 @@ pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
     let linker = engine::build_linker(&engine)
         .map_err(|e| anyhow::anyhow!("{e:#}"))
         .context("linking the host interfaces")?;
-    let (plugins, load_errors) = plugin::load_dir(&engine, &linker, &config)
+    let metrics = Arc::new(Metrics::default());
+    let current = Arc::new(CurrentPlugins::default());
+    let mut loader = Loader::new(
+        engine.clone(),
+        linker,
+        Arc::clone(&config),
+        Arc::clone(&metrics),
+        Arc::clone(&current),
+    );
+    let load_errors = loader
+        .scan()
         .with_context(|| format!("reading plugin directory {}", config.plugins_dir.display()))?;
-    let registry = Registry::new(plugins);
-    tracing::info!(plugins = ?registry.names().collect::<Vec<_>>(), skipped = load_errors.len(),
-        "plugins ready");
+    tracing::info!(plugins = ?current.get().names(), skipped = load_errors.len(), "plugins ready");
     let ticker = EpochTicker::start(&engine).context("starting the epoch ticker thread")?;
     let app = Arc::new(App {
-        dispatcher: Dispatcher::new(engine, registry, Arc::clone(&config)),
+        dispatcher: Dispatcher::new(engine, current, Arc::clone(&config), Arc::clone(&metrics)),
+        metrics,
         max_body_bytes: config.max_body_bytes,
     });
     Ok(Host {
         app,
         load_errors,
+        loader: Some(loader),
+        watch: None,
         _ticker: ticker,
     })
 }

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use callback_host::config::Config;
+use callback_host::routing::Routes;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +39,12 @@ struct ServeArgs {
     /// TOML config file (timeouts, fuel, memory, failure policy); flags override it
     #[arg(long, env = "CALLBACK_HOST_CONFIG")]
     config: Option<PathBuf>,
+    /// Serve /healthz, /readyz and /metrics on this address instead of the callback address
+    #[arg(long, env = "CALLBACK_HOST_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// Do not watch the plugin directory (no hot reload)
+    #[arg(long, env = "CALLBACK_HOST_NO_WATCH")]
+    no_watch: bool,
     /// Directory of the compile cache [default: $XDG_CACHE_HOME/callback-host or ~/.cache/callback-host]
     #[arg(long, env = "CALLBACK_HOST_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -74,18 +81,59 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async {
-        let host = callback_host::build(Arc::clone(&config))?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("binding {}", config.listen))?;
-        let addr = listener.local_addr().context("reading the bound address")?;
-        tracing::info!(%addr, "listening");
+        let mut host = callback_host::build(Arc::clone(&config))?;
+        if !args.no_watch {
+            host.watch()?;
+        }
+        let listener = bind(config.listen).await?;
+        let admin = match args.admin_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let mut stdout = std::io::stdout();
-        writeln!(stdout, "listening on http://{addr}")?;
+        writeln!(stdout, "listening on http://{}", listener.local_addr()?)?;
+        if let Some(admin) = &admin {
+            writeln!(stdout, "admin listening on http://{}", admin.local_addr()?)?;
+        }
         stdout.flush()?;
-        callback_host::server::serve(listener, host.app, shutdown_signal()).await;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = stopped.changed().await;
+        };
+        let callbacks = tokio::spawn(callback_host::server::serve(
+            listener,
+            Arc::clone(&host.app),
+            if admin.is_some() {
+                Routes::Callbacks
+            } else {
+                Routes::All
+            },
+            wait(stopped.clone()),
+        ));
+        let admin = admin.map(|admin| {
+            tokio::spawn(callback_host::server::serve(
+                admin,
+                Arc::clone(&host.app),
+                Routes::Admin,
+                wait(stopped.clone()),
+            ))
+        });
+        shutdown_signal().await;
+        let _ = stop.send(true);
+        let _ = callbacks.await;
+        if let Some(admin) = admin {
+            let _ = admin.await;
+        }
         Ok(())
     })
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    Ok(listener)
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

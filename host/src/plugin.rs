@@ -11,7 +11,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 
 use crate::bindings::{KICK_INTERFACE, KickIndices};
 use crate::cache::{CompileCache, Source};
-use crate::config::{Config, PluginLimits};
+use crate::config::PluginLimits;
 use crate::sandbox::PluginState;
 
 /// A plugin ready to be instantiated once per request.
@@ -141,27 +141,4 @@ pub fn plugin_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     files.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
     Ok(files)
-}
-
-/// Loads every plugin of the configured directory. A file that fails is reported and skipped;
-/// the others still load.
-pub fn load_dir(
-    engine: &Engine,
-    linker: &Linker<PluginState>,
-    config: &Config,
-) -> std::io::Result<(Vec<Plugin>, Vec<LoadError>)> {
-    let cache = config.cache_dir.clone().map(CompileCache::new);
-    let mut plugins = Vec::new();
-    let mut errors = Vec::new();
-    for path in plugin_files(&config.plugins_dir)? {
-        let limits = config.plugin(&plugin_name(&path));
-        match load_plugin(engine, linker, cache.as_ref(), &path, limits) {
-            Ok(plugin) => plugins.push(plugin),
-            Err(error) => {
-                tracing::error!(path = %path.display(), %error, "plugin skipped");
-                errors.push(error);
-            }
-        }
-    }
-    Ok((plugins, errors))
 }

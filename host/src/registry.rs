@@ -1,6 +1,7 @@
-//! Which plugins handle which command, in the order they run.
+//! Which plugins handle which command, in the order they run, and the handle through which hot
+//! reload swaps in a new set while requests in flight keep the set they started with.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::plugin::Plugin;
 use crate::protocol::KICK_COMMAND;
@@ -14,10 +15,8 @@ pub struct Registry {
 
 impl Registry {
     /// Builds the registry; `plugins` must already be in file-name order.
-    pub fn new(plugins: Vec<Plugin>) -> Self {
-        Self {
-            kick: plugins.into_iter().map(Arc::new).collect(),
-        }
+    pub fn new(plugins: Vec<Arc<Plugin>>) -> Self {
+        Self { kick: plugins }
     }
 
     /// The plugins that handle `command`, in the order they run.
@@ -30,7 +29,35 @@ impl Registry {
     }
 
     /// Names of every loaded plugin, in order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.kick.iter().map(|p| &*p.name)
+    pub fn names(&self) -> Vec<String> {
+        self.kick.iter().map(|p| p.name.to_string()).collect()
+    }
+
+    /// How many plugins are loaded.
+    pub fn len(&self) -> usize {
+        self.kick.len()
+    }
+
+    /// Whether no plugin is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.kick.is_empty()
+    }
+}
+
+/// The current registry. A request takes the registry once and keeps it to its end, so a swap
+/// never changes the plugins of a request in flight.
+#[derive(Default)]
+pub struct CurrentPlugins(RwLock<Arc<Registry>>);
+
+impl CurrentPlugins {
+    /// The registry in force now.
+    pub fn get(&self) -> Arc<Registry> {
+        // A poisoned lock only means a writer panicked after the swap; the value is whole.
+        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Puts `registry` in force for requests that start from now on.
+    pub fn set(&self, registry: Registry) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
     }
 }

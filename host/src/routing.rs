@@ -11,23 +11,54 @@ use hyper::body::Body;
 
 use crate::dispatch::{self, Dispatcher};
 use crate::errors::RequestError;
+use crate::metrics::Metrics;
 use crate::protocol::{self, CallbackResponse, KICK_COMMAND};
 
 /// Everything a request needs; shared by every connection.
 pub struct App {
     /// Runs plugins.
     pub dispatcher: Dispatcher,
+    /// Counters and histograms, rendered at `/metrics`.
+    pub metrics: Arc<Metrics>,
     /// Largest accepted body, in bytes.
     pub max_body_bytes: usize,
 }
 
+/// Which endpoints a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routes {
+    /// Callbacks and the admin endpoints (`/healthz`, `/readyz`, `/metrics`).
+    All,
+    /// Callbacks only: the admin endpoints are on another listener.
+    Callbacks,
+    /// The admin endpoints only.
+    Admin,
+}
+
 impl App {
     /// Answers one HTTP request. Never fails: every problem becomes a 4xx answer.
-    pub async fn handle<B>(self: Arc<Self>, request: Request<B>) -> Response<Full<Bytes>>
+    pub async fn handle<B>(
+        self: Arc<Self>,
+        routes: Routes,
+        request: Request<B>,
+    ) -> Response<Full<Bytes>>
     where
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        if routes != Routes::Callbacks
+            && request.method() == Method::GET
+            && let Some(response) = self.admin(request.uri().path())
+        {
+            return response;
+        }
+        if routes == Routes::Admin {
+            return text_response(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "admin endpoints: /healthz /readyz /metrics\n".into(),
+            );
+        }
         let received = Instant::now();
         let operation_id: Arc<str> = request
             .headers()
@@ -37,8 +68,15 @@ impl App {
             .into();
         let path = request.uri().path().to_owned();
         match self.answer(request, received, &operation_id).await {
-            Ok(answer) => json_response(StatusCode::OK, &answer),
+            Ok((command, answer, outcome)) => {
+                self.metrics
+                    .request(command, outcome, received.elapsed().as_secs_f64());
+                json_response(StatusCode::OK, &answer)
+            }
             Err(error) => {
+                let command = command_of(&path).unwrap_or("unknown");
+                self.metrics
+                    .request(command, "bad_request", received.elapsed().as_secs_f64());
                 tracing::warn!(%path, operation_id = %operation_id, outcome = "bad_request",
                     kind = error.kind(), "rejected: {error}");
                 let mut response = json_response(error.status(), &error.answer());
@@ -57,7 +95,7 @@ impl App {
         request: Request<B>,
         received: Instant,
         operation_id: &Arc<str>,
-    ) -> Result<CallbackResponse, RequestError>
+    ) -> Result<(&'static str, CallbackResponse, &'static str), RequestError>
     where
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -74,12 +112,35 @@ impl App {
         };
         if command == KICK_COMMAND {
             let kick = protocol::parse_kick(&body)?;
-            return Ok(self.dispatcher.kick(&delivery, kick).await);
+            let (answer, outcome) = self.dispatcher.kick(&delivery, kick).await;
+            return Ok((command, answer, outcome));
         }
         protocol::check_untyped(command, &body)?;
         tracing::info!(command, operation_id = %operation_id, outcome = "no_plugin",
             "no plugin handles this command; answering go on");
-        Ok(CallbackResponse::go_on())
+        Ok((command, CallbackResponse::go_on(), "no_plugin"))
+    }
+
+    /// The admin endpoints.
+    fn admin(&self, path: &str) -> Option<Response<Full<Bytes>>> {
+        match path {
+            "/healthz" => Some(text_response(
+                StatusCode::OK,
+                "application/json",
+                "{\"status\":\"ok\"}".into(),
+            )),
+            "/readyz" => {
+                let plugins = self.dispatcher.plugins().get().names();
+                let body = serde_json::json!({ "ready": true, "plugins": plugins }).to_string();
+                Some(text_response(StatusCode::OK, "application/json", body))
+            }
+            "/metrics" => Some(text_response(
+                StatusCode::OK,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                self.metrics.render(),
+            )),
+            _ => None,
+        }
     }
 
     /// Reads the body, refusing it as soon as it is known to be over the limit.
@@ -111,6 +172,20 @@ impl App {
 fn command_of(path: &str) -> Result<&'static str, RequestError> {
     let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
     protocol::known_command(last).ok_or_else(|| RequestError::UnknownCommand(last.to_owned()))
+}
+
+fn text_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: String,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
 }
 
 fn json_response(status: StatusCode, answer: &CallbackResponse) -> Response<Full<Bytes>> {

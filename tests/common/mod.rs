@@ -69,8 +69,10 @@ pub struct Server {
     pub addr: String,
     /// Everything the server has logged so far.
     log: Arc<Mutex<String>>,
+    /// The admin address, when started with `--admin-listen`.
+    pub admin_addr: Option<String>,
     /// Keeps the plugin directory and config file alive.
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Server {
@@ -87,6 +89,11 @@ impl Server {
 
     /// Starts the host on a prepared temp dir whose `plugins/` folder is already filled.
     pub fn start_in(dir: tempfile::TempDir, config: &str) -> Self {
+        Self::start_with(dir, config, &[])
+    }
+
+    /// Starts the host on a prepared temp dir with extra command-line arguments.
+    pub fn start_with(dir: tempfile::TempDir, config: &str, extra_args: &[&str]) -> Self {
         let config_path = dir.path().join("callback-host.toml");
         std::fs::write(&config_path, config).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_callback-host"))
@@ -95,6 +102,7 @@ impl Server {
             .arg(dir.path().join("plugins"))
             .arg("--config")
             .arg(&config_path)
+            .args(extra_args)
             .env("RUST_LOG", "info")
             .env(
                 "CALLBACK_HOST_CACHE_DIR",
@@ -128,11 +136,57 @@ impl Server {
                 )
             })
             .to_owned();
+        let admin_addr = extra_args.contains(&"--admin-listen").then(|| {
+            let mut line = String::new();
+            stdout.read_line(&mut line).expect("read stdout");
+            line.trim()
+                .strip_prefix("admin listening on http://")
+                .expect("admin line")
+                .to_owned()
+        });
         Self {
             child,
             addr,
             log,
-            _dir: dir,
+            admin_addr,
+            dir,
+        }
+    }
+
+    /// The plugin directory the server watches.
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.dir.path().join("plugins")
+    }
+
+    /// Installs a plugin the safe way: written under a dot-name, then renamed into place.
+    pub fn deploy(&self, source: &Path, file: &str) {
+        let temp = self.plugin_dir().join(format!(".{file}.tmp"));
+        std::fs::copy(source, &temp).expect("copy plugin");
+        std::fs::rename(&temp, self.plugin_dir().join(file)).expect("rename plugin");
+    }
+
+    /// GETs `path` from `addr`.
+    pub fn get(addr: &str, path: &str) -> HttpResponse {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        read_response(&mut stream)
+    }
+
+    /// Waits (up to 20 s) until `check` holds.
+    pub fn wait_until(&self, what: &str, mut check: impl FnMut() -> bool) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while !check() {
+            assert!(
+                Instant::now() < until,
+                "timed out waiting for {what}; log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

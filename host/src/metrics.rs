@@ -1,0 +1,191 @@
+//! Prometheus metrics, owned by the app (no global recorder) and rendered in the text format at
+//! `GET /metrics`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of a request-level metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The callback command (or `unknown` when the path named none).
+    pub command: String,
+    /// `ok`, `refused`, `no_plugin`, `bad_request`, or the failure kind of the policy answer.
+    pub outcome: String,
+}
+
+/// Labels of a plugin-call metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub plugin: String,
+    /// `ok`, `refused`, `timeout`, `fuel`, `memory`, `table`, `stack_overflow`, `trap`, `instantiate`.
+    pub outcome: String,
+}
+
+/// Labels naming a plugin.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    pub plugin: String,
+}
+
+/// Labels naming a command.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabels {
+    pub command: String,
+}
+
+/// Labels of a reload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `loaded`, `removed` or `failed`.
+    pub result: String,
+}
+
+/// Makes latency histograms: 50 µs to ~13 s.
+#[derive(Clone)]
+pub struct LatencyBuckets;
+
+impl MetricConstructor<Histogram> for LatencyBuckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+    }
+}
+
+/// Makes fuel histograms: 1k to ~1.1·10¹⁰ instructions.
+#[derive(Clone)]
+pub struct FuelBuckets;
+
+impl MetricConstructor<Histogram> for FuelBuckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(exponential_buckets(1000.0, 4.0, 13))
+    }
+}
+
+/// Every metric the host keeps.
+pub struct Metrics {
+    /// What the metrics are rendered from.
+    registry: Registry,
+    /// Requests answered, by command and outcome.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Time from request to answer, by command.
+    pub request_seconds: Family<CommandLabels, Histogram, LatencyBuckets>,
+    /// Plugin calls, by plugin and outcome.
+    pub calls: Family<CallLabels, Counter>,
+    /// Time of instantiate + call, by plugin.
+    pub call_seconds: Family<PluginLabels, Histogram, LatencyBuckets>,
+    /// Fuel (instructions) used per call, by plugin.
+    pub call_fuel: Family<PluginLabels, Histogram, FuelBuckets>,
+    /// Plugin instances alive now.
+    pub instances: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Plugins serving now.
+    pub plugins_loaded: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Plugin files loaded, removed or refused after start (hot reload).
+    pub reloads: Family<ReloadLabels, Counter>,
+    /// Plugin files that failed to load, at start or on reload.
+    pub load_failures: Counter<u64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("callback_host");
+        let requests = Family::default();
+        let request_seconds = Family::new_with_constructor(LatencyBuckets);
+        let calls = Family::default();
+        let call_seconds = Family::new_with_constructor(LatencyBuckets);
+        let call_fuel = Family::new_with_constructor(FuelBuckets);
+        let instances = Gauge::default();
+        let plugins_loaded = Gauge::default();
+        let reloads = Family::default();
+        let load_failures = Counter::default();
+        registry.register("requests", "Callback requests answered", requests.clone());
+        registry.register(
+            "request_seconds",
+            "Time from request to answer",
+            request_seconds.clone(),
+        );
+        registry.register("plugin_calls", "Plugin calls", calls.clone());
+        registry.register(
+            "plugin_call_seconds",
+            "Time of instantiate and call",
+            call_seconds.clone(),
+        );
+        registry.register(
+            "plugin_call_fuel",
+            "Fuel used per plugin call",
+            call_fuel.clone(),
+        );
+        registry.register(
+            "plugin_instances",
+            "Plugin instances alive",
+            instances.clone(),
+        );
+        registry.register("plugins_loaded", "Plugins serving", plugins_loaded.clone());
+        registry.register("plugin_reloads", "Plugin files reloaded", reloads.clone());
+        registry.register(
+            "plugin_load_failures",
+            "Plugin files that failed to load",
+            load_failures.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_seconds,
+            calls,
+            call_seconds,
+            call_fuel,
+            instances,
+            plugins_loaded,
+            reloads,
+            load_failures,
+        }
+    }
+}
+
+impl Metrics {
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    /// Counts an answered request.
+    pub fn request(&self, command: &str, outcome: &str, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                command: command.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        if command != "unknown" {
+            self.request_seconds
+                .get_or_create(&CommandLabels {
+                    command: command.to_owned(),
+                })
+                .observe(seconds);
+        }
+    }
+
+    /// Counts a plugin call.
+    pub fn call(&self, plugin: &str, outcome: &str, seconds: f64, fuel: Option<u64>) {
+        self.calls
+            .get_or_create(&CallLabels {
+                plugin: plugin.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+        let labels = PluginLabels {
+            plugin: plugin.to_owned(),
+        };
+        self.call_seconds.get_or_create(&labels).observe(seconds);
+        if let Some(fuel) = fuel {
+            self.call_fuel.get_or_create(&labels).observe(fuel as f64);
+        }
+    }
+}

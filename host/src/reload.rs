@@ -1,0 +1,229 @@
+//! Loading the plugin directory, at start and whenever it changes (hot reload).
+//!
+//! A scan compares every `*.wasm` (dot-files are ignored) with what is loaded, by size, mtime and
+//! content hash: new and changed files are compiled and validated off the request path, removed
+//! ones dropped, then the new set is swapped in at once. A file that fails to load leaves the
+//! previous good version of that plugin serving. Deploy by writing the file elsewhere (or under a
+//! dot-name) and renaming it into place; a copy in progress is only read once the directory has
+//! been quiet for [`QUIET`], and a file still incomplete then fails validation and is retried on
+//! its next change.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::time::{Duration, SystemTime};
+
+use notify::{RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Linker;
+
+use crate::cache::CompileCache;
+use crate::config::Config;
+use crate::metrics::{Metrics, ReloadLabels};
+use crate::plugin::{LoadError, Plugin, load_plugin, plugin_files, plugin_name};
+use crate::registry::{CurrentPlugins, Registry};
+use crate::sandbox::PluginState;
+
+/// How long the directory must be quiet before a scan.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+/// What identifies a version of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint {
+    len: u64,
+    modified: Option<SystemTime>,
+    sha256: [u8; 32],
+}
+
+/// One plugin file as last seen.
+struct Entry {
+    /// The version the fingerprint describes.
+    seen: Fingerprint,
+    /// The plugin serving for this file: the last version that loaded.
+    serving: Option<Arc<Plugin>>,
+}
+
+/// Loads the plugin directory and keeps it in step with the files.
+pub struct Loader {
+    engine: Engine,
+    linker: Linker<PluginState>,
+    config: Arc<Config>,
+    cache: Option<CompileCache>,
+    metrics: Arc<Metrics>,
+    current: Arc<CurrentPlugins>,
+    /// Every `*.wasm` last seen, by file name.
+    files: BTreeMap<String, Entry>,
+}
+
+impl Loader {
+    pub fn new(
+        engine: Engine,
+        linker: Linker<PluginState>,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        current: Arc<CurrentPlugins>,
+    ) -> Self {
+        let cache = config.cache_dir.clone().map(CompileCache::new);
+        Self {
+            engine,
+            linker,
+            config,
+            cache,
+            metrics,
+            current,
+            files: BTreeMap::new(),
+        }
+    }
+
+    /// Brings the loaded plugins in step with the directory and swaps in the result. Returns the
+    /// files that failed to load in this scan.
+    pub fn scan(&mut self) -> std::io::Result<Vec<LoadError>> {
+        let dir = self.config.plugins_dir.clone();
+        let paths = plugin_files(&dir)?;
+        let mut errors = Vec::new();
+        let mut present = BTreeMap::new();
+        for path in paths {
+            let Some(file) = path.file_name().map(|f| f.to_string_lossy().into_owned()) else {
+                continue;
+            };
+            if file.starts_with('.') {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue;
+            };
+            let meta = std::fs::metadata(&path).ok();
+            let seen = Fingerprint {
+                len: bytes.len() as u64,
+                modified: meta.and_then(|m| m.modified().ok()),
+                sha256: Sha256::digest(&bytes).into(),
+            };
+            present.insert(file.clone(), ());
+            let previous = self.files.remove(&file);
+            let entry = match previous {
+                Some(entry) if entry.seen.sha256 == seen.sha256 => Entry {
+                    seen,
+                    serving: entry.serving,
+                },
+                previous => self.load(&path, seen, previous.and_then(|e| e.serving), &mut errors),
+            };
+            self.files.insert(file, entry);
+        }
+        let removed: Vec<String> = self
+            .files
+            .keys()
+            .filter(|f| !present.contains_key(*f))
+            .cloned()
+            .collect();
+        for file in removed {
+            self.files.remove(&file);
+            tracing::info!(file, "plugin removed");
+            self.metrics
+                .reloads
+                .get_or_create(&ReloadLabels {
+                    result: "removed".into(),
+                })
+                .inc();
+        }
+        let plugins: Vec<Arc<Plugin>> = self
+            .files
+            .values()
+            .filter_map(|e| e.serving.clone())
+            .collect();
+        self.metrics.plugins_loaded.set(plugins.len() as i64);
+        self.current.set(Registry::new(plugins));
+        Ok(errors)
+    }
+
+    fn load(
+        &self,
+        path: &Path,
+        seen: Fingerprint,
+        previous: Option<Arc<Plugin>>,
+        errors: &mut Vec<LoadError>,
+    ) -> Entry {
+        let limits = self.config.plugin(&plugin_name(path));
+        match load_plugin(
+            &self.engine,
+            &self.linker,
+            self.cache.as_ref(),
+            path,
+            limits,
+        ) {
+            Ok(plugin) => {
+                if previous.is_some() {
+                    self.metrics
+                        .reloads
+                        .get_or_create(&ReloadLabels {
+                            result: "loaded".into(),
+                        })
+                        .inc();
+                }
+                Entry {
+                    seen,
+                    serving: Some(Arc::new(plugin)),
+                }
+            }
+            Err(error) => {
+                let keeps = previous.as_ref().map(|p| p.name.to_string());
+                tracing::error!(path = %path.display(), %error, previous_version_kept = keeps.is_some(),
+                    "plugin not loaded");
+                self.metrics.load_failures.inc();
+                self.metrics
+                    .reloads
+                    .get_or_create(&ReloadLabels {
+                        result: "failed".into(),
+                    })
+                    .inc();
+                errors.push(error);
+                Entry {
+                    seen,
+                    serving: previous,
+                }
+            }
+        }
+    }
+}
+
+/// Watches the plugin directory and rescans after each burst of changes, on a thread of its own,
+/// until dropped.
+pub struct Watch {
+    /// Dropping it ends the event stream, and with it the thread.
+    _watcher: notify::RecommendedWatcher,
+}
+
+impl Watch {
+    /// Starts watching `loader`'s directory.
+    pub fn start(mut loader: Loader) -> notify::Result<Self> {
+        let dir: PathBuf = loader.config.plugins_dir.clone();
+        let (events, changes) = mpsc::channel::<()>();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_ok() {
+                    let _ = events.send(());
+                }
+            })?;
+        watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+        std::thread::Builder::new()
+            .name("plugin-watch".into())
+            .spawn(move || {
+                while changes.recv().is_ok() {
+                    // Wait for the burst to end: a copy in progress writes many times.
+                    loop {
+                        match changes.recv_timeout(QUIET) {
+                            Ok(()) => continue,
+                            Err(mpsc::RecvTimeoutError::Timeout) => break,
+                            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                        }
+                    }
+                    if let Err(error) = loader.scan() {
+                        tracing::error!(dir = %dir.display(), %error, "cannot scan the plugin directory");
+                    }
+                }
+            })
+            .map_err(notify::Error::io)?;
+        Ok(Self { _watcher: watcher })
+    }
+}

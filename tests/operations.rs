@@ -1,0 +1,156 @@
+//! Running the host in production: hot reload under load, admin endpoints, metrics.
+
+mod common;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use common::{
+    GO_ON, KICK_PATH, Server, component, example, kick_body, openim_request, read_response,
+};
+
+fn refused(server: &Server) -> bool {
+    server.kick(&["admin"], "r").json()["nextCode"] == 1
+}
+
+#[test]
+fn hot_reload_under_load_never_fails_a_request() {
+    let server = Server::start(&[("10-guard.wasm", component("guard"))], "");
+    assert!(refused(&server));
+
+    // A load generator that runs through every change and checks every answer.
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let load: Vec<_> = (0..4)
+        .map(|c| {
+            let (addr, stop, answered) = (
+                server.addr.clone(),
+                Arc::clone(&stop),
+                Arc::clone(&answered),
+            );
+            std::thread::spawn(move || {
+                let mut stream = std::net::TcpStream::connect(addr).unwrap();
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let body = kick_body("G", &["admin", "u"], &format!("load {c} {i}"));
+                    stream
+                        .write_all(&openim_request(KICK_PATH, "op-load", body.as_bytes()))
+                        .unwrap();
+                    let response = read_response(&mut stream);
+                    assert_eq!(response.status, 200, "{response:?}");
+                    let next_code = response.json()["nextCode"].as_i64();
+                    assert!(matches!(next_code, Some(0 | 1)), "{response:?}");
+                    answered.fetch_add(1, Ordering::Relaxed);
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+
+    // Replace the guard with a plugin that lets everything go on.
+    server.deploy(&component("hostile"), "10-guard.wasm");
+    server.wait_until("the replaced plugin to answer", || !refused(&server));
+    // Add a second guard (in C) after it.
+    server.deploy(&example("11-guard-c.wasm"), "15-guard-c.wasm");
+    server.wait_until("the added plugin to answer", || refused(&server));
+    server.wait_for_log(&["plugin loaded", "15-guard-c"]);
+    // A broken file dropped next to the good ones is refused; the others keep serving.
+    std::fs::write(
+        server.plugin_dir().join("12-broken.wasm"),
+        b"\0asm\x0d\0\x01\0garbage",
+    )
+    .unwrap();
+    server.wait_for_log(&["plugin not loaded", "12-broken.wasm"]);
+    assert!(refused(&server));
+    // A broken new version of a loaded plugin leaves the previous version serving.
+    std::fs::write(server.plugin_dir().join("15-guard-c.wasm"), b"not wasm").unwrap();
+    server.wait_for_log(&[
+        "plugin not loaded",
+        "15-guard-c.wasm",
+        "previous_version_kept=true",
+    ]);
+    assert!(refused(&server));
+    // Remove it: nothing refuses any more.
+    std::fs::remove_file(server.plugin_dir().join("15-guard-c.wasm")).unwrap();
+    server.wait_until("the removed plugin to stop answering", || !refused(&server));
+    server.wait_for_log(&["plugin removed", "15-guard-c.wasm"]);
+
+    stop.store(true, Ordering::Relaxed);
+    for thread in load {
+        thread.join().expect("a request failed during reload");
+    }
+    assert!(answered.load(Ordering::Relaxed) > 0);
+}
+
+#[test]
+fn health_readiness_and_metrics_after_a_known_sequence() {
+    let server = Server::start(&[("10-guard.wasm", component("guard"))], "");
+    let health = Server::get(&server.addr, "/healthz");
+    assert_eq!(
+        (health.status, health.body.as_str()),
+        (200, r#"{"status":"ok"}"#)
+    );
+    let ready = Server::get(&server.addr, "/readyz");
+    assert_eq!(ready.json()["plugins"], serde_json::json!(["10-guard"]));
+
+    for _ in 0..3 {
+        assert_eq!(server.kick(&["admin"], "r").json()["nextCode"], 1);
+    }
+    for _ in 0..2 {
+        assert_eq!(server.kick(&["u"], "r").body, GO_ON);
+    }
+    assert_eq!(server.post(KICK_PATH, "{").status, 400);
+    let quit = "{\"callbackCommand\":\"callbackAfterQuitGroupCommand\"}";
+    assert_eq!(
+        server.post("/x/callbackAfterQuitGroupCommand", quit).body,
+        GO_ON
+    );
+
+    let metrics = Server::get(&server.addr, "/metrics").body;
+    for line in [
+        r#"callback_host_requests_total{command="callbackAfterKickGroupCommand",outcome="refused"} 3"#,
+        r#"callback_host_requests_total{command="callbackAfterKickGroupCommand",outcome="ok"} 2"#,
+        r#"callback_host_requests_total{command="callbackAfterKickGroupCommand",outcome="bad_request"} 1"#,
+        r#"callback_host_requests_total{command="callbackAfterQuitGroupCommand",outcome="no_plugin"} 1"#,
+        r#"callback_host_plugin_calls_total{plugin="10-guard",outcome="refused"} 3"#,
+        r#"callback_host_plugin_calls_total{plugin="10-guard",outcome="ok"} 2"#,
+        r#"callback_host_plugin_call_seconds_count{plugin="10-guard"} 5"#,
+        r#"callback_host_plugin_call_fuel_count{plugin="10-guard"} 5"#,
+        r#"callback_host_request_seconds_count{command="callbackAfterKickGroupCommand"} 6"#,
+        "callback_host_plugin_instances 0",
+        "callback_host_plugins_loaded 1",
+        "callback_host_plugin_load_failures_total 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no line {line:?} in\n{metrics}"
+        );
+    }
+}
+
+#[test]
+fn admin_endpoints_can_have_their_own_address() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    let server = Server::start_with(dir, "", &["--admin-listen", "127.0.0.1:0"]);
+    let admin = server.admin_addr.clone().unwrap();
+    assert_eq!(Server::get(&admin, "/healthz").status, 200);
+    assert!(
+        Server::get(&admin, "/metrics")
+            .body
+            .contains("callback_host_plugins_loaded 0")
+    );
+    // Not on the callback address, and no callbacks on the admin address.
+    assert_eq!(Server::get(&server.addr, "/metrics").status, 405);
+    let mut stream = std::net::TcpStream::connect(&admin).unwrap();
+    stream
+        .write_all(&openim_request(
+            KICK_PATH,
+            "op",
+            kick_body("G", &["u"], "").as_bytes(),
+        ))
+        .unwrap();
+    assert_eq!(read_response(&mut stream).status, 404);
+    assert_eq!(server.kick(&["u"], "r").body, GO_ON);
+}
