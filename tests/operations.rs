@@ -154,3 +154,50 @@ fn admin_endpoints_can_have_their_own_address() {
     assert_eq!(read_response(&mut stream).status, 404);
     assert_eq!(server.kick(&["u"], "r").body, GO_ON);
 }
+
+#[test]
+fn openim_webhooks_yml_sets_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    std::fs::copy(
+        component("hostile"),
+        dir.path().join("plugins/hostile.wasm"),
+    )
+    .unwrap();
+    let webhooks = common::repo_root().join("tests/fixtures/webhooks.yml");
+    let server = Server::start_with(dir, "", &["--openim-webhooks", webhooks.to_str().unwrap()]);
+    server.wait_for_log(&[
+        "enabled in OpenIM's webhooks.yml",
+        "callbackAfterKickGroupCommand",
+        "timeout_ms=2000",
+    ]);
+    server.wait_for_log(&["callbackBeforeSendSingleMsgCommand", "timeout_ms=4000"]);
+    server.wait_for_log(&["ignored", "afterGroupMsgRevoke"]);
+    // afterKickGroupMember.timeout is 2 s: plugins get 2 s less the 500 ms margin.
+    assert_eq!(server.kick(&["u"], "sleep").body, GO_ON);
+    server.wait_for_log(&[
+        "plugin failed",
+        "blocked in a host call at the deadline (1500 ms)",
+    ]);
+}
+
+#[test]
+fn an_invalid_webhooks_yml_is_rejected_with_file_key_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhooks.yml");
+    std::fs::write(&path, "url: http://127.0.0.1:10006/callbackExample\nafterKickGroupMember:\n  enable: true\n  timeout: soon\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_callback-host"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--openim-webhooks"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for part in [
+        path.to_str().unwrap(),
+        "afterKickGroupMember.timeout",
+        "must be a whole number of seconds",
+    ] {
+        assert!(stderr.contains(part), "{part:?} missing from {stderr}");
+    }
+}

@@ -148,6 +148,8 @@ pub struct Config {
     pub plugin_defaults: PluginLimits,
     /// Limits of plugins that have one, by plugin name (the file name without `.wasm`).
     pub plugins: HashMap<String, PluginLimits>,
+    /// The commands OpenIM's webhooks.yml enables, when one was read.
+    pub openim_enabled: Option<std::collections::BTreeSet<&'static str>>,
 }
 
 impl Default for Config {
@@ -222,6 +224,7 @@ impl Config {
             commands,
             plugin_defaults,
             plugins,
+            openim_enabled: None,
         };
         config.validate()?;
         Ok(config)
@@ -254,6 +257,29 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Takes each callback's timeout (and whether it is enabled) from OpenIM's webhooks.yml, so
+    /// that the plugin deadline matches what OpenIM waits for. Overrides `timeout_secs` of the
+    /// TOML file for the callbacks the file configures.
+    pub fn apply_webhooks(
+        &mut self,
+        webhooks: &crate::webhooks::Webhooks,
+    ) -> Result<(), ConfigError> {
+        for (command, hook) in &webhooks.callbacks {
+            let mut settings = self.command(command).clone();
+            settings.timeout = effective_timeout(hook.timeout_secs);
+            self.commands.insert(command, settings);
+        }
+        self.openim_enabled = Some(
+            webhooks
+                .callbacks
+                .iter()
+                .filter(|(_, hook)| hook.enabled)
+                .map(|(command, _)| *command)
+                .collect(),
+        );
+        self.validate()
     }
 
     /// The settings of a command.

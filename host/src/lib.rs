@@ -22,6 +22,7 @@
 //! - [`errors`]: rejected requests and their 4xx answers.
 //! - [`routing`]: an HTTP request to an answer.
 //! - [`server`]: the HTTP/1.1 accept loop with graceful shutdown.
+//! - [`webhooks`]: reading OpenIM's own `config/webhooks.yml` (timeouts, enabled callbacks).
 
 pub mod bindings;
 pub mod cache;
@@ -38,6 +39,7 @@ pub mod reload;
 pub mod routing;
 pub mod sandbox;
 pub mod server;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -99,6 +101,23 @@ pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         .scan()
         .with_context(|| format!("reading plugin directory {}", config.plugins_dir.display()))?;
     tracing::info!(plugins = ?current.get().names(), skipped = load_errors.len(), "plugins ready");
+    if let Some(enabled) = &config.openim_enabled {
+        let kick = protocol::KICK_COMMAND;
+        if !current.get().for_command(kick).is_empty() && !enabled.contains(kick) {
+            tracing::warn!(
+                command = kick,
+                "plugins handle this callback, but OpenIM's webhooks.yml does not enable it (afterKickGroupMember.enable): OpenIM will not send it"
+            );
+        }
+        for command in enabled {
+            tracing::info!(
+                command,
+                timeout_ms = config.command(command).timeout.as_millis() as u64,
+                plugins = current.get().for_command(command).len(),
+                "enabled in OpenIM's webhooks.yml"
+            );
+        }
+    }
     let ticker = EpochTicker::start(&engine).context("starting the epoch ticker thread")?;
     let app = Arc::new(App {
         dispatcher: Dispatcher::new(engine, current, Arc::clone(&config), Arc::clone(&metrics)),

@@ -11,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 
 use callback_host::config::Config;
 use callback_host::routing::Routes;
+use callback_host::webhooks::Webhooks;
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +40,9 @@ struct ServeArgs {
     /// TOML config file (timeouts, fuel, memory, failure policy); flags override it
     #[arg(long, env = "CALLBACK_HOST_CONFIG")]
     config: Option<PathBuf>,
+    /// OpenIM's config/webhooks.yml: each callback's timeout (and enable) is taken from it
+    #[arg(long, env = "CALLBACK_HOST_OPENIM_WEBHOOKS")]
+    openim_webhooks: Option<PathBuf>,
     /// Serve /healthz, /readyz and /metrics on this address instead of the callback address
     #[arg(long, env = "CALLBACK_HOST_ADMIN_LISTEN")]
     admin_listen: Option<SocketAddr>,
@@ -71,6 +75,21 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(plugins) = args.plugins {
         config.plugins_dir = plugins;
+    }
+    if let Some(path) = &args.openim_webhooks {
+        let webhooks = Webhooks::load(path)?;
+        config.apply_webhooks(&webhooks)?;
+        if !webhooks.unknown_keys.is_empty() {
+            tracing::warn!(file = %path.display(), keys = ?webhooks.unknown_keys,
+                "webhooks.yml keys that name no callback this host knows; ignored");
+        }
+        if let Some(url) = &webhooks.url {
+            let port = format!(":{}/", config.listen.port());
+            if !url.contains(&port) {
+                tracing::warn!(url, listen = %config.listen,
+                    "OpenIM's webhook url does not point at the port this host listens on");
+            }
+        }
     }
     if let Some(dir) = args.cache_dir {
         config.cache_dir = (!dir.as_os_str().is_empty()).then_some(dir);
