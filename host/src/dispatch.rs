@@ -9,7 +9,7 @@ use tokio::sync::Semaphore;
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 use crate::bindings::{self, Delivery};
-use crate::config::{Config, FailurePolicy};
+use crate::config::{CommandSettings, Config, FailurePolicy};
 use crate::limits::{DeadlineExceeded, Failure, PluginLimiter};
 use crate::metrics::Metrics;
 use crate::plugin::Plugin;
@@ -45,11 +45,13 @@ pub struct Dispatcher {
 
 /// What one plugin call cost.
 #[derive(Debug, Clone, Copy)]
-struct CallStats {
+pub struct CallStats {
     /// Fuel (instructions) the call consumed.
-    fuel_used: u64,
+    pub fuel_used: u64,
     /// Wall-clock time of instantiate + call.
-    elapsed: Duration,
+    pub elapsed: Duration,
+    /// The most linear memory the instance had at once.
+    pub peak_memory_bytes: usize,
 }
 
 impl Dispatcher {
@@ -130,12 +132,7 @@ impl Dispatcher {
                     tracing::warn!(plugin = %plugin.name, command = request.command,
                         operation_id = %request.operation_id, outcome = failure.kind(),
                         policy = ?settings.failure_policy, "plugin failed: {failure}");
-                    if settings.failure_policy == FailurePolicy::Refuse {
-                        let answer = CallbackResponse::refuse(
-                            settings.refuse_err_code,
-                            settings.refuse_err_msg.clone(),
-                            format!("plugin {} failed: {}", plugin.name, failure.kind()),
-                        );
+                    if let Some(answer) = policy_answer(settings, &plugin.name, &failure) {
                         return (answer, failure.kind());
                     }
                 }
@@ -144,8 +141,9 @@ impl Dispatcher {
         (CallbackResponse::go_on(), "ok")
     }
 
-    /// One call of one plugin in a fresh store.
-    async fn call_kick(
+    /// One call of one plugin in a fresh store, under the kick command's limits, with the deadline
+    /// at `deadline`.
+    pub async fn call_kick(
         &self,
         plugin: &Plugin,
         position: usize,
@@ -221,8 +219,26 @@ impl Dispatcher {
             CallStats {
                 fuel_used,
                 elapsed: started.elapsed(),
+                peak_memory_bytes: store.data().limiter.peak_memory_bytes(),
             },
         ))
+    }
+}
+
+/// The answer the command's failure policy gives when `plugin` failed: a refusal under `refuse`,
+/// `None` (go on with the next plugin) under `continue`.
+pub fn policy_answer(
+    settings: &CommandSettings,
+    plugin: &str,
+    failure: &Failure,
+) -> Option<CallbackResponse> {
+    match settings.failure_policy {
+        FailurePolicy::Continue => None,
+        FailurePolicy::Refuse => Some(CallbackResponse::refuse(
+            settings.refuse_err_code,
+            settings.refuse_err_msg.clone(),
+            format!("plugin {plugin} failed: {}", failure.kind()),
+        )),
     }
 }
 

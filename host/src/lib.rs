@@ -22,6 +22,8 @@
 //! - [`errors`]: rejected requests and their 4xx answers.
 //! - [`routing`]: an HTTP request to an answer.
 //! - [`server`]: the HTTP/1.1 accept loop with graceful shutdown.
+//! - [`tools`]: `check` and `call`, the plugin tools of the command line.
+//! - [`scaffold`]: `new`, plugin projects for each language (templates in `host/templates/`).
 //! - [`webhooks`]: reading OpenIM's own `config/webhooks.yml` (timeouts, enabled callbacks).
 
 pub mod bindings;
@@ -38,7 +40,9 @@ pub mod registry;
 pub mod reload;
 pub mod routing;
 pub mod sandbox;
+pub mod scaffold;
 pub mod server;
+pub mod tools;
 pub mod webhooks;
 
 use std::sync::Arc;

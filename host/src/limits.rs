@@ -29,23 +29,36 @@ pub enum LimitExceeded {
     TableElements { desired: usize, cap: usize },
 }
 
-/// Caps what one plugin instance may allocate.
+/// Caps what one plugin instance may allocate, and remembers the most it had.
 #[derive(Debug)]
 pub struct PluginLimiter {
     /// The plugin's configured caps.
     limits: PluginLimits,
+    /// Bytes of linear memory the instance has now, over all its memories.
+    memory_bytes: usize,
+    /// The most `memory_bytes` has been.
+    peak_memory_bytes: usize,
 }
 
 impl PluginLimiter {
     pub fn new(limits: PluginLimits) -> Self {
-        Self { limits }
+        Self {
+            limits,
+            memory_bytes: 0,
+            peak_memory_bytes: 0,
+        }
+    }
+
+    /// The most linear memory the instance had at once, over all its memories.
+    pub fn peak_memory_bytes(&self) -> usize {
+        self.peak_memory_bytes
     }
 }
 
 impl ResourceLimiter for PluginLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -55,6 +68,10 @@ impl ResourceLimiter for PluginLimiter {
                 cap: self.limits.memory_bytes,
             }));
         }
+        self.memory_bytes = self
+            .memory_bytes
+            .saturating_add(desired.saturating_sub(current));
+        self.peak_memory_bytes = self.peak_memory_bytes.max(self.memory_bytes);
         Ok(true)
     }
 

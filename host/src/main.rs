@@ -2,7 +2,8 @@
 
 use std::io::{IsTerminal as _, Write as _};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -11,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 
 use callback_host::config::Config;
 use callback_host::routing::Routes;
+use callback_host::scaffold::Language;
 use callback_host::webhooks::Webhooks;
 
 #[derive(Parser)]
@@ -27,6 +29,35 @@ struct Cli {
 enum Command {
     /// Load every plugins/*.wasm and serve OpenIM's callbacks over HTTP.
     Serve(ServeArgs),
+    /// Check that a file is a plugin this host can load; list what it imports.
+    Check {
+        /// The plugin file.
+        file: PathBuf,
+        /// TOML config file (for the plugin's limits)
+        #[arg(long, env = "CALLBACK_HOST_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Run one kick request through a plugin under the configured limits and print the answer.
+    Call {
+        /// The plugin file.
+        file: PathBuf,
+        /// The request body (OpenIM's JSON); `-` reads stdin. Default: a sample kick.
+        request: Option<PathBuf>,
+        /// TOML config file (timeout, fuel, memory, failure policy)
+        #[arg(long, env = "CALLBACK_HOST_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Create a plugin project in DIR/NAME/ whose build.sh builds DIR/NAME.wasm.
+    New {
+        /// The plugin's language.
+        #[arg(value_enum)]
+        language: Language,
+        /// The plugin's name (lowercase letters, digits, '-'); prefix a number to set its order.
+        name: String,
+        /// The plugin directory to create it in.
+        #[arg(long, default_value = "plugins")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -57,11 +88,105 @@ struct ServeArgs {
     log_json: bool,
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Check { file, config } => check(&file, config.as_deref()),
+        Command::Call {
+            file,
+            request,
+            config,
+        } => call(&file, request.as_deref(), config.as_deref()),
+        Command::New {
+            language,
+            name,
+            dir,
+        } => {
+            let root = callback_host::scaffold::new_plugin(language, &name, &dir)?;
+            println!(
+                "created {}: run {}/build.sh to build {}",
+                root.display(),
+                root.display(),
+                dir.join(format!("{name}.wasm")).display()
+            );
+            Ok(())
+        }
     }
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    })
+}
+
+fn check(file: &Path, config: Option<&Path>) -> anyhow::Result<()> {
+    let report = callback_host::tools::check(file, &load_config(config)?)?;
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "ok: {} implements the kick-plugin world",
+        file.display()
+    )?;
+    for export in &report.exports {
+        writeln!(out, "  exports {export}")?;
+    }
+    for import in &report.imports {
+        let what = if import.starts_with("openim:callback/") {
+            "host interface"
+        } else if import.starts_with("wasi:") {
+            "WASI (granted nothing: no files, env, args or sockets)"
+        } else {
+            "linked by the host"
+        };
+        writeln!(out, "  imports {import}  [{what}]")?;
+    }
+    Ok(())
+}
+
+fn call(file: &Path, request: Option<&Path>, config: Option<&Path>) -> anyhow::Result<()> {
+    let body = match request {
+        Some(path) if path == Path::new("-") => std::io::read_to_string(std::io::stdin())?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => callback_host::tools::SAMPLE_KICK.to_owned(),
+    };
+    let request = callback_host::protocol::parse_kick(body.as_bytes())?;
+    let config = Arc::new(load_config(config)?);
+    init_logging(false);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(callback_host::tools::call(file, config, request))?;
+    let mut out = std::io::stdout();
+    writeln!(out, "{}", String::from_utf8_lossy(&report.answer.to_json()))?;
+    if let Some(stats) = report.stats {
+        eprintln!(
+            "fuel used: {}, time: {:.3} ms, peak memory: {} KiB",
+            stats.fuel_used,
+            stats.elapsed.as_secs_f64() * 1000.0,
+            stats.peak_memory_bytes / 1024
+        );
+    }
+    if let Some(failure) = report.failure {
+        anyhow::bail!(
+            "plugin failed ({}): {failure}; the answer above is the failure policy's",
+            failure.kind()
+        );
+    }
+    Ok(())
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -1,0 +1,165 @@
+//! The plugin tools of the command line: `check`, `call` and `new`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use common::{component, example, repo_root};
+
+fn host(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_callback-host"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run callback-host")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn check_accepts_plugins_and_says_why_it_refuses_others() {
+    let guard = example("13-guard-py.wasm");
+    let out = host(&["check", path(&guard)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("implements the kick-plugin world"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("exports openim:callback/kick-group-member@0.1.0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("imports openim:callback/log@0.1.0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("imports wasi:cli/environment@"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let not_wasm = dir.path().join("notes.wasm");
+    std::fs::write(&not_wasm, "hello").unwrap();
+    let empty = dir.path().join("empty.wasm");
+    std::fs::write(&empty, b"\0asm\x0d\0\x01\0").unwrap();
+    for (file, reason) in [
+        (&not_wasm, "does not start with the WebAssembly header"),
+        (
+            &empty,
+            "does not export openim:callback/kick-group-member@0.1.0",
+        ),
+    ] {
+        let out = host(&["check", path(file)]);
+        assert!(!out.status.success());
+        assert!(text(&out.stderr).contains(reason), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn call_runs_one_request_and_reports_its_cost() {
+    let guard = component("guard");
+    let out = host(&["call", path(&guard)]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        r#"{"actionCode":0,"errCode":10001,"errMsg":"kicking protected users is not allowed","errDlt":"protected users: admin","nextCode":1}"#
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("fuel used: ") && stderr.contains("peak memory: "),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let request = dir.path().join("kick.json");
+    std::fs::write(&request, common::kick_body("G", &["u1"], "loop")).unwrap();
+    let out = host(&["call", path(&guard), path(&request)]);
+    assert_eq!(text(&out.stdout).trim(), common::GO_ON);
+
+    // Under the configured limits: a tiny fuel budget stops the looping plugin.
+    let config = dir.path().join("limits.toml");
+    std::fs::write(
+        &config,
+        "[commands.callbackAfterKickGroupCommand]\nfuel = 1000000\n",
+    )
+    .unwrap();
+    let out = host(&[
+        "call",
+        path(&component("hostile")),
+        path(&request),
+        "--config",
+        path(&config),
+    ]);
+    assert!(!out.status.success());
+    assert_eq!(text(&out.stdout).trim(), common::GO_ON);
+    assert!(
+        text(&out.stderr).contains("fuel exhausted"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A bad request is refused with the reason.
+    std::fs::write(
+        &request,
+        "{\"callbackCommand\":\"callbackAfterKickGroupCommand\"}",
+    )
+    .unwrap();
+    let out = host(&["call", path(&guard), path(&request)]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("missing field `groupID`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn new_projects_build_and_pass_check_in_every_language() {
+    common::wasm_dir(); // the toolchains are installed by the example build
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path();
+    let componentize_py = repo_root().join(".tools/py/bin/componentize-py");
+    for language in ["rust", "python", "js", "c"] {
+        let name = format!("30-my-{language}");
+        let out = host(&["new", language, &name, "--dir", path(plugins)]);
+        assert!(out.status.success(), "{language}: {}", text(&out.stderr));
+        let build = Command::new("bash")
+            .arg(plugins.join(&name).join("build.sh"))
+            .env("COMPONENTIZE_PY", &componentize_py)
+            .output()
+            .unwrap();
+        assert!(
+            build.status.success(),
+            "{language} build: {}{}",
+            text(&build.stdout),
+            text(&build.stderr)
+        );
+        let wasm = plugins.join(format!("{name}.wasm"));
+        let out = host(&["check", path(&wasm)]);
+        assert!(
+            out.status.success(),
+            "{language} check: {}",
+            text(&out.stderr)
+        );
+        // And it does what its template says: refuse kicking root.
+        let request = plugins.join("root.json");
+        std::fs::write(&request, common::kick_body("G", &["root"], "")).unwrap();
+        let out = host(&["call", path(&wasm), path(&request)]);
+        assert_eq!(
+            text(&out.stdout).trim(),
+            r#"{"actionCode":0,"errCode":4001,"errMsg":"root cannot be kicked","errDlt":"callback-host-call","nextCode":1}"#,
+            "{language}"
+        );
+    }
+    let again = host(&["new", "rust", "30-my-rust", "--dir", path(plugins)]);
+    assert!(!again.status.success() && text(&again.stderr).contains("already exists"));
+    let bad = host(&["new", "rust", "My Plugin", "--dir", path(plugins)]);
+    assert!(!bad.status.success() && text(&bad.stderr).contains("invalid plugin name"));
+}
