@@ -63,6 +63,9 @@ struct RunArgs {
     /// Directory of the built example plugins.
     #[arg(long, default_value = "plugins")]
     plugins: PathBuf,
+    /// Targets to run, comma-separated: native, rust, c, js, python.
+    #[arg(long, value_delimiter = ',', default_values_t = ["native", "rust", "c", "js", "python"].map(String::from))]
+    targets: Vec<String>,
     /// Replace the results section of this README (between the bench markers).
     #[arg(long)]
     write_readme: Option<PathBuf>,
@@ -71,6 +74,8 @@ struct RunArgs {
 /// What is measured.
 #[derive(Clone)]
 struct Target {
+    /// Name given to `--targets`.
+    key: &'static str,
     /// Name in the table.
     name: &'static str,
     /// The plugin file served, or `None` for the native baseline.
@@ -79,22 +84,27 @@ struct Target {
 
 const TARGETS: &[Target] = &[
     Target {
+        key: "native",
         name: "native (no Wasm)",
         plugin: None,
     },
     Target {
+        key: "rust",
         name: "Rust guard",
         plugin: Some("10-guard.wasm"),
     },
     Target {
+        key: "c",
         name: "C guard",
         plugin: Some("11-guard-c.wasm"),
     },
     Target {
+        key: "js",
         name: "JavaScript guard",
         plugin: Some("12-guard-js.wasm"),
     },
     Target {
+        key: "python",
         name: "Python guard",
         plugin: Some("13-guard-py.wasm"),
     },
@@ -153,7 +163,10 @@ struct Results {
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let cache = tempfile::tempdir()?;
     let mut results: Vec<Results> = Vec::new();
-    for target in TARGETS {
+    for target in TARGETS
+        .iter()
+        .filter(|t| args.targets.iter().any(|k| k == t.key))
+    {
         let (size_bytes, compile_ms, cached_load_ms) = match target.plugin {
             Some(file) => {
                 let path = args.plugins.join(file);
