@@ -198,3 +198,30 @@ fn shutdown_lets_in_flight_requests_finish() {
         "still accepting after shutdown"
     );
 }
+
+#[test]
+fn each_request_gets_a_fresh_instance_unless_reuse_is_configured() {
+    let count = |server: &Server| {
+        server.kick(&["u"], "count").json()["errDlt"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let fresh = Server::start(&[("hostile.wasm", component("hostile"))], &config(""));
+    let counts: Vec<String> = (0..4).map(|_| count(&fresh)).collect();
+    assert_eq!(
+        counts,
+        ["1", "1", "1", "1"],
+        "state leaked between requests"
+    );
+
+    let reuse = Server::start(
+        &[("hostile.wasm", component("hostile"))],
+        &config("[plugins_limits.hostile]\nreuse_instances = 3\n"),
+    );
+    let counts: Vec<String> = (0..7).map(|_| count(&reuse)).collect();
+    assert_eq!(counts, ["1", "2", "3", "1", "2", "3", "1"]);
+    // An instance that failed is never run again.
+    assert_eq!(reuse.kick(&["u"], "panic").body, GO_ON);
+    assert_eq!(count(&reuse), "1");
+}

@@ -43,6 +43,8 @@ enum Cmd {
         plugins: PathBuf,
         #[arg(long)]
         cache_dir: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        reuse: u32,
     },
 }
 
@@ -63,8 +65,9 @@ struct RunArgs {
     /// Directory of the built example plugins.
     #[arg(long, default_value = "plugins")]
     plugins: PathBuf,
-    /// Targets to run, comma-separated: native, rust, c, js, python.
-    #[arg(long, value_delimiter = ',', default_values_t = ["native", "rust", "c", "js", "python"].map(String::from))]
+    /// Targets to run, comma-separated: native, rust, c, js, python, rust-reuse, js-reuse,
+    /// python-reuse.
+    #[arg(long, value_delimiter = ',', default_values_t = ["native", "rust", "c", "js", "python", "python-reuse"].map(String::from))]
     targets: Vec<String>,
     /// Replace the results section of this README (between the bench markers).
     #[arg(long)]
@@ -80,6 +83,8 @@ struct Target {
     name: &'static str,
     /// The plugin file served, or `None` for the native baseline.
     plugin: Option<&'static str>,
+    /// The plugin's `reuse_instances` (1: a fresh instance per request).
+    reuse: u32,
 }
 
 const TARGETS: &[Target] = &[
@@ -87,26 +92,49 @@ const TARGETS: &[Target] = &[
         key: "native",
         name: "native (no Wasm)",
         plugin: None,
+        reuse: 1,
     },
     Target {
         key: "rust",
         name: "Rust guard",
         plugin: Some("10-guard.wasm"),
+        reuse: 1,
     },
     Target {
         key: "c",
         name: "C guard",
         plugin: Some("11-guard-c.wasm"),
+        reuse: 1,
     },
     Target {
         key: "js",
         name: "JavaScript guard",
         plugin: Some("12-guard-js.wasm"),
+        reuse: 1,
     },
     Target {
         key: "python",
         name: "Python guard",
         plugin: Some("13-guard-py.wasm"),
+        reuse: 1,
+    },
+    Target {
+        key: "rust-reuse",
+        name: "Rust guard, reuse_instances = 1000",
+        plugin: Some("10-guard.wasm"),
+        reuse: 1000,
+    },
+    Target {
+        key: "js-reuse",
+        name: "JavaScript guard, reuse_instances = 1000",
+        plugin: Some("12-guard-js.wasm"),
+        reuse: 1000,
+    },
+    Target {
+        key: "python-reuse",
+        name: "Python guard, reuse_instances = 1000",
+        plugin: Some("13-guard-py.wasm"),
+        reuse: 1000,
     },
 ];
 
@@ -117,20 +145,23 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Some(Cmd::NativeServer) => runtime.block_on(native::serve()),
-        Some(Cmd::HostServer { plugins, cache_dir }) => {
-            runtime.block_on(host_server(plugins, cache_dir))
-        }
+        Some(Cmd::HostServer {
+            plugins,
+            cache_dir,
+            reuse,
+        }) => runtime.block_on(host_server(plugins, cache_dir, reuse)),
         None => runtime.block_on(run(cli.run)),
     }
 }
 
 /// The host exactly as `callback-host serve` runs it, without logging.
-async fn host_server(plugins: PathBuf, cache_dir: PathBuf) -> anyhow::Result<()> {
-    let config = Config {
+async fn host_server(plugins: PathBuf, cache_dir: PathBuf, reuse: u32) -> anyhow::Result<()> {
+    let mut config = Config {
         plugins_dir: plugins,
         cache_dir: Some(cache_dir),
         ..Config::default()
     };
+    config.plugin_defaults.reuse_instances = reuse;
     let host = callback_host::build(Arc::new(config))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
@@ -279,7 +310,9 @@ async fn trial(
                 .arg("--plugins")
                 .arg(plugin_dir.path())
                 .arg("--cache-dir")
-                .arg(cache_dir);
+                .arg(cache_dir)
+                .arg("--reuse")
+                .arg(target.reuse.to_string());
         }
     }
     let mut server = ServerProcess::start(command)?;

@@ -7,7 +7,9 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::openim::callback::kick_group_member::{GuestIndices as KickIndices, KickRequest};
+pub use exports::openim::callback::kick_group_member::{
+    Guest as KickGuest, GuestIndices as KickIndices, KickRequest,
+};
 pub use openim::callback::log::Level;
 pub use openim::callback::types::{Delivery, Response};
 

@@ -83,6 +83,7 @@ pub struct PluginFile {
     pub max_instances: Option<usize>,
     pub max_tables: Option<usize>,
     pub max_table_elements: Option<usize>,
+    pub reuse_instances: Option<u32>,
 }
 
 /// Resolved settings of one command.
@@ -111,6 +112,9 @@ pub struct PluginLimits {
     pub max_tables: usize,
     /// Elements of each table.
     pub max_table_elements: usize,
+    /// Requests one instance serves before it is discarded. 1 (the default) is a fresh instance
+    /// per request; more trades isolation between requests (globals persist) for speed.
+    pub reuse_instances: u32,
 }
 
 impl Default for PluginLimits {
@@ -121,6 +125,7 @@ impl Default for PluginLimits {
             max_instances: 64,
             max_tables: 64,
             max_table_elements: 100_000,
+            reuse_instances: 1,
         }
     }
 }
@@ -379,6 +384,16 @@ fn resolve_plugin(
         max_instances: file.max_instances.unwrap_or(base.max_instances),
         max_tables: file.max_tables.unwrap_or(base.max_tables),
         max_table_elements: file.max_table_elements.unwrap_or(base.max_table_elements),
+        reuse_instances: match file.reuse_instances {
+            None => base.reuse_instances,
+            Some(0) => {
+                return Err(ConfigError::Invalid {
+                    key: format!("{key}.reuse_instances"),
+                    reason: "must be at least 1 (1 is a fresh instance per request)".into(),
+                });
+            }
+            Some(n) => n,
+        },
     })
 }
 

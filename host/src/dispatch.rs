@@ -12,7 +12,7 @@ use crate::bindings::{self, Delivery};
 use crate::config::{CommandSettings, Config, FailurePolicy};
 use crate::limits::{DeadlineExceeded, Failure, PluginLimiter};
 use crate::metrics::Metrics;
-use crate::plugin::Plugin;
+use crate::plugin::{Plugin, WarmInstance};
 use crate::protocol::{CallbackResponse, KICK_COMMAND, KickRequest};
 use crate::registry::CurrentPlugins;
 use crate::sandbox::{CallTag, PluginState};
@@ -153,10 +153,16 @@ impl Dispatcher {
         fuel: u64,
     ) -> Result<(bindings::Response, CallStats), Failure> {
         let budget = deadline.saturating_duration_since(request.received);
-        let _permit = match tokio::time::timeout_at(deadline.into(), self.permits.acquire()).await {
-            Ok(Ok(permit)) => permit,
-            // The semaphore is never closed; either way there is no slot before the deadline.
-            Ok(Err(_)) | Err(_) => return Err(Failure::NoTimeLeft),
+        // Usually a slot is free; only wait (with a timer) when all are taken.
+        let _permit = match self.permits.try_acquire() {
+            Ok(permit) => permit,
+            Err(_) => {
+                match tokio::time::timeout_at(deadline.into(), self.permits.acquire()).await {
+                    Ok(Ok(permit)) => permit,
+                    // The semaphore is never closed; either way there is no slot before the deadline.
+                    Ok(Err(_)) | Err(_) => return Err(Failure::NoTimeLeft),
+                }
+            }
         };
         let _alive = InstanceCount::new(&self.metrics);
         let started = Instant::now();
@@ -169,21 +175,23 @@ impl Dispatcher {
             command: request.command,
             operation_id: Arc::clone(&request.operation_id),
         });
-        let state = PluginState::new(tag, PluginLimiter::new(plugin.limits), deadline);
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
+        // In reuse mode, an instance from an earlier request; otherwise a fresh store.
+        let warm = plugin.take_idle();
+        let (mut store, warm_guest, uses) = match warm {
+            Some(WarmInstance {
+                mut store,
+                guest,
+                uses,
+            }) => {
+                store.data_mut().begin_call(tag, deadline);
+                (store, Some(guest), uses)
+            }
+            None => (self.new_store(plugin, tag, deadline), None, 0),
+        };
         store
             .set_fuel(fuel)
             .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
-        // Check the deadline at every epoch tick, yielding so other requests run meanwhile.
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|store| {
-            if Instant::now() >= store.data().deadline {
-                Err(wasmtime::Error::new(DeadlineExceeded))
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
         let delivery = Delivery {
             operation_id: request.operation_id.to_string(),
             command: request.command.to_owned(),
@@ -191,21 +199,27 @@ impl Dispatcher {
             chain_position: u32::try_from(position).unwrap_or(u32::MAX),
         };
         let call = async {
-            let instance = plugin
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
-            let guest = plugin
-                .kick
-                .load(&mut store, &instance)
-                .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
-            guest
+            let guest = match warm_guest {
+                Some(guest) => guest,
+                None => {
+                    let instance = plugin
+                        .pre
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
+                    plugin
+                        .kick
+                        .load(&mut store, &instance)
+                        .map_err(|e| Failure::Instantiate(format!("{e:#}")))?
+                }
+            };
+            let answer = guest
                 .call_handle_kick(&mut store, &delivery, body)
                 .await
-                .map_err(|e| Failure::classify(e, budget, fuel))
+                .map_err(|e| Failure::classify(e, budget, fuel))?;
+            Ok::<_, Failure>((guest, answer))
         };
-        let answer = match tokio::time::timeout_at(deadline.into(), call).await {
+        let (guest, answer) = match tokio::time::timeout_at(deadline.into(), call).await {
             Ok(result) => result?,
             Err(_) => {
                 return Err(Failure::TimeoutInHostCall {
@@ -213,15 +227,38 @@ impl Dispatcher {
                 });
             }
         };
-        let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-        Ok((
-            answer,
-            CallStats {
-                fuel_used,
-                elapsed: started.elapsed(),
-                peak_memory_bytes: store.data().limiter.peak_memory_bytes(),
-            },
-        ))
+        let stats = CallStats {
+            fuel_used: fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
+            elapsed: started.elapsed(),
+            peak_memory_bytes: store.data().limiter.peak_memory_bytes(),
+        };
+        // Only an instance that answered is kept: one that failed is never run again.
+        let uses = uses + 1;
+        if uses < plugin.limits.reuse_instances {
+            plugin.put_idle(WarmInstance { store, guest, uses });
+        }
+        Ok((answer, stats))
+    }
+
+    /// A fresh store for one plugin instance, with its limits and deadline check.
+    fn new_store(
+        &self,
+        plugin: &Plugin,
+        tag: Arc<CallTag>,
+        deadline: Instant,
+    ) -> Store<PluginState> {
+        let state = PluginState::new(tag, PluginLimiter::new(plugin.limits), deadline);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        // Check the deadline at every epoch tick, yielding so other requests run meanwhile.
+        store.epoch_deadline_callback(|store| {
+            if Instant::now() >= store.data().deadline {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
     }
 }
 

@@ -24,6 +24,9 @@ const KEEP_RESIDENT_BYTES: usize = 32 << 20;
 /// Bytes of each table kept mapped between instances.
 const KEEP_RESIDENT_TABLE_BYTES: usize = 1 << 20;
 
+/// Pool slots for idle instances of plugins in reuse mode (room for 8 such plugins).
+const IDLE_SLOTS: u32 = 8 * crate::plugin::MAX_IDLE_INSTANCES as u32;
+
 /// Builds the engine shared by every plugin.
 pub fn build_engine(config: &Config) -> wasmtime::Result<Engine> {
     let mut wasm = WasmConfig::new();
@@ -39,7 +42,8 @@ pub fn build_engine(config: &Config) -> wasmtime::Result<Engine> {
 /// Sizes the pooling allocator: `max_concurrent_calls` plugin instances alive at once, each with
 /// room for a Python- or JS-sized component.
 fn pooling(config: &Config) -> PoolingAllocationConfig {
-    let calls = config.max_concurrent_calls;
+    // Room for the calls in flight plus instances kept idle by plugins in reuse mode.
+    let calls = config.max_concurrent_calls.saturating_add(IDLE_SLOTS);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(calls)
         .total_stacks(calls)
@@ -61,7 +65,10 @@ fn pooling(config: &Config) -> PoolingAllocationConfig {
         // instance per request this is most of the cost of a large (Python, JS) component.
         .pagemap_scan(Enabled::Auto)
         .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
-        .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES);
+        .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES)
+        // Return memory to the kernel in batches: fewer madvise calls and TLB shootdowns.
+        .decommit_batch_size(16)
+        .async_stack_keep_resident(64 << 10);
     pool
 }
 

@@ -3,13 +3,13 @@
 //! can fail fails at load time, with the file's name and the reason, never on the request path.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use wasmtime::Engine;
 use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::{Engine, Store};
 
-use crate::bindings::{KICK_INTERFACE, KickIndices};
+use crate::bindings::{KICK_INTERFACE, KickGuest, KickIndices};
 use crate::cache::{CompileCache, Source};
 use crate::config::PluginLimits;
 use crate::sandbox::PluginState;
@@ -26,6 +26,39 @@ pub struct Plugin {
     pub pre: InstancePre<PluginState>,
     /// Where the kick interface's functions are in an instance.
     pub kick: KickIndices,
+    /// Instances kept for reuse (only when `limits.reuse_instances` > 1).
+    pub idle: Mutex<Vec<WarmInstance>>,
+}
+
+/// An instance kept between requests in reuse mode, with its store.
+pub struct WarmInstance {
+    /// The store holding the instance.
+    pub store: Store<PluginState>,
+    /// Its kick interface.
+    pub guest: KickGuest,
+    /// Requests it has served.
+    pub uses: u32,
+}
+
+/// Most instances a plugin in reuse mode keeps idle; more are dropped after their request.
+pub const MAX_IDLE_INSTANCES: usize = 4;
+
+impl Plugin {
+    /// An idle instance to reuse, if reuse is on and one is waiting.
+    pub fn take_idle(&self) -> Option<WarmInstance> {
+        if self.limits.reuse_instances <= 1 {
+            return None;
+        }
+        self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    /// Keeps an instance that answered, for a later request.
+    pub fn put_idle(&self, instance: WarmInstance) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_INSTANCES {
+            idle.push(instance);
+        }
+    }
 }
 
 /// Why a file in `plugins/` was not loaded.
@@ -115,6 +148,7 @@ pub fn load_plugin(
         limits,
         pre,
         kick,
+        idle: Mutex::new(Vec::new()),
     })
 }
 

@@ -45,14 +45,18 @@ pub struct PluginState {
     pub tag: Arc<CallTag>,
     /// The instant the call must have finished by; read by the epoch callback.
     pub deadline: Instant,
+    /// The plugin's stdout and stderr, retagged when a reused instance takes a new call.
+    outputs: [GuestOutput; 2],
 }
 
 impl PluginState {
     /// Store data for one call of `tag.plugin` that must finish by `deadline`.
     pub fn new(tag: Arc<CallTag>, limiter: PluginLimiter, deadline: Instant) -> Self {
+        let stdout = GuestOutput::new(Arc::clone(&tag), "stdout");
+        let stderr = GuestOutput::new(Arc::clone(&tag), "stderr");
         let wasi = WasiCtxBuilder::new()
-            .stdout(GuestOutput::new(Arc::clone(&tag), "stdout"))
-            .stderr(GuestOutput::new(Arc::clone(&tag), "stderr"))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
@@ -63,7 +67,18 @@ impl PluginState {
             limiter,
             tag,
             deadline,
+            outputs: [stdout, stderr],
         }
+    }
+
+    /// Prepares a reused instance's store for its next call: new identity, new deadline, output
+    /// lines of the previous call flushed.
+    pub fn begin_call(&mut self, tag: Arc<CallTag>, deadline: Instant) {
+        for output in &self.outputs {
+            output.retag(Arc::clone(&tag));
+        }
+        self.tag = tag;
+        self.deadline = deadline;
     }
 }
 
@@ -145,6 +160,14 @@ impl GuestOutput {
         }
     }
 
+    /// Flushes the previous call's partial line and starts counting the next call's output.
+    fn retag(&self, tag: Arc<CallTag>) {
+        let mut lines = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        lines.finish();
+        lines.tag = tag;
+        lines.accepted = 0;
+    }
+
     fn push(&self, bytes: &[u8]) {
         // A poisoned lock only means an earlier log line panicked; keep the output going.
         let mut lines = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -175,8 +198,9 @@ impl OutputLines {
     }
 }
 
-impl Drop for OutputLines {
-    fn drop(&mut self) {
+impl OutputLines {
+    /// Emits the partial last line and reports dropped bytes, at the end of a call.
+    fn finish(&mut self) {
         if !self.pending.is_empty() {
             let last = std::mem::take(&mut self.pending);
             self.emit(&last);
@@ -185,7 +209,14 @@ impl Drop for OutputLines {
             let tag = &self.tag;
             tracing::warn!(target: "plugin", plugin = %tag.plugin, operation_id = %tag.operation_id,
                 stream = self.stream, dropped = self.dropped, "output over {OUTPUT_CAP} bytes dropped");
+            self.dropped = 0;
         }
+    }
+}
+
+impl Drop for OutputLines {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
