@@ -122,9 +122,7 @@ impl Loader {
             tracing::info!(file, "plugin removed");
             self.metrics
                 .reloads
-                .get_or_create(&ReloadLabels {
-                    result: "removed".into(),
-                })
+                .get_or_create(&ReloadLabels { result: "removed" })
                 .inc();
         }
         let plugins: Vec<Arc<Plugin>> = self
@@ -156,9 +154,7 @@ impl Loader {
                 if previous.is_some() {
                     self.metrics
                         .reloads
-                        .get_or_create(&ReloadLabels {
-                            result: "loaded".into(),
-                        })
+                        .get_or_create(&ReloadLabels { result: "loaded" })
                         .inc();
                 }
                 Entry {
@@ -173,9 +169,7 @@ impl Loader {
                 self.metrics.load_failures.inc();
                 self.metrics
                     .reloads
-                    .get_or_create(&ReloadLabels {
-                        result: "failed".into(),
-                    })
+                    .get_or_create(&ReloadLabels { result: "failed" })
                     .inc();
                 errors.push(error);
                 Entry {
