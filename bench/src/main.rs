@@ -45,6 +45,10 @@ enum Cmd {
         cache_dir: PathBuf,
         #[arg(long, default_value_t = 1)]
         reuse: u32,
+        #[arg(long)]
+        no_fuel: bool,
+        #[arg(long)]
+        no_epoch: bool,
     },
 }
 
@@ -65,9 +69,9 @@ struct RunArgs {
     /// Directory of the built example plugins.
     #[arg(long, default_value = "plugins")]
     plugins: PathBuf,
-    /// Targets to run, comma-separated: native, rust, c, js, python, rust-reuse, js-reuse,
-    /// python-reuse.
-    #[arg(long, value_delimiter = ',', default_values_t = ["native", "rust", "c", "js", "python", "python-reuse"].map(String::from))]
+    /// Targets to run, comma-separated: native, rust, c, js, python, rust-nofuel, rust-noepoch,
+    /// rust-reuse, js-reuse, python-reuse.
+    #[arg(long, value_delimiter = ',', default_values_t = ["native", "rust", "c", "js", "python", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse"].map(String::from))]
     targets: Vec<String>,
     /// Replace the results section of this README (between the bench markers).
     #[arg(long)]
@@ -85,6 +89,8 @@ struct Target {
     plugin: Option<&'static str>,
     /// The plugin's `reuse_instances` (1: a fresh instance per request).
     reuse: u32,
+    /// Extra host-server flags (`--no-fuel`, `--no-epoch`).
+    flags: &'static [&'static str],
 }
 
 const TARGETS: &[Target] = &[
@@ -93,48 +99,70 @@ const TARGETS: &[Target] = &[
         name: "native (no Wasm)",
         plugin: None,
         reuse: 1,
+        flags: &[],
     },
     Target {
         key: "rust",
         name: "Rust guard",
         plugin: Some("10-guard.wasm"),
         reuse: 1,
+        flags: &[],
     },
     Target {
         key: "c",
         name: "C guard",
         plugin: Some("11-guard-c.wasm"),
         reuse: 1,
+        flags: &[],
     },
     Target {
         key: "js",
         name: "JavaScript guard",
         plugin: Some("12-guard-js.wasm"),
         reuse: 1,
+        flags: &[],
     },
     Target {
         key: "python",
         name: "Python guard",
         plugin: Some("13-guard-py.wasm"),
         reuse: 1,
+        flags: &[],
+    },
+    Target {
+        key: "rust-nofuel",
+        name: "Rust guard, fuel_metering = false",
+        plugin: Some("10-guard.wasm"),
+        reuse: 1,
+        flags: &["--no-fuel"],
+    },
+    Target {
+        key: "rust-noepoch",
+        name: "Rust guard, epoch_interruption = false",
+        plugin: Some("10-guard.wasm"),
+        reuse: 1,
+        flags: &["--no-epoch"],
     },
     Target {
         key: "rust-reuse",
         name: "Rust guard, reuse_instances = 1000",
         plugin: Some("10-guard.wasm"),
         reuse: 1000,
+        flags: &[],
     },
     Target {
         key: "js-reuse",
         name: "JavaScript guard, reuse_instances = 1000",
         plugin: Some("12-guard-js.wasm"),
         reuse: 1000,
+        flags: &[],
     },
     Target {
         key: "python-reuse",
         name: "Python guard, reuse_instances = 1000",
         plugin: Some("13-guard-py.wasm"),
         reuse: 1000,
+        flags: &[],
     },
 ];
 
@@ -149,19 +177,25 @@ fn main() -> anyhow::Result<()> {
             plugins,
             cache_dir,
             reuse,
-        }) => runtime.block_on(host_server(plugins, cache_dir, reuse)),
+            no_fuel,
+            no_epoch,
+        }) => {
+            let mut config = Config {
+                plugins_dir: plugins,
+                cache_dir: Some(cache_dir),
+                fuel_metering: !no_fuel,
+                epoch_interruption: !no_epoch,
+                ..Config::default()
+            };
+            config.plugin_defaults.reuse_instances = reuse;
+            runtime.block_on(host_server(config))
+        }
         None => runtime.block_on(run(cli.run)),
     }
 }
 
 /// The host exactly as `callback-host serve` runs it, without logging.
-async fn host_server(plugins: PathBuf, cache_dir: PathBuf, reuse: u32) -> anyhow::Result<()> {
-    let mut config = Config {
-        plugins_dir: plugins,
-        cache_dir: Some(cache_dir),
-        ..Config::default()
-    };
-    config.plugin_defaults.reuse_instances = reuse;
+async fn host_server(config: Config) -> anyhow::Result<()> {
     let host = callback_host::build(Arc::new(config))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
@@ -312,7 +346,8 @@ async fn trial(
                 .arg("--cache-dir")
                 .arg(cache_dir)
                 .arg("--reuse")
-                .arg(target.reuse.to_string());
+                .arg(target.reuse.to_string())
+                .args(target.flags);
         }
     }
     let mut server = ServerProcess::start(command)?;

@@ -54,6 +54,8 @@ pub struct FileConfig {
     pub safety_margin_ms: Option<u64>,
     pub max_concurrent_calls: Option<u32>,
     pub cache_dir: Option<PathBuf>,
+    pub fuel_metering: Option<bool>,
+    pub epoch_interruption: Option<bool>,
     #[serde(default)]
     pub defaults: CommandFile,
     #[serde(default)]
@@ -145,6 +147,11 @@ pub struct Config {
     pub max_concurrent_calls: u32,
     /// Where compiled plugins are cached; `None` compiles every plugin at every start.
     pub cache_dir: Option<PathBuf>,
+    /// Count instructions (fuel) and stop a call at its budget. On by default.
+    pub fuel_metering: bool,
+    /// Stop a running plugin at its wall-clock deadline (epoch interruption). On by default;
+    /// off, only a plugin waiting in a host call is stopped at the deadline.
+    pub epoch_interruption: bool,
     /// Settings of commands without a `[commands.X]` section.
     pub defaults: CommandSettings,
     /// Settings of commands that have a `[commands.X]` section.
@@ -225,6 +232,8 @@ impl Config {
                 Some(dir) => Some(dir),
                 None => default_cache_dir(),
             },
+            fuel_metering: file.fuel_metering.unwrap_or(true),
+            epoch_interruption: file.epoch_interruption.unwrap_or(true),
             defaults,
             commands,
             plugin_defaults,

@@ -188,10 +188,14 @@ impl Dispatcher {
             }
             None => (self.new_store(plugin, tag, deadline), None, 0),
         };
-        store
-            .set_fuel(fuel)
-            .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
-        store.set_epoch_deadline(1);
+        if self.config.fuel_metering {
+            store
+                .set_fuel(fuel)
+                .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
+        }
+        if self.config.epoch_interruption {
+            store.set_epoch_deadline(1);
+        }
         let delivery = Delivery {
             operation_id: request.operation_id.to_string(),
             command: request.command.to_owned(),
@@ -228,7 +232,11 @@ impl Dispatcher {
             }
         };
         let stats = CallStats {
-            fuel_used: fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
+            fuel_used: if self.config.fuel_metering {
+                fuel.saturating_sub(store.get_fuel().unwrap_or(0))
+            } else {
+                0
+            },
             elapsed: started.elapsed(),
             peak_memory_bytes: store.data().limiter.peak_memory_bytes(),
         };
@@ -250,14 +258,16 @@ impl Dispatcher {
         let state = PluginState::new(tag, PluginLimiter::new(plugin.limits), deadline);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        // Check the deadline at every epoch tick, yielding so other requests run meanwhile.
-        store.epoch_deadline_callback(|store| {
-            if Instant::now() >= store.data().deadline {
-                Err(wasmtime::Error::new(DeadlineExceeded))
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
+        if self.config.epoch_interruption {
+            // Check the deadline at every epoch tick, yielding so other requests run meanwhile.
+            store.epoch_deadline_callback(|store| {
+                if Instant::now() >= store.data().deadline {
+                    Err(wasmtime::Error::new(DeadlineExceeded))
+                } else {
+                    Ok(UpdateDeadline::Yield(1))
+                }
+            });
+        }
         store
     }
 }

@@ -30,8 +30,8 @@ const IDLE_SLOTS: u32 = 8 * crate::plugin::MAX_IDLE_INSTANCES as u32;
 /// Builds the engine shared by every plugin.
 pub fn build_engine(config: &Config) -> wasmtime::Result<Engine> {
     let mut wasm = WasmConfig::new();
-    wasm.consume_fuel(true)
-        .epoch_interruption(true)
+    wasm.consume_fuel(config.fuel_metering)
+        .epoch_interruption(config.epoch_interruption)
         .wasm_component_model(true)
         // Instances are created per request: copy-on-write memory images make that cheap.
         .memory_init_cow(true)
