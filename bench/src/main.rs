@@ -501,8 +501,8 @@ fn render(results: &[Results], args: &RunArgs) -> String {
         .unwrap_or_default();
     let mut out = format!(
         "Measured {date} on {cores} cores ({cpu}) by `cargo run --release -p callback-bench -- --write-readme README.md`: \
-         {} connections, {} rounds of {} s per target (alternated), a fresh instance per request, \
-         fuel and epoch deadlines on. req/s is the median round; latencies are over all rounds; \
+         {} connections, {} rounds of {} s per target (alternated); a fresh instance per request and \
+         fuel and epoch deadlines on unless the row says otherwise. req/s is the median round; latencies are over all rounds; \
          RSS is the server's peak resident memory.\n\n",
         args.connections, args.rounds, args.seconds
     );
