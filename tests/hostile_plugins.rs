@@ -82,18 +82,7 @@ fn each_failure_is_named_answered_in_time_and_isolated() {
 #[test]
 fn a_looping_plugin_does_not_hold_up_other_requests() {
     let server = hostile_then_guard("");
-    let addr = server.addr.clone();
-    let looping = std::thread::spawn(move || {
-        let body = common::kick_body("G", &["u"], "loop");
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        std::io::Write::write_all(
-            &mut stream,
-            &common::openim_request(common::KICK_PATH, "op-loop", body.as_bytes()),
-        )
-        .unwrap();
-        let response = common::read_response(&mut stream);
-        (response, Instant::now())
-    });
+    let looping = common::kick_in_background(server.addr.clone(), "loop");
     std::thread::sleep(Duration::from_millis(200));
     for _ in 0..5 {
         assert_eq!(server.kick(&["admin"], "fine").body, GUARD_REFUSAL);
@@ -178,20 +167,10 @@ fn plugin_output_and_logs_are_tagged() {
 #[test]
 fn shutdown_lets_in_flight_requests_finish() {
     let mut server = hostile_then_guard("");
-    let addr = server.addr.clone();
-    let in_flight = std::thread::spawn(move || {
-        let body = common::kick_body("G", &["u"], "sleep");
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        std::io::Write::write_all(
-            &mut stream,
-            &common::openim_request(common::KICK_PATH, "op-sleep", body.as_bytes()),
-        )
-        .unwrap();
-        common::read_response(&mut stream)
-    });
+    let in_flight = common::kick_in_background(server.addr.clone(), "sleep");
     std::thread::sleep(Duration::from_millis(300));
     assert!(server.terminate(), "the server did not exit cleanly");
-    let response = in_flight.join().unwrap();
+    let (response, _) = in_flight.join().unwrap();
     assert_eq!(response.body, GO_ON);
     assert!(
         std::net::TcpStream::connect(&server.addr).is_err(),

@@ -30,14 +30,9 @@ fn per_request(c: &mut Criterion) {
     let engine = engine::build_engine(&config).expect("engine");
     let linker = engine::build_linker(&engine).expect("linker");
     let _ticker = EpochTicker::start(&engine).expect("ticker");
-    let plugin = load_plugin(
-        &engine,
-        &linker,
-        None,
-        &plugin_path,
-        config.plugin("10-guard"),
-    )
-    .expect("plugin");
+    let bytes = std::fs::read(&plugin_path).expect("read plugin");
+    let limits = config.plugin("10-guard");
+    let plugin = load_plugin(&engine, &linker, None, &plugin_path, &bytes, limits).expect("plugin");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

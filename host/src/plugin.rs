@@ -88,26 +88,31 @@ pub fn plugin_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Compiles and validates one plugin file.
+/// Reads a plugin file.
+pub fn read_plugin(path: &Path) -> Result<Vec<u8>, LoadError> {
+    std::fs::read(path).map_err(|source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Compiles and validates the `bytes` of the plugin file at `path`.
 pub fn load_plugin(
     engine: &Engine,
     linker: &Linker<PluginState>,
     cache: Option<&CompileCache>,
     path: &Path,
+    bytes: &[u8],
     limits: PluginLimits,
 ) -> Result<Plugin, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    check_component_header(&bytes).map_err(|reason| LoadError::NotAComponent {
+    check_component_header(bytes).map_err(|reason| LoadError::NotAComponent {
         path: path.to_owned(),
         reason: reason.to_owned(),
     })?;
     let started = Instant::now();
     let compiled = match cache {
-        Some(cache) => cache.load_or_compile(engine, &bytes),
-        None => Component::new(engine, &bytes).map(|c| (c, Source::Compiled)),
+        Some(cache) => cache.load_or_compile(engine, bytes),
+        None => Component::new(engine, bytes).map(|c| (c, Source::Compiled)),
     };
     let (component, source) = compiled.map_err(|e| LoadError::Compile {
         path: path.to_owned(),

@@ -1,7 +1,6 @@
 //! Loading the plugin directory, at start and whenever it changes (hot reload).
 //!
-//! A scan compares every `*.wasm` (dot-files are ignored) with what is loaded, by size, mtime and
-//! content hash: new and changed files are compiled and validated off the request path, removed
+//! A scan compares every `*.wasm` (dot-files are ignored) with what is loaded, by content hash: new and changed files are compiled and validated off the request path, removed
 //! ones dropped, then the new set is swapped in at once. A file that fails to load leaves the
 //! previous good version of that plugin serving. Deploy by writing the file elsewhere (or under a
 //! dot-name) and renaming it into place; a copy in progress is only read once the directory has
@@ -12,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
@@ -22,25 +21,17 @@ use wasmtime::component::Linker;
 use crate::cache::CompileCache;
 use crate::config::Config;
 use crate::metrics::{Metrics, ReloadLabels};
-use crate::plugin::{LoadError, Plugin, load_plugin, plugin_files, plugin_name};
+use crate::plugin::{LoadError, Plugin, load_plugin, plugin_files, plugin_name, read_plugin};
 use crate::registry::{CurrentPlugins, Registry};
 use crate::sandbox::PluginState;
 
 /// How long the directory must be quiet before a scan.
 pub const QUIET: Duration = Duration::from_millis(300);
 
-/// What identifies a version of a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Fingerprint {
-    len: u64,
-    modified: Option<SystemTime>,
-    sha256: [u8; 32],
-}
-
 /// One plugin file as last seen.
 struct Entry {
-    /// The version the fingerprint describes.
-    seen: Fingerprint,
+    /// SHA-256 of the version last seen.
+    seen: [u8; 32],
     /// The plugin serving for this file: the last version that loaded.
     serving: Option<Arc<Plugin>>,
 }
@@ -91,23 +82,19 @@ impl Loader {
             if file.starts_with('.') {
                 continue;
             }
-            let Ok(bytes) = std::fs::read(&path) else {
+            // A file removed between listing and reading counts as removed.
+            let Ok(bytes) = read_plugin(&path) else {
                 continue;
             };
-            let meta = std::fs::metadata(&path).ok();
-            let seen = Fingerprint {
-                len: bytes.len() as u64,
-                modified: meta.and_then(|m| m.modified().ok()),
-                sha256: Sha256::digest(&bytes).into(),
-            };
+            let seen: [u8; 32] = Sha256::digest(&bytes).into();
             present.insert(file.clone(), ());
             let previous = self.files.remove(&file);
             let entry = match previous {
-                Some(entry) if entry.seen.sha256 == seen.sha256 => Entry {
-                    seen,
-                    serving: entry.serving,
-                },
-                previous => self.load(&path, seen, previous.and_then(|e| e.serving), &mut errors),
+                Some(entry) if entry.seen == seen => entry,
+                previous => {
+                    let serving = previous.and_then(|e| e.serving);
+                    self.load(&path, &bytes, seen, serving, &mut errors)
+                }
             };
             self.files.insert(file, entry);
         }
@@ -138,7 +125,8 @@ impl Loader {
     fn load(
         &self,
         path: &Path,
-        seen: Fingerprint,
+        bytes: &[u8],
+        seen: [u8; 32],
         previous: Option<Arc<Plugin>>,
         errors: &mut Vec<LoadError>,
     ) -> Entry {
@@ -148,6 +136,7 @@ impl Loader {
             &self.linker,
             self.cache.as_ref(),
             path,
+            bytes,
             limits,
         ) {
             Ok(plugin) => {

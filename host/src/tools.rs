@@ -11,7 +11,7 @@ use crate::dispatch::{CallStats, Dispatcher, Request, policy_answer};
 use crate::engine::{self, EpochTicker};
 use crate::limits::Failure;
 use crate::metrics::Metrics;
-use crate::plugin::{LoadError, Plugin, load_plugin, plugin_name};
+use crate::plugin::{LoadError, Plugin, load_plugin, plugin_name, read_plugin};
 use crate::protocol::{CallbackResponse, KICK_COMMAND, KickRequest};
 use crate::registry::CurrentPlugins;
 
@@ -42,13 +42,9 @@ fn engine_and_plugin(
 ) -> Result<(wasmtime::Engine, Plugin), ToolError> {
     let engine = engine::build_engine(config).map_err(|e| ToolError::Engine(format!("{e:#}")))?;
     let linker = engine::build_linker(&engine).map_err(|e| ToolError::Engine(format!("{e:#}")))?;
-    let plugin = load_plugin(
-        &engine,
-        &linker,
-        None,
-        path,
-        config.plugin(&plugin_name(path)),
-    )?;
+    let bytes = read_plugin(path)?;
+    let limits = config.plugin(&plugin_name(path));
+    let plugin = load_plugin(&engine, &linker, None, path, &bytes, limits)?;
     Ok((engine, plugin))
 }
 

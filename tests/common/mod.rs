@@ -259,6 +259,26 @@ impl Drop for Server {
     }
 }
 
+/// Sends a kick with `reason` on a new connection from another thread; the thread returns the
+/// response and when it arrived.
+pub fn kick_in_background(
+    addr: String,
+    reason: &'static str,
+) -> std::thread::JoinHandle<(HttpResponse, Instant)> {
+    std::thread::spawn(move || {
+        let body = kick_body("G", &["u"], reason);
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .write_all(&openim_request(
+                KICK_PATH,
+                &format!("op-{reason}"),
+                body.as_bytes(),
+            ))
+            .expect("send");
+        (read_response(&mut stream), Instant::now())
+    })
+}
+
 /// OpenIM's default webhook url prefix plus the kick command.
 pub const KICK_PATH: &str = "/callbackExample/callbackAfterKickGroupCommand";
 
