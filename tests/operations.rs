@@ -201,3 +201,58 @@ fn an_invalid_webhooks_yml_is_rejected_with_file_key_and_reason() {
         assert!(stderr.contains(part), "{part:?} missing from {stderr}");
     }
 }
+
+#[test]
+fn a_corrupt_compile_cache_entry_is_rebuilt_not_trusted() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_arg = cache.path().to_str().unwrap().to_owned();
+    let start = || {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("plugins")).unwrap();
+        std::fs::copy(component("guard"), dir.path().join("plugins/10-guard.wasm")).unwrap();
+        Server::start_with(dir, "", &["--cache-dir", &cache_arg])
+    };
+    let first = start();
+    first.wait_for_log(&["plugin loaded", "10-guard", "from=\"compiled\""]);
+    drop(first);
+    let entries: Vec<_> = std::fs::read_dir(cache.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let second = start();
+    second.wait_for_log(&["plugin loaded", "10-guard", "from=\"cache\""]);
+    drop(second);
+    // Flip one byte in the middle of the entry.
+    let mut bytes = std::fs::read(&entries[0]).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x5a;
+    std::fs::write(&entries[0], &bytes).unwrap();
+    let third = start();
+    third.wait_for_log(&[
+        "corrupt compile cache entry; rebuilding",
+        "checksum mismatch",
+    ]);
+    third.wait_for_log(&["plugin loaded", "10-guard", "from=\"compiled\""]);
+    assert!(refused(&third));
+}
+
+#[test]
+fn json_logs_carry_the_operation_id_plugin_and_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    std::fs::copy(
+        component("hostile"),
+        dir.path().join("plugins/hostile.wasm"),
+    )
+    .unwrap();
+    let server = Server::start_with(dir, "", &["--log-json"]);
+    assert_eq!(server.kick(&["u"], "panic").body, GO_ON);
+    let line = server.wait_for_log(&["plugin failed"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(json["level"], "WARN");
+    assert_eq!(json["fields"]["plugin"], "hostile");
+    assert_eq!(json["fields"]["operation_id"], "op-test");
+    assert_eq!(json["fields"]["outcome"], "trap");
+}
