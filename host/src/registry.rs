@@ -32,16 +32,6 @@ impl Registry {
     pub fn names(&self) -> Vec<String> {
         self.kick.iter().map(|p| p.name.to_string()).collect()
     }
-
-    /// How many plugins are loaded.
-    pub fn len(&self) -> usize {
-        self.kick.len()
-    }
-
-    /// Whether no plugin is loaded.
-    pub fn is_empty(&self) -> bool {
-        self.kick.is_empty()
-    }
 }
 
 /// The current registry. A request takes the registry once and keeps it to its end, so a swap
