@@ -63,7 +63,7 @@ fn broken_files_are_reported_by_name_and_skipped() {
     std::fs::write(plugins.join("04-truncated.wasm"), &guard[..guard.len() / 2]).unwrap();
     std::fs::write(plugins.join("README.txt"), "ignored: not .wasm").unwrap();
 
-    let server = Server::start_in(dir, "");
+    let server = Server::start_in(dir, "", &[]);
     server.wait_for_log(&[
         "plugin not loaded",
         "01-text.wasm",

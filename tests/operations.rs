@@ -131,9 +131,7 @@ fn health_readiness_and_metrics_after_a_known_sequence() {
 
 #[test]
 fn admin_endpoints_can_have_their_own_address() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("plugins")).unwrap();
-    let server = Server::start_with(dir, "", &["--admin-listen", "127.0.0.1:0"]);
+    let server = Server::start_with_args(&[], "", &["--admin-listen", "127.0.0.1:0"]);
     let admin = server.admin_addr.clone().unwrap();
     assert_eq!(Server::get(&admin, "/healthz").status, 200);
     assert!(
@@ -157,15 +155,12 @@ fn admin_endpoints_can_have_their_own_address() {
 
 #[test]
 fn openim_webhooks_yml_sets_the_deadline() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("plugins")).unwrap();
-    std::fs::copy(
-        component("hostile"),
-        dir.path().join("plugins/hostile.wasm"),
-    )
-    .unwrap();
     let webhooks = common::repo_root().join("tests/fixtures/webhooks.yml");
-    let server = Server::start_with(dir, "", &["--openim-webhooks", webhooks.to_str().unwrap()]);
+    let server = Server::start_with_args(
+        &[("hostile.wasm", component("hostile"))],
+        "",
+        &["--openim-webhooks", webhooks.to_str().unwrap()],
+    );
     server.wait_for_log(&[
         "enabled in OpenIM's webhooks.yml",
         "callbackAfterKickGroupCommand",
@@ -207,10 +202,11 @@ fn a_corrupt_compile_cache_entry_is_rebuilt_not_trusted() {
     let cache = tempfile::tempdir().unwrap();
     let cache_arg = cache.path().to_str().unwrap().to_owned();
     let start = || {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("plugins")).unwrap();
-        std::fs::copy(component("guard"), dir.path().join("plugins/10-guard.wasm")).unwrap();
-        Server::start_with(dir, "", &["--cache-dir", &cache_arg])
+        Server::start_with_args(
+            &[("10-guard.wasm", component("guard"))],
+            "",
+            &["--cache-dir", &cache_arg],
+        )
     };
     let first = start();
     first.wait_for_log(&["plugin loaded", "10-guard", "from=\"compiled\""]);
@@ -239,14 +235,11 @@ fn a_corrupt_compile_cache_entry_is_rebuilt_not_trusted() {
 
 #[test]
 fn json_logs_carry_the_operation_id_plugin_and_outcome() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("plugins")).unwrap();
-    std::fs::copy(
-        component("hostile"),
-        dir.path().join("plugins/hostile.wasm"),
-    )
-    .unwrap();
-    let server = Server::start_with(dir, "", &["--log-json"]);
+    let server = Server::start_with_args(
+        &[("hostile.wasm", component("hostile"))],
+        "",
+        &["--log-json"],
+    );
     assert_eq!(server.kick(&["u"], "panic").body, GO_ON);
     let line = server.wait_for_log(&["plugin failed"]);
     let json: serde_json::Value =

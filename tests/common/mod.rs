@@ -78,22 +78,22 @@ pub struct Server {
 impl Server {
     /// Starts the host with `plugins` (file name in the plugin dir, built component) and `config`.
     pub fn start(plugins: &[(&str, PathBuf)], config: &str) -> Self {
+        Self::start_with_args(plugins, config, &[])
+    }
+
+    /// Like [`Server::start`], with extra command-line arguments.
+    pub fn start_with_args(plugins: &[(&str, PathBuf)], config: &str, args: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let plugin_dir = dir.path().join("plugins");
         std::fs::create_dir(&plugin_dir).expect("plugin dir");
         for (file, source) in plugins {
             std::fs::copy(source, plugin_dir.join(file)).expect("copy plugin");
         }
-        Self::start_in(dir, config)
+        Self::start_in(dir, config, args)
     }
 
     /// Starts the host on a prepared temp dir whose `plugins/` folder is already filled.
-    pub fn start_in(dir: tempfile::TempDir, config: &str) -> Self {
-        Self::start_with(dir, config, &[])
-    }
-
-    /// Starts the host on a prepared temp dir with extra command-line arguments.
-    pub fn start_with(dir: tempfile::TempDir, config: &str, extra_args: &[&str]) -> Self {
+    pub fn start_in(dir: tempfile::TempDir, config: &str, extra_args: &[&str]) -> Self {
         let config_path = dir.path().join("callback-host.toml");
         std::fs::write(&config_path, config).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_callback-host"))
