@@ -66,7 +66,8 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .into();
-        let path = request.uri().path().to_owned();
+        // A cheap, reference-counted copy, kept for the log line of a rejected request.
+        let uri = request.uri().clone();
         match self.answer(request, received, &operation_id).await {
             Ok((command, answer, outcome)) => {
                 self.metrics
@@ -74,7 +75,8 @@ impl App {
                 json_response(StatusCode::OK, &answer)
             }
             Err(error) => {
-                let command = command_of(&path).unwrap_or("unknown");
+                let path = uri.path();
+                let command = command_of(path).unwrap_or("unknown");
                 self.metrics
                     .request(command, "bad_request", received.elapsed().as_secs_f64());
                 tracing::warn!(%path, operation_id = %operation_id, outcome = "bad_request",

@@ -35,8 +35,9 @@ pub struct CallTag {
 /// The store data of one plugin call. A fresh one is made for every call: nothing is shared
 /// between requests.
 pub struct PluginState {
-    /// WASI context, configured to grant nothing.
-    wasi: WasiCtx,
+    /// WASI context, configured to grant nothing; made on the guest's first WASI call, so a
+    /// plugin that never calls WASI never pays for it.
+    wasi: Option<Wasi>,
     /// Resources (streams, pollables) the guest holds through WASI.
     table: ResourceTable,
     /// Memory, table and instance caps; also records why a growth was refused.
@@ -45,16 +46,20 @@ pub struct PluginState {
     pub tag: Arc<CallTag>,
     /// The instant the call must have finished by; read by the epoch callback.
     pub deadline: Instant,
-    /// The plugin's stdout and stderr, retagged when a reused instance takes a new call.
+}
+
+/// The WASI context and the plugin's stdout and stderr behind it.
+struct Wasi {
+    ctx: WasiCtx,
+    /// Retagged when a reused instance takes a new call.
     outputs: [GuestOutput; 2],
 }
 
-impl PluginState {
-    /// Store data for one call of `tag.plugin` that must finish by `deadline`.
-    pub fn new(tag: Arc<CallTag>, limiter: PluginLimiter, deadline: Instant) -> Self {
-        let stdout = GuestOutput::new(Arc::clone(&tag), "stdout");
-        let stderr = GuestOutput::new(Arc::clone(&tag), "stderr");
-        let wasi = WasiCtxBuilder::new()
+impl Wasi {
+    fn new(tag: &Arc<CallTag>) -> Self {
+        let stdout = GuestOutput::new(Arc::clone(tag), "stdout");
+        let stderr = GuestOutput::new(Arc::clone(tag), "stderr");
+        let ctx = WasiCtxBuilder::new()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
@@ -62,20 +67,31 @@ impl PluginState {
             .allow_ip_name_lookup(false)
             .build();
         Self {
-            wasi,
+            ctx,
+            outputs: [stdout, stderr],
+        }
+    }
+}
+
+impl PluginState {
+    /// Store data for one call of `tag.plugin` that must finish by `deadline`.
+    pub fn new(tag: Arc<CallTag>, limiter: PluginLimiter, deadline: Instant) -> Self {
+        Self {
+            wasi: None,
             table: ResourceTable::new(),
             limiter,
             tag,
             deadline,
-            outputs: [stdout, stderr],
         }
     }
 
     /// Prepares a reused instance's store for its next call: new identity, new deadline, output
     /// lines of the previous call flushed.
     pub fn begin_call(&mut self, tag: Arc<CallTag>, deadline: Instant) {
-        for output in &self.outputs {
-            output.retag(Arc::clone(&tag));
+        if let Some(wasi) = &self.wasi {
+            for output in &wasi.outputs {
+                output.retag(Arc::clone(&tag));
+            }
         }
         self.tag = tag;
         self.deadline = deadline;
@@ -84,8 +100,10 @@ impl PluginState {
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        let tag = &self.tag;
+        let wasi = self.wasi.get_or_insert_with(|| Wasi::new(tag));
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: &mut wasi.ctx,
             table: &mut self.table,
         }
     }
