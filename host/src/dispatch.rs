@@ -86,12 +86,7 @@ impl Dispatcher {
     ) -> (CallbackResponse, &'static str) {
         let settings = self.config.command(KICK_COMMAND);
         let deadline = request.received + self.config.budget(KICK_COMMAND);
-        let wit_request = bindings::KickRequest {
-            callback_command: body.callback_command,
-            group_id: body.group_id,
-            kicked_user_ids: body.kicked_user_ids,
-            reason: body.reason,
-        };
+        let wit_request = bindings::KickRequest::from(body);
         let registry = self.plugins.get();
         let plugins = registry.for_command(KICK_COMMAND);
         if plugins.is_empty() {
@@ -112,7 +107,7 @@ impl Dispatcher {
             let seconds = started.elapsed().as_secs_f64();
             match outcome {
                 Ok((answer, stats)) => {
-                    let answer = from_wit(answer);
+                    let answer = CallbackResponse::from(answer);
                     let refused = answer.is_refusal();
                     let kind = if refused { "refused" } else { "ok" };
                     self.metrics
@@ -302,15 +297,5 @@ impl<'a> InstanceCount<'a> {
 impl Drop for InstanceCount<'_> {
     fn drop(&mut self) {
         self.0.instances.dec();
-    }
-}
-
-fn from_wit(answer: bindings::Response) -> CallbackResponse {
-    CallbackResponse {
-        action_code: answer.action_code,
-        err_code: answer.err_code,
-        err_msg: answer.err_msg,
-        err_dlt: answer.err_dlt,
-        next_code: answer.next_code,
     }
 }

@@ -95,12 +95,7 @@ pub async fn call(
         operation_id: "callback-host-call".into(),
         received,
     };
-    let body = bindings::KickRequest {
-        callback_command: request.callback_command,
-        group_id: request.group_id,
-        kicked_user_ids: request.kicked_user_ids,
-        reason: request.reason,
-    };
+    let body = bindings::KickRequest::from(request);
     let settings = config.command(KICK_COMMAND);
     let deadline = received + config.budget(KICK_COMMAND);
     match dispatcher
@@ -108,13 +103,7 @@ pub async fn call(
         .await
     {
         Ok((answer, stats)) => Ok(CallReport {
-            answer: CallbackResponse {
-                action_code: answer.action_code,
-                err_code: answer.err_code,
-                err_msg: answer.err_msg,
-                err_dlt: answer.err_dlt,
-                next_code: answer.next_code,
-            },
+            answer: answer.into(),
             failure: None,
             stats: Some(stats),
         }),
