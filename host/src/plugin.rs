@@ -18,8 +18,6 @@ use crate::sandbox::PluginState;
 pub struct Plugin {
     /// The file name without `.wasm`: the name in logs and in `[plugins_limits.<name>]`.
     pub name: Arc<str>,
-    /// Where it was loaded from.
-    pub path: PathBuf,
     /// Its resource caps.
     pub limits: PluginLimits,
     /// Compiled, type-checked and linked: instantiating it is the only per-request work left.
@@ -149,7 +147,6 @@ pub fn load_plugin(
         from, "plugin loaded");
     Ok(Plugin {
         name,
-        path: path.to_owned(),
         limits,
         pre,
         kick,

@@ -208,14 +208,13 @@ fn json_error(command: &'static str, err: serde_json::Error) -> BodyError {
 /// Parses and validates a kick callback body.
 pub fn parse_kick(body: &[u8]) -> Result<KickRequest, BodyError> {
     check_text(body)?;
-    // Parse as a value first so that a non-object gets its own clear message.
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| json_error(KICK_COMMAND, e))?;
-    if !value.is_object() {
-        return Err(BodyError::NotAnObject(json_kind(&value)));
-    }
-    let request: KickRequest =
-        serde_json::from_value(value).map_err(|e| json_error(KICK_COMMAND, e))?;
+    let request: KickRequest = serde_json::from_slice(body).map_err(|error| {
+        // Only on the error path: a JSON value of another kind gets its own message.
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(value) if !value.is_object() => BodyError::NotAnObject(json_kind(&value)),
+            _ => json_error(KICK_COMMAND, error),
+        }
+    })?;
     if request.callback_command != KICK_COMMAND {
         return Err(BodyError::CommandMismatch {
             expected: KICK_COMMAND,

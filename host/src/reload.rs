@@ -7,7 +7,7 @@
 //! been quiet for [`QUIET`], and a file still incomplete then fails validation and is retried on
 //! its next change.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -74,7 +74,7 @@ impl Loader {
         let dir = self.config.plugins_dir.clone();
         let paths = plugin_files(&dir)?;
         let mut errors = Vec::new();
-        let mut present = BTreeMap::new();
+        let mut present = BTreeSet::new();
         for path in paths {
             let Some(file) = path.file_name().map(|f| f.to_string_lossy().into_owned()) else {
                 continue;
@@ -87,7 +87,7 @@ impl Loader {
                 continue;
             };
             let seen: [u8; 32] = Sha256::digest(&bytes).into();
-            present.insert(file.clone(), ());
+            present.insert(file.clone());
             let previous = self.files.remove(&file);
             let entry = match previous {
                 Some(entry) if entry.seen == seen => entry,
@@ -101,7 +101,7 @@ impl Loader {
         let removed: Vec<String> = self
             .files
             .keys()
-            .filter(|f| !present.contains_key(*f))
+            .filter(|f| !present.contains(*f))
             .cloned()
             .collect();
         for file in removed {
