@@ -74,10 +74,8 @@ fn run_corpus(plugin_file: &str) {
     for (i, (group, users, reason)) in corpus().into_iter().enumerate() {
         let refs: Vec<&str> = users.iter().map(String::as_str).collect();
         let body = common::kick_body(&group, &refs, &reason);
-        let response = server.post(common::KICK_PATH, &body);
-        assert_eq!(response.status, 200, "{plugin} case {i}");
         assert_eq!(
-            response.body,
+            server.decide(common::KICK_PATH, &body),
             expected_answer(&users),
             "{plugin} case {i}: {group} {users:?}"
         );

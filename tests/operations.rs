@@ -11,7 +11,7 @@ use common::{
 };
 
 fn refused(server: &Server) -> bool {
-    server.kick(&["admin"], "r").json()["nextCode"] == 1
+    server.kick_decision(&["admin"], "r") != GO_ON
 }
 
 #[test]
@@ -94,23 +94,28 @@ fn health_readiness_and_metrics_after_a_known_sequence() {
     let ready = Server::get(&server.addr, "/readyz");
     assert_eq!(ready.json()["plugins"], serde_json::json!(["10-guard"]));
 
+    assert_eq!(
+        ready.json()["handles"]["10-guard"],
+        serde_json::json!(["callbackAfterKickGroupCommand"])
+    );
+
     for _ in 0..3 {
-        assert_eq!(server.kick(&["admin"], "r").json()["nextCode"], 1);
+        assert_ne!(server.kick_decision(&["admin"], "r"), GO_ON);
     }
     for _ in 0..2 {
-        assert_eq!(server.kick(&["u"], "r").body, GO_ON);
+        assert_eq!(server.kick_decision(&["u"], "r"), GO_ON);
     }
     assert_eq!(server.post(KICK_PATH, "{").status, 400);
-    let quit = "{\"callbackCommand\":\"callbackAfterQuitGroupCommand\"}";
+    let quit = common::request_fixture("callbackAfterQuitGroupCommand");
     assert_eq!(
-        server.post("/x/callbackAfterQuitGroupCommand", quit).body,
+        server.post("/x/callbackAfterQuitGroupCommand", &quit).body,
         GO_ON
     );
 
     let metrics = Server::get(&server.addr, "/metrics").body;
     for line in [
-        r#"callback_host_requests_total{command="callbackAfterKickGroupCommand",outcome="refused"} 3"#,
-        r#"callback_host_requests_total{command="callbackAfterKickGroupCommand",outcome="ok"} 2"#,
+        // The kick is an after-callback: every one is answered "go on", whatever a plugin says.
+        r#"callback_host_requests_total{command="callbackAfterKickGroupCommand",outcome="ok"} 5"#,
         r#"callback_host_requests_total{command="callbackAfterKickGroupCommand",outcome="bad_request"} 1"#,
         r#"callback_host_requests_total{command="callbackAfterQuitGroupCommand",outcome="no_plugin"} 1"#,
         r#"callback_host_plugin_calls_total{plugin="10-guard",outcome="refused"} 3"#,
@@ -121,6 +126,7 @@ fn health_readiness_and_metrics_after_a_known_sequence() {
         "callback_host_plugin_instances 0",
         "callback_host_plugins_loaded 1",
         "callback_host_plugin_load_failures_total 0",
+        r#"callback_host_plugin_handles{plugin="10-guard",command="callbackAfterKickGroupCommand"} 1"#,
     ] {
         assert!(
             metrics.lines().any(|l| l == line),
@@ -246,6 +252,6 @@ fn json_logs_carry_the_operation_id_plugin_and_outcome() {
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(json["level"], "WARN");
     assert_eq!(json["fields"]["plugin"], "hostile");
-    assert_eq!(json["fields"]["operation_id"], "op-test");
+    assert_eq!(json["span"]["operation_id"], "op-test");
     assert_eq!(json["fields"]["outcome"], "trap");
 }

@@ -49,21 +49,20 @@ fn go_escaped_body_reaches_the_plugin_decoded() {
     // `<`, `>` and `&` arrive as \u003c, \u003e, \u0026; the guard must see the real ids.
     let body = "{\"callbackCommand\":\"callbackAfterKickGroupCommand\",\"groupID\":\"G\\u0026\\u003cx\\u003e\",\
                 \"kickedUserIDs\":[\"user1\",\"admin\"],\"reason\":\"spam \\u003c3 \\u0026 more\"}\n";
+    // The kick already happened: OpenIM is answered "go on" whatever the guard says.
     let response = server.raw(&openim_request(KICK_PATH, "op-escapes", body.as_bytes()));
+    assert_eq!(response.body, GO_ON);
     assert_eq!(
-        response.body,
+        server.decision("op-escapes"),
         r#"{"actionCode":0,"errCode":10001,"errMsg":"kicking protected users is not allowed","errDlt":"protected users: admin","nextCode":1}"#
     );
     server.wait_for_log(&["refusing kick of protected users", "op-escapes", "G&<x>"]);
-    // The first refusal ends the chain: the audit plugin did not run for this request.
-    assert!(
-        !server.log().contains("group members kicked"),
-        "{}",
-        server.log()
-    );
+    // An after-callback reaches every plugin: the guard's refusal does not hide it from the audit.
+    server.wait_for_log(&["group members kicked", "op-escapes}", "spam <3 & more"]);
     let body = body.replace("admin", "user2");
     let response = server.raw(&openim_request(KICK_PATH, "op-escapes-2", body.as_bytes()));
     assert_eq!(response.body, GO_ON);
+    assert_eq!(server.decision("op-escapes-2"), GO_ON);
     server.wait_for_log(&[
         "group members kicked",
         "op-escapes-2",
@@ -97,12 +96,15 @@ fn serves_many_requests_on_one_keep_alive_connection() {
     for i in 0..20 {
         let users: &[&str] = if i % 2 == 0 { &["admin"] } else { &["someone"] };
         let body = common::kick_body("G1", users, "r");
+        let op = format!("op-keep-alive-{i}");
         stream
-            .write_all(&openim_request(KICK_PATH, "op", body.as_bytes()))
+            .write_all(&openim_request(KICK_PATH, &op, body.as_bytes()))
             .unwrap();
         let response = common::read_response(&mut stream);
+        assert_eq!(response.body, GO_ON, "request {i}");
+        let decision: serde_json::Value = serde_json::from_str(&server.decision(&op)).unwrap();
         assert_eq!(
-            response.json()["nextCode"],
+            decision["nextCode"],
             if i % 2 == 0 { 1 } else { 0 },
             "request {i}"
         );
@@ -120,10 +122,10 @@ fn commands_without_plugins_go_on_at_once() {
         "callbackAfterQuitGroupCommand",
     ]);
     // A before-callback nobody handles is not blocked either.
-    let body = "{\"callbackCommand\":\"callbackBeforeSendSingleMsgCommand\",\"sendID\":\"u1\"}\n";
+    let body = common::request_fixture("callbackBeforeSendSingleMsgCommand");
     let response = server.post(
         "/callbackExample/callbackBeforeSendSingleMsgCommand?key=e30=",
-        body,
+        &body,
     );
     assert_eq!((response.status, response.body.as_str()), (200, GO_ON));
 }
@@ -204,8 +206,12 @@ fn every_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
             case.name
         );
         // And the next valid request is still served.
-        let next = server.kick(&["admin"], "after a bad request");
-        assert_eq!(next.json()["errCode"], 10001, "after {}", case.name);
+        let next = server.kick_decision(&["admin"], "after a bad request");
+        assert!(
+            next.contains("\"errCode\":10001"),
+            "after {}: {next}",
+            case.name
+        );
     }
     let response = server.raw(format!("GET {kick} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
     assert_eq!(response.header("allow"), Some("POST"));

@@ -15,6 +15,8 @@ use crate::protocol::known_command;
 pub const OPENIM_MAX_TIMEOUT_SECS: u64 = 15;
 /// OpenIM's default `timeout` in webhooks.yml.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 5;
+/// Default time kept back for each plugin still to come in a chain.
+pub const DEFAULT_RESERVE_MS: u64 = 200;
 /// Default listen address: OpenIM's default webhook url is `http://127.0.0.1:10006/callbackExample`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:10006";
 
@@ -86,6 +88,7 @@ pub struct PluginFile {
     pub max_tables: Option<usize>,
     pub max_table_elements: Option<usize>,
     pub reuse_instances: Option<u32>,
+    pub reserve_ms: Option<u64>,
 }
 
 /// Resolved settings of one command.
@@ -117,6 +120,9 @@ pub struct PluginLimits {
     /// Requests one instance serves before it is discarded. 1 (the default) is a fresh instance
     /// per request; more trades isolation between requests (globals persist) for speed.
     pub reuse_instances: u32,
+    /// Time kept back for this plugin from the plugins before it in a chain, so that one stuck
+    /// plugin cannot leave the ones after it no time (a guard after it still runs).
+    pub reserve: Duration,
 }
 
 impl Default for PluginLimits {
@@ -128,6 +134,7 @@ impl Default for PluginLimits {
             max_tables: 64,
             max_table_elements: 100_000,
             reuse_instances: 1,
+            reserve: Duration::from_millis(DEFAULT_RESERVE_MS),
         }
     }
 }
@@ -403,6 +410,7 @@ fn resolve_plugin(
             }
             Some(n) => n,
         },
+        reserve: file.reserve_ms.map_or(base.reserve, Duration::from_millis),
     })
 }
 

@@ -1,21 +1,33 @@
-//! Running a callback through its plugins: a fresh store and instance per plugin call, under the
-//! command's deadline, fuel budget and the plugin's memory caps; the first refusal wins, a failure
-//! answers by the command's policy.
+//! The chain: running one callback through the plugins that handle its command, the same way for
+//! every command. Each plugin call gets a fresh store and instance (or a kept one in reuse mode)
+//! under its own deadline, the command's fuel budget and the plugin's memory caps.
+//!
+//! - Before-callbacks: the first refusal wins and ends the chain. Where the command's answer may
+//!   change the operation, each plugin sees the request with the earlier plugins' changes applied,
+//!   and the answer carries the merged changes (see [`crate::protocol::answer::Merge`]).
+//! - After-callbacks: the operation already happened, so every plugin sees every event and the
+//!   answer is always "go on".
+//! - A plugin that fails (or never got to run) is failed under the command's policy.
+//! - No plugin can starve the ones after it: each keeps back its `reserve` from the deadlines of
+//!   the plugins before it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
-use wasmtime::{Engine, Store, UpdateDeadline};
+use wasmtime::Engine;
+use wasmtime::component::Val;
 
-use crate::bindings::{self, Delivery};
 use crate::config::{CommandSettings, Config, FailurePolicy};
-use crate::limits::{DeadlineExceeded, Failure, PluginLimiter};
+use crate::limits::Failure;
 use crate::metrics::Metrics;
-use crate::plugin::{Plugin, WarmInstance};
-use crate::protocol::{CallbackResponse, KICK_COMMAND, KickRequest};
-use crate::registry::CurrentPlugins;
-use crate::sandbox::{CallTag, PluginState};
+use crate::plugin::{Entry, Plugin, WarmInstance};
+use crate::protocol::CallbackResponse;
+use crate::protocol::answer::{self, Merge};
+use crate::protocol::commands::Phase;
+use crate::protocol::schema::Command;
+use crate::registry::{CurrentPlugins, Link};
+use crate::sandbox::CallTag;
 
 /// One delivery of a callback, as received.
 #[derive(Debug, Clone)]
@@ -26,6 +38,47 @@ pub struct Request {
     pub operation_id: Arc<str>,
     /// When the request arrived: OpenIM's timeout runs from about here.
     pub received: Instant,
+}
+
+/// What a request came to, for logs and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every plugin let it go on (possibly with changes).
+    Ok,
+    /// A plugin refused it.
+    Refused,
+    /// No plugin handles the command.
+    NoPlugin,
+    /// A plugin failed and the `refuse` policy answered; the failure's kind.
+    Failed(&'static str),
+}
+
+impl Outcome {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Refused => "refused",
+            Self::NoPlugin => "no_plugin",
+            Self::Failed(kind) => kind,
+        }
+    }
+}
+
+/// What a plugin is given.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// The request record, for a typed interface.
+    Typed(&'a Val),
+    /// The request as JSON, for the generic interface.
+    Json(&'a str),
+}
+
+/// What a plugin returned, before it is checked.
+#[derive(Debug)]
+pub enum Reply {
+    Typed(Val),
+    Json(String),
 }
 
 /// Runs callbacks through plugins.
@@ -76,77 +129,163 @@ impl Dispatcher {
         &self.plugins
     }
 
-    /// Answers a kick callback: every kick plugin in order, the first refusal wins. Also returns
-    /// the request's outcome for metrics: `ok`, `refused`, `no_plugin`, or the failure kind that
-    /// made the `refuse` policy answer.
-    pub async fn kick(
+    /// Answers one callback: the JSON answer for OpenIM and what the request came to.
+    /// `command` is `None` for a command the host has no shape for (declared by a JSON plugin);
+    /// `parsed` is the request record of a known command.
+    #[tracing::instrument(name = "callback", skip_all,
+        fields(command = request.command, operation_id = %request.operation_id))]
+    pub async fn run(
         &self,
         request: &Request,
-        body: KickRequest,
-    ) -> (CallbackResponse, &'static str) {
-        let settings = self.config.command(KICK_COMMAND);
-        let deadline = request.received + self.config.budget(KICK_COMMAND);
-        let wit_request = bindings::KickRequest::from(body);
-        let registry = self.plugins.get();
-        let plugins = registry.for_command(KICK_COMMAND);
-        if plugins.is_empty() {
-            return (CallbackResponse::go_on(), "no_plugin");
-        }
-        for (position, plugin) in plugins.iter().enumerate() {
-            let started = Instant::now();
-            let outcome = self
-                .call_kick(
-                    plugin,
-                    position,
-                    request,
-                    &wit_request,
-                    deadline,
-                    settings.fuel,
-                )
-                .await;
-            let seconds = started.elapsed().as_secs_f64();
-            match outcome {
-                Ok((answer, stats)) => {
-                    let answer = CallbackResponse::from(answer);
-                    let refused = answer.is_refusal();
-                    let kind = if refused { "refused" } else { "ok" };
-                    self.metrics
-                        .call(&plugin.name, kind, seconds, Some(stats.fuel_used));
-                    tracing::debug!(plugin = %plugin.name, command = request.command,
-                        operation_id = %request.operation_id,
-                        outcome = kind,
-                        fuel_used = stats.fuel_used, elapsed_us = stats.elapsed.as_micros() as u64,
-                        "plugin answered");
-                    if refused {
-                        return (answer, "refused");
-                    }
-                }
-                Err(failure) => {
-                    self.metrics
-                        .call(&plugin.name, failure.kind(), seconds, None);
-                    tracing::warn!(plugin = %plugin.name, command = request.command,
-                        operation_id = %request.operation_id, outcome = failure.kind(),
-                        policy = ?settings.failure_policy, "plugin failed: {failure}");
-                    if let Some(answer) = policy_answer(settings, &plugin.name, &failure) {
-                        return (answer, failure.kind());
-                    }
-                }
-            }
-        }
-        (CallbackResponse::go_on(), "ok")
+        command: Option<&Command>,
+        parsed: Option<Val>,
+        body: &str,
+    ) -> (Vec<u8>, Outcome) {
+        let (answer, outcome) = self.chain(request, command, parsed, body).await;
+        tracing::debug!(
+            outcome = outcome.as_str(),
+            elapsed_us = request.received.elapsed().as_micros() as u64,
+            "request answered"
+        );
+        (answer, outcome)
     }
 
-    /// One call of one plugin in a fresh store, under the kick command's limits, with the deadline
-    /// at `deadline`.
-    pub async fn call_kick(
+    async fn chain(
         &self,
-        plugin: &Plugin,
+        request: &Request,
+        command: Option<&Command>,
+        parsed: Option<Val>,
+        body: &str,
+    ) -> (Vec<u8>, Outcome) {
+        let phase = command.map_or(Phase::Before, |c| c.spec.phase);
+        let settings = self.config.command(request.command);
+        let deadline = request.received + self.config.budget(request.command);
+        let registry = self.plugins.get();
+        let chain = registry.chain(request.command);
+        let mut merge = command.zip(parsed).map(|(c, v)| Merge::new(c, v));
+        let go_on = |merge: &Option<Merge>| match merge {
+            Some(merge) => merge.go_on_answer(),
+            None => CallbackResponse::go_on().to_json(),
+        };
+        if chain.is_empty() {
+            tracing::info!(
+                outcome = "no_plugin",
+                "no plugin handles this command; answering go on"
+            );
+            return (go_on(&merge), Outcome::NoPlugin);
+        }
+        // The time kept back for the plugins after each one.
+        let mut reserved_after: Vec<Duration> =
+            chain.iter().map(|l| l.plugin.limits.reserve).collect();
+        let mut after = Duration::ZERO;
+        for slot in reserved_after.iter_mut().rev() {
+            let own = *slot;
+            *slot = after;
+            after += own;
+        }
+        for (position, link) in chain.iter().enumerate() {
+            let plugin_deadline = deadline
+                .checked_sub(reserved_after[position])
+                .unwrap_or(request.received);
+            let started = Instant::now();
+            let json_body;
+            let input = match (link.entry, &merge) {
+                (Entry::Typed(_), Some(merge)) => Input::Typed(&merge.request),
+                (Entry::Json(_), Some(merge)) if merge.changed => {
+                    json_body = merge.request_json();
+                    Input::Json(&json_body)
+                }
+                _ => Input::Json(body),
+            };
+            let result = self
+                .call(
+                    link,
+                    position,
+                    request,
+                    input,
+                    plugin_deadline,
+                    settings.fuel,
+                )
+                .await
+                .and_then(|(reply, stats)| {
+                    let (response, changes) = match reply {
+                        Reply::Typed(value) => command
+                            .map(|c| answer::from_typed(c, value))
+                            .unwrap_or_else(|| Err(answer::InvalidAnswer("no shape".into()))),
+                        Reply::Json(text) => answer::from_json(command, &text),
+                    }
+                    .map_err(|e| Failure::InvalidAnswer(e.0))?;
+                    Ok((response, changes, stats))
+                });
+            let seconds = started.elapsed().as_secs_f64();
+            let plugin = &link.plugin.name;
+            let failure = match result {
+                Ok((response, changes, stats)) => {
+                    let refused = response.is_refusal();
+                    let kind = if refused { "refused" } else { "ok" };
+                    tracing::debug!(%plugin, outcome = kind, fuel_used = stats.fuel_used,
+                        elapsed_us = stats.elapsed.as_micros() as u64, "plugin answered");
+                    match (phase, refused, changes, &mut merge) {
+                        (Phase::After, _, _, _) => {
+                            self.metrics
+                                .call(plugin, kind, seconds, Some(stats.fuel_used));
+                            if refused {
+                                // OpenIM already carried it out: the answer stays "go on", and the
+                                // next plugins still see the event.
+                                tracing::info!(%plugin, outcome = kind,
+                                    answer = %String::from_utf8_lossy(&response.to_json()),
+                                    "after-callback refused by a plugin; answering go on");
+                            }
+                            continue;
+                        }
+                        (Phase::Before, true, _, _) => {
+                            self.metrics
+                                .call(plugin, kind, seconds, Some(stats.fuel_used));
+                            return (response.to_json(), Outcome::Refused);
+                        }
+                        (Phase::Before, false, Some(changes), Some(merge)) => {
+                            match merge.apply(&changes) {
+                                Ok(()) => {
+                                    self.metrics
+                                        .call(plugin, kind, seconds, Some(stats.fuel_used));
+                                    continue;
+                                }
+                                Err(invalid) => Failure::InvalidAnswer(invalid.0),
+                            }
+                        }
+                        _ => {
+                            self.metrics
+                                .call(plugin, kind, seconds, Some(stats.fuel_used));
+                            continue;
+                        }
+                    }
+                }
+                Err(failure) => failure,
+            };
+            self.metrics.call(plugin, failure.kind(), seconds, None);
+            let not_run = matches!(failure, Failure::NoTimeLeft);
+            tracing::warn!(%plugin, outcome = failure.kind(), policy = ?settings.failure_policy,
+                not_run, "plugin failed: {failure}");
+            if phase == Phase::Before
+                && let Some(answer) = policy_answer(settings, plugin, &failure)
+            {
+                return (answer.to_json(), Outcome::Failed(failure.kind()));
+            }
+        }
+        (go_on(&merge), Outcome::Ok)
+    }
+
+    /// One call of one plugin, with the deadline at `deadline`.
+    pub async fn call(
+        &self,
+        link: &Link,
         position: usize,
         request: &Request,
-        body: &bindings::KickRequest,
+        input: Input<'_>,
         deadline: Instant,
         fuel: u64,
-    ) -> Result<(bindings::Response, CallStats), Failure> {
+    ) -> Result<(Reply, CallStats), Failure> {
+        let plugin: &Plugin = &link.plugin;
         let budget = deadline.saturating_duration_since(request.received);
         // Usually a slot is free; only wait (with a timer) when all are taken.
         let _permit = match self.permits.try_acquire() {
@@ -171,60 +310,80 @@ impl Dispatcher {
             operation_id: Arc::clone(&request.operation_id),
         });
         // In reuse mode, an instance from an earlier request; otherwise a fresh store.
-        let warm = plugin.take_idle();
-        let (mut store, warm_guest, uses) = match warm {
+        let (mut store, warm_instance, uses) = match plugin.take_idle() {
             Some(WarmInstance {
                 mut store,
-                guest,
+                instance,
                 uses,
             }) => {
                 store.data_mut().begin_call(tag, deadline);
-                (store, Some(guest), uses)
+                (store, Some(instance), uses)
             }
-            None => (self.new_store(plugin, tag, deadline), None, 0),
+            None => (
+                crate::store::new_store(&self.engine, &self.config, plugin.limits, tag, deadline),
+                None,
+                0,
+            ),
         };
-        if self.config.fuel_metering {
-            store
-                .set_fuel(fuel)
-                .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
-        }
-        if self.config.epoch_interruption {
-            store.set_epoch_deadline(1);
-        }
-        let delivery = Delivery {
-            operation_id: request.operation_id.to_string(),
-            command: request.command.to_owned(),
-            time_left_ms: u32::try_from(time_left.as_millis()).unwrap_or(u32::MAX),
-            chain_position: u32::try_from(position).unwrap_or(u32::MAX),
+        crate::store::arm(&mut store, &self.config, fuel)
+            .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
+        let delivery = Val::Record(vec![
+            (
+                "operation-id".into(),
+                Val::String(request.operation_id.to_string()),
+            ),
+            ("command".into(), Val::String(request.command.to_owned())),
+            (
+                "time-left-ms".into(),
+                Val::U32(u32::try_from(time_left.as_millis()).unwrap_or(u32::MAX)),
+            ),
+            (
+                "chain-position".into(),
+                Val::U32(u32::try_from(position).unwrap_or(u32::MAX)),
+            ),
+        ]);
+        let (index, argument) = match (link.entry, input) {
+            (Entry::Typed(index), Input::Typed(value)) => (index, value.clone()),
+            (Entry::Json(index), Input::Json(text)) => (index, Val::String(text.to_owned())),
+            _ => {
+                return Err(Failure::Instantiate(
+                    "the request does not fit the plugin's interface".into(),
+                ));
+            }
         };
         let call = async {
-            let guest = match warm_guest {
-                Some(guest) => guest,
-                None => {
-                    let instance = plugin
-                        .pre
-                        .instantiate_async(&mut store)
-                        .await
-                        .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
-                    plugin
-                        .kick
-                        .load(&mut store, &instance)
-                        .map_err(|e| Failure::Instantiate(format!("{e:#}")))?
-                }
+            let instance = match warm_instance {
+                Some(instance) => instance,
+                None => plugin
+                    .pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .map_err(|e| Failure::Instantiate(format!("{e:#}")))?,
             };
-            let answer = guest
-                .call_handle_kick(&mut store, &delivery, body)
+            let func = instance
+                .get_func(&mut store, index)
+                .ok_or_else(|| Failure::Instantiate("the handler export is missing".into()))?;
+            let mut result = [Val::Bool(false)];
+            func.call_async(&mut store, &[delivery, argument], &mut result)
                 .await
                 .map_err(|e| Failure::classify(e, budget, fuel))?;
-            Ok::<_, Failure>((guest, answer))
+            let [result] = result;
+            Ok::<_, Failure>((instance, result))
         };
-        let (guest, answer) = match tokio::time::timeout_at(deadline.into(), call).await {
+        let (instance, result) = match tokio::time::timeout_at(deadline.into(), call).await {
             Ok(result) => result?,
             Err(_) => {
                 return Err(Failure::TimeoutInHostCall {
                     budget_ms: budget.as_millis(),
                 });
             }
+        };
+        let reply = match (link.entry, result) {
+            (Entry::Json(_), Val::String(text)) => Reply::Json(text),
+            (Entry::Json(_), _) => {
+                return Err(Failure::InvalidAnswer("handle() returned no string".into()));
+            }
+            (Entry::Typed(_), value) => Reply::Typed(value),
         };
         let stats = CallStats {
             fuel_used: if self.config.fuel_metering {
@@ -238,32 +397,13 @@ impl Dispatcher {
         // Only an instance that answered is kept: one that failed is never run again.
         let uses = uses + 1;
         if uses < plugin.limits.reuse_instances {
-            plugin.put_idle(WarmInstance { store, guest, uses });
-        }
-        Ok((answer, stats))
-    }
-
-    /// A fresh store for one plugin instance, with its limits and deadline check.
-    fn new_store(
-        &self,
-        plugin: &Plugin,
-        tag: Arc<CallTag>,
-        deadline: Instant,
-    ) -> Store<PluginState> {
-        let state = PluginState::new(tag, PluginLimiter::new(plugin.limits), deadline);
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
-        if self.config.epoch_interruption {
-            // Check the deadline at every epoch tick, yielding so other requests run meanwhile.
-            store.epoch_deadline_callback(|store| {
-                if Instant::now() >= store.data().deadline {
-                    Err(wasmtime::Error::new(DeadlineExceeded))
-                } else {
-                    Ok(UpdateDeadline::Yield(1))
-                }
+            plugin.put_idle(WarmInstance {
+                store,
+                instance,
+                uses,
             });
         }
-        store
+        Ok((reply, stats))
     }
 }
 

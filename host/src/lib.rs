@@ -7,18 +7,20 @@
 //! # Layout
 //! - [`config`]: settings from the TOML file, flags and environment; per-command timeouts, fuel and
 //!   failure policy; per-plugin memory caps.
-//! - [`protocol`]: OpenIM's wire format: the commands, the kick body, the answer, body validation.
-//! - [`bindings`]: Rust types generated from `wit/callback.wit`.
+//! - [`protocol`]: OpenIM's wire format: the table of the 52 commands, the shapes of their requests
+//!   and answers read from `wit/`, JSON to component values and back, the answers' rules.
+//! - [`bindings`]: Rust types generated from `wit/` for the host's own imports (`log`).
 //! - [`engine`]: the wasmtime engine (pooling allocator, fuel, epochs), the linker, the epoch ticker.
+//! - [`store`]: the one place a plugin store is made (limits, fuel, deadline, epoch callback).
 //! - [`sandbox`]: the store data of one call: WASI that grants nothing, plugin output and the
 //!   `log` import routed to the host's log.
 //! - [`limits`]: the resource limiter and the names of the ways a call fails.
 //! - [`cache`]: the on-disk cache of compiled plugins, checksummed.
-//! - [`plugin`]: compiling and validating `plugins/*.wasm` at load time.
-//! - [`registry`]: which plugins handle which command, in order; the swappable current set.
+//! - [`plugin`]: compiling and validating `plugins/*.wasm` at load time; what each handles.
+//! - [`registry`]: the chain of plugins of each command, in order; the swappable current set.
 //! - [`reload`]: scanning the plugin directory at start and on every change (hot reload).
 //! - [`metrics`]: Prometheus metrics owned by the app.
-//! - [`dispatch`]: running a callback through its plugins under the deadline and policy.
+//! - [`dispatch`]: the one chain runner: a callback through its plugins under deadlines and policy.
 //! - [`errors`]: rejected requests and their 4xx answers.
 //! - [`routing`]: an HTTP request to an answer.
 //! - [`server`]: the HTTP/1.1 accept loop with graceful shutdown.
@@ -42,6 +44,7 @@ pub mod routing;
 pub mod sandbox;
 pub mod scaffold;
 pub mod server;
+pub mod store;
 pub mod tools;
 pub mod webhooks;
 
@@ -93,6 +96,8 @@ pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         .map_err(|e| anyhow::anyhow!("{e:#}"))
         .context("linking the host interfaces")?;
     let metrics = Arc::new(Metrics::default());
+    // Plugins may run at load time (a JSON plugin's `commands()`): deadlines need the ticker.
+    let ticker = EpochTicker::start(&engine).context("starting the epoch ticker thread")?;
     let current = Arc::new(CurrentPlugins::default());
     let mut loader = Loader::new(
         engine.clone(),
@@ -106,23 +111,25 @@ pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         .with_context(|| format!("reading plugin directory {}", config.plugins_dir.display()))?;
     tracing::info!(plugins = ?current.get().names(), skipped = load_errors.len(), "plugins ready");
     if let Some(enabled) = &config.openim_enabled {
-        let kick = protocol::KICK_COMMAND;
-        if !current.get().for_command(kick).is_empty() && !enabled.contains(kick) {
-            tracing::warn!(
-                command = kick,
-                "plugins handle this callback, but OpenIM's webhooks.yml does not enable it (afterKickGroupMember.enable): OpenIM will not send it"
-            );
+        let registry = current.get();
+        for command in protocol::commands::COMMANDS {
+            if !registry.chain(command.name).is_empty() && !enabled.contains(command.name) {
+                tracing::warn!(
+                    command = command.name,
+                    key = command.webhook_keys[0],
+                    "plugins handle this callback, but OpenIM's webhooks.yml does not enable it: OpenIM will not send it"
+                );
+            }
         }
         for command in enabled {
             tracing::info!(
                 command,
                 timeout_ms = config.command(command).timeout.as_millis() as u64,
-                plugins = current.get().for_command(command).len(),
+                plugins = registry.chain(command).len(),
                 "enabled in OpenIM's webhooks.yml"
             );
         }
     }
-    let ticker = EpochTicker::start(&engine).context("starting the epoch ticker thread")?;
     let app = Arc::new(App {
         dispatcher: Dispatcher::new(engine, current, Arc::clone(&config), Arc::clone(&metrics)),
         metrics,

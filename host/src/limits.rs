@@ -123,6 +123,8 @@ pub enum Failure {
     Trap(String),
     #[error("instantiation failed: {0}")]
     Instantiate(String),
+    #[error("invalid answer: {0}")]
+    InvalidAnswer(String),
 }
 
 impl Failure {
@@ -136,6 +138,7 @@ impl Failure {
             Self::StackOverflow => "stack_overflow",
             Self::Trap(_) => "trap",
             Self::Instantiate(_) => "instantiate",
+            Self::InvalidAnswer(_) => "invalid_answer",
         }
     }
 

@@ -29,7 +29,7 @@ struct Cli {
 enum Command {
     /// Load every plugins/*.wasm and serve OpenIM's callbacks over HTTP.
     Serve(ServeArgs),
-    /// Check that a file is a plugin this host can load; list what it imports.
+    /// Check that a file is a plugin this host can load; list the callbacks it handles and what it imports.
     Check {
         /// The plugin file.
         file: PathBuf,
@@ -37,7 +37,8 @@ enum Command {
         #[arg(long, env = "CALLBACK_HOST_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Run one kick request through a plugin under the configured limits and print the answer.
+    /// Run one request (any command, named by its callbackCommand) through a plugin under the
+    /// configured limits and print the answer the server would give.
     Call {
         /// The plugin file.
         file: PathBuf,
@@ -47,7 +48,7 @@ enum Command {
         #[arg(long, env = "CALLBACK_HOST_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Create a plugin project in DIR/NAME/ whose build.sh builds DIR/NAME.wasm.
+    /// Create a plugin project for one callback in DIR/NAME/ whose build.sh builds DIR/NAME.wasm.
     New {
         /// The plugin's language.
         #[arg(value_enum)]
@@ -57,6 +58,9 @@ enum Command {
         /// The plugin directory to create it in.
         #[arg(long, default_value = "plugins")]
         dir: PathBuf,
+        /// The callback it handles, by OpenIM's name.
+        #[arg(long, default_value = "callbackAfterKickGroupCommand")]
+        callback: String,
     },
 }
 
@@ -111,8 +115,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             language,
             name,
             dir,
+            callback,
         } => {
-            let root = callback_host::scaffold::new_plugin(language, &name, &dir)?;
+            let root = callback_host::scaffold::new_plugin(language, &name, &dir, &callback)?;
             println!(
                 "created {}: run {}/build.sh to build {}",
                 root.display(),
@@ -136,9 +141,14 @@ fn check(file: &Path, config: Option<&Path>) -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     writeln!(
         out,
-        "ok: {} implements the kick-plugin world",
-        file.display()
+        "ok: {} handles {} callback{}",
+        file.display(),
+        report.handles.len(),
+        if report.handles.len() == 1 { "" } else { "s" }
     )?;
+    for (command, how) in &report.handles {
+        writeln!(out, "  handles {command}  [{how}]")?;
+    }
     for export in &report.exports {
         writeln!(out, "  exports {export}")?;
     }
@@ -163,15 +173,14 @@ fn call(file: &Path, request: Option<&Path>, config: Option<&Path>) -> anyhow::R
         }
         None => callback_host::tools::SAMPLE_KICK.to_owned(),
     };
-    let request = callback_host::protocol::parse_kick(body.as_bytes())?;
     let config = Arc::new(load_config(config)?);
     init_logging(false);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let report = runtime.block_on(callback_host::tools::call(file, config, request))?;
+    let report = runtime.block_on(callback_host::tools::call(file, config, &body))?;
     let mut out = std::io::stdout();
-    writeln!(out, "{}", String::from_utf8_lossy(&report.answer.to_json()))?;
+    writeln!(out, "{}", String::from_utf8_lossy(&report.answer))?;
     if let Some(stats) = report.stats {
         eprintln!(
             "fuel used: {}, time: {:.3} ms, peak memory: {} KiB",

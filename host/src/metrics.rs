@@ -41,6 +41,14 @@ pub struct CommandLabels {
     pub command: &'static str,
 }
 
+/// Labels of what a plugin handles.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandlesLabels {
+    pub plugin: Arc<str>,
+    /// OpenIM's name of the command.
+    pub command: &'static str,
+}
+
 /// Labels of a reload.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
@@ -90,6 +98,8 @@ pub struct Metrics {
     pub reloads: Family<ReloadLabels, Counter>,
     /// Plugin files that failed to load, at start or on reload.
     pub load_failures: Counter<u64, AtomicU64>,
+    /// 1 for each command each serving plugin handles.
+    pub handles: Family<HandlesLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -104,6 +114,7 @@ impl Default for Metrics {
         let plugins_loaded = Gauge::default();
         let reloads = Family::default();
         let load_failures = Counter::default();
+        let handles = Family::default();
         registry.register("requests", "Callback requests answered", requests.clone());
         registry.register(
             "request_seconds",
@@ -133,6 +144,11 @@ impl Default for Metrics {
             "Plugin files that failed to load",
             load_failures.clone(),
         );
+        registry.register(
+            "plugin_handles",
+            "Commands each serving plugin handles (1 per pair)",
+            handles.clone(),
+        );
         Self {
             registry,
             requests,
@@ -144,6 +160,7 @@ impl Default for Metrics {
             plugins_loaded,
             reloads,
             load_failures,
+            handles,
         }
     }
 }
@@ -166,6 +183,21 @@ impl Metrics {
             self.request_seconds
                 .get_or_create(&CommandLabels { command })
                 .observe(seconds);
+        }
+    }
+
+    /// Shows what the serving plugins handle.
+    pub fn set_handles(&self, plugins: &[Arc<crate::plugin::Plugin>]) {
+        self.handles.clear();
+        for plugin in plugins {
+            for handler in &plugin.handles {
+                self.handles
+                    .get_or_create(&HandlesLabels {
+                        plugin: Arc::clone(&plugin.name),
+                        command: handler.command,
+                    })
+                    .set(1);
+            }
         }
     }
 

@@ -1,19 +1,26 @@
-//! Loading plugins: compile a `.wasm` file, check that it is a component exporting a callback
-//! interface this host knows, and pre-instantiate it against the linker, so that everything that
-//! can fail fails at load time, with the file's name and the reason, never on the request path.
+//! Loading plugins: compile a `.wasm` file, find the callbacks it handles (the typed interfaces it
+//! exports, and the commands its generic JSON interface declares), and pre-instantiate it against
+//! the linker, so that everything that can fail fails at load time, with the file's name and the
+//! reason, never on the request path.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre, Linker, Val};
 use wasmtime::{Engine, Store};
 
-use crate::bindings::{KICK_INTERFACE, KickGuest, KickIndices};
 use crate::cache::{CompileCache, Source};
-use crate::config::PluginLimits;
-use crate::sandbox::PluginState;
+use crate::config::{Config, PluginLimits};
+use crate::limits::Failure;
+use crate::protocol::commands::{self, looks_like_command};
+use crate::protocol::schema::Catalog;
+use crate::sandbox::{CallTag, PluginState};
 
+/// The generic interface: any command as JSON.
+pub const JSON_INTERFACE: &str = "openim:callback/json-handler@0.1.0";
+/// Most commands a JSON plugin may declare.
+const MAX_DECLARED: usize = 256;
 /// A plugin ready to be instantiated once per request.
 pub struct Plugin {
     /// The file name without `.wasm`: the name in logs and in `[plugins_limits.<name>]`.
@@ -22,8 +29,8 @@ pub struct Plugin {
     pub limits: PluginLimits,
     /// Compiled, type-checked and linked: instantiating it is the only per-request work left.
     pub pre: InstancePre<PluginState>,
-    /// Where the kick interface's functions are in an instance.
-    pub kick: KickIndices,
+    /// The commands it handles and how each is called, read once at load time.
+    pub handles: Vec<Handler>,
     /// Instances kept for reuse (only when `limits.reuse_instances` > 1).
     pub idle: Mutex<Vec<WarmInstance>>,
 }
@@ -32,10 +39,28 @@ pub struct Plugin {
 pub struct WarmInstance {
     /// The store holding the instance.
     pub store: Store<PluginState>,
-    /// Its kick interface.
-    pub guest: KickGuest,
+    /// The instance, for its exports.
+    pub instance: Instance,
     /// Requests it has served.
     pub uses: u32,
+}
+
+/// One command a plugin handles.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    /// OpenIM's name of the command (interned for a command the host does not know).
+    pub command: &'static str,
+    /// How it is called.
+    pub entry: Entry,
+}
+
+/// How a plugin is called for a command.
+#[derive(Debug, Clone, Copy)]
+pub enum Entry {
+    /// The command's typed interface: `handle(delivery, request) -> response | answer`.
+    Typed(ComponentExportIndex),
+    /// The generic interface: `handle(delivery, body) -> answer JSON`.
+    Json(ComponentExportIndex),
 }
 
 /// Most instances a plugin in reuse mode keeps idle; more are dropped after their request.
@@ -72,9 +97,11 @@ pub enum LoadError {
     #[error("plugin {path} is not valid: {reason}")]
     Compile { path: PathBuf, reason: String },
     #[error(
-        "plugin {path} does not implement the kick-plugin world: it does not export {KICK_INTERFACE} (it exports: {exports})"
+        "plugin {path} handles no callback: it exports no interface of openim:callback (such as openim:callback/kick-group-member@0.1.0 or {JSON_INTERFACE}); it exports: {exports}"
     )]
     NoCallbackExport { path: PathBuf, exports: String },
+    #[error("plugin {path} declares commands the host cannot take: {reason}")]
+    Declared { path: PathBuf, reason: String },
     #[error("plugin {path} cannot be linked: {reason}")]
     Link { path: PathBuf, reason: String },
 }
@@ -97,6 +124,7 @@ pub fn read_plugin(path: &Path) -> Result<Vec<u8>, LoadError> {
 /// Compiles and validates the `bytes` of the plugin file at `path`.
 pub fn load_plugin(
     engine: &Engine,
+    config: &Config,
     linker: &Linker<PluginState>,
     cache: Option<&CompileCache>,
     path: &Path,
@@ -117,41 +145,203 @@ pub fn load_plugin(
         reason: format!("{e:#}"),
     })?;
     let load_ms = started.elapsed().as_millis();
-    if component.get_export_index(None, KICK_INTERFACE).is_none() {
-        let exports: Vec<String> = component
-            .component_type()
-            .exports(engine)
-            .map(|(name, _)| name.to_owned())
-            .collect();
-        return Err(LoadError::NoCallbackExport {
-            path: path.to_owned(),
-            exports: if exports.is_empty() {
-                "nothing".to_owned()
-            } else {
-                exports.join(", ")
-            },
-        });
-    }
     let link_error = |e: wasmtime::Error| LoadError::Link {
         path: path.to_owned(),
         reason: format!("{e:#}"),
     };
     let pre = linker.instantiate_pre(&component).map_err(link_error)?;
-    let kick = KickIndices::new(&pre).map_err(link_error)?;
     let name: Arc<str> = plugin_name(path).into();
+    let handles = handlers(engine, config, &pre, &name, limits).map_err(|reason| match reason {
+        HandlerError::None => LoadError::NoCallbackExport {
+            path: path.to_owned(),
+            exports: {
+                let exports: Vec<String> = component
+                    .component_type()
+                    .exports(engine)
+                    .map(|(name, _)| name.to_owned())
+                    .collect();
+                if exports.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    exports.join(", ")
+                }
+            },
+        },
+        HandlerError::Declared(reason) => LoadError::Declared {
+            path: path.to_owned(),
+            reason,
+        },
+    })?;
     let from = match source {
         Source::Cache => "cache",
         Source::Compiled => "compiled",
     };
+    let commands: Vec<&str> = handles.iter().map(|h| h.command).collect();
     tracing::info!(plugin = %name, path = %path.display(), size_bytes = bytes.len(), load_ms,
-        from, "plugin loaded");
+        from, handles = ?commands, "plugin loaded");
     Ok(Plugin {
         name,
         limits,
         pre,
-        kick,
+        handles,
         idle: Mutex::new(Vec::new()),
     })
+}
+
+enum HandlerError {
+    /// It handles nothing.
+    None,
+    /// Its JSON interface declared something unusable.
+    Declared(String),
+}
+
+/// The commands a component handles: its typed exports, then what its JSON interface declares.
+fn handlers(
+    engine: &Engine,
+    config: &Config,
+    pre: &InstancePre<PluginState>,
+    name: &Arc<str>,
+    limits: PluginLimits,
+) -> Result<Vec<Handler>, HandlerError> {
+    let component = pre.component();
+    let function = |interface: &str, function: &str| {
+        let interface = component.get_export_index(None, interface)?;
+        component.get_export_index(Some(&interface), function)
+    };
+    let mut handles = Vec::new();
+    for command in Catalog::get().commands() {
+        if let Some(index) = function(command.spec.interface, command.spec.function) {
+            handles.push(Handler {
+                command: command.spec.name,
+                entry: Entry::Typed(index),
+            });
+        }
+    }
+    if let (Some(list), Some(handle)) = (
+        function(JSON_INTERFACE, "commands"),
+        function(JSON_INTERFACE, "handle"),
+    ) {
+        let declared =
+            declared_commands(engine, config, pre, name, limits, list).map_err(|failure| {
+                HandlerError::Declared(format!("calling commands() failed: {failure}"))
+            })?;
+        if declared.len() > MAX_DECLARED {
+            return Err(HandlerError::Declared(format!(
+                "{} commands, more than {MAX_DECLARED}",
+                declared.len()
+            )));
+        }
+        for declared in declared {
+            let command = match commands::find(&declared) {
+                Some(spec) => spec.name,
+                None if looks_like_command(&declared) => {
+                    tracing::warn!(plugin = %name, command = declared,
+                        "the plugin declares a command this host does not know; it will be routed to it as JSON");
+                    intern(&declared)
+                }
+                None => {
+                    return Err(HandlerError::Declared(format!(
+                        "{declared:?} is not a callback command (callback<Name>Command)"
+                    )));
+                }
+            };
+            if handles.iter().any(|h| h.command == command) {
+                return Err(HandlerError::Declared(format!(
+                    "{command} is handled twice (typed interface and JSON, or declared twice)"
+                )));
+            }
+            handles.push(Handler {
+                command,
+                entry: Entry::Json(handle),
+            });
+        }
+    }
+    if handles.is_empty() {
+        return Err(HandlerError::None);
+    }
+    Ok(handles)
+}
+
+/// Calls `commands()` of a JSON plugin once, under the default limits, on a thread of its own (the
+/// loader may run inside the server's runtime).
+fn declared_commands(
+    engine: &Engine,
+    config: &Config,
+    pre: &InstancePre<PluginState>,
+    name: &Arc<str>,
+    limits: PluginLimits,
+    index: ComponentExportIndex,
+) -> Result<Vec<String>, Failure> {
+    let budget = config.defaults.timeout.saturating_sub(config.safety_margin);
+    let fuel = config.defaults.fuel;
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                    .map_err(|e| Failure::Instantiate(e.to_string()))?;
+                runtime.block_on(async {
+                    let deadline = Instant::now() + budget;
+                    let tag = Arc::new(CallTag {
+                        plugin: Arc::clone(name),
+                        command: "(load)",
+                        operation_id: "".into(),
+                    });
+                    let mut store = crate::store::new_store(engine, config, limits, tag, deadline);
+                    crate::store::arm(&mut store, config, fuel)
+                        .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
+                    let call = async {
+                        let instance = pre
+                            .instantiate_async(&mut store)
+                            .await
+                            .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
+                        let func = instance
+                            .get_func(&mut store, index)
+                            .ok_or_else(|| Failure::Instantiate("commands() is missing".into()))?;
+                        let mut result = [Val::Bool(false)];
+                        func.call_async(&mut store, &[], &mut result)
+                            .await
+                            .map_err(|e| Failure::classify(e, budget, fuel))?;
+                        Ok::<_, Failure>(result)
+                    };
+                    let [result] = tokio::time::timeout_at(deadline.into(), call)
+                        .await
+                        .map_err(|_| Failure::TimeoutInHostCall {
+                            budget_ms: budget.as_millis(),
+                        })??;
+                    match result {
+                        Val::List(items) => Ok(items
+                            .into_iter()
+                            .filter_map(|v| match v {
+                                Val::String(s) => Some(s),
+                                _ => None,
+                            })
+                            .collect()),
+                        _ => Err(Failure::Instantiate("commands() returned no list".into())),
+                    }
+                })
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(Failure::Instantiate(
+                    "commands() panicked the loader".into(),
+                ))
+            })
+    })
+}
+
+/// A `'static` name for a command the host does not know, declared by a JSON plugin. Each
+/// distinct name is kept once, and only names shaped like commands are taken, so this is bounded.
+fn intern(name: &str) -> &'static str {
+    static NAMES: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = names.iter().find(|n| **n == name) {
+        return known;
+    }
+    let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.push(leaked);
+    leaked
 }
 
 /// Tells a component from a core module or a file that is not WebAssembly at all, so the

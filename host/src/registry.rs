@@ -1,36 +1,75 @@
 //! Which plugins handle which command, in the order they run, and the handle through which hot
 //! reload swaps in a new set while requests in flight keep the set they started with.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use crate::plugin::Plugin;
-use crate::protocol::KICK_COMMAND;
+use crate::plugin::{Entry, Plugin};
 
-/// The plugins of each command, in file-name order (`10-guard.wasm` before `20-audit.wasm`).
+/// One plugin in a command's chain.
+#[derive(Clone)]
+pub struct Link {
+    pub plugin: Arc<Plugin>,
+    /// How the plugin is called for this command.
+    pub entry: Entry,
+}
+
+/// The chain of each command, in file-name order (`10-guard.wasm` before `20-audit.wasm`).
 #[derive(Default)]
 pub struct Registry {
-    /// Plugins exporting the kick interface.
-    kick: Vec<Arc<Plugin>>,
+    /// By command name (OpenIM's), including commands the host does not know that a JSON plugin
+    /// declared.
+    chains: HashMap<&'static str, Vec<Link>>,
+    /// Every plugin, in order.
+    plugins: Vec<Arc<Plugin>>,
 }
 
 impl Registry {
     /// Builds the registry; `plugins` must already be in file-name order.
     pub fn new(plugins: Vec<Arc<Plugin>>) -> Self {
-        Self { kick: plugins }
+        let mut chains: HashMap<&'static str, Vec<Link>> = HashMap::new();
+        for plugin in &plugins {
+            for handler in &plugin.handles {
+                chains.entry(handler.command).or_default().push(Link {
+                    plugin: Arc::clone(plugin),
+                    entry: handler.entry,
+                });
+            }
+        }
+        Self { chains, plugins }
     }
 
     /// The plugins that handle `command`, in the order they run.
-    pub fn for_command(&self, command: &str) -> &[Arc<Plugin>] {
-        if command == KICK_COMMAND {
-            &self.kick
-        } else {
-            &[]
-        }
+    pub fn chain(&self, command: &str) -> &[Link] {
+        self.chains.get(command).map_or(&[], Vec::as_slice)
+    }
+
+    /// The static name of a command some plugin handles (for commands the host does not know).
+    pub fn handled(&self, command: &str) -> Option<&'static str> {
+        self.chains.get_key_value(command).map(|(name, _)| *name)
     }
 
     /// Names of every loaded plugin, in order.
     pub fn names(&self) -> Vec<String> {
-        self.kick.iter().map(|p| p.name.to_string()).collect()
+        self.plugins.iter().map(|p| p.name.to_string()).collect()
+    }
+
+    /// Every plugin with the commands it handles, for `/readyz`.
+    pub fn handles(&self) -> BTreeMap<String, Vec<&'static str>> {
+        self.plugins
+            .iter()
+            .map(|p| {
+                (
+                    p.name.to_string(),
+                    p.handles.iter().map(|h| h.command).collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// Every plugin, in order.
+    pub fn plugins(&self) -> &[Arc<Plugin>] {
+        &self.plugins
     }
 }
 

@@ -118,6 +118,7 @@ impl Loader {
             .filter_map(|e| e.serving.clone())
             .collect();
         self.metrics.plugins_loaded.set(plugins.len() as i64);
+        self.metrics.set_handles(&plugins);
         self.current.set(Registry::new(plugins));
         Ok(errors)
     }
@@ -133,6 +134,7 @@ impl Loader {
         let limits = self.config.plugin(&plugin_name(path));
         match load_plugin(
             &self.engine,
+            &self.config,
             &self.linker,
             self.cache.as_ref(),
             path,

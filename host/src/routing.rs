@@ -12,7 +12,8 @@ use hyper::body::Body;
 use crate::dispatch::{self, Dispatcher};
 use crate::errors::RequestError;
 use crate::metrics::Metrics;
-use crate::protocol::{self, CallbackResponse, KICK_COMMAND};
+use crate::protocol::schema::Catalog;
+use crate::protocol::{self, CallbackResponse};
 
 /// Everything a request needs; shared by every connection.
 pub struct App {
@@ -71,12 +72,12 @@ impl App {
         match self.answer(request, received, &operation_id).await {
             Ok((command, answer, outcome)) => {
                 self.metrics
-                    .request(command, outcome, received.elapsed().as_secs_f64());
-                json_response(StatusCode::OK, &answer)
+                    .request(command, outcome.as_str(), received.elapsed().as_secs_f64());
+                json_bytes(StatusCode::OK, answer)
             }
             Err(error) => {
                 let path = uri.path();
-                let command = command_of(path).unwrap_or("unknown");
+                let command = self.command_of(path).unwrap_or("unknown");
                 self.metrics
                     .request(command, "bad_request", received.elapsed().as_secs_f64());
                 tracing::warn!(%path, operation_id = %operation_id, outcome = "bad_request",
@@ -97,7 +98,7 @@ impl App {
         request: Request<B>,
         received: Instant,
         operation_id: &Arc<str>,
-    ) -> Result<(&'static str, CallbackResponse, &'static str), RequestError>
+    ) -> Result<(&'static str, Vec<u8>, dispatch::Outcome), RequestError>
     where
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -105,22 +106,34 @@ impl App {
         if request.method() != Method::POST {
             return Err(RequestError::MethodNotAllowed(request.method().clone()));
         }
-        let command = command_of(request.uri().path())?;
+        let command = self.command_of(request.uri().path())?;
         let body = self.read_body(request).await?;
         let delivery = dispatch::Request {
             command,
             operation_id: Arc::clone(operation_id),
             received,
         };
-        if command == KICK_COMMAND {
-            let kick = protocol::parse_kick(&body)?;
-            let (answer, outcome) = self.dispatcher.kick(&delivery, kick).await;
-            return Ok((command, answer, outcome));
-        }
-        protocol::check_untyped(command, &body)?;
-        tracing::info!(command, operation_id = %operation_id, outcome = "no_plugin",
-            "no plugin handles this command; answering go on");
-        Ok((command, CallbackResponse::go_on(), "no_plugin"))
+        let shape = Catalog::get().command(command);
+        let parsed = match shape {
+            Some(shape) => Some(protocol::parse(shape, &body)?),
+            None => {
+                protocol::parse_object(command, &body)?;
+                None
+            }
+        };
+        // `parse` checked that the body is UTF-8.
+        let text = std::str::from_utf8(&body).unwrap_or_default();
+        let (answer, outcome) = self.dispatcher.run(&delivery, shape, parsed, text).await;
+        Ok((command, answer, outcome))
+    }
+
+    /// The command named by the last segment of the path, under any prefix: one OpenIM sends, or
+    /// one a JSON plugin declared.
+    fn command_of(&self, path: &str) -> Result<&'static str, RequestError> {
+        let last = last_segment(path);
+        protocol::known_command(last)
+            .or_else(|| self.dispatcher.plugins().get().handled(last))
+            .ok_or_else(|| RequestError::UnknownCommand(last.to_owned()))
     }
 
     /// The admin endpoints.
@@ -132,8 +145,13 @@ impl App {
                 "{\"status\":\"ok\"}".into(),
             )),
             "/readyz" => {
-                let plugins = self.dispatcher.plugins().get().names();
-                let body = serde_json::json!({ "ready": true, "plugins": plugins }).to_string();
+                let registry = self.dispatcher.plugins().get();
+                let body = serde_json::json!({
+                    "ready": true,
+                    "plugins": registry.names(),
+                    "handles": registry.handles(),
+                })
+                .to_string();
                 Some(text_response(StatusCode::OK, "application/json", body))
             }
             "/metrics" => Some(text_response(
@@ -170,10 +188,9 @@ impl App {
     }
 }
 
-/// The command named by the last segment of the path, under any prefix.
-fn command_of(path: &str) -> Result<&'static str, RequestError> {
-    let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-    protocol::known_command(last).ok_or_else(|| RequestError::UnknownCommand(last.to_owned()))
+/// The last segment of a path: where OpenIM puts the command.
+fn last_segment(path: &str) -> &str {
+    path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
 }
 
 fn text_response(
@@ -191,7 +208,11 @@ fn text_response(
 }
 
 fn json_response(status: StatusCode, answer: &CallbackResponse) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(answer.to_json())));
+    json_bytes(status, answer.to_json())
+}
+
+fn json_bytes(status: StatusCode, answer: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(answer)));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -206,19 +227,13 @@ mod tests {
 
     #[test]
     fn routes_on_the_last_segment_under_any_prefix() {
+        let kick = "callbackAfterKickGroupCommand";
         assert_eq!(
-            command_of("/callbackExample/callbackAfterKickGroupCommand").unwrap(),
-            KICK_COMMAND
+            last_segment("/callbackExample/callbackAfterKickGroupCommand"),
+            kick
         );
-        assert_eq!(
-            command_of("/a/b/callbackAfterKickGroupCommand/").unwrap(),
-            KICK_COMMAND
-        );
-        assert_eq!(
-            command_of("/callbackAfterKickGroupCommand").unwrap(),
-            KICK_COMMAND
-        );
-        assert!(command_of("/callbackExample/nope").is_err());
-        assert!(command_of("/").is_err());
+        assert_eq!(last_segment("/a/b/callbackAfterKickGroupCommand/"), kick);
+        assert_eq!(last_segment("/callbackAfterKickGroupCommand"), kick);
+        assert_eq!(last_segment("/"), "");
     }
 }

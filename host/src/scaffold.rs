@@ -1,9 +1,14 @@
-//! `callback-host new LANG NAME`: a plugin project that builds and passes `check` as generated.
+//! `callback-host new LANG NAME [--callback CMD]`: a plugin project for one command that builds
+//! and passes `check` as generated. The kick (the default) gets a small working guard; any other
+//! command gets a plugin that logs the request and lets it go on, its answer written out from the
+//! command's shapes so every change it may make is there to fill in.
 
 use std::path::{Path, PathBuf};
 
-/// The WIT contract, copied into every project so it builds on its own.
-const WIT: &str = include_str!("../../wit/callback.wit");
+use crate::protocol::schema::{AnswerShape, Catalog, Command, RecordShape};
+
+/// The kick callback, whose templates are a working example.
+const KICK: &str = "callbackAfterKickGroupCommand";
 
 /// A language a project can be made for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -15,6 +20,19 @@ pub enum Language {
 }
 
 impl Language {
+    /// The source file of a plugin for any command but the kick, and its template.
+    fn callback_source(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Rust => (
+                "src/lib.rs",
+                include_str!("../templates/rust/src/callback.rs"),
+            ),
+            Self::Python => ("app.py", include_str!("../templates/python/callback.py")),
+            Self::Js => ("plugin.js", include_str!("../templates/js/callback.js")),
+            Self::C => ("plugin.c", include_str!("../templates/c/callback.c")),
+        }
+    }
+
     /// (path in the project, template text) of every file but the WIT.
     fn files(self) -> &'static [(&'static str, &'static str)] {
         match self {
@@ -47,6 +65,10 @@ pub enum ScaffoldError {
         "invalid plugin name {0:?}: use lowercase letters, digits and '-', starting with a letter or digit"
     )]
     InvalidName(String),
+    #[error(
+        "unknown callback {0:?}: use a command OpenIM sends, e.g. callbackBeforeSendSingleMsgCommand"
+    )]
+    UnknownCallback(String),
     #[error("{0} already exists")]
     Exists(PathBuf),
     #[error("cannot write {path}: {source}")]
@@ -58,7 +80,15 @@ pub enum ScaffoldError {
 
 /// Writes a `language` project named `name` into `<dir>/<name>/` and returns its folder. Its
 /// `build.sh` builds `<dir>/<name>.wasm`.
-pub fn new_plugin(language: Language, name: &str, dir: &Path) -> Result<PathBuf, ScaffoldError> {
+pub fn new_plugin(
+    language: Language,
+    name: &str,
+    dir: &Path,
+    callback: &str,
+) -> Result<PathBuf, ScaffoldError> {
+    let command = Catalog::get()
+        .command(callback)
+        .ok_or_else(|| ScaffoldError::UnknownCallback(callback.to_owned()))?;
     let valid = !name.is_empty()
         && !name.starts_with('-')
         && name
@@ -78,17 +108,30 @@ pub fn new_plugin(language: Language, name: &str, dir: &Path) -> Result<PathBuf,
         name.to_owned()
     };
     let crate_name = package.replace('-', "_");
+    let source = (command.spec.name != KICK).then(|| language.callback_source());
+    let wit: Vec<(String, &str)> = crate::protocol::schema::WIT_FILES
+        .iter()
+        .map(|(file, text)| (format!("wit/{file}"), *text))
+        .collect();
     let files = language
         .files()
         .iter()
-        .map(|(path, text)| (*path, *text))
-        .chain([("wit/callback.wit", WIT)]);
+        .map(|(path, text)| match source {
+            Some((replaced, template)) if replaced == *path => (path.to_string(), template),
+            _ => (path.to_string(), *text),
+        })
+        .chain(wit);
+    let mut vars = vars(command);
+    vars.extend([
+        ("name", name.to_owned()),
+        ("package", package.clone()),
+        ("crate", crate_name),
+    ]);
     for (relative, template) in files {
-        let path = root.join(relative);
-        let text = template
-            .replace("{{name}}", name)
-            .replace("{{package}}", &package)
-            .replace("{{crate}}", &crate_name);
+        let path = root.join(&relative);
+        let text = vars.iter().fold(template.to_owned(), |text, (key, value)| {
+            text.replace(&format!("{{{{{key}}}}}"), value)
+        });
         let write = |path: &Path| -> std::io::Result<()> {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
@@ -106,4 +149,127 @@ pub fn new_plugin(language: Language, name: &str, dir: &Path) -> Result<PathBuf,
         })?;
     }
     Ok(root)
+}
+
+/// `kebab-case` to `snake_case`.
+fn snake(kebab: &str) -> String {
+    kebab.replace('-', "_")
+}
+
+/// `kebab-case` to `UpperCamelCase`.
+fn upper_camel(kebab: &str) -> String {
+    kebab
+        .split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars.next().map_or(String::new(), |c| {
+                c.to_ascii_uppercase().to_string() + chars.as_str()
+            })
+        })
+        .collect()
+}
+
+/// `kebab-case` to `lowerCamelCase` (JavaScript's names for WIT names).
+fn lower_camel(kebab: &str) -> String {
+    let upper = upper_camel(kebab);
+    let mut chars = upper.chars();
+    chars.next().map_or(String::new(), |c| {
+        c.to_ascii_lowercase().to_string() + chars.as_str()
+    })
+}
+
+/// (owning interface, type) of a record shape's name (`interface.record`).
+fn owner_and_type(record: &RecordShape) -> (&str, &str) {
+    record.name.split_once('.').unwrap_or(("", &record.name))
+}
+
+/// The values the templates are filled with, from the command's shapes.
+fn vars(command: &Command) -> Vec<(&'static str, String)> {
+    let interface = command
+        .spec
+        .interface
+        .trim_start_matches("openim:callback/")
+        .trim_end_matches("@0.1.0");
+    let world = if command.spec.name == KICK {
+        "kick-plugin".to_owned()
+    } else {
+        format!("{interface}-plugin")
+    };
+    let module = snake(interface);
+    let (_, request) = owner_and_type(&command.request);
+    let mut vars = vec![
+        ("command", command.spec.name.to_owned()),
+        ("world_snake", snake(&world)),
+        ("world", world),
+        ("module", module.clone()),
+        ("class", upper_camel(interface)),
+        ("js_interface", lower_camel(interface)),
+        ("request_type", upper_camel(request)),
+        ("request_snake", snake(request)),
+    ];
+    match &command.answer {
+        AnswerShape::Response => vars.extend([
+            ("return_type", "Response".to_owned()),
+            ("return_snake", "response".to_owned()),
+            ("rust_answer", "response".to_owned()),
+            ("python_imports", String::new()),
+            ("python_answer", "response".to_owned()),
+            ("js_answer", "response".to_owned()),
+        ]),
+        AnswerShape::WithChanges(changes) => {
+            let (owner, name) = owner_and_type(changes);
+            let fields = &changes.fields;
+            let rust: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{}: None", snake(&f.wit)))
+                .collect();
+            let python: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{}=None", snake(&f.wit)))
+                .collect();
+            let js: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{}: undefined", lower_camel(&f.wit)))
+                .collect();
+            let python_module = if owner == interface {
+                format!("wit_world.exports.{module}")
+            } else {
+                format!("wit_world.imports.{}", snake(owner))
+            };
+            let changes_type = upper_camel(name);
+            vars.extend([
+                ("return_type", "callback::Answer".to_owned()),
+                ("return_snake", "answer".to_owned()),
+                (
+                    "rust_answer",
+                    format!(
+                        "// Every change OpenIM allows for this command; `None` leaves it unchanged.\n        \
+                         callback::Answer {{\n            response,\n            changes: callback::{changes_type} {{\n                {},\n            }},\n        }}",
+                        rust.join(",\n                ")
+                    ),
+                ),
+                (
+                    "python_imports",
+                    format!(
+                        "from wit_world.exports.{module} import Answer\nfrom {python_module} import {changes_type}\n"
+                    ),
+                ),
+                (
+                    "python_answer",
+                    format!(
+                        "Answer(response=response, changes={changes_type}(  # None leaves a field unchanged\n            {}))",
+                        python.join(",\n            ")
+                    ),
+                ),
+                (
+                    "js_answer",
+                    format!(
+                        "{{\n      response,\n      // Every change OpenIM allows for this command; undefined leaves it unchanged.\n      changes: {{\n        {},\n      }},\n    }}",
+                        js.join(",\n        ")
+                    ),
+                ),
+            ]);
+        }
+    }
+    vars
 }

@@ -1,19 +1,20 @@
-//! The plugin tools of the command line: `check` (does a file implement the world?) and `call`
+//! The plugin tools of the command line: `check` (which callbacks does a file handle?) and `call`
 //! (run one request through a plugin under the configured limits).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::bindings;
 use crate::config::Config;
-use crate::dispatch::{CallStats, Dispatcher, Request, policy_answer};
+use crate::dispatch::{CallStats, Dispatcher, Input, Reply, Request, policy_answer};
 use crate::engine::{self, EpochTicker};
 use crate::limits::Failure;
 use crate::metrics::Metrics;
-use crate::plugin::{LoadError, Plugin, load_plugin, plugin_name, read_plugin};
-use crate::protocol::{CallbackResponse, KICK_COMMAND, KickRequest};
-use crate::registry::CurrentPlugins;
+use crate::plugin::{Entry, LoadError, Plugin, load_plugin, plugin_name, read_plugin};
+use crate::protocol::answer::{self, Merge};
+use crate::protocol::schema::Catalog;
+use crate::protocol::{self, BodyError, CallbackResponse};
+use crate::registry::{CurrentPlugins, Link};
 
 /// A sample kick, used by `call` when given no request.
 pub const SAMPLE_KICK: &str = "{\"callbackCommand\":\"callbackAfterKickGroupCommand\",\"groupID\":\"G001\",\"kickedUserIDs\":[\"user123\",\"admin\"],\"reason\":\"Violation of group rules\"}\n";
@@ -25,14 +26,22 @@ pub enum ToolError {
     Load(#[from] LoadError),
     #[error("cannot set up the engine: {0}")]
     Engine(String),
+    #[error("the request has no callbackCommand naming a command OpenIM sends")]
+    NoCommand,
+    #[error("the plugin does not handle {0} (it handles: {1})")]
+    NotHandled(String, String),
+    #[error(transparent)]
+    Body(#[from] BodyError),
 }
 
 /// What `check` found.
 #[derive(Debug)]
 pub struct CheckReport {
+    /// The commands the plugin handles, by OpenIM's names, and how (`typed` or `json`).
+    pub handles: Vec<(&'static str, &'static str)>,
     /// The callback interfaces the component exports.
     pub exports: Vec<String>,
-    /// Everything the component imports, and whether the host's world provides it.
+    /// Everything the component imports.
     pub imports: Vec<String>,
 }
 
@@ -44,11 +53,11 @@ fn engine_and_plugin(
     let linker = engine::build_linker(&engine).map_err(|e| ToolError::Engine(format!("{e:#}")))?;
     let bytes = read_plugin(path)?;
     let limits = config.plugin(&plugin_name(path));
-    let plugin = load_plugin(&engine, &linker, None, path, &bytes, limits)?;
+    let plugin = load_plugin(&engine, config, &linker, None, path, &bytes, limits)?;
     Ok((engine, plugin))
 }
 
-/// Loads `path` exactly as the server would and lists what it exports and imports.
+/// Loads `path` exactly as the server would and lists what it handles, exports and imports.
 pub fn check(path: &Path, config: &Config) -> Result<CheckReport, ToolError> {
     let (engine, plugin) = engine_and_plugin(path, config)?;
     let ty = plugin.pre.component().component_type();
@@ -61,27 +70,62 @@ pub fn check(path: &Path, config: &Config) -> Result<CheckReport, ToolError> {
         .imports(&engine)
         .map(|(name, _)| name.to_owned())
         .collect();
-    Ok(CheckReport { exports, imports })
+    let handles = plugin
+        .handles
+        .iter()
+        .map(|h| {
+            let how = match h.entry {
+                Entry::Typed(_) => "typed",
+                Entry::Json(_) => "json",
+            };
+            (h.command, how)
+        })
+        .collect();
+    Ok(CheckReport {
+        handles,
+        exports,
+        imports,
+    })
 }
 
 /// The outcome of `call`.
 #[derive(Debug)]
 pub struct CallReport {
     /// What the host would answer OpenIM (the policy answer when the plugin failed).
-    pub answer: CallbackResponse,
+    pub answer: Vec<u8>,
     /// Why the plugin failed, if it did.
     pub failure: Option<Failure>,
     /// What the call cost (when it finished).
     pub stats: Option<CallStats>,
 }
 
-/// Runs one kick request through the plugin at `path` under `config`'s limits.
-pub async fn call(
-    path: &Path,
-    config: Arc<Config>,
-    request: KickRequest,
-) -> Result<CallReport, ToolError> {
+/// Runs one request (any command; the body's `callbackCommand` names it) through the plugin at
+/// `path` under `config`'s limits, and returns the answer the server would give with that plugin
+/// alone.
+pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallReport, ToolError> {
+    let named: String = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| Some(v.get("callbackCommand")?.as_str()?.to_owned()))
+        .unwrap_or_default();
+    let named = named.as_str();
     let (engine, plugin) = engine_and_plugin(path, &config)?;
+    let handler = plugin
+        .handles
+        .iter()
+        .find(|h| h.command == named)
+        .cloned()
+        .ok_or_else(|| {
+            let handled: Vec<&str> = plugin.handles.iter().map(|h| h.command).collect();
+            if named.is_empty() {
+                ToolError::NoCommand
+            } else {
+                ToolError::NotHandled(named.to_owned(), handled.join(", "))
+            }
+        })?;
+    let command = Catalog::get().command(handler.command);
+    let parsed = command
+        .map(|c| protocol::parse(c, body.as_bytes()))
+        .transpose()?;
     let _ticker = EpochTicker::start(&engine).map_err(|e| ToolError::Engine(e.to_string()))?;
     let dispatcher = Dispatcher::new(
         engine,
@@ -90,26 +134,60 @@ pub async fn call(
         Arc::new(Metrics::default()),
     );
     let received = Instant::now();
-    let delivery = Request {
-        command: KICK_COMMAND,
+    let request = Request {
+        command: handler.command,
         operation_id: "callback-host-call".into(),
         received,
     };
-    let body = bindings::KickRequest::from(request);
-    let settings = config.command(KICK_COMMAND);
-    let deadline = received + config.budget(KICK_COMMAND);
-    match dispatcher
-        .call_kick(&plugin, 0, &delivery, &body, deadline, settings.fuel)
+    let settings = config.command(handler.command);
+    let deadline = received + config.budget(handler.command);
+    let input = match (&handler.entry, &parsed) {
+        (Entry::Typed(_), Some(value)) => Input::Typed(value),
+        _ => Input::Json(body),
+    };
+    let link = Link {
+        plugin: Arc::new(plugin),
+        entry: handler.entry,
+    };
+    let outcome = dispatcher
+        .call(&link, 0, &request, input, deadline, settings.fuel)
         .await
-    {
+        .and_then(|(reply, stats)| {
+            let decoded = match reply {
+                Reply::Typed(value) => match command {
+                    Some(command) => answer::from_typed(command, value),
+                    None => Err(answer::InvalidAnswer("no shape".into())),
+                },
+                Reply::Json(text) => answer::from_json(command, &text),
+            };
+            let (response, changes) = decoded.map_err(|e| Failure::InvalidAnswer(e.0))?;
+            if response.is_refusal() {
+                return Ok((response.to_json(), stats));
+            }
+            let answer = match (command, parsed) {
+                (Some(command), Some(parsed)) => {
+                    let mut merge = Merge::new(command, parsed);
+                    if let Some(changes) = changes {
+                        merge
+                            .apply(&changes)
+                            .map_err(|e| Failure::InvalidAnswer(e.0))?;
+                    }
+                    merge.go_on_answer()
+                }
+                _ => response.to_json(),
+            };
+            Ok((answer, stats))
+        });
+    match outcome {
         Ok((answer, stats)) => Ok(CallReport {
-            answer: answer.into(),
+            answer,
             failure: None,
             stats: Some(stats),
         }),
         Err(failure) => {
-            let answer = policy_answer(settings, &plugin.name, &failure)
-                .unwrap_or_else(CallbackResponse::go_on);
+            let answer = policy_answer(settings, &link.plugin.name, &failure)
+                .unwrap_or_else(CallbackResponse::go_on)
+                .to_json();
             Ok(CallReport {
                 answer,
                 failure: Some(failure),

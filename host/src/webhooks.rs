@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::config::{ConfigError, effective_timeout};
-use crate::protocol::known_command;
+use crate::protocol::commands;
 
 /// What the file says about one callback.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,27 +34,9 @@ pub struct Webhooks {
     pub unknown_keys: Vec<String>,
 }
 
-/// The command a webhooks.yml key configures.
+/// The command a webhooks.yml key configures (the table is in [`crate::protocol::commands`]).
 pub fn command_of_key(key: &str) -> Option<&'static str> {
-    let irregular = match key {
-        "beforeApplyJoinGroup" => Some("callbackBeforeJoinGroupCommand"),
-        "beforeMemberJoinGroup" => Some("callbackBeforeMembersJoinGroupCommand"),
-        "beforeInviteUserToGroup" => Some("callbackBeforeInviteJoinGroupCommand"),
-        "afterDismissGroup" => Some("callbackAfterDisMissGroupCommand"),
-        "afterKickGroupMember" => Some("callbackAfterKickGroupCommand"),
-        "afterRevokeMsg" => Some("callbackBeforeAfterMsgCommand"),
-        _ => None,
-    };
-    if irregular.is_some() {
-        return irregular;
-    }
-    let mut chars = key.chars();
-    let first = chars.next()?;
-    known_command(&format!(
-        "callback{}{}Command",
-        first.to_ascii_uppercase(),
-        chars.as_str()
-    ))
+    commands::of_webhook_key(key).map(|c| c.name)
 }
 
 fn invalid(path: &Path, key: &str, reason: impl Into<String>) -> ConfigError {
@@ -100,10 +82,20 @@ impl Webhooks {
                 webhooks.url = Some(url.to_owned());
                 continue;
             }
-            let Some(command) = command_of_key(key) else {
+            let Some(spec) = commands::of_webhook_key(key) else {
                 webhooks.unknown_keys.push(key.to_owned());
                 continue;
             };
+            let command = spec.name;
+            if !spec.is_primary_key(key) {
+                // OpenIM's own code never reads this key; its twin decides.
+                tracing::info!(
+                    key,
+                    command,
+                    "webhooks.yml key that OpenIM does not read; ignored"
+                );
+                continue;
+            }
             let section = value.as_mapping().ok_or_else(|| {
                 invalid(path, key, "must be a mapping with `enable` and `timeout`")
             })?;
@@ -169,7 +161,11 @@ mod tests {
             command_of_key("beforeApplyJoinGroup"),
             Some("callbackBeforeJoinGroupCommand")
         );
-        assert_eq!(command_of_key("afterGroupMsgRevoke"), None);
+        assert_eq!(
+            command_of_key("afterGroupMsgRevoke"),
+            Some("callbackBeforeAfterMsgCommand")
+        );
+        assert_eq!(command_of_key("afterNothing"), None);
     }
 
     #[test]

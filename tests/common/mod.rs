@@ -103,7 +103,8 @@ impl Server {
             .arg("--config")
             .arg(&config_path)
             .args(extra_args)
-            .env("RUST_LOG", "info")
+            // Debug lines of the chain say when each request was answered (see `decision`).
+            .env("RUST_LOG", "info,callback_host::dispatch=debug")
             .env(
                 "CALLBACK_HOST_CACHE_DIR",
                 repo_root().join("target/test-compile-cache"),
@@ -250,6 +251,51 @@ impl Server {
     pub fn kick(&self, users: &[&str], reason: &str) -> HttpResponse {
         self.post(KICK_PATH, &kick_body("G001", users, reason))
     }
+
+    /// POSTs a kick under a fresh operationID and returns what the plugins decided: the answer
+    /// of the first plugin that refused it, as the host logs it, or [`GO_ON`]. The kick is an
+    /// after-callback, so the host itself always answers OpenIM "go on" (checked here too).
+    pub fn kick_decision(&self, users: &[&str], reason: &str) -> String {
+        self.decide(KICK_PATH, &kick_body("G001", users, reason))
+    }
+
+    /// Like [`Server::kick_decision`], for any after-callback `body` posted to `path`.
+    pub fn decide(&self, path: &str, body: &str) -> String {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let op = format!(
+            "op-test-{}",
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let response = self.raw(&openim_request(path, &op, body.as_bytes()));
+        assert_eq!(
+            (response.status, response.body.as_str()),
+            (200, GO_ON),
+            "an after-callback is answered go on"
+        );
+        self.decision(&op)
+    }
+
+    /// The first refusal a plugin gave the request with operationID `op` (the host logs refusals
+    /// of after-callbacks), or [`GO_ON`] once the request was answered without one.
+    pub fn decision(&self, op: &str) -> String {
+        let tag = format!("operation_id={op}}}");
+        self.wait_until(&format!("the request {op} to be answered"), || {
+            self.log()
+                .lines()
+                .any(|l| l.contains(&tag) && l.contains("request answered"))
+        });
+        let log = self.log();
+        let Some(line) = log
+            .lines()
+            .find(|l| l.contains(&tag) && l.contains("after-callback refused by a plugin"))
+        else {
+            return GO_ON.to_owned();
+        };
+        let json = &line[line.find("answer=").expect("the answer is logged") + 7..];
+        let mut answers = serde_json::Deserializer::from_str(json).into_iter::<serde_json::Value>();
+        answers.next().expect("a JSON answer").expect("valid JSON");
+        json[..answers.byte_offset()].to_owned()
+    }
 }
 
 impl Drop for Server {
@@ -277,6 +323,13 @@ pub fn kick_in_background(
             .expect("send");
         (read_response(&mut stream), Instant::now())
     })
+}
+
+/// The request fixture of `command` (`tests/fixtures/requests/<command>.json`): OpenIM's exact
+/// JSON for it, field for field in its structs' order, as Go's encoder writes it.
+pub fn request_fixture(command: &str) -> String {
+    let path = repo_root().join(format!("tests/fixtures/requests/{command}.json"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// OpenIM's default webhook url prefix plus the kick command.

@@ -5,11 +5,11 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 mkdir -p build
-wit-bindgen c wit --world kick-plugin --out-dir build >/dev/null 2>&1
+wit-bindgen c wit --world {{world}} --out-dir build >/dev/null 2>&1
 clang-14 --target=wasm32-wasi -O2 -Wall -I build -c plugin.c -o build/plugin.o
-clang-14 --target=wasm32-wasi -O2 -c build/kick_plugin.c -o build/bindings.o
+clang-14 --target=wasm32-wasi -O2 -c build/{{world_snake}}.c -o build/bindings.o
 clang-14 --target=wasm32-wasi -mexec-model=reactor -O2 -Wl,--no-entry \
-  build/plugin.o build/bindings.o build/kick_plugin_component_type.o -o build/core.wasm
+  build/plugin.o build/bindings.o build/{{world_snake}}_component_type.o -o build/core.wasm
 wasm-tools component new build/core.wasm -o ../.{{name}}.wasm.tmp
 mv -f ../.{{name}}.wasm.tmp ../{{name}}.wasm
 echo "built ../{{name}}.wasm"

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 [ -x node_modules/.bin/componentize-js ] || npm install --no-audit --no-fund --loglevel=error
 # The host grants no HTTP: build without the wasi:http features.
-./node_modules/.bin/componentize-js --wit wit --world-name kick-plugin --disable http fetch-event \
+./node_modules/.bin/componentize-js --wit wit --world-name {{world}} --disable http fetch-event \
   --out ../.{{name}}.wasm.tmp plugin.js
 mv -f ../.{{name}}.wasm.tmp ../{{name}}.wasm
 echo "built ../{{name}}.wasm"

@@ -1,76 +1,28 @@
-//! OpenIM's side of the wire: the callback commands it knows, the kick request body, the answer it
-//! reads, and the validation of a request body into a typed request.
+//! OpenIM's side of the wire: the commands ([`commands`]), the shapes of their requests and answers
+//! read from the WIT ([`schema`]), JSON to component values and back ([`convert`]), answers and
+//! their rules ([`answer`]), and the validation of a request body.
 //!
-//! See `shared/docs/openim-webhook-protocol.md`: OpenIM POSTs `<base url>/<callbackCommand>` with a
-//! JSON body and decodes `{actionCode, errCode, errMsg, errDlt, nextCode}` from our answer.
+//! See `docs/openim-protocol.md`: OpenIM POSTs `<base url>/<callbackCommand>` with a JSON body and
+//! decodes `{actionCode, errCode, errMsg, errDlt, nextCode}` (plus, for some before-callbacks, the
+//! fields to change) from our answer.
+
+pub mod answer;
+pub mod commands;
+pub mod convert;
+pub mod schema;
 
 use serde::{Deserialize, Serialize};
 use serde_json::error::Category;
+use wasmtime::component::Val;
+
+use self::schema::Command;
 
 /// The command of the kick callback, the one with a typed plugin interface today.
 pub const KICK_COMMAND: &str = "callbackAfterKickGroupCommand";
 
-/// Every callback command OpenIM sends (the last path segment of its request URL).
-pub const KNOWN_COMMANDS: &[&str] = &[
-    // Before-callbacks: sent synchronously, our answer can refuse the operation.
-    "callbackBeforeUserRegisterCommand",
-    "callbackBeforeUpdateUserInfoCommand",
-    "callbackBeforeUpdateUserInfoExCommand",
-    "callbackBeforeAddFriendCommand",
-    "callbackBeforeAddFriendAgreeCommand",
-    "callbackBeforeImportFriendsCommand",
-    "callbackBeforeSetFriendRemarkCommand",
-    "callbackBeforeAddBlackCommand",
-    "callbackBeforeCreateGroupCommand",
-    "callbackBeforeMembersJoinGroupCommand",
-    "callbackBeforeJoinGroupCommand",
-    "callbackBeforeInviteJoinGroupCommand",
-    "callbackBeforeSetGroupInfoCommand",
-    "callbackBeforeSetGroupInfoExCommand",
-    "callbackBeforeSetGroupMemberInfoCommand",
-    "callbackBeforeSendSingleMsgCommand",
-    "callbackBeforeSendGroupMsgCommand",
-    "callbackBeforeMsgModifyCommand",
-    "callbackBeforeOfflinePushCommand",
-    "callbackBeforeOnlinePushCommand",
-    "callbackBeforeGroupOnlinePushCommand",
-    "callbackBeforeCreateSingleChatConversationsCommand",
-    "callbackBeforeCreateGroupChatConversationsCommand",
-    // After-callbacks: queued by OpenIM, the answer is ignored.
-    "callbackAfterUserRegisterCommand",
-    "callbackAfterUpdateUserInfoCommand",
-    "callbackAfterUpdateUserInfoExCommand",
-    "callbackAfterUserOnlineCommand",
-    "callbackAfterUserOfflineCommand",
-    "callbackAfterUserKickOffCommand",
-    "callbackAfterAddFriendCommand",
-    "callbackAfterAddFriendAgreeCommand",
-    "callbackAfterDeleteFriendCommand",
-    "callbackAfterImportFriendsCommand",
-    "callbackAfterSetFriendRemarkCommand",
-    "callbackAfterRemoveBlackCommand",
-    "callbackAfterCreateGroupCommand",
-    "callbackAfterJoinGroupCommand",
-    "callbackAfterQuitGroupCommand",
-    KICK_COMMAND,
-    "callbackAfterDisMissGroupCommand",
-    "callbackAfterTransferGroupOwnerCommand",
-    "callbackAfterSetGroupInfoCommand",
-    "callbackAfterSetGroupInfoExCommand",
-    "callbackAfterSetGroupMemberInfoCommand",
-    "callbackAfterSendSingleMsgCommand",
-    "callbackAfterSendGroupMsgCommand",
-    "callbackAfterSingleMsgReadCommand",
-    "callbackAfterGroupMsgReadCommand",
-    "callbackAfterMsgSaveDBCommand",
-    "callbackBeforeAfterMsgCommand",
-    "callbackAfterCreateSingleChatConversationsCommand",
-    "callbackAfterCreateGroupChatConversationsCommand",
-];
-
 /// Returns the static name of a known command, or `None` for anything OpenIM never sends.
 pub fn known_command(name: &str) -> Option<&'static str> {
-    KNOWN_COMMANDS.iter().copied().find(|known| *known == name)
+    commands::find(name).map(|c| c.name)
 }
 
 /// The body of `callbackAfterKickGroupCommand`, all of it.
@@ -224,27 +176,44 @@ pub fn parse_kick(body: &[u8]) -> Result<KickRequest, BodyError> {
     Ok(request)
 }
 
-/// Validates the body of a command without a typed interface: a JSON object whose
-/// `callbackCommand`, when present, matches the URL.
-pub fn check_untyped(command: &'static str, body: &[u8]) -> Result<(), BodyError> {
+/// Parses and validates the body of `command` into the request record plugins receive.
+pub fn parse(command: &Command, body: &[u8]) -> Result<Val, BodyError> {
+    let object = parse_object(command.spec.name, body)?;
+    convert::decode_record(&command.request, &object, "").map_err(|e| BodyError::Schema {
+        command: command.spec.name,
+        detail: e.to_string(),
+    })
+}
+
+/// Parses a body as a JSON object whose `callbackCommand`, when present, matches the URL: all
+/// that can be checked of a command the host has no shape for.
+pub fn parse_object(
+    command: &'static str,
+    body: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, BodyError> {
     check_text(body)?;
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| json_error(command, e))?;
-    let Some(object) = value.as_object() else {
+    let serde_json::Value::Object(object) = value else {
         return Err(BodyError::NotAnObject(json_kind(&value)));
     };
     match object.get("callbackCommand") {
-        None => Ok(()),
-        Some(serde_json::Value::String(found)) if found == command => Ok(()),
-        Some(serde_json::Value::String(found)) => Err(BodyError::CommandMismatch {
-            expected: command,
-            found: found.clone(),
-        }),
-        Some(other) => Err(BodyError::Schema {
-            command,
-            detail: format!("callbackCommand must be a string, got {}", json_kind(other)),
-        }),
+        None => {}
+        Some(serde_json::Value::String(found)) if found == command => {}
+        Some(serde_json::Value::String(found)) => {
+            return Err(BodyError::CommandMismatch {
+                expected: command,
+                found: found.clone(),
+            });
+        }
+        Some(other) => {
+            return Err(BodyError::Schema {
+                command,
+                detail: format!("callbackCommand must be a string, got {}", json_kind(other)),
+            });
+        }
     }
+    Ok(object)
 }
 
 fn json_kind(value: &serde_json::Value) -> &'static str {

@@ -1,0 +1,253 @@
+//! OpenIM's JSON to component values and back, driven by the shapes of [`super::schema`].
+//!
+//! Decoding is as strict as OpenIM's Go encoder is regular: every field it always writes must be
+//! there with the right type; `null` stands for an empty list or map and for `none` (Go writes nil
+//! slices, maps and pointers as `null`); fields the shape does not know are ignored, so a newer
+//! OpenIM that adds fields keeps working.
+
+use serde_json::{Map, Number, Value};
+use wasmtime::component::Val;
+
+use super::schema::{Field, RecordShape, Shape};
+
+/// Why a JSON value does not fit a shape: where, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}{}", if path.is_empty() { String::new() } else { format!(" at {path}") })]
+pub struct ShapeError {
+    /// The JSON path, e.g. `memberList[2].userID`.
+    pub path: String,
+    /// What is wrong, e.g. "missing field `reason`".
+    pub detail: String,
+}
+
+fn error(path: &str, detail: String) -> ShapeError {
+    ShapeError {
+        path: path.to_owned(),
+        detail,
+    }
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+/// Decodes a JSON object into a record value.
+pub fn decode_record(
+    record: &RecordShape,
+    object: &Map<String, Value>,
+    path: &str,
+) -> Result<Val, ShapeError> {
+    let mut fields = Vec::with_capacity(record.fields.len());
+    for field in &record.fields {
+        fields.push((field.wit.clone(), decode_field(field, object, path)?));
+    }
+    Ok(Val::Record(fields))
+}
+
+fn decode_field(field: &Field, object: &Map<String, Value>, path: &str) -> Result<Val, ShapeError> {
+    if field.flatten {
+        return match &field.shape {
+            Shape::Record(inner) => decode_record(inner, object, path),
+            Shape::Option(inner) => match &**inner {
+                // A nil embedded pointer drops all of its fields.
+                Shape::Record(record)
+                    if record.fields.iter().any(|f| object.contains_key(&f.json)) =>
+                {
+                    Ok(Val::Option(Some(Box::new(decode_record(
+                        record, object, path,
+                    )?))))
+                }
+                _ => Ok(Val::Option(None)),
+            },
+            _ => unreachable!("only records are flattened"),
+        };
+    }
+    let at = join(path, &field.json);
+    match object.get(&field.json) {
+        Some(value) => decode(&field.shape, value, &at),
+        None if matches!(field.shape, Shape::Option(_)) => Ok(Val::Option(None)),
+        None => Err(error(path, format!("missing field `{}`", field.json))),
+    }
+}
+
+/// Decodes a JSON value of `shape`.
+pub fn decode(shape: &Shape, value: &Value, path: &str) -> Result<Val, ShapeError> {
+    let expected = |what: &str| {
+        error(
+            path,
+            format!("invalid type: {}, expected {what}", describe(value)),
+        )
+    };
+    Ok(match (shape, value) {
+        (Shape::Option(_), Value::Null) => Val::Option(None),
+        (Shape::Option(inner), value) => Val::Option(Some(Box::new(decode(inner, value, path)?))),
+        (Shape::List(_), Value::Null) => Val::List(Vec::new()),
+        (Shape::List(item), Value::Array(items)) => Val::List(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| decode(item, v, &format!("{path}[{i}]")))
+                .collect::<Result<_, _>>()?,
+        ),
+        (Shape::List(_), _) => return Err(expected("a sequence")),
+        (Shape::Map(_), Value::Null) => Val::List(Vec::new()),
+        (Shape::Map(item), Value::Object(entries)) => Val::List(
+            entries
+                .iter()
+                .map(|(k, v)| {
+                    Ok(Val::Tuple(vec![
+                        Val::String(k.clone()),
+                        decode(item, v, &join(path, k))?,
+                    ]))
+                })
+                .collect::<Result<_, ShapeError>>()?,
+        ),
+        (Shape::Map(_), _) => return Err(expected("an object")),
+        (Shape::Record(record), Value::Object(object)) => decode_record(record, object, path)?,
+        (Shape::Record(_), _) => return Err(expected("an object")),
+        (Shape::String, Value::String(s)) => Val::String(s.clone()),
+        (Shape::String, _) => return Err(expected("a string")),
+        (Shape::Bool, Value::Bool(b)) => Val::Bool(*b),
+        (Shape::Bool, _) => return Err(expected("a boolean")),
+        (Shape::S32, Value::Number(n)) => Val::S32(
+            n.as_i64()
+                .and_then(|n| i32::try_from(n).ok())
+                .ok_or_else(|| expected("a 32-bit integer"))?,
+        ),
+        (Shape::S64, Value::Number(n)) => {
+            Val::S64(n.as_i64().ok_or_else(|| expected("a 64-bit integer"))?)
+        }
+        (Shape::U32, Value::Number(n)) => Val::U32(
+            n.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| expected("an unsigned 32-bit integer"))?,
+        ),
+        (Shape::S32 | Shape::S64 | Shape::U32, _) => return Err(expected("an integer")),
+        (Shape::Enum(_), _) => {
+            return Err(expected("nothing: enums are not part of OpenIM's JSON"));
+        }
+    })
+}
+
+/// Encodes a record value as JSON fields of `object` (flattened fields go into it directly).
+pub fn encode_record(record: &RecordShape, value: &Val, object: &mut Map<String, Value>) {
+    let Val::Record(fields) = value else { return };
+    for (field, (_, value)) in record.fields.iter().zip(fields) {
+        if field.flatten {
+            match (&field.shape, value) {
+                (Shape::Record(inner), value) => encode_record(inner, value, object),
+                (Shape::Option(inner), Val::Option(Some(value))) => {
+                    if let Shape::Record(inner) = &**inner {
+                        encode_record(inner, value, object);
+                    }
+                }
+                _ => {}
+            }
+        } else {
+            object.insert(field.json.clone(), encode(&field.shape, value));
+        }
+    }
+}
+
+/// Encodes a value of `shape` as JSON.
+pub fn encode(shape: &Shape, value: &Val) -> Value {
+    match (shape, value) {
+        (Shape::Option(_), Val::Option(None)) => Value::Null,
+        (Shape::Option(inner), Val::Option(Some(value))) => encode(inner, value),
+        (Shape::List(item), Val::List(items)) => {
+            Value::Array(items.iter().map(|v| encode(item, v)).collect())
+        }
+        (Shape::Map(item), Val::List(entries)) => Value::Object(
+            entries
+                .iter()
+                .filter_map(|entry| match entry {
+                    Val::Tuple(pair) => match pair.as_slice() {
+                        [Val::String(key), value] => Some((key.clone(), encode(item, value))),
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect(),
+        ),
+        (Shape::Record(record), value) => {
+            let mut object = Map::new();
+            encode_record(record, value, &mut object);
+            Value::Object(object)
+        }
+        (_, Val::String(s)) => Value::String(s.clone()),
+        (_, Val::Bool(b)) => Value::Bool(*b),
+        (_, Val::S32(n)) => Value::Number(Number::from(*n)),
+        (_, Val::S64(n)) => Value::Number(Number::from(*n)),
+        (_, Val::U32(n)) => Value::Number(Number::from(*n)),
+        (_, Val::Enum(case)) => Value::String(case.clone()),
+        _ => Value::Null,
+    }
+}
+
+/// Names a JSON value's kind the way serde does in its messages (`string "u1"`).
+pub fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => format!("boolean `{b}`"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) if s.len() <= 40 => format!("string {s:?}"),
+        Value::String(_) => "a string".to_owned(),
+        Value::Array(_) => "an array".to_owned(),
+        Value::Object(_) => "an object".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::schema::Catalog;
+
+    #[test]
+    fn flattened_structs_nulls_and_round_trip() {
+        let command = Catalog::get()
+            .command("callbackBeforeCreateGroupCommand")
+            .unwrap();
+        let body: Value = serde_json::from_str(
+            r#"{"operationID":"op","callbackCommand":"callbackBeforeCreateGroupCommand","groupID":"g1","groupName":"n",
+            "notification":"","introduction":"","faceURL":"","ownerUserID":"o","createTime":1,"memberCount":0,"ex":"",
+            "status":0,"creatorUserID":"o","groupType":2,"needVerification":0,"lookMemberInfo":0,"applyMemberFriend":0,
+            "notificationUpdateTime":0,"notificationUserID":"","initMemberList":null}"#,
+        )
+        .unwrap();
+        let value = decode_record(&command.request, body.as_object().unwrap(), "").unwrap();
+        let Val::Record(fields) = &value else {
+            panic!()
+        };
+        assert!(matches!(&fields[2].1, Val::Option(Some(_))));
+        assert_eq!(fields[3].1, Val::List(vec![]));
+        let mut back = Map::new();
+        encode_record(&command.request, &value, &mut back);
+        assert_eq!(back["groupName"], "n");
+        assert_eq!(back["initMemberList"], Value::Array(vec![]));
+
+        // Without the embedded group, its fields are simply absent: `none`.
+        let bare: Value = serde_json::from_str(
+            r#"{"operationID":"op","callbackCommand":"callbackBeforeCreateGroupCommand","initMemberList":[{"userID":"u","roleLevel":100}]}"#,
+        )
+        .unwrap();
+        let value = decode_record(&command.request, bare.as_object().unwrap(), "").unwrap();
+        let Val::Record(fields) = &value else {
+            panic!()
+        };
+        assert_eq!(fields[2].1, Val::Option(None));
+
+        let wrong: Value = serde_json::from_str(
+            r#"{"operationID":"op","callbackCommand":"c","initMemberList":[{"userID":"u","roleLevel":"x"}]}"#,
+        )
+        .unwrap();
+        let err = decode_record(&command.request, wrong.as_object().unwrap(), "").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid type: string \"x\", expected an integer at initMemberList[0].roleLevel"
+        );
+    }
+}
