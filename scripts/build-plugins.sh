@@ -8,8 +8,10 @@
 #   plugins/guard-js  (JavaScript) -> plugins/12-guard-js.wasm
 #   plugins/guard-py  (Python)     -> plugins/13-guard-py.wasm
 #   plugins/audit     (Rust)       -> plugins/20-audit.wasm
+#   plugins/moderation (Rust)      -> plugins/30-moderation.wasm       (message moderation)
+#   plugins/group-policy-py (Python) -> plugins/31-group-policy-py.wasm (before a group is created)
 #
-# File names set the order plugins run in: the guards decide before the audit logs.
+# File names set the order plugins run in: for the kick, the guards decide before the audit logs.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -37,7 +39,7 @@ up_to_date() { # <output> <input>...
 cargo build --quiet --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --release \
   --target-dir "$root/target/wasm"
 rust_out="$root/target/wasm/wasm32-wasip2/release"
-for pair in guard:10-guard.wasm audit:20-audit.wasm; do
+for pair in guard:10-guard.wasm audit:20-audit.wasm moderation:30-moderation.wasm; do
   built="$rust_out/${pair%%:*}.wasm"
   up_to_date "plugins/${pair#*:}" "$built" || publish "$built" "${pair#*:}"
 done
@@ -70,4 +72,10 @@ if ! up_to_date plugins/13-guard-py.wasm plugins/guard-py "$wit"; then
   .tools/py/bin/componentize-py -d "$wit" -w kick-plugin componentize -p plugins/guard-py app \
     -o "$work/guard-py.wasm" >/dev/null
   publish "$work/guard-py.wasm" 13-guard-py.wasm
+fi
+
+if ! up_to_date plugins/31-group-policy-py.wasm plugins/group-policy-py "$wit"; then
+  .tools/py/bin/componentize-py -d "$wit" -w before-create-group-plugin componentize \
+    -p plugins/group-policy-py app -o "$work/group-policy-py.wasm" >/dev/null
+  publish "$work/group-policy-py.wasm" 31-group-policy-py.wasm
 fi

@@ -25,7 +25,10 @@ impl Guest for Audit {
             &[
                 ("group_id".to_string(), request.group_id),
                 ("kicked".to_string(), request.kicked_user_ids.join(",")),
-                ("kicked_count".to_string(), request.kicked_user_ids.len().to_string()),
+                (
+                    "kicked_count".to_string(),
+                    request.kicked_user_ids.len().to_string(),
+                ),
                 ("reason".to_string(), reason),
                 ("operation_id".to_string(), delivery.operation_id),
             ],
