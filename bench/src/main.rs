@@ -1,6 +1,10 @@
-//! callback-bench: one run drives a native baseline and the host with each language's guard plugin
-//! with the same HTTP load on loopback, alternating targets over several rounds so that a noisy
-//! 2-core machine still gives stable ratios, and reports them side by side.
+//! callback-bench: one run drives native baselines and the host with each language's guard plugin
+//! and the moderation plugin with the same HTTP load on loopback, alternating targets over several
+//! rounds so that a noisy 2-core machine still gives stable ratios, and reports them side by side.
+//!
+//! Two workloads, each with its own native baseline: the kick (an after-callback: every answer is
+//! "go on", the plugin still decides) and message moderation (before-send refusals and msg-modify
+//! rewrites of realistic text messages, every answer checked).
 //!
 //! Every server runs in its own process (this binary re-invoked as `native-server` or
 //! `host-server`) so that its memory can be read from `/proc`; the load generator is a hyper
@@ -36,7 +40,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// (internal) Serve the native baseline.
-    NativeServer,
+    NativeServer {
+        #[arg(long, value_enum, default_value_t = Workload::Kick)]
+        workload: Workload,
+    },
     /// (internal) Serve the host with the plugins of a directory.
     HostServer {
         #[arg(long)]
@@ -50,6 +57,16 @@ enum Cmd {
         #[arg(long)]
         no_epoch: bool,
     },
+}
+
+/// What the load is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// `callbackAfterKickGroupCommand`, one kick in four of a protected user.
+    Kick,
+    /// `callbackBeforeSendSingleMsgCommand` and `callbackBeforeMsgModifyCommand` in turn on text
+    /// messages; one in four has a blocked phrase (refused) or banned words (masked).
+    Moderation,
 }
 
 #[derive(clap::Args)]
@@ -70,8 +87,9 @@ struct RunArgs {
     #[arg(long, default_value = "plugins")]
     plugins: PathBuf,
     /// Targets to run, comma-separated: native, rust, c, js, python, rust-nofuel, rust-noepoch,
-    /// rust-reuse, js-reuse, python-reuse.
-    #[arg(long, value_delimiter = ',', default_values_t = ["native", "rust", "c", "js", "python", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse"].map(String::from))]
+    /// rust-reuse, js-reuse, python-reuse, native-moderation, rust-moderation,
+    /// rust-moderation-reuse.
+    #[arg(long, value_delimiter = ',', default_values_t = ["native", "rust", "c", "js", "python", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse", "native-moderation", "rust-moderation", "rust-moderation-reuse"].map(String::from))]
     targets: Vec<String>,
     /// Replace the results section of this README (between the bench markers).
     #[arg(long)]
@@ -91,6 +109,8 @@ struct Target {
     reuse: u32,
     /// Extra host-server flags (`--no-fuel`, `--no-epoch`).
     flags: &'static [&'static str],
+    /// The load it gets; its ratio is to the native baseline of the same workload.
+    workload: Workload,
 }
 
 const TARGETS: &[Target] = &[
@@ -100,6 +120,7 @@ const TARGETS: &[Target] = &[
         plugin: None,
         reuse: 1,
         flags: &[],
+        workload: Workload::Kick,
     },
     Target {
         key: "rust",
@@ -107,6 +128,7 @@ const TARGETS: &[Target] = &[
         plugin: Some("10-guard.wasm"),
         reuse: 1,
         flags: &[],
+        workload: Workload::Kick,
     },
     Target {
         key: "c",
@@ -114,6 +136,7 @@ const TARGETS: &[Target] = &[
         plugin: Some("11-guard-c.wasm"),
         reuse: 1,
         flags: &[],
+        workload: Workload::Kick,
     },
     Target {
         key: "js",
@@ -121,6 +144,7 @@ const TARGETS: &[Target] = &[
         plugin: Some("12-guard-js.wasm"),
         reuse: 1,
         flags: &[],
+        workload: Workload::Kick,
     },
     Target {
         key: "python",
@@ -128,6 +152,7 @@ const TARGETS: &[Target] = &[
         plugin: Some("13-guard-py.wasm"),
         reuse: 1,
         flags: &[],
+        workload: Workload::Kick,
     },
     Target {
         key: "rust-nofuel",
@@ -135,6 +160,7 @@ const TARGETS: &[Target] = &[
         plugin: Some("10-guard.wasm"),
         reuse: 1,
         flags: &["--no-fuel"],
+        workload: Workload::Kick,
     },
     Target {
         key: "rust-noepoch",
@@ -142,6 +168,7 @@ const TARGETS: &[Target] = &[
         plugin: Some("10-guard.wasm"),
         reuse: 1,
         flags: &["--no-epoch"],
+        workload: Workload::Kick,
     },
     Target {
         key: "rust-reuse",
@@ -149,6 +176,7 @@ const TARGETS: &[Target] = &[
         plugin: Some("10-guard.wasm"),
         reuse: 1000,
         flags: &[],
+        workload: Workload::Kick,
     },
     Target {
         key: "js-reuse",
@@ -156,6 +184,7 @@ const TARGETS: &[Target] = &[
         plugin: Some("12-guard-js.wasm"),
         reuse: 1000,
         flags: &[],
+        workload: Workload::Kick,
     },
     Target {
         key: "python-reuse",
@@ -163,6 +192,31 @@ const TARGETS: &[Target] = &[
         plugin: Some("13-guard-py.wasm"),
         reuse: 1000,
         flags: &[],
+        workload: Workload::Kick,
+    },
+    Target {
+        key: "native-moderation",
+        name: "native moderation (no Wasm)",
+        plugin: None,
+        reuse: 1,
+        flags: &[],
+        workload: Workload::Moderation,
+    },
+    Target {
+        key: "rust-moderation",
+        name: "Rust moderation (send + modify)",
+        plugin: Some("30-moderation.wasm"),
+        reuse: 1,
+        flags: &[],
+        workload: Workload::Moderation,
+    },
+    Target {
+        key: "rust-moderation-reuse",
+        name: "Rust moderation, reuse_instances = 1000",
+        plugin: Some("30-moderation.wasm"),
+        reuse: 1000,
+        flags: &[],
+        workload: Workload::Moderation,
     },
 ];
 
@@ -172,7 +226,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Some(Cmd::NativeServer) => runtime.block_on(native::serve()),
+        Some(Cmd::NativeServer { workload }) => runtime.block_on(native::serve(workload)),
         Some(Cmd::HostServer {
             plugins,
             cache_dir,
@@ -260,11 +314,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             cached_load_ms,
         });
     }
-    let bodies = Arc::new(request_mix());
     for round in 1..=args.rounds {
         for result in &mut results {
             eprintln!("round {round}/{}: {}", args.rounds, result.target.name);
-            let trial = trial(&result.target, &args, cache.path(), Arc::clone(&bodies)).await?;
+            let bodies = Arc::new(request_mix(result.target.workload));
+            let trial = trial(&result.target, &args, cache.path(), bodies).await?;
             eprintln!(
                 "  {:.0} req/s, p99 {} us",
                 trial.requests_per_sec,
@@ -302,25 +356,99 @@ fn load_times(path: &Path, cache_dir: &Path) -> anyhow::Result<(Duration, Durati
     Ok((compile, started.elapsed()))
 }
 
-/// The fixed request mix: one kick in four includes a protected user.
-fn request_mix() -> Vec<(Bytes, bool)> {
-    (0..64)
-        .map(|i| {
-            let refused = i % 4 == 0;
-            let mut users: Vec<String> =
-                (0..(1 + i % 5)).map(|u| format!("user-{i}-{u}")).collect();
-            if refused {
-                users.push("admin".into());
+/// What an answer must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    GoOn,
+    Refused,
+    /// "Go on" with the message content rewritten.
+    Masked,
+}
+
+/// One request of a mix.
+struct Call {
+    path: &'static str,
+    body: Bytes,
+    expect: Expect,
+}
+
+impl Expect {
+    fn holds(self, answer: &[u8]) -> bool {
+        let has = |needle: &[u8]| answer.windows(needle.len()).any(|w| w == needle);
+        match self {
+            Self::GoOn => {
+                answer == br#"{"actionCode":0,"errCode":0,"errMsg":"","errDlt":"","nextCode":0}"#
             }
-            let body = serde_json::json!({
-                "callbackCommand": "callbackAfterKickGroupCommand",
-                "groupID": format!("G{i}"),
-                "kickedUserIDs": users,
-                "reason": if i % 3 == 0 { "" } else { "Violation of group rules" },
-            });
-            (Bytes::from(format!("{body}\n")), refused)
-        })
-        .collect()
+            Self::Refused => has(b"\"nextCode\":1"),
+            Self::Masked => has(b"\"nextCode\":0") && has(b"\"content\":") && has(b"****"),
+        }
+    }
+}
+
+/// The fixed request mix of a workload.
+fn request_mix(workload: Workload) -> Vec<Call> {
+    match workload {
+        // One kick in four includes a protected user: the guard refuses it, the host still
+        // answers "go on" (the kick already happened).
+        Workload::Kick => (0..64)
+            .map(|i| {
+                let mut users: Vec<String> = (0..(1 + i % 5)).map(|u| format!("user-{i}-{u}")).collect();
+                if i % 4 == 0 {
+                    users.push("admin".into());
+                }
+                let body = serde_json::json!({
+                    "callbackCommand": "callbackAfterKickGroupCommand",
+                    "groupID": format!("G{i}"),
+                    "kickedUserIDs": users,
+                    "reason": if i % 3 == 0 { "" } else { "Violation of group rules" },
+                });
+                Call {
+                    path: "/callbackExample/callbackAfterKickGroupCommand",
+                    body: Bytes::from(format!("{body}\n")),
+                    expect: Expect::GoOn,
+                }
+            })
+            .collect(),
+        // Before-send and msg-modify in turn, as OpenIM sends them for each message; one message
+        // in four has a blocked phrase (refused before sending) or banned words (masked).
+        Workload::Moderation => (0..64)
+            .map(|i| {
+                let flagged = (i / 2) % 4 == 0;
+                let modify = i % 2 == 1;
+                let text = match (flagged, modify) {
+                    (true, false) => format!("Hey all, FREE BITCOIN for the first {i} people who click my link!"),
+                    (true, true) => format!("darn, the build broke again ({i}), what the heck happened?"),
+                    _ => format!("Are we still on for the meetup at 7? I will bring the slides for part {i}."),
+                };
+                let (command, path) = if modify {
+                    ("callbackBeforeMsgModifyCommand", "/callbackExample/callbackBeforeMsgModifyCommand")
+                } else {
+                    ("callbackBeforeSendSingleMsgCommand", "/callbackExample/callbackBeforeSendSingleMsgCommand")
+                };
+                let mut body = serde_json::json!({
+                    "sendID": format!("user-{i}"), "callbackCommand": command, "serverMsgID": "",
+                    "clientMsgID": format!("c3f4a9e2b1d0{i:04}"), "operationID": format!("{i}-1732550000123"),
+                    "senderPlatformID": 2, "senderNickname": "Alice", "sessionType": 1, "msgFrom": 100,
+                    "contentType": 101, "status": 1, "sendTime": 1732550000123i64, "createTime": 1732550000100i64,
+                    "content": serde_json::json!({ "content": text }).to_string(), "seq": 0,
+                    "atUserList": null, "faceURL": "https://example.com/avatar/alice.png", "ex": "",
+                });
+                if !modify {
+                    body["recvID"] = serde_json::json!("user-bob");
+                }
+                let expect = match (flagged, modify) {
+                    (true, false) => Expect::Refused,
+                    (true, true) => Expect::Masked,
+                    _ => Expect::GoOn,
+                };
+                Call {
+                    path,
+                    body: Bytes::from(format!("{body}\n")),
+                    expect,
+                }
+            })
+            .collect(),
+    }
 }
 
 /// Starts the target's server, loads it, stops it.
@@ -328,14 +456,18 @@ async fn trial(
     target: &Target,
     args: &RunArgs,
     cache_dir: &Path,
-    bodies: Arc<Vec<(Bytes, bool)>>,
+    bodies: Arc<Vec<Call>>,
 ) -> anyhow::Result<Trial> {
     let plugin_dir = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;
     let mut command = Command::new(exe);
     match target.plugin {
         None => {
-            command.arg("native-server");
+            let workload = match target.workload {
+                Workload::Kick => "kick",
+                Workload::Moderation => "moderation",
+            };
+            command.args(["native-server", "--workload", workload]);
         }
         Some(file) => {
             std::fs::copy(args.plugins.join(file), plugin_dir.path().join(file))?;
@@ -415,7 +547,7 @@ impl Drop for ServerProcess {
 async fn drive(
     addr: SocketAddr,
     args: &RunArgs,
-    bodies: Arc<Vec<(Bytes, bool)>>,
+    bodies: Arc<Vec<Call>>,
 ) -> anyhow::Result<(f64, Histogram<u64>)> {
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(args.warmup);
@@ -437,9 +569,10 @@ async fn drive(
                 if now >= until {
                     break;
                 }
-                let (body, refused) = &bodies[i % bodies.len()];
+                let call = &bodies[i % bodies.len()];
+                let body = &call.body;
                 i += 1;
-                let request = http::Request::post("/callbackExample/callbackAfterKickGroupCommand")
+                let request = http::Request::post(call.path)
                     .header("host", "127.0.0.1:10006")
                     .header("user-agent", "Go-http-client/1.1")
                     .header("content-type", "application/json; charset=utf-8")
@@ -448,9 +581,12 @@ async fn drive(
                     .body(Full::new(body.clone()))?;
                 let response = sender.send_request(request).await?;
                 let answer = response.into_body().collect().await?.to_bytes();
-                let got_refusal = answer.windows(12).any(|w| w == b"\"nextCode\":1");
-                if got_refusal != *refused {
-                    bail!("wrong answer: {}", String::from_utf8_lossy(&answer));
+                if !call.expect.holds(&answer) {
+                    bail!(
+                        "wrong answer (expected {:?}): {}",
+                        call.expect,
+                        String::from_utf8_lossy(&answer)
+                    );
                 }
                 if now >= measure_from {
                     histogram.record(now.elapsed().as_micros() as u64)?;
@@ -476,11 +612,13 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn render(results: &[Results], args: &RunArgs) -> String {
-    let native_rps = results
-        .iter()
-        .find(|r| r.target.plugin.is_none())
-        .map(|r| median(r.trials.iter().map(|t| t.requests_per_sec).collect()))
-        .unwrap_or(f64::NAN);
+    let native_rps = |workload: Workload| {
+        results
+            .iter()
+            .find(|r| r.target.plugin.is_none() && r.target.workload == workload)
+            .map(|r| median(r.trials.iter().map(|t| t.requests_per_sec).collect()))
+            .unwrap_or(f64::NAN)
+    };
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -502,7 +640,8 @@ fn render(results: &[Results], args: &RunArgs) -> String {
     let mut out = format!(
         "Measured {date} on {cores} cores ({cpu}) by `cargo run --release -p callback-bench -- --write-readme README.md`: \
          {} connections, {} rounds of {} s per target (alternated); a fresh instance per request and \
-         fuel and epoch deadlines on unless the row says otherwise. req/s is the median round; latencies are over all rounds; \
+         fuel and epoch deadlines on unless the row says otherwise. Each row is compared with the native baseline \
+         of its workload (the kick rows with the kick baseline, the moderation rows with the moderation baseline). req/s is the median round; latencies are over all rounds; \
          RSS is the server's peak resident memory.\n\n",
         args.connections, args.rounds, args.seconds
     );
@@ -523,7 +662,7 @@ fn render(results: &[Results], args: &RunArgs) -> String {
             opt(r.compile_ms.map(|d| micros(d.as_micros() as u64))),
             opt(r.cached_load_ms.map(|d| micros(d.as_micros() as u64))),
             rps,
-            100.0 * rps / native_rps,
+            100.0 * rps / native_rps(r.target.workload),
             micros(all.value_at_quantile(0.50)),
             micros(all.value_at_quantile(0.99)),
             micros(all.value_at_quantile(0.999)),

@@ -1,6 +1,9 @@
-//! The native baseline: the host's request parsing, the guard policy in plain Rust and the host's
-//! answer serialization, on the same hyper/tokio stack, with no Wasm. The ceiling the host is
-//! measured against.
+//! The native baselines: the same work as the host and its plugins, in plain Rust on the same
+//! hyper/tokio stack, with no Wasm: the ceiling the host is measured against.
+//!
+//! - `kick`: the host's kick parsing, the guard policy, "go on" (the kick is an after-callback).
+//! - `moderation`: OpenIM's message bodies parsed into typed structs (as a Rust webhook server
+//!   would), the moderation rule (`moderation-policy`, the plugin's own), and the answer.
 
 use std::convert::Infallible;
 
@@ -11,8 +14,11 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use serde::Deserialize;
 
 use callback_host::protocol::{self, CallbackResponse, KickRequest};
+
+use crate::Workload;
 
 const PROTECTED_USERS: [&str; 3] = ["admin", "owner-bot", "security-officer"];
 
@@ -34,22 +40,118 @@ fn guard(request: &KickRequest) -> CallbackResponse {
     )
 }
 
-async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// OpenIM's message callback body (its common fields, plus recvID or groupID).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // parsed in full, as a webhook server would; only some fields are read
+struct Message {
+    #[serde(rename = "sendID")]
+    send_id: String,
+    callback_command: String,
+    #[serde(rename = "serverMsgID")]
+    server_msg_id: String,
+    #[serde(rename = "clientMsgID")]
+    client_msg_id: String,
+    #[serde(rename = "operationID")]
+    operation_id: String,
+    #[serde(rename = "senderPlatformID")]
+    sender_platform_id: i32,
+    sender_nickname: String,
+    session_type: i32,
+    msg_from: i32,
+    content_type: i32,
+    status: i32,
+    send_time: i64,
+    create_time: i64,
+    content: String,
+    seq: u32,
+    at_user_list: Option<Vec<String>>,
+    #[serde(rename = "faceURL")]
+    face_url: String,
+    ex: String,
+    #[serde(rename = "recvID", default)]
+    recv_id: String,
+    #[serde(rename = "groupID", default)]
+    group_id: String,
+}
+
+/// The text of a text message.
+fn text_of(message: &Message) -> Option<String> {
+    if message.content_type != 101 {
+        return None;
+    }
+    let content: serde_json::Value = serde_json::from_str(&message.content).ok()?;
+    content.get("content")?.as_str().map(str::to_owned)
+}
+
+fn moderate(command: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+    let message: Message = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let text = text_of(&message);
+    if command.ends_with("MsgModifyCommand") {
+        let masked = text
+            .as_deref()
+            .and_then(moderation_policy::mask)
+            .and_then(|masked| {
+                let mut content: serde_json::Value = serde_json::from_str(&message.content).ok()?;
+                content["content"] = serde_json::Value::String(masked);
+                Some(content.to_string())
+            });
+        let mut answer = CallbackResponse::go_on().to_json();
+        if let Some(content) = masked {
+            answer.pop();
+            answer.extend_from_slice(b",\"content\":");
+            answer.extend_from_slice(serde_json::Value::String(content).to_string().as_bytes());
+            answer.push(b'}');
+        }
+        return Ok(answer);
+    }
+    let answer = match text.as_deref().and_then(moderation_policy::blocked_phrase) {
+        Some(phrase) => CallbackResponse::refuse(
+            20001,
+            "message blocked by moderation",
+            format!("blocked phrase: {phrase}"),
+        ),
+        None => CallbackResponse::go_on(),
+    };
+    Ok(answer.to_json())
+}
+
+async fn handle(
+    workload: Workload,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let command = request
+        .uri()
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_owned();
     let answer = match Limited::new(request.into_body(), 1 << 20).collect().await {
-        Ok(body) => match protocol::parse_kick(&body.to_bytes()) {
-            Ok(kick) => (StatusCode::OK, guard(&kick)),
-            Err(error) => (
-                StatusCode::BAD_REQUEST,
-                CallbackResponse::refuse(400, error.to_string(), ""),
-            ),
-        },
+        Ok(body) => {
+            let body = body.to_bytes();
+            match workload {
+                Workload::Kick => protocol::parse_kick(&body)
+                    .map(|kick| {
+                        // An after-callback: the decision is made, the answer is "go on".
+                        std::hint::black_box(guard(&kick));
+                        CallbackResponse::go_on().to_json()
+                    })
+                    .map_err(|e| e.to_string()),
+                Workload::Moderation => moderate(&command, &body),
+            }
+        }
+        Err(error) => Err(error.to_string()),
+    };
+    let (status, answer) = match answer {
+        Ok(answer) => (StatusCode::OK, answer),
         Err(error) => (
             StatusCode::BAD_REQUEST,
-            CallbackResponse::refuse(400, error.to_string(), ""),
+            CallbackResponse::refuse(400, error, "").to_json(),
         ),
     };
-    let mut response = Response::new(Full::new(Bytes::from(answer.1.to_json())));
-    *response.status_mut() = answer.0;
+    let mut response = Response::new(Full::new(Bytes::from(answer)));
+    *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),
@@ -57,8 +159,8 @@ async fn handle(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     Ok(response)
 }
 
-/// Serves the baseline on an ephemeral port until killed.
-pub async fn serve() -> anyhow::Result<()> {
+/// Serves the baseline of `workload` on an ephemeral port until killed.
+pub async fn serve(workload: Workload) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
     loop {
@@ -67,7 +169,10 @@ pub async fn serve() -> anyhow::Result<()> {
         tokio::spawn(async move {
             let _ = http1::Builder::new()
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service_fn(handle))
+                .serve_connection(
+                    TokioIo::new(stream),
+                    service_fn(move |request| handle(workload, request)),
+                )
                 .await;
         });
     }

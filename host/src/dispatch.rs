@@ -70,6 +70,8 @@ impl Outcome {
 pub enum Input<'a> {
     /// The request record, for a typed interface.
     Typed(&'a Val),
+    /// The same, when the caller no longer needs it (no copy is made).
+    Owned(Val),
     /// The request as JSON, for the generic interface.
     Json(&'a str),
 }
@@ -189,7 +191,13 @@ impl Dispatcher {
                 .unwrap_or(request.received);
             let started = Instant::now();
             let json_body;
-            let input = match (link.entry, &merge) {
+            // The last plugin may take the request itself when nothing reads it afterwards.
+            let take = position + 1 == chain.len()
+                && command.is_some_and(|c| c.changes().is_none() && c.spec.rules.echo.is_empty());
+            let input = match (link.entry, &mut merge) {
+                (Entry::Typed(_), Some(merge)) if take => {
+                    Input::Owned(std::mem::replace(&mut merge.request, Val::Bool(false)))
+                }
                 (Entry::Typed(_), Some(merge)) => Input::Typed(&merge.request),
                 (Entry::Json(_), Some(merge)) if merge.changed => {
                     json_body = merge.request_json();
@@ -344,6 +352,7 @@ impl Dispatcher {
         ]);
         let (index, argument) = match (link.entry, input) {
             (Entry::Typed(index), Input::Typed(value)) => (index, value.clone()),
+            (Entry::Typed(index), Input::Owned(value)) => (index, value),
             (Entry::Json(index), Input::Json(text)) => (index, Val::String(text.to_owned())),
             _ => {
                 return Err(Failure::Instantiate(

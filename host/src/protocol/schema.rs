@@ -138,6 +138,9 @@ pub struct RecordShape {
     /// `interface.record`, for messages.
     pub name: String,
     pub fields: Vec<Field>,
+    /// Every JSON name the record reads (flattened records' fields included), to the field
+    /// indices that lead to it: `[i]`, or `[i, j]` for field `j` of flattened field `i`.
+    pub lookup: HashMap<String, Vec<usize>>,
 }
 
 /// One field of a record.
@@ -328,7 +331,7 @@ impl Reader<'_> {
                     _ => String::new(),
                 };
                 let name = format!("{owner}.{}", def.name.clone().unwrap_or_default());
-                let fields = record
+                let fields: Vec<Field> = record
                     .fields
                     .iter()
                     .map(|f| {
@@ -341,13 +344,43 @@ impl Reader<'_> {
                         }
                     })
                     .collect();
-                let shape = Arc::new(RecordShape { name, fields });
+                let lookup = json_lookup(&fields);
+                let shape = Arc::new(RecordShape {
+                    name,
+                    fields,
+                    lookup,
+                });
                 self.records.insert(id, Arc::clone(&shape));
                 Shape::Record(shape)
             }
             other => panic!("type {other:?} is not used by the callback contract"),
         }
     }
+}
+
+/// The JSON names a record reads, with the field indices that lead to each.
+fn json_lookup(fields: &[Field]) -> HashMap<String, Vec<usize>> {
+    let mut lookup = HashMap::new();
+    for (i, field) in fields.iter().enumerate() {
+        if !field.flatten {
+            lookup.insert(field.json.clone(), vec![i]);
+            continue;
+        }
+        let inner = match &field.shape {
+            Shape::Record(inner) => inner,
+            Shape::Option(inner) => match &**inner {
+                Shape::Record(inner) => inner,
+                _ => continue,
+            },
+            _ => continue,
+        };
+        for (name, path) in &inner.lookup {
+            let mut full = vec![i];
+            full.extend(path);
+            lookup.entry(name.clone()).or_insert(full);
+        }
+    }
+    lookup
 }
 
 /// OpenIM's JSON name of the field `key` (`interface.record.field`) named `wit`.

@@ -6,7 +6,8 @@
 //!   (contentType 101, content `{"content":"..."}`) are masked with `*`, one per character, and the
 //!   message is rewritten; other content types are left alone.
 //!
-//! The phrases and words are compiled in from `blocked-phrases.txt` and `banned-words.txt`.
+//! The rule itself (and its lists, compiled in) is in `../moderation-policy`, shared with the
+//! benchmark's native baseline.
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -24,16 +25,6 @@ const TEXT: i32 = 101;
 /// The errCode of a refused message.
 const ERR_BLOCKED: i32 = 20001;
 
-const BLOCKED_PHRASES: &str = include_str!("../blocked-phrases.txt");
-const BANNED_WORDS: &str = include_str!("../banned-words.txt");
-
-/// The non-comment lines of a list.
-fn entries(list: &'static str) -> impl Iterator<Item = &'static str> {
-    list.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-}
-
 /// The text of a text message, if it is one.
 fn text_of(message: &Message) -> Option<String> {
     if message.content_type != TEXT {
@@ -41,22 +32,6 @@ fn text_of(message: &Message) -> Option<String> {
     }
     let content: serde_json::Value = serde_json::from_str(&message.content).ok()?;
     content.get("content")?.as_str().map(str::to_owned)
-}
-
-/// Byte ranges of `needle` in `haystack`, ASCII letters compared without case.
-fn find_all(haystack: &str, needle: &str) -> Vec<(usize, usize)> {
-    let (text, word) = (haystack.as_bytes(), needle.as_bytes());
-    let mut found = Vec::new();
-    let mut at = 0;
-    while at + word.len() <= text.len() {
-        if haystack.is_char_boundary(at) && text[at..at + word.len()].eq_ignore_ascii_case(word) {
-            found.push((at, at + word.len()));
-            at += word.len();
-        } else {
-            at += 1;
-        }
-    }
-    found
 }
 
 fn go_on() -> Response {
@@ -74,7 +49,7 @@ fn check_send(delivery: &Delivery, message: &Message) -> Response {
     let Some(text) = text_of(message) else {
         return go_on();
     };
-    let Some(phrase) = entries(BLOCKED_PHRASES).find(|p| !find_all(&text, p).is_empty()) else {
+    let Some(phrase) = moderation_policy::blocked_phrase(&text) else {
         return go_on();
     };
     log(
@@ -95,29 +70,6 @@ fn check_send(delivery: &Delivery, message: &Message) -> Response {
     }
 }
 
-/// The text with every banned word masked, if any was found.
-fn mask(text: &str) -> Option<String> {
-    let mut ranges: Vec<(usize, usize)> = entries(BANNED_WORDS)
-        .flat_map(|w| find_all(text, w))
-        .collect();
-    if ranges.is_empty() {
-        return None;
-    }
-    ranges.sort_unstable();
-    let mut masked = String::with_capacity(text.len());
-    let mut at = 0;
-    for (start, end) in ranges {
-        if start < at {
-            continue; // overlaps a word already masked
-        }
-        masked.push_str(&text[at..start]);
-        masked.extend(text[start..end].chars().map(|_| '*'));
-        at = end;
-    }
-    masked.push_str(&text[at..]);
-    Some(masked)
-}
-
 struct Moderation;
 
 impl before_send_single_msg::Guest for Moderation {
@@ -136,7 +88,7 @@ impl before_msg_modify::Guest for Moderation {
     fn handle(_delivery: Delivery, request: before_msg_modify::Request) -> Answer {
         // Only the text changes; any other field of the content document is kept.
         let content = text_of(&request.message)
-            .and_then(|text| mask(&text))
+            .and_then(|text| moderation_policy::mask(&text))
             .and_then(|masked| {
                 let mut content: serde_json::Value =
                     serde_json::from_str(&request.message.content).ok()?;
