@@ -156,6 +156,61 @@ fn new_projects_build_and_pass_check_in_every_language() {
             "{language}"
         );
     }
+    // A plugin for any other command: it logs the request and lets it go on, with every change
+    // it may make written out as `none` for the author to fill in.
+    let modify = "callbackBeforeMsgModifyCommand";
+    let request = plugins.join("modify.json");
+    std::fs::write(&request, common::request_fixture(modify)).unwrap();
+    for language in ["rust", "python", "js", "c"] {
+        let name = format!("40-modify-{language}");
+        let out = host(&[
+            "new",
+            language,
+            &name,
+            "--dir",
+            path(plugins),
+            "--callback",
+            modify,
+        ]);
+        assert!(out.status.success(), "{language}: {}", text(&out.stderr));
+        let build = Command::new("bash")
+            .arg(plugins.join(&name).join("build.sh"))
+            .env("COMPONENTIZE_PY", &componentize_py)
+            .output()
+            .unwrap();
+        assert!(
+            build.status.success(),
+            "{language} build: {}{}",
+            text(&build.stdout),
+            text(&build.stderr)
+        );
+        let wasm = plugins.join(format!("{name}.wasm"));
+        let out = host(&["check", path(&wasm)]);
+        assert!(
+            text(&out.stdout).contains(&format!("handles {modify}  [typed]")),
+            "{language} check: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        let out = host(&["call", path(&wasm), path(&request)]);
+        assert_eq!(
+            text(&out.stdout).trim(),
+            common::GO_ON,
+            "{language}: {}",
+            text(&out.stderr)
+        );
+    }
+    let unknown = host(&[
+        "new",
+        "rust",
+        "x",
+        "--dir",
+        path(plugins),
+        "--callback",
+        "callbackNope",
+    ]);
+    assert!(!unknown.status.success() && text(&unknown.stderr).contains("unknown callback"));
+
     let again = host(&["new", "rust", "30-my-rust", "--dir", path(plugins)]);
     assert!(!again.status.success() && text(&again.stderr).contains("already exists"));
     let bad = host(&["new", "rust", "My Plugin", "--dir", path(plugins)]);

@@ -253,10 +253,10 @@ async fn host_server(config: Config) -> anyhow::Result<()> {
     let host = callback_host::build(Arc::new(config))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
-    callback_host::server::serve(
+    callback_host::http::server::serve(
         listener,
         host.app,
-        callback_host::routing::Routes::Callbacks,
+        callback_host::http::routing::Routes::Callbacks,
         std::future::pending(),
     )
     .await;
@@ -339,13 +339,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// Compile time without a cache, and load time from the compile cache, of one plugin.
 fn load_times(path: &Path, cache_dir: &Path) -> anyhow::Result<(Duration, Duration)> {
     let config = Config::default();
-    let engine =
-        callback_host::engine::build_engine(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let engine = callback_host::runtime::engine::build_engine(&config)
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let bytes = std::fs::read(path)?;
     let started = Instant::now();
     wasmtime::component::Component::new(&engine, &bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
     let compile = started.elapsed();
-    let cache = callback_host::cache::CompileCache::new(cache_dir.to_owned());
+    let cache = callback_host::runtime::cache::CompileCache::new(cache_dir.to_owned());
     cache
         .load_or_compile(&engine, &bytes)
         .map_err(|e| anyhow::anyhow!("{e:#}"))?;

@@ -13,11 +13,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use callback_host::config::Config;
 use callback_host::dispatch::{Dispatcher, Input, Request};
 use callback_host::metrics::Metrics;
-use callback_host::plugin::load_plugin;
 use callback_host::protocol::schema::Catalog;
 use callback_host::protocol::{self, CallbackResponse};
 use callback_host::registry::{CurrentPlugins, Link, Registry};
-use callback_host::{engine, engine::EpochTicker};
+use callback_host::runtime::engine::{self, EpochTicker};
+use callback_host::runtime::plugin::load_plugin;
 
 const KICK: &str = "callbackAfterKickGroupCommand";
 const BODY: &[u8] = b"{\"callbackCommand\":\"callbackAfterKickGroupCommand\",\"groupID\":\"G001\",\"kickedUserIDs\":[\"user123\",\"user456\"],\"reason\":\"Violation of group rules\"}\n";

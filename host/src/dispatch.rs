@@ -19,15 +19,15 @@ use wasmtime::Engine;
 use wasmtime::component::Val;
 
 use crate::config::{CommandSettings, Config, FailurePolicy};
-use crate::limits::Failure;
 use crate::metrics::Metrics;
-use crate::plugin::{Entry, Plugin, WarmInstance};
 use crate::protocol::CallbackResponse;
 use crate::protocol::answer::{self, Merge};
 use crate::protocol::commands::Phase;
 use crate::protocol::schema::Command;
 use crate::registry::{CurrentPlugins, Link};
-use crate::sandbox::CallTag;
+use crate::runtime::limits::Failure;
+use crate::runtime::plugin::{Entry, Plugin, WarmInstance};
+use crate::runtime::sandbox::CallTag;
 
 /// One delivery of a callback, as received.
 #[derive(Debug, Clone)]
@@ -328,12 +328,18 @@ impl Dispatcher {
                 (store, Some(instance), uses)
             }
             None => (
-                crate::store::new_store(&self.engine, &self.config, plugin.limits, tag, deadline),
+                crate::runtime::store::new_store(
+                    &self.engine,
+                    &self.config,
+                    plugin.limits,
+                    tag,
+                    deadline,
+                ),
                 None,
                 0,
             ),
         };
-        crate::store::arm(&mut store, &self.config, fuel)
+        crate::runtime::store::arm(&mut store, &self.config, fuel)
             .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
         let delivery = Val::Record(vec![
             (

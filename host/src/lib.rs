@@ -6,45 +6,29 @@
 //!
 //! # Layout
 //! - [`config`]: settings from the TOML file, flags and environment; per-command timeouts, fuel and
-//!   failure policy; per-plugin memory caps.
+//!   failure policy; per-plugin memory caps and reserve.
+//! - [`webhooks`]: reading OpenIM's own `config/webhooks.yml` (timeouts, enabled callbacks).
 //! - [`protocol`]: OpenIM's wire format: the table of the 52 commands, the shapes of their requests
 //!   and answers read from `wit/`, JSON to component values and back, the answers' rules.
-//! - [`bindings`]: Rust types generated from `wit/` for the host's own imports (`log`).
-//! - [`engine`]: the wasmtime engine (pooling allocator, fuel, epochs), the linker, the epoch ticker.
-//! - [`store`]: the one place a plugin store is made (limits, fuel, deadline, epoch callback).
-//! - [`sandbox`]: the store data of one call: WASI that grants nothing, plugin output and the
-//!   `log` import routed to the host's log.
-//! - [`limits`]: the resource limiter and the names of the ways a call fails.
-//! - [`cache`]: the on-disk cache of compiled plugins, checksummed.
-//! - [`plugin`]: compiling and validating `plugins/*.wasm` at load time; what each handles.
+//! - [`runtime`]: running plugins: the engine, the one store builder, the sandbox, limits, the
+//!   compile cache, loading a plugin and finding what it handles.
 //! - [`registry`]: the chain of plugins of each command, in order; the swappable current set.
 //! - [`reload`]: scanning the plugin directory at start and on every change (hot reload).
-//! - [`metrics`]: Prometheus metrics owned by the app.
 //! - [`dispatch`]: the one chain runner: a callback through its plugins under deadlines and policy.
-//! - [`errors`]: rejected requests and their 4xx answers.
-//! - [`routing`]: an HTTP request to an answer.
-//! - [`server`]: the HTTP/1.1 accept loop with graceful shutdown.
+//! - [`metrics`]: Prometheus metrics owned by the app.
+//! - [`http`]: the accept loop, routing a request to an answer, the 4xx answers.
 //! - [`tools`]: `check` and `call`, the plugin tools of the command line.
 //! - [`scaffold`]: `new`, plugin projects for each language (templates in `host/templates/`).
-//! - [`webhooks`]: reading OpenIM's own `config/webhooks.yml` (timeouts, enabled callbacks).
 
-pub mod bindings;
-pub mod cache;
 pub mod config;
 pub mod dispatch;
-pub mod engine;
-pub mod errors;
-pub mod limits;
+pub mod http;
 pub mod metrics;
-pub mod plugin;
 pub mod protocol;
 pub mod registry;
 pub mod reload;
-pub mod routing;
-pub mod sandbox;
+pub mod runtime;
 pub mod scaffold;
-pub mod server;
-pub mod store;
 pub mod tools;
 pub mod webhooks;
 
@@ -54,12 +38,12 @@ use anyhow::Context as _;
 
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
-use crate::engine::EpochTicker;
+use crate::http::routing::App;
 use crate::metrics::Metrics;
-use crate::plugin::LoadError;
 use crate::registry::CurrentPlugins;
 use crate::reload::{Loader, Watch};
-use crate::routing::App;
+use crate::runtime::engine::EpochTicker;
+use crate::runtime::plugin::LoadError;
 
 /// A host ready to serve: the app plus what must live as long as it.
 pub struct Host {
@@ -89,10 +73,10 @@ impl Host {
 /// Builds the engine, loads and validates every plugin, and returns the app. Everything that can
 /// fail is checked here, before the server listens.
 pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
-    let engine = engine::build_engine(&config)
+    let engine = runtime::engine::build_engine(&config)
         .map_err(|e| anyhow::anyhow!("{e:#}"))
         .context("configuring the wasmtime engine")?;
-    let linker = engine::build_linker(&engine)
+    let linker = runtime::engine::build_linker(&engine)
         .map_err(|e| anyhow::anyhow!("{e:#}"))
         .context("linking the host interfaces")?;
     let metrics = Arc::new(Metrics::default());

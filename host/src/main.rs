@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 use callback_host::config::Config;
-use callback_host::routing::Routes;
+use callback_host::http::routing::Routes;
 use callback_host::scaffold::Language;
 use callback_host::webhooks::Webhooks;
 
@@ -253,7 +253,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
             let _ = stopped.changed().await;
         };
-        let callbacks = tokio::spawn(callback_host::server::serve(
+        let callbacks = tokio::spawn(callback_host::http::server::serve(
             listener,
             Arc::clone(&host.app),
             if admin.is_some() {
@@ -264,7 +264,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             wait(stopped.clone()),
         ));
         let admin = admin.map(|admin| {
-            tokio::spawn(callback_host::server::serve(
+            tokio::spawn(callback_host::http::server::serve(
                 admin,
                 Arc::clone(&host.app),
                 Routes::Admin,

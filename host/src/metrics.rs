@@ -187,7 +187,7 @@ impl Metrics {
     }
 
     /// Shows what the serving plugins handle.
-    pub fn set_handles(&self, plugins: &[Arc<crate::plugin::Plugin>]) {
+    pub fn set_handles(&self, plugins: &[Arc<crate::runtime::plugin::Plugin>]) {
         self.handles.clear();
         for plugin in plugins {
             for handler in &plugin.handles {

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use crate::plugin::{Entry, Plugin};
+use crate::runtime::plugin::{Entry, Plugin};
 
 /// One plugin in a command's chain.
 #[derive(Clone)]

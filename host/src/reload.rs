@@ -18,12 +18,14 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
-use crate::cache::CompileCache;
 use crate::config::Config;
 use crate::metrics::{Metrics, ReloadLabels};
-use crate::plugin::{LoadError, Plugin, load_plugin, plugin_files, plugin_name, read_plugin};
 use crate::registry::{CurrentPlugins, Registry};
-use crate::sandbox::PluginState;
+use crate::runtime::cache::CompileCache;
+use crate::runtime::plugin::{
+    LoadError, Plugin, load_plugin, plugin_files, plugin_name, read_plugin,
+};
+use crate::runtime::sandbox::PluginState;
 
 /// How long the directory must be quiet before a scan.
 pub const QUIET: Duration = Duration::from_millis(300);

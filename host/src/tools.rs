@@ -7,14 +7,14 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::dispatch::{CallStats, Dispatcher, Input, Reply, Request, policy_answer};
-use crate::engine::{self, EpochTicker};
-use crate::limits::Failure;
 use crate::metrics::Metrics;
-use crate::plugin::{Entry, LoadError, Plugin, load_plugin, plugin_name, read_plugin};
 use crate::protocol::answer::{self, Merge};
 use crate::protocol::schema::Catalog;
 use crate::protocol::{self, BodyError, CallbackResponse};
 use crate::registry::{CurrentPlugins, Link};
+use crate::runtime::engine::{self, EpochTicker};
+use crate::runtime::limits::Failure;
+use crate::runtime::plugin::{Entry, LoadError, Plugin, load_plugin, plugin_name, read_plugin};
 
 /// A sample kick, used by `call` when given no request.
 pub const SAMPLE_KICK: &str = "{\"callbackCommand\":\"callbackAfterKickGroupCommand\",\"groupID\":\"G001\",\"kickedUserIDs\":[\"user123\",\"admin\"],\"reason\":\"Violation of group rules\"}\n";

@@ -283,6 +283,58 @@ impl Catalog {
     pub fn commands(&self) -> &[Command] {
         &self.commands
     }
+
+    /// The README's table of every command: before or after, its webhooks.yml key, the interface
+    /// a plugin exports, and what its answer may change.
+    pub fn markdown_table(&self) -> String {
+        use super::commands::Phase;
+        let mut out = String::from(
+            "| command | webhooks.yml key | when | interface (world `<interface>-plugin`) | what a plugin's answer can do |\n|---|---|---|---|---|\n",
+        );
+        for command in &self.commands {
+            let spec = command.spec;
+            let interface = spec
+                .interface
+                .trim_start_matches("openim:callback/")
+                .trim_end_matches("@0.1.0");
+            let can = match (spec.phase, command.changes()) {
+                (Phase::After, _) => "nothing (OpenIM ignores it)".to_owned(),
+                (Phase::Before, None) => "refuse".to_owned(),
+                (Phase::Before, Some(changes)) => {
+                    let names: Vec<String> = changes
+                        .fields
+                        .iter()
+                        .map(|f| format!("`{}`", f.json))
+                        .collect();
+                    let mut can = format!("refuse, or change {}", names.join(", "));
+                    if !spec.rules.echo.is_empty() {
+                        can.push_str("; the host echoes what no plugin changed");
+                    }
+                    if spec.rules.only_if_present {
+                        can.push_str("; only fields the request carries");
+                    }
+                    for field in spec.rules.json_fields {
+                        can.push_str(&format!("; `{field}` must be JSON"));
+                    }
+                    can
+                }
+            };
+            let mut keys = format!("`{}`", spec.webhook_keys[0]);
+            for unread in &spec.webhook_keys[1..] {
+                keys.push_str(&format!(" (and `{unread}`, which OpenIM does not read)"));
+            }
+            out.push_str(&format!(
+                "| `{}` | {keys} | {} | `{interface}` | {can} |\n",
+                spec.name,
+                if spec.phase == Phase::Before {
+                    "before"
+                } else {
+                    "after"
+                },
+            ));
+        }
+        out
+    }
 }
 
 /// Turns wit-parser types into shapes, sharing each record's shape.
@@ -410,6 +462,16 @@ fn json_name(key: &str, wit: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_lists_every_command_as_the_host_knows_it() {
+        let readme = include_str!("../../../README.md");
+        let table = Catalog::get().markdown_table();
+        assert!(
+            readme.contains(&table),
+            "README.md lacks the table of commands; it should have:\n{table}"
+        );
+    }
 
     #[test]
     fn every_command_has_shapes_and_names_follow_openim() {

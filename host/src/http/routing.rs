@@ -10,7 +10,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 
 use crate::dispatch::{self, Dispatcher};
-use crate::errors::RequestError;
+use crate::http::errors::RequestError;
 use crate::metrics::Metrics;
 use crate::protocol::schema::Catalog;
 use crate::protocol::{self, CallbackResponse};

@@ -14,8 +14,8 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::bindings::Level;
-use crate::limits::PluginLimiter;
+use crate::runtime::bindings::Level;
+use crate::runtime::limits::PluginLimiter;
 
 /// Most bytes of stdout (and of stderr) kept from one call; the rest is dropped, so a chatty or
 /// hostile plugin cannot flood the host's log.
@@ -109,7 +109,7 @@ impl WasiView for PluginState {
     }
 }
 
-impl crate::bindings::openim::callback::log::Host for PluginState {
+impl crate::runtime::bindings::openim::callback::log::Host for PluginState {
     async fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
         let tag = &self.tag;
         let fields = FieldList(&fields);

@@ -10,12 +10,12 @@ use std::time::Instant;
 use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre, Linker, Val};
 use wasmtime::{Engine, Store};
 
-use crate::cache::{CompileCache, Source};
 use crate::config::{Config, PluginLimits};
-use crate::limits::Failure;
 use crate::protocol::commands::{self, looks_like_command};
 use crate::protocol::schema::Catalog;
-use crate::sandbox::{CallTag, PluginState};
+use crate::runtime::cache::{CompileCache, Source};
+use crate::runtime::limits::Failure;
+use crate::runtime::sandbox::{CallTag, PluginState};
 
 /// The generic interface: any command as JSON.
 pub const JSON_INTERFACE: &str = "openim:callback/json-handler@0.1.0";
@@ -288,8 +288,9 @@ fn declared_commands(
                         command: "(load)",
                         operation_id: "".into(),
                     });
-                    let mut store = crate::store::new_store(engine, config, limits, tag, deadline);
-                    crate::store::arm(&mut store, config, fuel)
+                    let mut store =
+                        crate::runtime::store::new_store(engine, config, limits, tag, deadline);
+                    crate::runtime::store::arm(&mut store, config, fuel)
                         .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
                     let call = async {
                         let instance = pre

@@ -7,8 +7,8 @@ use std::time::Instant;
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 use crate::config::{Config, PluginLimits};
-use crate::limits::{DeadlineExceeded, PluginLimiter};
-use crate::sandbox::{CallTag, PluginState};
+use crate::runtime::limits::{DeadlineExceeded, PluginLimiter};
+use crate::runtime::sandbox::{CallTag, PluginState};
 
 /// A fresh store for one plugin instance, with its limits and deadline check.
 pub fn new_store(

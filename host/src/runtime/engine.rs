@@ -11,9 +11,9 @@ use wasmtime::{
     Config as WasmConfig, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
 };
 
-use crate::bindings;
 use crate::config::Config;
-use crate::sandbox::PluginState;
+use crate::runtime::bindings;
+use crate::runtime::sandbox::PluginState;
 
 /// How often the epoch advances. A running plugin checks its deadline (and yields to other
 /// requests) once per tick, so this is the precision of the wall-clock limit.
@@ -25,7 +25,7 @@ const KEEP_RESIDENT_BYTES: usize = 32 << 20;
 const KEEP_RESIDENT_TABLE_BYTES: usize = 1 << 20;
 
 /// Pool slots for idle instances of plugins in reuse mode (room for 8 such plugins).
-const IDLE_SLOTS: u32 = 8 * crate::plugin::MAX_IDLE_INSTANCES as u32;
+const IDLE_SLOTS: u32 = 8 * crate::runtime::plugin::MAX_IDLE_INSTANCES as u32;
 
 /// Builds the engine shared by every plugin.
 pub fn build_engine(config: &Config) -> wasmtime::Result<Engine> {

@@ -1,6 +1,6 @@
 //! The limits of one plugin call and the names of the ways a call can fail.
 //!
-//! - Wall clock: the epoch ticker advances every [`crate::engine::EPOCH_TICK`]; at each tick a
+//! - Wall clock: the epoch ticker advances every [`crate::runtime::engine::EPOCH_TICK`]; at each tick a
 //!   running plugin yields to the executor and is stopped once past its deadline
 //!   ([`DeadlineExceeded`]). A plugin waiting in a host call is stopped by a timer around the call.
 //! - Instructions: fuel, set per call from the command's budget ([`crate::config::CommandSettings`]).

@@ -1,0 +1,18 @@
+//! Running plugins: everything between a compiled component and one sandboxed call.
+//!
+//! - [`engine`]: the wasmtime engine (pooling allocator, fuel, epochs), the linker, the epoch ticker.
+//! - [`store`]: the one place a plugin store is made (limits, fuel, deadline, epoch callback).
+//! - [`sandbox`]: the store data of one call: WASI that grants nothing, plugin output and the
+//!   `log` import routed to the host's log.
+//! - [`limits`]: the resource limiter and the names of the ways a call fails.
+//! - [`cache`]: the on-disk cache of compiled plugins, checksummed.
+//! - [`plugin`]: compiling and validating `plugins/*.wasm` at load time; what each handles.
+//! - [`bindings`]: Rust types generated from `wit/` for the host's own imports (`log`).
+
+pub mod bindings;
+pub mod cache;
+pub mod engine;
+pub mod limits;
+pub mod plugin;
+pub mod sandbox;
+pub mod store;
