@@ -437,3 +437,64 @@ fn python_group_policy_refuses_banned_names_and_forces_verification() {
     );
     assert_eq!(already.body, GO_ON);
 }
+
+/// A sample JSON value of a shape (the first entry of lists; `userID` set in member changes).
+fn sample(shape: &callback_host::protocol::schema::Shape, name: &str) -> Value {
+    use callback_host::protocol::schema::Shape;
+    match shape {
+        Shape::Bool => json!(true),
+        Shape::S32 | Shape::S64 | Shape::U32 => json!(3),
+        Shape::String if name == "content" => json!("{\"content\":\"changed\"}"),
+        Shape::String if name == "userID" => json!("user-bob"),
+        Shape::String => json!(format!("new-{name}")),
+        Shape::Option(inner) => sample(inner, name),
+        Shape::List(item) => json!([sample(item, name)]),
+        Shape::Map(item) => json!({ "k": sample(item, name) }),
+        Shape::Record(record) => Value::Object(
+            record
+                .fields
+                .iter()
+                .map(|f| (f.json.clone(), sample(&f.shape, &f.json)))
+                .collect(),
+        ),
+        Shape::Enum(cases) => json!(cases[0]),
+    }
+}
+
+#[test]
+fn every_modifying_before_callback_answers_exactly_the_changes_made() {
+    use callback_host::protocol::schema::Catalog;
+    let server = Server::start(&[("10-scripted.wasm", component("scripted"))], "");
+    let mut checked = 0;
+    for command in Catalog::get().commands() {
+        let Some(changes) = command.changes() else {
+            continue;
+        };
+        let name = command.spec.name;
+        // Every change OpenIM applies, each set to a sample value.
+        let answer: serde_json::Map<String, Value> = changes
+            .fields
+            .iter()
+            .map(|f| (f.json.clone(), sample(&f.shape, &f.json)))
+            .collect();
+        // The Ex variant may only change what the request carries: give it every field.
+        let body = if command.spec.rules.only_if_present {
+            fixture_with(name, json!({"nickName": "a", "faceURL": "b", "ex": "c"}))
+        } else {
+            request_fixture(name)
+        };
+        let got = scripted(&server, name, &body, json!({ "0": answer }));
+        let mut expected = go_on_with(Value::Object(answer.clone()));
+        // Where OpenIM copies fields back, the host adds the request's values of the others.
+        for wit in command.spec.rules.echo {
+            let (_, field) = command.request.field(wit).unwrap();
+            if !answer.contains_key(&field.json) {
+                let request: Value = serde_json::from_str(&body).unwrap();
+                expected[&field.json] = request[&field.json].clone();
+            }
+        }
+        assert_eq!(got, expected, "{name}");
+        checked += 1;
+    }
+    assert_eq!(checked, 15);
+}
