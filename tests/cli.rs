@@ -118,81 +118,69 @@ fn call_runs_one_request_and_reports_its_cost() {
     );
 }
 
+/// Runs `new LANG NAME --dir DIR --callback CMD` (without `--callback` for the kick, the
+/// default), builds the project with its build.sh, checks that the result handles `callback`, and
+/// returns the built file.
+fn new_and_build(plugins: &Path, language: &str, name: &str, callback: &str) -> std::path::PathBuf {
+    let mut args = vec!["new", language, name, "--dir", path(plugins)];
+    if callback != "callbackAfterKickGroupCommand" {
+        args.extend(["--callback", callback]);
+    }
+    let out = host(&args);
+    assert!(out.status.success(), "{language}: {}", text(&out.stderr));
+    let build = Command::new("bash")
+        .arg(plugins.join(name).join("build.sh"))
+        .env(
+            "COMPONENTIZE_PY",
+            repo_root().join(".tools/py/bin/componentize-py"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{language} build: {}{}",
+        text(&build.stdout),
+        text(&build.stderr)
+    );
+    let wasm = plugins.join(format!("{name}.wasm"));
+    let out = host(&["check", path(&wasm)]);
+    assert!(
+        text(&out.stdout).contains(&format!("handles {callback}  [typed]")),
+        "{language} check: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    wasm
+}
+
 #[test]
 fn new_projects_build_and_pass_check_in_every_language() {
     common::wasm_dir(); // the toolchains are installed by the example build
     let dir = tempfile::tempdir().unwrap();
     let plugins = dir.path();
-    let componentize_py = repo_root().join(".tools/py/bin/componentize-py");
+    let kick = plugins.join("root.json");
+    std::fs::write(&kick, common::kick_body("G", &["root"], "")).unwrap();
+    // A plugin for any other command logs the request and lets it go on, with every change it
+    // may make written out as `none` for the author to fill in.
+    let modify = "callbackBeforeMsgModifyCommand";
+    let message = plugins.join("modify.json");
+    std::fs::write(&message, common::request_fixture(modify)).unwrap();
     for language in ["rust", "python", "js", "c"] {
-        let name = format!("30-my-{language}");
-        let out = host(&["new", language, &name, "--dir", path(plugins)]);
-        assert!(out.status.success(), "{language}: {}", text(&out.stderr));
-        let build = Command::new("bash")
-            .arg(plugins.join(&name).join("build.sh"))
-            .env("COMPONENTIZE_PY", &componentize_py)
-            .output()
-            .unwrap();
-        assert!(
-            build.status.success(),
-            "{language} build: {}{}",
-            text(&build.stdout),
-            text(&build.stderr)
+        // The kick (the default): it does what its template says, refuse kicking root.
+        let wasm = new_and_build(
+            plugins,
+            language,
+            &format!("30-my-{language}"),
+            "callbackAfterKickGroupCommand",
         );
-        let wasm = plugins.join(format!("{name}.wasm"));
-        let out = host(&["check", path(&wasm)]);
-        assert!(
-            out.status.success(),
-            "{language} check: {}",
-            text(&out.stderr)
-        );
-        // And it does what its template says: refuse kicking root.
-        let request = plugins.join("root.json");
-        std::fs::write(&request, common::kick_body("G", &["root"], "")).unwrap();
-        let out = host(&["call", path(&wasm), path(&request)]);
+        let out = host(&["call", path(&wasm), path(&kick)]);
         assert_eq!(
             text(&out.stdout).trim(),
             r#"{"actionCode":0,"errCode":4001,"errMsg":"root cannot be kicked","errDlt":"callback-host-call","nextCode":1}"#,
             "{language}"
         );
-    }
-    // A plugin for any other command: it logs the request and lets it go on, with every change
-    // it may make written out as `none` for the author to fill in.
-    let modify = "callbackBeforeMsgModifyCommand";
-    let request = plugins.join("modify.json");
-    std::fs::write(&request, common::request_fixture(modify)).unwrap();
-    for language in ["rust", "python", "js", "c"] {
-        let name = format!("40-modify-{language}");
-        let out = host(&[
-            "new",
-            language,
-            &name,
-            "--dir",
-            path(plugins),
-            "--callback",
-            modify,
-        ]);
-        assert!(out.status.success(), "{language}: {}", text(&out.stderr));
-        let build = Command::new("bash")
-            .arg(plugins.join(&name).join("build.sh"))
-            .env("COMPONENTIZE_PY", &componentize_py)
-            .output()
-            .unwrap();
-        assert!(
-            build.status.success(),
-            "{language} build: {}{}",
-            text(&build.stdout),
-            text(&build.stderr)
-        );
-        let wasm = plugins.join(format!("{name}.wasm"));
-        let out = host(&["check", path(&wasm)]);
-        assert!(
-            text(&out.stdout).contains(&format!("handles {modify}  [typed]")),
-            "{language} check: {}{}",
-            text(&out.stdout),
-            text(&out.stderr)
-        );
-        let out = host(&["call", path(&wasm), path(&request)]);
+        let wasm = new_and_build(plugins, language, &format!("40-modify-{language}"), modify);
+        let out = host(&["call", path(&wasm), path(&message)]);
         assert_eq!(
             text(&out.stdout).trim(),
             common::GO_ON,
