@@ -99,6 +99,44 @@ fn per_request(c: &mut Criterion) {
             })
         })
     });
+    // The same on an instance kept from an earlier request (reuse mode: no instantiation).
+    let mut reuse_limits = limits;
+    reuse_limits.reuse_instances = u32::MAX;
+    let kept = Arc::new(
+        load_plugin(
+            &engine,
+            &config,
+            &linker,
+            None,
+            &plugin_path,
+            &bytes,
+            reuse_limits,
+        )
+        .expect("plugin"),
+    );
+    let kept_link = Link {
+        plugin: Arc::clone(&kept),
+        entry: kept.handles[0].entry,
+    };
+    c.bench_function("one plugin call (kept instance, reuse mode)", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let request = request();
+                let deadline = request.received + Duration::from_secs(4);
+                dispatcher
+                    .call(
+                        &kept_link,
+                        0,
+                        &request,
+                        Input::Typed(&parsed),
+                        deadline,
+                        1_000_000_000,
+                    )
+                    .await
+                    .expect("call")
+            })
+        })
+    });
     // The whole chain of a request with one plugin: parse, call, answer.
     c.bench_function(
         "whole request through the chain (parse, call, answer)",

@@ -22,7 +22,7 @@ pub const KICK_COMMAND: &str = "callbackAfterKickGroupCommand";
 
 /// Returns the static name of a known command, or `None` for anything OpenIM never sends.
 pub fn known_command(name: &str) -> Option<&'static str> {
-    commands::find(name).map(|c| c.name)
+    schema::Catalog::get().command(name).map(|c| c.spec.name)
 }
 
 /// The body of `callbackAfterKickGroupCommand`, all of it.
