@@ -65,6 +65,16 @@ impl Outcome {
     }
 }
 
+/// What one plugin's call means for the chain.
+enum Verdict {
+    /// Go on with the next plugin (changes, if any, are merged).
+    Next,
+    /// A before-callback refused: the answer.
+    Refused(CallbackResponse),
+    /// The plugin failed, or answered what cannot be forwarded.
+    Failed(Failure),
+}
+
 /// What a plugin is given.
 #[derive(Debug)]
 pub enum Input<'a> {
@@ -227,57 +237,59 @@ impl Dispatcher {
                 });
             let seconds = started.elapsed().as_secs_f64();
             let plugin = &link.plugin.name;
-            let failure = match result {
+            // The call's own outcome (`ok` or `refused`, also for an after-callback), and its fuel.
+            let (verdict, answered, fuel) = match result {
+                Err(failure) => (Verdict::Failed(failure), "ok", None),
                 Ok((response, changes, stats)) => {
-                    let refused = response.is_refusal();
-                    let kind = if refused { "refused" } else { "ok" };
-                    tracing::debug!(%plugin, outcome = kind, fuel_used = stats.fuel_used,
+                    let answered = if response.is_refusal() {
+                        "refused"
+                    } else {
+                        "ok"
+                    };
+                    tracing::debug!(%plugin, refused = response.is_refusal(), fuel_used = stats.fuel_used,
                         elapsed_us = stats.elapsed.as_micros() as u64, "plugin answered");
-                    match (phase, refused, changes, &mut merge) {
-                        (Phase::After, _, _, _) => {
-                            self.metrics
-                                .call(plugin, kind, seconds, Some(stats.fuel_used));
+                    let verdict = match (phase, response.is_refusal()) {
+                        (Phase::Before, true) => Verdict::Refused(response),
+                        (Phase::Before, false) => match (changes, &mut merge) {
+                            (Some(changes), Some(merge)) => match merge.apply(&changes) {
+                                Ok(()) => Verdict::Next,
+                                Err(invalid) => Verdict::Failed(Failure::InvalidAnswer(invalid.0)),
+                            },
+                            _ => Verdict::Next,
+                        },
+                        (Phase::After, refused) => {
                             if refused {
                                 // OpenIM already carried it out: the answer stays "go on", and the
                                 // next plugins still see the event.
-                                tracing::info!(%plugin, outcome = kind,
+                                tracing::info!(%plugin, outcome = "refused",
                                     answer = %String::from_utf8_lossy(&response.to_json()),
                                     "after-callback refused by a plugin; answering go on");
                             }
-                            continue;
+                            Verdict::Next
                         }
-                        (Phase::Before, true, _, _) => {
-                            self.metrics
-                                .call(plugin, kind, seconds, Some(stats.fuel_used));
-                            return (response.to_json(), Outcome::Refused);
-                        }
-                        (Phase::Before, false, Some(changes), Some(merge)) => {
-                            match merge.apply(&changes) {
-                                Ok(()) => {
-                                    self.metrics
-                                        .call(plugin, kind, seconds, Some(stats.fuel_used));
-                                    continue;
-                                }
-                                Err(invalid) => Failure::InvalidAnswer(invalid.0),
-                            }
-                        }
-                        _ => {
-                            self.metrics
-                                .call(plugin, kind, seconds, Some(stats.fuel_used));
-                            continue;
-                        }
+                    };
+                    (verdict, answered, Some(stats.fuel_used))
+                }
+            };
+            match &verdict {
+                Verdict::Failed(failure) => {
+                    self.metrics.call(plugin, failure.kind(), seconds, None)
+                }
+                _ => self.metrics.call(plugin, answered, seconds, fuel),
+            }
+            match verdict {
+                Verdict::Next => {}
+                Verdict::Refused(response) => return (response.to_json(), Outcome::Refused),
+                Verdict::Failed(failure) => {
+                    let not_run = matches!(failure, Failure::NoTimeLeft);
+                    tracing::warn!(%plugin, outcome = failure.kind(), policy = ?settings.failure_policy,
+                        not_run, "plugin failed: {failure}");
+                    if phase == Phase::Before
+                        && let Some(answer) = policy_answer(settings, plugin, &failure)
+                    {
+                        return (answer.to_json(), Outcome::Failed(failure.kind()));
                     }
                 }
-                Err(failure) => failure,
-            };
-            self.metrics.call(plugin, failure.kind(), seconds, None);
-            let not_run = matches!(failure, Failure::NoTimeLeft);
-            tracing::warn!(%plugin, outcome = failure.kind(), policy = ?settings.failure_policy,
-                not_run, "plugin failed: {failure}");
-            if phase == Phase::Before
-                && let Some(answer) = policy_answer(settings, plugin, &failure)
-            {
-                return (answer.to_json(), Outcome::Failed(failure.kind()));
             }
         }
         (go_on(&merge), Outcome::Ok)
