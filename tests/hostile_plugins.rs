@@ -196,3 +196,39 @@ fn each_request_gets_a_fresh_instance_unless_reuse_is_configured() {
     assert_eq!(reuse.kick(&["u"], "panic").body, GO_ON);
     assert_eq!(count(&reuse), "1");
 }
+
+#[test]
+fn a_slow_plugin_gets_the_whole_budget_alone_and_leaves_the_next_its_reserve() {
+    // Alone, a plugin may work for most of the 1.5 s budget: 1.3 s succeeds.
+    let alone = Server::start(&[("10-hostile.wasm", component("hostile"))], &config(""));
+    let decision = alone.kick_decision(&["u"], "work 1300");
+    assert!(decision.contains("worked 1300 ms"), "{decision}");
+    assert!(!alone.log().contains("plugin failed"), "{}", alone.log());
+
+    // Before a guard, it gets the budget less the guard's reserve (200 ms by default): the same
+    // work is stopped at 1.3 s, and the guard still runs in the time kept for it.
+    let chained = hostile_then_guard("");
+    let started = Instant::now();
+    assert_eq!(
+        chained.kick_decision(&["admin"], "work 1400"),
+        GUARD_REFUSAL
+    );
+    assert!(
+        started.elapsed() < TIMEOUT,
+        "answered after {:?}",
+        started.elapsed()
+    );
+    chained.wait_for_log(&[
+        "plugin failed",
+        "10-hostile",
+        "outcome=\"timeout\"",
+        "(1300 ms)",
+    ]);
+    // A larger reserve for the guard leaves the first plugin less.
+    let reserved = hostile_then_guard("[plugins_limits.20-guard]\nreserve_ms = 600\n");
+    assert_eq!(
+        reserved.kick_decision(&["admin"], "work 1000"),
+        GUARD_REFUSAL
+    );
+    reserved.wait_for_log(&["plugin failed", "10-hostile", "(900 ms)"]);
+}
