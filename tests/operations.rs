@@ -255,3 +255,27 @@ fn json_logs_carry_the_operation_id_plugin_and_outcome() {
     assert_eq!(json["span"]["operation_id"], "op-test");
     assert_eq!(json["fields"]["outcome"], "trap");
 }
+
+#[test]
+fn a_file_written_continuously_beside_the_plugins_does_not_stop_hot_reload() {
+    let server = Server::start(&[], "");
+    let dir = server.plugin_dir();
+    let stop = Arc::new(AtomicBool::new(false));
+    // A log written every 50 ms, far more often than the 300 ms of quiet a reload waits for.
+    let writer = {
+        let (stop, log) = (Arc::clone(&stop), dir.join("host.log"));
+        std::thread::spawn(move || {
+            let mut file = std::fs::File::create(log).unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                writeln!(file, "a line").unwrap();
+                file.flush().unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+    };
+    assert!(!refused(&server));
+    server.deploy(&component("guard"), "10-guard.wasm");
+    server.wait_until("the new plugin to answer", || refused(&server));
+    stop.store(true, Ordering::Relaxed);
+    writer.join().unwrap();
+}

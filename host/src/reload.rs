@@ -3,9 +3,9 @@
 //! A scan compares every `*.wasm` (dot-files are ignored) with what is loaded, by content hash: new and changed files are compiled and validated off the request path, removed
 //! ones dropped, then the new set is swapped in at once. A file that fails to load leaves the
 //! previous good version of that plugin serving. Deploy by writing the file elsewhere (or under a
-//! dot-name) and renaming it into place; a copy in progress is only read once the directory has
-//! been quiet for [`QUIET`], and a file still incomplete then fails validation and is retried on
-//! its next change.
+//! dot-name) and renaming it into place; a copy in progress is only read once the plugin files
+//! have been quiet for [`QUIET`] (changes to other files do not count), and a file still
+//! incomplete then fails validation and is retried on its next change.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -174,6 +174,14 @@ impl Loader {
     }
 }
 
+/// Whether a change to `path` can change the plugins: a `*.wasm` file not named with a leading dot.
+fn is_plugin_file(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "wasm")
+        && path
+            .file_name()
+            .is_some_and(|name| !name.to_string_lossy().starts_with('.'))
+}
+
 /// Watches the plugin directory and rescans after each burst of changes, on a thread of its own,
 /// until dropped.
 pub struct Watch {
@@ -188,7 +196,11 @@ impl Watch {
         let (events, changes) = mpsc::channel::<()>();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok() {
+                // Only plugin files count: a log or pid file written continuously next to them
+                // must not keep the directory from ever being quiet.
+                if event
+                    .is_ok_and(|e| e.paths.is_empty() || e.paths.iter().any(|p| is_plugin_file(p)))
+                {
                     let _ = events.send(());
                 }
             })?;
