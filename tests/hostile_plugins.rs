@@ -232,3 +232,27 @@ fn a_slow_plugin_gets_the_whole_budget_alone_and_leaves_the_next_its_reserve() {
     );
     reserved.wait_for_log(&["plugin failed", "10-hostile", "(900 ms)"]);
 }
+
+#[test]
+fn the_deadline_is_the_only_default_limit_and_fuel_is_still_reported() {
+    // No fuel configured: a plugin that honestly computes for 1.2 s of its 1.5 s succeeds, however
+    // many instructions that is on this machine (the former default budget stopped it early).
+    let server = Server::start(
+        &[("10-hostile.wasm", component("hostile"))],
+        "[defaults]\ntimeout_secs = 2\n",
+    );
+    let decision = server.kick_decision(&["u"], "spin 1200");
+    assert!(decision.contains("computed 1200 ms"), "{decision}");
+    assert!(!server.log().contains("plugin failed"), "{}", server.log());
+    let line = server.wait_for_log(&["plugin answered", "10-hostile"]);
+    let fuel: u64 = line
+        .split("fuel_used=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no fuel_used in {line}"));
+    assert!(fuel > 100_000_000, "{line}");
+    // Past the deadline it is still stopped.
+    assert_eq!(server.kick_decision(&["u"], "spin 5000"), GO_ON);
+    server.wait_for_log(&["plugin failed", "outcome=\"timeout\""]);
+}

@@ -15,6 +15,9 @@ use crate::protocol::known_command;
 pub const OPENIM_MAX_TIMEOUT_SECS: u64 = 15;
 /// OpenIM's default `timeout` in webhooks.yml.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 5;
+/// The fuel of a call when none is configured: none to speak of (about 600 years of instructions);
+/// the deadline stops a plugin first.
+pub const UNLIMITED_FUEL: u64 = u64::MAX;
 /// Default time kept back for each plugin still to come in a chain.
 pub const DEFAULT_RESERVE_MS: u64 = 200;
 /// Default listen address: OpenIM's default webhook url is `http://127.0.0.1:10006/callbackExample`.
@@ -96,7 +99,9 @@ pub struct PluginFile {
 pub struct CommandSettings {
     /// What OpenIM will wait for: `timeout` from webhooks.yml, capped at 15 s, 0 meaning 15 s.
     pub timeout: Duration,
-    /// Instruction budget of each plugin call (wasmtime fuel units).
+    /// Instruction budget of each plugin call (wasmtime fuel units). `u64::MAX` (the default) means
+    /// none: the deadline is the only default limit, so a slow but correct plugin succeeds or
+    /// fails by the time it takes, not by the machine's speed. Fuel is metered and reported anyway.
     pub fuel: u64,
     /// What a failing plugin means for the answer.
     pub failure_policy: FailurePolicy,
@@ -200,7 +205,7 @@ impl Config {
     pub fn from_file(file: FileConfig) -> Result<Self, ConfigError> {
         let builtin = CommandSettings {
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
-            fuel: 2_000_000_000,
+            fuel: UNLIMITED_FUEL,
             failure_policy: FailurePolicy::Continue,
             refuse_err_code: 5001,
             refuse_err_msg: "callback plugin failed".to_owned(),
