@@ -256,3 +256,20 @@ fn the_deadline_is_the_only_default_limit_and_fuel_is_still_reported() {
     assert_eq!(server.kick_decision(&["u"], "spin 5000"), GO_ON);
     server.wait_for_log(&["plugin failed", "outcome=\"timeout\""]);
 }
+
+#[test]
+fn an_answer_of_megabytes_is_a_named_failure_not_forwarded() {
+    let server = hostile_then_guard("");
+    // The 8 MiB texts are refused by the caps; the guard after it still decides.
+    assert_eq!(server.kick_decision(&["admin"], "huge"), GUARD_REFUSAL);
+    let line = server.wait_for_log(&["plugin failed", "10-hostile", "outcome=\"invalid_answer\""]);
+    assert!(
+        line.contains("errMsg is 8388608 bytes, over the cap of 4096"),
+        "{line}"
+    );
+    assert!(
+        line.len() < 2000,
+        "the log line carries the answer: {} bytes",
+        line.len()
+    );
+}

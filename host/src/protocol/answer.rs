@@ -18,6 +18,46 @@ fn invalid(message: impl Into<String>) -> InvalidAnswer {
     InvalidAnswer(message.into())
 }
 
+/// Largest `errMsg` and `errDlt`, in bytes: OpenIM shows them to a user.
+pub const MAX_ERR_TEXT: usize = 4 << 10;
+/// Largest string of a change (a rewritten message `content` among them), in bytes.
+pub const MAX_CHANGE_STRING: usize = 64 << 10;
+/// Most entries of a list (or map) of a change.
+pub const MAX_CHANGE_LIST: usize = 10_000;
+/// Largest answer a JSON plugin may return, in bytes.
+pub const MAX_JSON_ANSWER: usize = 1 << 20;
+
+/// Checks an answer against the caps above, so that no plugin can make the host send OpenIM
+/// (or write to its log) an answer of megabytes.
+fn check_caps(response: &CallbackResponse, changes: Option<&Val>) -> Result<(), InvalidAnswer> {
+    for (name, text) in [("errMsg", &response.err_msg), ("errDlt", &response.err_dlt)] {
+        if text.len() > MAX_ERR_TEXT {
+            return Err(invalid(format!(
+                "{name} is {} bytes, over the cap of {MAX_ERR_TEXT}",
+                text.len()
+            )));
+        }
+    }
+    changes.map_or(Ok(()), check_value)
+}
+
+fn check_value(value: &Val) -> Result<(), InvalidAnswer> {
+    match value {
+        Val::String(s) if s.len() > MAX_CHANGE_STRING => Err(invalid(format!(
+            "a changed string is {} bytes, over the cap of {MAX_CHANGE_STRING}",
+            s.len()
+        ))),
+        Val::List(items) if items.len() > MAX_CHANGE_LIST => Err(invalid(format!(
+            "a changed list has {} entries, over the cap of {MAX_CHANGE_LIST}",
+            items.len()
+        ))),
+        Val::List(items) | Val::Tuple(items) => items.iter().try_for_each(check_value),
+        Val::Record(fields) => fields.iter().try_for_each(|(_, v)| check_value(v)),
+        Val::Option(Some(inner)) => check_value(inner),
+        _ => Ok(()),
+    }
+}
+
 /// The five common fields of a `response` record value.
 pub fn response_from_val(value: &Val) -> Result<CallbackResponse, InvalidAnswer> {
     let Val::Record(fields) = value else {
@@ -37,8 +77,18 @@ pub fn response_from_val(value: &Val) -> Result<CallbackResponse, InvalidAnswer>
     Ok(response)
 }
 
-/// A typed plugin's answer: the response, and the changes record for commands that have one.
+/// A typed plugin's answer: the response, and the changes record for commands that have one,
+/// within the caps.
 pub fn from_typed(
+    command: &Command,
+    value: Val,
+) -> Result<(CallbackResponse, Option<Val>), InvalidAnswer> {
+    let (response, changes) = split_typed(command, value)?;
+    check_caps(&response, changes.as_ref())?;
+    Ok((response, changes))
+}
+
+fn split_typed(
     command: &Command,
     value: Val,
 ) -> Result<(CallbackResponse, Option<Val>), InvalidAnswer> {
@@ -65,6 +115,12 @@ pub fn from_json(
     command: Option<&Command>,
     text: &str,
 ) -> Result<(CallbackResponse, Option<Val>), InvalidAnswer> {
+    if text.len() > MAX_JSON_ANSWER {
+        return Err(invalid(format!(
+            "the answer is {} bytes, over the cap of {MAX_JSON_ANSWER}",
+            text.len()
+        )));
+    }
     let value: Value =
         serde_json::from_str(text).map_err(|e| invalid(format!("the answer is not JSON: {e}")))?;
     let Value::Object(object) = value else {
@@ -124,6 +180,7 @@ pub fn from_json(
         }
         None => None,
     };
+    check_caps(&response, changes.as_ref())?;
     Ok((response, changes))
 }
 
