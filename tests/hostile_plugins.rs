@@ -273,3 +273,50 @@ fn an_answer_of_megabytes_is_a_named_failure_not_forwarded() {
         line.len()
     );
 }
+
+#[test]
+fn a_plugin_cannot_flood_the_log_or_hold_up_other_requests_with_it() {
+    let server = hostile_then_guard("");
+    // Twenty at once: each answered in time, the guard still deciding after the flood.
+    let sent = Instant::now();
+    let floods: Vec<_> = (0..20)
+        .map(|i| {
+            common::kick_in_background(
+                server.addr.clone(),
+                if i % 2 == 0 { "log-loop" } else { "log-huge" },
+            )
+        })
+        .collect();
+    // Health checks stay prompt meanwhile.
+    for _ in 0..5 {
+        let started = Instant::now();
+        assert_eq!(Server::get(&server.addr, "/healthz").status, 200);
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "/healthz took {:?}",
+            started.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for flood in floods {
+        let (response, answered) = flood.join().unwrap();
+        assert_eq!(response.body, GO_ON);
+        let took = answered.duration_since(sent);
+        assert!(took < TIMEOUT, "answered after {took:?}");
+    }
+    assert_eq!(server.kick_decision(&["admin"], "log-loop"), GUARD_REFUSAL);
+    // At most 100 lines and 64 KiB per call reach the log; the rest is counted once.
+    server.wait_for_log(&[
+        "log lines over the cap",
+        "plugin=10-hostile",
+        "dropped_lines=",
+    ]);
+    server.wait_for_log(&["log lines over the cap", "dropped_bytes="]);
+    let log = server.log();
+    let flood_lines = log
+        .lines()
+        .filter(|l| l.contains("flooding the log"))
+        .count();
+    assert!(flood_lines <= 11 * 100, "{flood_lines} lines of flood");
+    assert!(log.len() < 8 << 20, "the log grew to {} bytes", log.len());
+}

@@ -174,7 +174,7 @@ fn call(file: &Path, request: Option<&Path>, config: Option<&Path>) -> anyhow::R
         None => callback_host::tools::SAMPLE_KICK.to_owned(),
     };
     let config = Arc::new(load_config(config)?);
-    init_logging(false);
+    let _logging = init_logging(false);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -199,7 +199,7 @@ fn call(file: &Path, request: Option<&Path>, config: Option<&Path>) -> anyhow::R
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    init_logging(args.log_json);
+    let _logging = init_logging(args.log_json);
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
@@ -313,15 +313,20 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn init_logging(json: bool) {
+/// Logs to stderr from a thread of its own, so that no request ever waits on log I/O; when the
+/// writer falls behind, lines are dropped rather than requests slowed. Keep the guard until exit:
+/// dropping it flushes what is queued.
+fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal());
     if json {
         builder.json().init();
     } else {
         builder.init();
     }
+    guard
 }

@@ -20,6 +20,10 @@ use crate::runtime::limits::PluginLimiter;
 /// Most bytes of stdout (and of stderr) kept from one call; the rest is dropped, so a chatty or
 /// hostile plugin cannot flood the host's log.
 const OUTPUT_CAP: usize = 64 * 1024;
+/// Most lines a call may write through the `log` import; the rest are counted and dropped.
+const LOG_LINES_CAP: u32 = 100;
+/// Most bytes (messages and fields) a call may write through the `log` import.
+const LOG_BYTES_CAP: usize = 64 * 1024;
 
 /// Who is running: put on every log line a call produces.
 #[derive(Debug)]
@@ -46,6 +50,58 @@ pub struct PluginState {
     pub tag: Arc<CallTag>,
     /// The instant the call must have finished by; read by the epoch callback.
     pub deadline: Instant,
+    /// What the call has written through the `log` import, against its caps.
+    log: LogBudget,
+}
+
+/// Lines and bytes a call has written through the `log` import, and what was dropped past the
+/// caps (reported once, when the call ends).
+#[derive(Debug, Default)]
+struct LogBudget {
+    /// Who wrote them, for the report.
+    tag: Option<Arc<CallTag>>,
+    lines: u32,
+    bytes: usize,
+    dropped_lines: u64,
+    dropped_bytes: u64,
+}
+
+impl LogBudget {
+    /// Whether a line of `bytes` may be written; counts it either way.
+    fn take(&mut self, bytes: usize) -> bool {
+        if self.lines < LOG_LINES_CAP && self.bytes + bytes <= LOG_BYTES_CAP {
+            self.lines += 1;
+            self.bytes += bytes;
+            true
+        } else {
+            self.dropped_lines += 1;
+            self.dropped_bytes += bytes as u64;
+            false
+        }
+    }
+
+    /// Reports what was dropped, and starts counting anew.
+    fn finish(&mut self) {
+        if self.dropped_lines > 0
+            && let Some(tag) = &self.tag
+        {
+            tracing::warn!(target: "plugin", plugin = %tag.plugin, command = tag.command,
+                operation_id = %tag.operation_id, dropped_lines = self.dropped_lines,
+                dropped_bytes = self.dropped_bytes,
+                "log lines over the cap of {LOG_LINES_CAP} lines or {LOG_BYTES_CAP} bytes per call dropped");
+        }
+        // Field by field: assigning a whole new value would drop this one, and run this again.
+        self.lines = 0;
+        self.bytes = 0;
+        self.dropped_lines = 0;
+        self.dropped_bytes = 0;
+    }
+}
+
+impl Drop for LogBudget {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 /// The WASI context and the plugin's stdout and stderr behind it.
@@ -80,6 +136,10 @@ impl PluginState {
             wasi: None,
             table: ResourceTable::new(),
             limiter,
+            log: LogBudget {
+                tag: Some(Arc::clone(&tag)),
+                ..LogBudget::default()
+            },
             tag,
             deadline,
         }
@@ -93,6 +153,8 @@ impl PluginState {
                 output.retag(Arc::clone(&tag));
             }
         }
+        self.log.finish();
+        self.log.tag = Some(Arc::clone(&tag));
         self.tag = tag;
         self.deadline = deadline;
     }
@@ -111,6 +173,10 @@ impl WasiView for PluginState {
 
 impl crate::runtime::bindings::openim::callback::log::Host for PluginState {
     async fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
+        let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        if !self.log.take(size) {
+            return;
+        }
         let tag = &self.tag;
         let fields = FieldList(&fields);
         macro_rules! emit {
