@@ -1,7 +1,8 @@
 //! The native baselines: the same work as the host and its plugins, in plain Rust on the same
 //! hyper/tokio stack, with no Wasm: the ceiling the host is measured against.
 //!
-//! - `kick`: the host's kick parsing, the guard policy, "go on" (the kick is an after-callback).
+//! - `kick`: OpenIM's kick body parsed into a typed struct, the guard policy, "go on" (the kick is
+//!   an after-callback).
 //! - `moderation`: OpenIM's message bodies parsed into typed structs (as a Rust webhook server
 //!   would), the moderation rule (`moderation-policy`, the plugin's own), and the answer.
 
@@ -16,11 +17,37 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
-use callback_host::protocol::{self, CallbackResponse, KickRequest};
+use callback_host::protocol::CallbackResponse;
 
 use crate::Workload;
 
 const PROTECTED_USERS: [&str; 3] = ["admin", "owner-bot", "security-officer"];
+
+/// OpenIM's kick callback body, all of it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KickRequest {
+    callback_command: String,
+    #[serde(rename = "groupID")]
+    #[allow(dead_code)] // parsed in full, as a webhook server would
+    group_id: String,
+    #[serde(rename = "kickedUserIDs")]
+    kicked_user_ids: Vec<String>,
+    #[allow(dead_code)]
+    reason: String,
+}
+
+/// Parses a kick body and checks its command, as the host does.
+fn parse_kick(body: &[u8]) -> Result<KickRequest, String> {
+    let request: KickRequest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    if request.callback_command != "callbackAfterKickGroupCommand" {
+        return Err(format!(
+            "callbackCommand {:?} does not match",
+            request.callback_command
+        ));
+    }
+    Ok(request)
+}
 
 /// The guard policy, natively.
 fn guard(request: &KickRequest) -> CallbackResponse {
@@ -131,13 +158,11 @@ async fn handle(
         Ok(body) => {
             let body = body.to_bytes();
             match workload {
-                Workload::Kick => protocol::parse_kick(&body)
-                    .map(|kick| {
-                        // An after-callback: the decision is made, the answer is "go on".
-                        std::hint::black_box(guard(&kick));
-                        CallbackResponse::go_on().to_json()
-                    })
-                    .map_err(|e| e.to_string()),
+                Workload::Kick => parse_kick(&body).map(|kick| {
+                    // An after-callback: the decision is made, the answer is "go on".
+                    std::hint::black_box(guard(&kick));
+                    CallbackResponse::go_on().to_json()
+                }),
                 Workload::Moderation => moderate(&command, &body),
             }
         }
