@@ -103,6 +103,13 @@ fn split_typed(
         .pop()
         .map(|(_, v)| v)
         .ok_or_else(|| invalid("the answer has no response"))?;
+    if let (Some(shape), Some(changes)) = (command.changes(), &changes)
+        && !convert::conforms_record(shape, changes)
+    {
+        return Err(invalid(
+            "the changes do not have the shape of this command's contract (a component built against another version?)",
+        ));
+    }
     Ok((response_from_val(&response)?, changes))
 }
 
@@ -338,8 +345,8 @@ fn merge_keyed(shape: &Shape, earlier: Val, later: Val) -> Val {
     let Some((key, _)) = record.field("user-id") else {
         return later;
     };
-    let (Val::List(mut merged), Val::List(entries)) = (earlier, later) else {
-        unreachable!("both values have the list's shape")
+    let (Val::List(mut merged), Val::List(entries)) = (earlier, later.clone()) else {
+        return later; // not reached: both were checked against the list's shape
     };
     for entry in entries {
         let Val::Record(new) = &entry else { continue };

@@ -368,6 +368,42 @@ impl<'de> Visitor<'de> for ShapeSeed<'_> {
     }
 }
 
+/// Whether `value` has `shape`. A component's answer is lifted by the component's own types: a
+/// component built against another contract could export a known interface with other types, and
+/// nothing it returns may be trusted to fit before this says so.
+pub fn conforms(shape: &Shape, value: &Val) -> bool {
+    match (shape, value) {
+        (Shape::Bool, Val::Bool(_))
+        | (Shape::S32, Val::S32(_))
+        | (Shape::S64, Val::S64(_))
+        | (Shape::U32, Val::U32(_))
+        | (Shape::String, Val::String(_))
+        | (Shape::Option(_), Val::Option(None)) => true,
+        (Shape::Option(inner), Val::Option(Some(value))) => conforms(inner, value),
+        (Shape::List(item), Val::List(items)) => items.iter().all(|v| conforms(item, v)),
+        (Shape::Map(item), Val::List(entries)) => entries.iter().all(|entry| {
+            matches!(entry, Val::Tuple(pair)
+                if matches!(pair.as_slice(), [Val::String(_), value] if conforms(item, value)))
+        }),
+        (Shape::Record(record), value) => conforms_record(record, value),
+        (Shape::Enum(cases), Val::Enum(case)) => cases.contains(case),
+        _ => false,
+    }
+}
+
+/// Whether `value` is a record of `record`'s shape.
+pub fn conforms_record(record: &RecordShape, value: &Val) -> bool {
+    let Val::Record(fields) = value else {
+        return false;
+    };
+    record.fields.len() == fields.len()
+        && record
+            .fields
+            .iter()
+            .zip(fields)
+            .all(|(field, (name, value))| field.wit == *name && conforms(&field.shape, value))
+}
+
 /// Encodes a record value as JSON fields of `object` (flattened fields go into it directly).
 pub fn encode_record(record: &RecordShape, value: &Val, object: &mut Map<String, Value>) {
     let Val::Record(fields) = value else { return };
@@ -440,6 +476,31 @@ pub fn describe(value: &Value) -> String {
 mod tests {
     use super::*;
     use crate::protocol::schema::Catalog;
+
+    #[test]
+    fn values_of_another_contract_do_not_conform() {
+        let command = Catalog::get()
+            .command("callbackBeforeMembersJoinGroupCommand")
+            .unwrap();
+        let changes = command.changes().unwrap();
+        let good = Val::Record(vec![("member-callback-list".into(), Val::Option(None))]);
+        assert!(conforms_record(changes, &good));
+        // The same field with another type, another name, or a field too many: refused.
+        for bad in [
+            Val::Record(vec![(
+                "member-callback-list".into(),
+                Val::Option(Some(Box::new(Val::String("x".into())))),
+            )]),
+            Val::Record(vec![("members".into(), Val::Option(None))]),
+            Val::Record(vec![
+                ("member-callback-list".into(), Val::Option(None)),
+                ("extra".into(), Val::Bool(true)),
+            ]),
+            Val::String("not a record".into()),
+        ] {
+            assert!(!conforms_record(changes, &bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn the_fast_decoder_agrees_with_the_precise_one_on_every_fixture() {
