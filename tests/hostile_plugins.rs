@@ -292,7 +292,7 @@ fn a_plugin_cannot_flood_the_log_or_hold_up_other_requests_with_it() {
         let started = Instant::now();
         assert_eq!(Server::get(&server.addr, "/healthz").status, 200);
         assert!(
-            started.elapsed() < Duration::from_millis(500),
+            started.elapsed() < Duration::from_secs(1),
             "/healthz took {:?}",
             started.elapsed()
         );
