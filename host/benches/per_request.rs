@@ -50,7 +50,13 @@ fn per_request(c: &mut Criterion) {
     let kick = Catalog::get().command(KICK).expect("the kick command");
 
     c.bench_function("json in: parse and validate a kick body", |b| {
-        b.iter(|| protocol::parse(kick, std::hint::black_box(BODY)).expect("valid"))
+        b.iter(|| {
+            protocol::parse(
+                kick,
+                protocol::text(std::hint::black_box(BODY)).expect("text"),
+            )
+            .expect("valid")
+        })
     });
     c.bench_function("json out: serialize an answer", |b| {
         let answer = CallbackResponse::refuse(
@@ -73,7 +79,7 @@ fn per_request(c: &mut Criterion) {
         plugin: Arc::clone(&plugin),
         entry: plugin.handles[0].entry,
     };
-    let parsed = protocol::parse(kick, BODY).expect("valid");
+    let parsed = protocol::parse(kick, protocol::text(BODY).expect("text")).expect("valid");
     let request = || Request {
         command: KICK,
         operation_id: "op".into(),
@@ -129,8 +135,8 @@ fn per_request(c: &mut Criterion) {
         |b| {
             b.iter(|| {
                 runtime.block_on(async {
-                    let parsed = protocol::parse(kick, BODY).expect("valid");
-                    let body = std::str::from_utf8(BODY).expect("utf-8");
+                    let body = protocol::text(BODY).expect("text");
+                    let parsed = protocol::parse(kick, body).expect("valid");
                     dispatcher
                         .run(&request(), Some(kick), Some(parsed), body)
                         .await

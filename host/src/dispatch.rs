@@ -226,13 +226,7 @@ impl Dispatcher {
                 )
                 .await
                 .and_then(|(reply, stats)| {
-                    let (response, changes) = match reply {
-                        Reply::Typed(value) => command
-                            .map(|c| answer::from_typed(c, value))
-                            .unwrap_or_else(|| Err(answer::InvalidAnswer("no shape".into()))),
-                        Reply::Json(text) => answer::from_json(command, &text),
-                    }
-                    .map_err(|e| Failure::InvalidAnswer(e.0))?;
+                    let (response, changes) = decode_reply(command, reply)?;
                     Ok((response, changes, stats))
                 });
             let seconds = started.elapsed().as_secs_f64();
@@ -432,6 +426,21 @@ impl Dispatcher {
         }
         Ok((reply, stats))
     }
+}
+
+/// What a plugin returned, checked against the command's answer shape: the response, and the
+/// changes for commands that have them. An answer that does not fit is the plugin's failure.
+pub fn decode_reply(
+    command: Option<&Command>,
+    reply: Reply,
+) -> Result<(CallbackResponse, Option<Val>), Failure> {
+    match reply {
+        Reply::Typed(value) => command
+            .map(|c| answer::from_typed(c, value))
+            .unwrap_or_else(|| Err(answer::InvalidAnswer("no shape for a typed answer".into()))),
+        Reply::Json(text) => answer::from_json(command, &text),
+    }
+    .map_err(|e| Failure::InvalidAnswer(e.0))
 }
 
 /// The answer the command's failure policy gives when `plugin` failed: a refusal under `refuse`,

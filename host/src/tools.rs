@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::dispatch::{CallStats, Dispatcher, Input, Reply, Request, policy_answer};
+use crate::dispatch::{CallStats, Dispatcher, Input, Request, decode_reply, policy_answer};
 use crate::metrics::Metrics;
-use crate::protocol::answer::{self, Merge};
+use crate::protocol::answer::Merge;
 use crate::protocol::schema::Catalog;
 use crate::protocol::{self, BodyError, CallbackResponse};
 use crate::registry::{CurrentPlugins, Link};
@@ -124,7 +124,7 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
         })?;
     let command = Catalog::get().command(handler.command);
     let parsed = command
-        .map(|c| protocol::parse(c, body.as_bytes()))
+        .map(|c| protocol::parse(c, protocol::text(body.as_bytes())?))
         .transpose()?;
     let _ticker = EpochTicker::start(&engine).map_err(|e| ToolError::Engine(e.to_string()))?;
     let dispatcher = Dispatcher::new(
@@ -153,14 +153,7 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
         .call(&link, 0, &request, input, deadline, settings.fuel)
         .await
         .and_then(|(reply, stats)| {
-            let decoded = match reply {
-                Reply::Typed(value) => match command {
-                    Some(command) => answer::from_typed(command, value),
-                    None => Err(answer::InvalidAnswer("no shape".into())),
-                },
-                Reply::Json(text) => answer::from_json(command, &text),
-            };
-            let (response, changes) = decoded.map_err(|e| Failure::InvalidAnswer(e.0))?;
+            let (response, changes) = decode_reply(command, reply)?;
             if response.is_refusal() {
                 return Ok((response.to_json(), stats));
             }

@@ -113,16 +113,15 @@ impl App {
             operation_id: Arc::clone(operation_id),
             received,
         };
+        let text = protocol::text(&body)?;
         let shape = Catalog::get().command(command);
         let parsed = match shape {
-            Some(shape) => Some(protocol::parse(shape, &body)?),
+            Some(shape) => Some(protocol::parse(shape, text)?),
             None => {
-                protocol::parse_object(command, &body)?;
+                protocol::parse_object(command, text)?;
                 None
             }
         };
-        // `parse` checked that the body is UTF-8.
-        let text = std::str::from_utf8(&body).unwrap_or_default();
         let (answer, outcome) = self.dispatcher.run(&delivery, shape, parsed, text).await;
         Ok((command, answer, outcome))
     }

@@ -115,15 +115,15 @@ impl BodyError {
     }
 }
 
-/// Checks what every command's body must be: non-empty UTF-8 text.
-fn check_text(body: &[u8]) -> Result<(), BodyError> {
+/// What every command's body must be: non-empty UTF-8 text. Checked once per request; the
+/// parsers take the text.
+pub fn text(body: &[u8]) -> Result<&str, BodyError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(BodyError::Empty);
     }
     std::str::from_utf8(body).map_err(|e| BodyError::InvalidUtf8 {
         offset: e.valid_up_to(),
-    })?;
-    Ok(())
+    })
 }
 
 /// Maps a serde_json error to the body error that names its category.
@@ -139,12 +139,11 @@ fn json_error(command: &'static str, err: serde_json::Error) -> BodyError {
 }
 
 /// Parses and validates the body of `command` into the request record plugins receive.
-pub fn parse(command: &Command, body: &[u8]) -> Result<Val, BodyError> {
+pub fn parse(command: &Command, body: &str) -> Result<Val, BodyError> {
     // The fast path: straight into the request record, when the body is valid and names the
     // command of the URL (or none).
-    if let Ok(value) = convert::decode_body(&command.request, body)
+    if let Ok(value) = convert::decode_body(&command.request, body.as_bytes())
         && body_command_matches(&value, command.spec.name)
-        && std::str::from_utf8(body).is_ok()
     {
         return Ok(value);
     }
@@ -174,11 +173,10 @@ fn body_command_matches(value: &Val, command: &str) -> bool {
 /// that can be checked of a command the host has no shape for.
 pub fn parse_object(
     command: &'static str,
-    body: &[u8],
+    body: &str,
 ) -> Result<serde_json::Map<String, serde_json::Value>, BodyError> {
-    check_text(body)?;
     let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| json_error(command, e))?;
+        serde_json::from_str(body).map_err(|e| json_error(command, e))?;
     let serde_json::Value::Object(object) = value else {
         return Err(BodyError::NotAnObject(json_kind(&value)));
     };
@@ -222,7 +220,7 @@ mod tests {
         let kick = schema::Catalog::get()
             .command("callbackAfterKickGroupCommand")
             .unwrap();
-        parse(kick, body)
+        parse(kick, text(body)?)
     }
 
     #[test]
