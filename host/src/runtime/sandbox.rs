@@ -58,8 +58,6 @@ pub struct PluginState {
 /// caps (reported once, when the call ends).
 #[derive(Debug, Default)]
 struct LogBudget {
-    /// Who wrote them, for the report.
-    tag: Option<Arc<CallTag>>,
     lines: u32,
     bytes: usize,
     dropped_lines: u64,
@@ -80,27 +78,21 @@ impl LogBudget {
         }
     }
 
-    /// Reports what was dropped, and starts counting anew.
-    fn finish(&mut self) {
-        if self.dropped_lines > 0
-            && let Some(tag) = &self.tag
-        {
+    /// Reports what `tag`'s call dropped, and starts counting anew.
+    fn finish(&mut self, tag: &CallTag) {
+        if self.dropped_lines > 0 {
             tracing::warn!(target: "plugin", plugin = %tag.plugin, command = tag.command,
                 operation_id = %tag.operation_id, dropped_lines = self.dropped_lines,
                 dropped_bytes = self.dropped_bytes,
                 "log lines over the cap of {LOG_LINES_CAP} lines or {LOG_BYTES_CAP} bytes per call dropped");
         }
-        // Field by field: assigning a whole new value would drop this one, and run this again.
-        self.lines = 0;
-        self.bytes = 0;
-        self.dropped_lines = 0;
-        self.dropped_bytes = 0;
+        *self = Self::default();
     }
 }
 
-impl Drop for LogBudget {
+impl Drop for PluginState {
     fn drop(&mut self) {
-        self.finish();
+        self.log.finish(&self.tag);
     }
 }
 
@@ -136,10 +128,7 @@ impl PluginState {
             wasi: None,
             table: ResourceTable::new(),
             limiter,
-            log: LogBudget {
-                tag: Some(Arc::clone(&tag)),
-                ..LogBudget::default()
-            },
+            log: LogBudget::default(),
             tag,
             deadline,
         }
@@ -153,8 +142,7 @@ impl PluginState {
                 output.retag(Arc::clone(&tag));
             }
         }
-        self.log.finish();
-        self.log.tag = Some(Arc::clone(&tag));
+        self.log.finish(&self.tag);
         self.tag = tag;
         self.deadline = deadline;
     }
