@@ -218,6 +218,18 @@ fn changes_merge_in_chain_order_and_each_plugin_sees_the_earlier_ones() {
         json!({"0": {"memberCallbackList": [{"userID": "user-bob", "nickname": "B"}]},
                "1": {"memberCallbackList": [{"userID": "user-bob", "roleLevel": 60}, {"userID": "user-carol", "ex": "c"}]}}),
     );
+    // And the next plugin sees them in the request's memberList (its `ex`, the field both have).
+    let seen = scripted(
+        &server,
+        join,
+        &request_fixture(join),
+        json!({"0": {"memberCallbackList": [{"userID": "user-carol", "ex": "vip"}]}, "1": "body"}),
+    );
+    let seen: Value = serde_json::from_str(seen["errDlt"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        seen["memberList"],
+        json!([{"userID": "user-bob", "ex": ""}, {"userID": "user-carol", "ex": "vip"}])
+    );
     let member = |user: &str, nickname: Value, role: Value, ex: Value| json!({"userID": user, "nickname": nickname, "faceURL": null, "roleLevel": role, "muteEndTime": null, "ex": ex});
     assert_eq!(
         answer,

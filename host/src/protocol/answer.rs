@@ -259,7 +259,18 @@ impl<'c> Merge<'c> {
                 (Some(earlier), Shape::Option(inner)) => merge_keyed(inner, earlier, value),
                 (_, _) => value,
             };
-            if let Some((target, target_shape)) =
+            let keyed = self
+                .command
+                .spec
+                .rules
+                .applies_to
+                .iter()
+                .find(|(change, _)| *change == field.wit);
+            if let Some((_, target)) = keyed {
+                if let Some((target, _)) = slot(&self.command.request, &mut self.request, target) {
+                    apply_by_user(target, &merged);
+                }
+            } else if let Some((target, target_shape)) =
                 slot(&self.command.request, &mut self.request, &field.wit)
             {
                 *target = match target_shape {
@@ -365,6 +376,43 @@ fn merge_keyed(shape: &Shape, earlier: Val, later: Val) -> Val {
         }
     }
     Val::List(merged)
+}
+
+/// Applies change entries (records with a `user-id`) to the request's list of records of the same
+/// users: each field both have takes the change's value, where the change sets one.
+fn apply_by_user(target: &mut Val, changes: &Val) {
+    let (Val::List(entries), Val::List(changes)) = (target, changes) else {
+        return;
+    };
+    let user = |fields: &[(String, Val)]| {
+        fields
+            .iter()
+            .find(|(name, _)| name == "user-id")
+            .map(|(_, v)| v.clone())
+    };
+    for change in changes {
+        let Val::Record(change) = change else {
+            continue;
+        };
+        let Some(who) = user(change) else { continue };
+        for entry in entries.iter_mut() {
+            let Val::Record(fields) = entry else { continue };
+            if user(fields).as_ref() != Some(&who) {
+                continue;
+            }
+            for (name, value) in fields.iter_mut() {
+                let set = change.iter().find_map(|(n, v)| match v {
+                    Val::Option(Some(v)) if n == name => Some(&**v),
+                    _ => None,
+                });
+                if let Some(v) = set
+                    && std::mem::discriminant(v) == std::mem::discriminant(value)
+                {
+                    *value = v.clone();
+                }
+            }
+        }
+    }
 }
 
 /// The request field named `wit` (at the top level or inside a flattened record), with its shape.

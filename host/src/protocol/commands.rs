@@ -24,6 +24,10 @@ pub struct Rules {
     pub only_if_present: bool,
     /// These changes must hold a JSON document (OpenIM refuses the message otherwise).
     pub json_fields: &'static [&'static str],
+    /// Changes that apply to a request field of another name: (change, request field). Both are
+    /// lists of records keyed by `user-id`; each change entry updates the request entry of its user,
+    /// field by field, so the next plugin sees the changes.
+    pub applies_to: &'static [(&'static str, &'static str)],
 }
 
 /// One callback command.
@@ -50,6 +54,7 @@ const NO_RULES: Rules = Rules {
     echo: &[],
     only_if_present: false,
     json_fields: &[],
+    applies_to: &[],
 };
 
 macro_rules! command {
@@ -216,7 +221,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         "callbackBeforeMembersJoinGroupCommand",
         ["beforeMemberJoinGroup"],
         Before,
-        "before-members-join-group"
+        "before-members-join-group",
+        Rules {
+            applies_to: &[("member-callback-list", "member-list")],
+            ..NO_RULES
+        }
     ),
     command!(
         "callbackBeforeSetGroupMemberInfoCommand",
