@@ -66,11 +66,6 @@ impl Registry {
             })
             .collect()
     }
-
-    /// Every plugin, in order.
-    pub fn plugins(&self) -> &[Arc<Plugin>] {
-        &self.plugins
-    }
 }
 
 /// The current registry. A request takes the registry once and keeps it to its end, so a swap
