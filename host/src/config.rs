@@ -66,6 +66,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub commands: HashMap<String, CommandFile>,
     #[serde(default)]
+    pub http: HttpFile,
+    #[serde(default)]
     pub plugin_defaults: PluginFile,
     #[serde(default)]
     pub plugins_limits: HashMap<String, PluginFile>,
@@ -80,6 +82,17 @@ pub struct CommandFile {
     pub failure_policy: Option<FailurePolicy>,
     pub refuse_err_code: Option<i32>,
     pub refuse_err_msg: Option<String>,
+}
+
+/// The `[http]` section: what a client may hold of the server.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFile {
+    pub read_timeout_ms: Option<u64>,
+    pub idle_timeout_ms: Option<u64>,
+    pub max_connections: Option<u32>,
+    pub max_headers: Option<usize>,
+    pub max_header_bytes: Option<usize>,
 }
 
 /// Per-plugin keys in the file (`[plugin_defaults]` and `[plugins_limits.<name>]`).
@@ -144,6 +157,38 @@ impl Default for PluginLimits {
     }
 }
 
+/// Resolved limits of the HTTP server: what one client can hold of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// Time a client has to send a request's headers (from the connection's first byte or from
+    /// a request's first byte), and then its body. A client that trickles is cut off.
+    pub read_timeout: Duration,
+    /// Time a keep-alive connection may stay idle between requests before it is closed.
+    pub idle_timeout: Duration,
+    /// Connections served at once; beyond it new connections wait in the listen backlog while
+    /// the open ones keep being served.
+    pub max_connections: u32,
+    /// Headers a request may have (431 beyond).
+    pub max_headers: usize,
+    /// Bytes of a request's headers, names and values (431 beyond).
+    pub max_header_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            read_timeout: Duration::from_secs(5),
+            // Go's HTTP client (OpenIM's) keeps idle connections for 90 s; closing them earlier
+            // only costs a reconnect.
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            // OpenIM sends 7 headers.
+            max_headers: 64,
+            max_header_bytes: 16 << 10,
+        }
+    }
+}
+
 /// Everything the server needs, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -153,6 +198,8 @@ pub struct Config {
     pub plugins_dir: PathBuf,
     /// Bodies over this size are refused with 413 before being read in full.
     pub max_body_bytes: usize,
+    /// What one client may hold of the HTTP server.
+    pub http: HttpLimits,
     /// The answer leaves this long before OpenIM's timeout, to cover the network and scheduling.
     pub safety_margin: Duration,
     /// Plugin instances alive at once; sizes the pooling allocator. Requests beyond it wait.
@@ -237,6 +284,7 @@ impl Config {
             listen: file.listen.unwrap_or_else(default_listen),
             plugins_dir: file.plugins.unwrap_or_else(|| PathBuf::from("plugins")),
             max_body_bytes: file.max_body_bytes.unwrap_or(1 << 20),
+            http: resolve_http(&file.http)?,
             safety_margin: Duration::from_millis(file.safety_margin_ms.unwrap_or(500)),
             max_concurrent_calls: file.max_concurrent_calls.unwrap_or(128),
             cache_dir: match file.cache_dir {
@@ -382,6 +430,34 @@ fn resolve_command(
             .refuse_err_msg
             .clone()
             .unwrap_or_else(|| base.refuse_err_msg.clone()),
+    })
+}
+
+fn resolve_http(file: &HttpFile) -> Result<HttpLimits, ConfigError> {
+    let base = HttpLimits::default();
+    let at_least = |key: &str, value: Option<u64>, min: u64| match value {
+        Some(v) if v < min => Err(ConfigError::Invalid {
+            key: format!("http.{key}"),
+            reason: format!("{v} is below the minimum of {min}"),
+        }),
+        other => Ok(other),
+    };
+    let ms = |key: &str, value: Option<u64>, default: Duration| {
+        at_least(key, value, 100).map(|v| v.map_or(default, Duration::from_millis))
+    };
+    Ok(HttpLimits {
+        read_timeout: ms("read_timeout_ms", file.read_timeout_ms, base.read_timeout)?,
+        idle_timeout: ms("idle_timeout_ms", file.idle_timeout_ms, base.idle_timeout)?,
+        max_connections: at_least("max_connections", file.max_connections.map(u64::from), 1)?
+            .map_or(base.max_connections, |v| v as u32),
+        max_headers: at_least("max_headers", file.max_headers.map(|v| v as u64), 8)?
+            .map_or(base.max_headers, |v| v as usize),
+        max_header_bytes: at_least(
+            "max_header_bytes",
+            file.max_header_bytes.map(|v| v as u64),
+            1024,
+        )?
+        .map_or(base.max_header_bytes, |v| v as usize),
     })
 }
 

@@ -118,6 +118,7 @@ pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         dispatcher: Dispatcher::new(engine, current, Arc::clone(&config), Arc::clone(&metrics)),
         metrics,
         max_body_bytes: config.max_body_bytes,
+        limits: config.http,
     });
     Ok(Host {
         app,

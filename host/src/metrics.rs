@@ -16,7 +16,8 @@ use prometheus_client::registry::Registry;
 pub struct RequestLabels {
     /// The callback command (or `unknown` when the path named none).
     pub command: &'static str,
-    /// `ok`, `refused`, `no_plugin`, `bad_request`, or the failure kind of the policy answer.
+    /// `ok`, `refused`, `no_plugin`, `bad_request`, `unauthorized`, `abandoned` (the client left
+    /// before the answer), or the failure kind of the policy answer.
     pub outcome: &'static str,
 }
 
@@ -47,6 +48,13 @@ pub struct HandlesLabels {
     pub plugin: Arc<str>,
     /// OpenIM's name of the command.
     pub command: &'static str,
+}
+
+/// Labels of a connection the server closed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClosedLabels {
+    /// `read_timeout` or `idle_timeout`.
+    pub reason: &'static str,
 }
 
 /// Labels of a reload.
@@ -100,6 +108,10 @@ pub struct Metrics {
     pub load_failures: Counter<u64, AtomicU64>,
     /// 1 for each command each serving plugin handles.
     pub handles: Family<HandlesLabels, Gauge>,
+    /// Client connections open now.
+    pub connections: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Connections the server closed, by reason.
+    pub connections_closed: Family<ClosedLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -115,6 +127,8 @@ impl Default for Metrics {
         let reloads = Family::default();
         let load_failures = Counter::default();
         let handles = Family::default();
+        let connections = Gauge::default();
+        let connections_closed = Family::default();
         registry.register("requests", "Callback requests answered", requests.clone());
         registry.register(
             "request_seconds",
@@ -149,6 +163,16 @@ impl Default for Metrics {
             "Commands each serving plugin handles (1 per pair)",
             handles.clone(),
         );
+        registry.register(
+            "connections",
+            "Client connections open",
+            connections.clone(),
+        );
+        registry.register(
+            "connections_closed",
+            "Connections the server closed (timeouts)",
+            connections_closed.clone(),
+        );
         Self {
             registry,
             requests,
@@ -161,6 +185,8 @@ impl Default for Metrics {
             reloads,
             load_failures,
             handles,
+            connections,
+            connections_closed,
         }
     }
 }
@@ -184,6 +210,28 @@ impl Metrics {
                 .get_or_create(&CommandLabels { command })
                 .observe(seconds);
         }
+    }
+
+    /// Counts an open connection until the returned guard drops.
+    pub fn connection_opened(&self) -> impl Drop + use<> {
+        /// Decrements the gauge when the connection ends.
+        struct Open(Gauge<i64, std::sync::atomic::AtomicI64>);
+        impl Drop for Open {
+            fn drop(&mut self) {
+                self.0.dec();
+            }
+        }
+        self.connections.inc();
+        Open(self.connections.clone())
+    }
+
+    /// Counts a connection closed by a timeout.
+    pub fn connection_closed(&self, why: crate::http::connection::Closed) {
+        self.connections_closed
+            .get_or_create(&ClosedLabels {
+                reason: why.as_str(),
+            })
+            .inc();
     }
 
     /// Shows what the serving plugins handle.

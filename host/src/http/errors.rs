@@ -19,6 +19,10 @@ pub enum RequestError {
     UnknownCommand(String),
     #[error("request body is over the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
+    #[error("request headers too large: {0}")]
+    HeadersTooLarge(String),
+    #[error("the request body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     #[error("could not read the request body: {0}")]
     BodyRead(String),
     #[error(transparent)]
@@ -32,6 +36,8 @@ impl RequestError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnknownCommand(_) => StatusCode::NOT_FOUND,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::BodyRead(_) | Self::Body(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -42,6 +48,8 @@ impl RequestError {
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::UnknownCommand(_) => "unknown_command",
             Self::BodyTooLarge { .. } => "body_too_large",
+            Self::HeadersTooLarge(_) => "headers_too_large",
+            Self::BodyTimeout(_) => "body_timeout",
             Self::BodyRead(_) => "body_read_error",
             Self::Body(body) => body.kind(),
         }

@@ -1,10 +1,12 @@
 //! The HTTP side: the accept loop, routing a request to an answer, and the 4xx answers of
 //! rejected requests.
 //!
-//! - [`server`]: the HTTP/1.1 accept loop with graceful shutdown.
+//! - [`server`]: the HTTP/1.1 accept loop: the connection cap and graceful shutdown.
+//! - [`connection`]: one connection under its read and idle timeouts, closed gracefully.
 //! - [`routing`]: an HTTP request to an answer (callbacks and the admin endpoints).
 //! - [`errors`]: rejected requests and their 4xx answers.
 
+pub mod connection;
 pub mod errors;
 pub mod routing;
 pub mod server;

@@ -9,6 +9,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 
+use crate::config::HttpLimits;
 use crate::dispatch::{self, Dispatcher};
 use crate::http::errors::RequestError;
 use crate::metrics::Metrics;
@@ -23,6 +24,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Largest accepted body, in bytes.
     pub max_body_bytes: usize,
+    /// What one client may hold of the server: timeouts, connections, headers.
+    pub limits: HttpLimits,
 }
 
 /// Which endpoints a listener serves.
@@ -69,7 +72,17 @@ impl App {
             .into();
         // A cheap, reference-counted copy, kept for the log line of a rejected request.
         let uri = request.uri().clone();
-        match self.answer(request, received, &operation_id).await {
+        // Counts the request as abandoned if the client leaves before it is answered.
+        let mut pending = Pending {
+            app: &self,
+            path: uri.path(),
+            operation_id: &operation_id,
+            received,
+            answered: false,
+        };
+        let result = self.answer(request, received, &operation_id).await;
+        pending.answered = true;
+        match result {
             Ok((command, answer, outcome)) => {
                 self.metrics
                     .request(command, outcome.as_str(), received.elapsed().as_secs_f64());
@@ -83,10 +96,22 @@ impl App {
                 tracing::warn!(%path, operation_id = %operation_id, outcome = "bad_request",
                     kind = error.kind(), "rejected: {error}");
                 let mut response = json_response(error.status(), &error.answer());
-                if matches!(error, RequestError::MethodNotAllowed(_)) {
-                    response
-                        .headers_mut()
-                        .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+                match error {
+                    RequestError::MethodNotAllowed(_) => {
+                        response
+                            .headers_mut()
+                            .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+                    }
+                    // The rest of the body is not read: the connection cannot be reused.
+                    RequestError::BodyTooLarge { .. }
+                    | RequestError::BodyTimeout(_)
+                    | RequestError::HeadersTooLarge(_) => {
+                        response.headers_mut().insert(
+                            header::CONNECTION,
+                            header::HeaderValue::from_static("close"),
+                        );
+                    }
+                    _ => {}
                 }
                 response
             }
@@ -106,6 +131,7 @@ impl App {
         if request.method() != Method::POST {
             return Err(RequestError::MethodNotAllowed(request.method().clone()));
         }
+        self.check_headers(request.headers())?;
         let command = self.command_of(request.uri().path())?;
         let body = self.read_body(request).await?;
         let delivery = dispatch::Request {
@@ -162,6 +188,30 @@ impl App {
         }
     }
 
+    /// Refuses more headers, or bigger ones, than the limits allow.
+    fn check_headers(&self, headers: &http::HeaderMap) -> Result<(), RequestError> {
+        let limits = &self.limits;
+        if headers.len() > limits.max_headers {
+            return Err(RequestError::HeadersTooLarge(format!(
+                "{} headers, over the limit of {}",
+                headers.len(),
+                limits.max_headers
+            )));
+        }
+        // As on the wire: `name: value\r\n`.
+        let bytes: usize = headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        if bytes > limits.max_header_bytes {
+            return Err(RequestError::HeadersTooLarge(format!(
+                "{bytes} bytes of headers, over the limit of {}",
+                limits.max_header_bytes
+            )));
+        }
+        Ok(())
+    }
+
     /// Reads the body, refusing it as soon as it is known to be over the limit.
     async fn read_body<B>(&self, request: Request<B>) -> Result<Bytes, RequestError>
     where
@@ -177,13 +227,55 @@ impl App {
         if declared.is_some_and(|len| len > limit as u64) {
             return Err(RequestError::BodyTooLarge { limit });
         }
-        match Limited::new(request.into_body(), limit).collect().await {
+        let read = tokio::time::timeout(
+            self.limits.read_timeout,
+            Limited::new(request.into_body(), limit).collect(),
+        );
+        match read
+            .await
+            .map_err(|_| RequestError::BodyTimeout(self.limits.read_timeout))?
+        {
             Ok(collected) => Ok(collected.to_bytes()),
             Err(error) if error.is::<http_body_util::LengthLimitError>() => {
                 Err(RequestError::BodyTooLarge { limit })
             }
             Err(error) => Err(RequestError::BodyRead(error.to_string())),
         }
+    }
+}
+
+/// A callback request not answered yet. Dropped before it is answered, the client left (OpenIM
+/// gave up at its timeout, or the connection broke): logged and counted, never silent.
+struct Pending<'a> {
+    /// Names the command for the metric.
+    app: &'a App,
+    /// The request's path.
+    path: &'a str,
+    /// OpenIM's id of the operation, for the log.
+    operation_id: &'a str,
+    /// When the request arrived.
+    received: Instant,
+    /// Set once the answer is made.
+    answered: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let command = self.app.command_of(self.path).unwrap_or("unknown");
+        let elapsed = self.received.elapsed();
+        self.app
+            .metrics
+            .request(command, "abandoned", elapsed.as_secs_f64());
+        tracing::warn!(
+            path = self.path,
+            operation_id = self.operation_id,
+            outcome = "abandoned",
+            elapsed_ms = elapsed.as_millis() as u64,
+            "the client left before the answer (OpenIM gives up at its timeout)"
+        );
     }
 }
 

@@ -1,0 +1,245 @@
+//! One client connection, from accept to close, under the limits of [`HttpLimits`]: a client
+//! that trickles a request is cut off, an idle keep-alive connection is closed, and a connection
+//! that ends with unread bytes (an early 413) is closed gracefully so the client reads the answer.
+//!
+//! hyper's own header timer also runs while a keep-alive connection is idle, which would make the
+//! idle timeout as short as the header timeout; so the connection's phase is tracked here (by
+//! the bytes it reads and the requests it serves) and one watchdog applies both.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::Service;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::config::HttpLimits;
+use crate::metrics::Metrics;
+
+/// How long a closing connection keeps reading (and discarding) what the client still sends, so
+/// that the kernel does not answer it with a reset that can destroy the answer in flight.
+const LINGER: Duration = Duration::from_secs(2);
+/// The most a closing connection reads and discards.
+const LINGER_BYTES: usize = 4 << 20;
+
+/// What a connection is doing, for its timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Reading a request: since accept, or since the first byte after an answer.
+    Reading,
+    /// The app has a request; its own deadline bounds it.
+    Busy,
+    /// Answered; waiting for the next request on a keep-alive connection.
+    Idle,
+}
+
+/// Why the watchdog ended a connection (the metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// The client did not send a request's headers within the read timeout.
+    ReadTimeout,
+    /// The connection was idle past the idle timeout.
+    IdleTimeout,
+}
+
+impl Closed {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadTimeout => "read_timeout",
+            Self::IdleTimeout => "idle_timeout",
+        }
+    }
+}
+
+/// The phase of one connection and since when, shared by its stream and its service.
+#[derive(Debug)]
+pub struct Activity {
+    /// The phase and when it began.
+    state: Mutex<(Phase, Instant)>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            state: Mutex::new((Phase::Reading, Instant::now())),
+        }
+    }
+
+    fn set(&self, phase: Phase) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (phase, Instant::now());
+    }
+
+    /// A request reached the app.
+    pub fn begin(&self) {
+        self.set(Phase::Busy);
+    }
+
+    /// The app answered.
+    pub fn end(&self) {
+        self.set(Phase::Idle);
+    }
+
+    fn bytes_read(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.0 == Phase::Idle {
+            *state = (Phase::Reading, Instant::now());
+        }
+    }
+
+    /// When the current phase's timeout passes, and what it would mean.
+    fn deadline(&self, limits: &HttpLimits) -> Option<(Instant, Closed)> {
+        let (phase, since) = *self.state.lock().unwrap_or_else(|e| e.into_inner());
+        match phase {
+            Phase::Reading => Some((since + limits.read_timeout, Closed::ReadTimeout)),
+            Phase::Idle => Some((since + limits.idle_timeout, Closed::IdleTimeout)),
+            Phase::Busy => None,
+        }
+    }
+}
+
+/// A TCP stream that tells its connection's [`Activity`] when request bytes arrive.
+struct Watched {
+    /// The client's socket.
+    stream: TcpStream,
+    /// Told of every read that returns bytes.
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.bytes_read();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// Serves one connection until it closes, shutdown is asked for, or a timeout ends it.
+/// `service` is made with the connection's [`Activity`] and must call `begin`/`end` around each
+/// request.
+pub async fn serve<S, F>(
+    http: &http1::Builder,
+    stream: TcpStream,
+    peer: SocketAddr,
+    limits: HttpLimits,
+    metrics: &Metrics,
+    mut shutdown: watch::Receiver<bool>,
+    make_service: F,
+) where
+    F: FnOnce(Arc<Activity>) -> S,
+    S: Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<http_body_util::Full<bytes::Bytes>>,
+            Error = std::convert::Infallible,
+        > + Unpin,
+    S::Future: Unpin,
+{
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(Watched {
+        stream,
+        activity: Arc::clone(&activity),
+    });
+    let mut connection = http.serve_connection(io, make_service(Arc::clone(&activity)));
+    let mut closing = *shutdown.borrow();
+    if closing {
+        Pin::new(&mut connection).graceful_shutdown();
+    }
+    let result = loop {
+        let timeout = activity.deadline(&limits);
+        let wake = timeout.map_or_else(|| Instant::now() + limits.idle_timeout, |(at, _)| at);
+        tokio::select! {
+            result = poll_fn(|cx| connection.poll_without_shutdown(cx)) => break result,
+            () = tokio::time::sleep_until(wake) => {
+                // The phase may have changed while asleep: only a timeout still due counts.
+                match activity.deadline(&limits) {
+                    Some((at, Closed::ReadTimeout)) if at <= Instant::now() => {
+                        tracing::debug!(%peer, "closing a connection that sent no request in time");
+                        metrics.connection_closed(Closed::ReadTimeout);
+                        return;
+                    }
+                    Some((at, Closed::IdleTimeout)) if at <= Instant::now() && !closing => {
+                        metrics.connection_closed(Closed::IdleTimeout);
+                        closing = true;
+                        Pin::new(&mut connection).graceful_shutdown();
+                    }
+                    _ => {}
+                }
+            }
+            _ = shutdown.changed(), if !closing => {
+                closing = true;
+                Pin::new(&mut connection).graceful_shutdown();
+            }
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%peer, %error, "connection ended with an error");
+        return;
+    }
+    linger(connection.into_parts().io.into_inner().stream).await;
+}
+
+/// Closes a connection gracefully: the answer is sent (FIN), then what the client still sends is
+/// read and discarded for a moment, so that closing with unread bytes does not reset the
+/// connection before the client has read the answer.
+async fn linger(mut stream: TcpStream) {
+    if stream.shutdown().await.is_err() {
+        return;
+    }
+    let drain = async {
+        let mut buf = [0u8; 8192];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER, drain).await;
+}

@@ -1,0 +1,267 @@
+//! Clients that misbehave, over real sockets: each is cut off or bounded by an HTTP limit, and
+//! well-behaved clients keep being answered meanwhile.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{GO_ON, KICK_PATH, Server, component, kick_body, openim_request, read_response};
+
+/// Short limits so that the tests see them act.
+const LIMITS: &str = "max_body_bytes = 4096\n[http]\nread_timeout_ms = 1000\nidle_timeout_ms = 1500\n\
+                      max_connections = 40\nmax_headers = 16\nmax_header_bytes = 2048\n";
+
+fn server(extra: &str) -> Server {
+    Server::start_with_args(
+        &[
+            ("10-hostile.wasm", component("hostile")),
+            ("20-guard.wasm", component("guard")),
+        ],
+        &format!("{LIMITS}{extra}"),
+        &["--admin-listen", "127.0.0.1:0"],
+    )
+}
+
+/// Waits until the server closes `stream` and returns how long that took; panics if it is still
+/// open after `limit`.
+fn closed_within(stream: &mut TcpStream, limit: Duration) -> Duration {
+    let started = Instant::now();
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return started.elapsed(),
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return started.elapsed(),
+            Err(e) => panic!("still open after {:?}: {e}", started.elapsed()),
+        }
+    }
+}
+
+fn metric(server: &Server, line_start: &str) -> f64 {
+    let metrics = Server::get(server.admin_addr.as_deref().unwrap(), "/metrics").body;
+    metrics
+        .lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+fn kick_ok(server: &Server) {
+    let response = server.kick(&["u1"], "fine");
+    assert_eq!((response.status, response.body.as_str()), (200, GO_ON));
+}
+
+#[test]
+fn a_client_that_trickles_headers_or_sends_nothing_is_cut_off() {
+    let server = server("");
+    // Sends one byte of headers every 200 ms: it would take minutes to finish.
+    let mut slow = server.connect();
+    let trickle = std::thread::spawn({
+        let mut slow = slow.try_clone().unwrap();
+        move || {
+            let head =
+                b"POST /callbackExample/callbackAfterKickGroupCommand HTTP/1.1\r\nHost: x\r\n";
+            for byte in head.iter().cycle().take(400) {
+                if slow.write_all(&[*byte]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    });
+    let mut silent = server.connect();
+    // Meanwhile other clients are answered.
+    kick_ok(&server);
+    let took = closed_within(&mut slow, Duration::from_secs(4));
+    assert!(took < Duration::from_secs(3), "cut off after {took:?}");
+    closed_within(&mut silent, Duration::from_secs(4));
+    trickle.join().unwrap();
+    assert!(
+        metric(
+            &server,
+            "callback_host_connections_closed_total{reason=\"read_timeout\"}"
+        ) >= 2.0
+    );
+    kick_ok(&server);
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout_not_before() {
+    let server = server("");
+    let mut stream = server.connect();
+    let body = kick_body("G", &["u"], "keep");
+    for _ in 0..3 {
+        // Gaps longer than the read timeout (1 s) but shorter than the idle timeout (1.5 s).
+        stream
+            .write_all(&openim_request(KICK_PATH, "op-keep", body.as_bytes()))
+            .unwrap();
+        assert_eq!(read_response(&mut stream).body, GO_ON);
+        std::thread::sleep(Duration::from_millis(1200));
+    }
+    // Then idle: closed after the idle timeout.
+    let took = closed_within(&mut stream, Duration::from_secs(4));
+    assert!(
+        took < Duration::from_millis(1000),
+        "closed {took:?} after the last check"
+    );
+    assert!(
+        metric(
+            &server,
+            "callback_host_connections_closed_total{reason=\"idle_timeout\"}"
+        ) >= 1.0
+    );
+}
+
+#[test]
+fn connections_beyond_the_cap_wait_and_the_open_ones_keep_being_served() {
+    let server = server("");
+    // A keep-alive connection already being served.
+    let mut served = server.connect();
+    let body = kick_body("G", &["u"], "served");
+    let mut ask = |stream: &mut TcpStream| {
+        stream
+            .write_all(&openim_request(KICK_PATH, "op-served", body.as_bytes()))
+            .unwrap();
+        assert_eq!(read_response(stream).body, GO_ON);
+    };
+    ask(&mut served);
+    // 200 connections that send nothing: 40 are taken, the rest wait in the backlog.
+    let idle: Vec<TcpStream> = (0..200).map(|_| server.connect()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // The gauge counts this /metrics request's own connection on the admin listener too.
+    let open = metric(&server, "callback_host_connections ") - 1.0;
+    assert!(open <= 40.0, "{open} connections open, over the cap of 40");
+    // The connection already open is served at once.
+    let started = Instant::now();
+    ask(&mut served);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    // A new client waits for a slot (the silent ones are cut off after 1 s each round) and is
+    // answered.
+    let started = Instant::now();
+    let mut late = server.connect();
+    late.write_all(&openim_request(KICK_PATH, "op-late", body.as_bytes()))
+        .unwrap();
+    assert_eq!(read_response(&mut late).body, GO_ON);
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(idle);
+    server.wait_until("connections to drain", || {
+        metric(&server, "callback_host_connections ") <= 3.0
+    });
+}
+
+#[test]
+fn too_many_or_too_large_headers_get_a_431() {
+    let server = server("");
+    let body = kick_body("G", &["u"], "h");
+    let with_headers = |extra: &str| {
+        let request = openim_request(KICK_PATH, "op-h", body.as_bytes());
+        let text = String::from_utf8(request).unwrap();
+        let (head, rest) = text.split_once("\r\n").unwrap();
+        format!("{head}\r\n{extra}{rest}").into_bytes()
+    };
+    // Over the configured caps: a 431 in the callback answer's shape, saying what is wrong.
+    let many: String = (0..20).map(|i| format!("X-Extra-{i}: {i}\r\n")).collect();
+    let response = server.raw(&with_headers(&many));
+    assert_eq!(response.status, 431);
+    assert_eq!(response.json()["errDlt"], "headers_too_large");
+    assert!(
+        response.json()["errMsg"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 16")
+    );
+    let big = format!("X-Big: {}\r\n", "a".repeat(3000));
+    let response = server.raw(&with_headers(&big));
+    assert_eq!(response.status, 431);
+    assert!(
+        response.json()["errMsg"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 2048")
+    );
+    // Far over them: hyper's own 431 before anything is parsed, and the connection closes.
+    let huge = format!("X-Huge: {}\r\n", "a".repeat(64 << 10));
+    let mut stream = server.connect();
+    stream.write_all(&with_headers(&huge)).unwrap();
+    let response = read_response(&mut stream);
+    assert_eq!(response.status, 431);
+    closed_within(&mut stream, Duration::from_secs(3));
+    kick_ok(&server);
+}
+
+#[test]
+fn a_request_the_client_abandons_is_logged_and_counted() {
+    let server = server("[defaults]\ntimeout_secs = 5\n");
+    let mut stream = server.connect();
+    let body = kick_body("G", &["u"], "spin 3000");
+    stream
+        .write_all(&openim_request(KICK_PATH, "op-gone", body.as_bytes()))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // OpenIM gives up: the connection closes before the answer.
+    drop(stream);
+    let line = server.wait_for_log(&["the client left before the answer", "op-gone"]);
+    assert!(line.contains("outcome=\"abandoned\""), "{line}");
+    assert_eq!(
+        metric(
+            &server,
+            "callback_host_requests_total{command=\"callbackAfterKickGroupCommand\",outcome=\"abandoned\"}"
+        ),
+        1.0
+    );
+    kick_ok(&server);
+}
+
+#[test]
+fn after_an_early_413_the_client_reads_the_answer() {
+    let server = server("");
+    for _ in 0..5 {
+        let mut stream = server.connect();
+        // 2 MiB announced and sent at once; the host answers after the headers and closes.
+        let body = vec![b'x'; 2 << 20];
+        let mut request = openim_request(KICK_PATH, "op-big", &body);
+        request.truncate(request.len() - body.len());
+        stream.write_all(&request).unwrap();
+        let writer = std::thread::spawn({
+            let mut stream = stream.try_clone().unwrap();
+            move || {
+                let _ = stream.write_all(&body);
+            }
+        });
+        let response = read_response(&mut stream);
+        assert_eq!(response.status, 413);
+        assert_eq!(response.header("connection"), Some("close"));
+        assert_eq!(response.json()["errDlt"], "body_too_large");
+        writer.join().unwrap();
+    }
+    kick_ok(&server);
+}
+
+#[test]
+fn a_body_that_never_arrives_gets_a_408() {
+    let server = server("");
+    let mut stream = server.connect();
+    let mut request = openim_request(
+        KICK_PATH,
+        "op-slow-body",
+        kick_body("G", &["u"], "x").as_bytes(),
+    );
+    request.truncate(request.len() - 10);
+    stream.write_all(&request).unwrap();
+    let started = Instant::now();
+    let response = read_response(&mut stream);
+    assert_eq!(response.status, 408);
+    assert_eq!(response.json()["errDlt"], "body_timeout");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
