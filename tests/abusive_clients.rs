@@ -121,7 +121,7 @@ fn connections_beyond_the_cap_wait_and_the_open_ones_keep_being_served() {
     // A keep-alive connection already being served.
     let mut served = server.connect();
     let body = kick_body("G", &["u"], "served");
-    let mut ask = |stream: &mut TcpStream| {
+    let ask = |stream: &mut TcpStream| {
         stream
             .write_all(&openim_request(KICK_PATH, "op-served", body.as_bytes()))
             .unwrap();

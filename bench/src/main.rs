@@ -257,6 +257,7 @@ async fn host_server(config: Config) -> anyhow::Result<()> {
         listener,
         host.app,
         callback_host::http::routing::Routes::Callbacks,
+        None,
         std::future::pending(),
     )
     .await;

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use ipnet::IpNet;
+
+use crate::http::access::{Access, Credentials, loopback};
 use crate::protocol::known_command;
 
 /// OpenIM's HTTP client gives up after 15 s whatever the configured timeout says.
@@ -68,6 +71,9 @@ pub struct FileConfig {
     #[serde(default)]
     pub http: HttpFile,
     #[serde(default)]
+    pub auth: AuthFile,
+    pub tls: Option<TlsFile>,
+    #[serde(default)]
     pub plugin_defaults: PluginFile,
     #[serde(default)]
     pub plugins_limits: HashMap<String, PluginFile>,
@@ -93,6 +99,29 @@ pub struct HttpFile {
     pub max_connections: Option<u32>,
     pub max_headers: Option<usize>,
     pub max_header_bytes: Option<usize>,
+}
+
+/// The `[auth]` section: who may call.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    pub basic_user: Option<String>,
+    /// Better given in the environment: `CALLBACK_HOST_BASIC_PASSWORD`.
+    pub basic_password: Option<String>,
+    pub secret_path: Option<String>,
+    pub allow: Option<Vec<String>>,
+    pub admin_allow: Option<Vec<String>>,
+    pub open: Option<bool>,
+}
+
+/// The `[tls]` section: serve callbacks over HTTPS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 /// Per-plugin keys in the file (`[plugin_defaults]` and `[plugins_limits.<name>]`).
@@ -200,6 +229,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// What one client may hold of the HTTP server.
     pub http: HttpLimits,
+    /// Who may call the callbacks and the admin endpoints.
+    pub access: Access,
+    /// Certificate and key of HTTPS, when configured.
+    pub tls: Option<TlsFile>,
     /// The answer leaves this long before OpenIM's timeout, to cover the network and scheduling.
     pub safety_margin: Duration,
     /// Plugin instances alive at once; sizes the pooling allocator. Requests beyond it wait.
@@ -285,6 +318,8 @@ impl Config {
             plugins_dir: file.plugins.unwrap_or_else(|| PathBuf::from("plugins")),
             max_body_bytes: file.max_body_bytes.unwrap_or(1 << 20),
             http: resolve_http(&file.http)?,
+            access: resolve_access(&file.auth)?,
+            tls: file.tls,
             safety_margin: Duration::from_millis(file.safety_margin_ms.unwrap_or(500)),
             max_concurrent_calls: file.max_concurrent_calls.unwrap_or(128),
             cache_dir: match file.cache_dir {
@@ -304,11 +339,24 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks what depends on more than one setting (call again after flags change any).
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, reason: String| ConfigError::Invalid {
             key: key.to_owned(),
             reason,
         };
+        if !self.listen.ip().is_loopback() && !self.access.guarded() && !self.access.open {
+            return Err(invalid(
+                "auth",
+                format!(
+                    "listen {} is reachable from other machines, and OpenIM signs nothing: set \
+                     [auth] basic_user (with CALLBACK_HOST_BASIC_PASSWORD, and user:pass@ in \
+                     OpenIM's webhook url), secret_path, or allow (source networks); or \
+                     open = true when a network policy already guards this port",
+                    self.listen
+                ),
+            ));
+        }
         if self.max_body_bytes == 0 {
             return Err(invalid("max_body_bytes", "must be at least 1".into()));
         }
@@ -458,6 +506,83 @@ fn resolve_http(file: &HttpFile) -> Result<HttpLimits, ConfigError> {
             1024,
         )?
         .map_or(base.max_header_bytes, |v| v as usize),
+    })
+}
+
+fn resolve_access(file: &AuthFile) -> Result<Access, ConfigError> {
+    let invalid = |key: &str, reason: String| ConfigError::Invalid {
+        key: format!("auth.{key}"),
+        reason,
+    };
+    let networks = |key: &str, list: &[String]| {
+        list.iter()
+            .map(|net| {
+                net.parse::<IpNet>()
+                    .or_else(|_| net.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        invalid(
+                            key,
+                            format!("{net:?} is not an address or network (10.0.0.0/8)"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let password = std::env::var("CALLBACK_HOST_BASIC_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .or_else(|| file.basic_password.clone());
+    let basic = match (&file.basic_user, password) {
+        (None, None) => None,
+        (Some(user), Some(password)) if !user.is_empty() && !user.contains(':') => {
+            Some(Credentials {
+                user: user.clone(),
+                password,
+            })
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "basic_user",
+                "must be non-empty, without ':'".into(),
+            ));
+        }
+        (Some(_), None) => {
+            return Err(invalid(
+                "basic_password",
+                "basic_user is set: give its password in CALLBACK_HOST_BASIC_PASSWORD".into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "basic_user",
+                "a password is set without a user".into(),
+            ));
+        }
+    };
+    if let Some(secret) = &file.secret_path
+        && (secret.len() < 16
+            || !secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    {
+        return Err(invalid(
+            "secret_path",
+            "must be at least 16 characters of A-Z a-z 0-9 - _ (one URL path segment)".into(),
+        ));
+    }
+    Ok(Access {
+        basic,
+        secret_path: file.secret_path.clone(),
+        allow: file
+            .allow
+            .as_deref()
+            .map(|list| networks("allow", list))
+            .transpose()?,
+        admin_allow: match &file.admin_allow {
+            Some(list) => networks("admin_allow", list)?,
+            None => loopback(),
+        },
+        open: file.open.unwrap_or(false),
     })
 }
 

@@ -79,6 +79,12 @@ pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
     let linker = runtime::engine::build_linker(&engine)
         .map_err(|e| anyhow::anyhow!("{e:#}"))
         .context("linking the host interfaces")?;
+    runtime::trust::check_private(&config.plugins_dir, "the plugin directory")?;
+    if let Some(dir) = &config.cache_dir {
+        create_private_dir(dir)
+            .with_context(|| format!("creating the compile cache {}", dir.display()))?;
+        runtime::trust::check_private(dir, "the compile cache directory")?;
+    }
     let metrics = Arc::new(Metrics::default());
     // Plugins may run at load time (a JSON plugin's `commands()`): deadlines need the ticker.
     let ticker = EpochTicker::start(&engine).context("starting the epoch ticker thread")?;
@@ -119,6 +125,7 @@ pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         metrics,
         max_body_bytes: config.max_body_bytes,
         limits: config.http,
+        access: config.access.clone(),
     });
     Ok(Host {
         app,
@@ -127,4 +134,13 @@ pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         watch: None,
         _ticker: ticker,
     })
+}
+
+/// Creates `dir` (and its parents) readable and writable by the host's user only, if missing.
+fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
 }

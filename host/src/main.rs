@@ -228,6 +228,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(dir) = args.cache_dir {
         config.cache_dir = (!dir.as_os_str().is_empty()).then_some(dir);
     }
+    // The flags may have changed what the file's settings were checked against.
+    config.validate()?;
+    let tls = match &config.tls {
+        Some(files) => Some(callback_host::http::server::tls_acceptor(
+            &files.cert,
+            &files.key,
+        )?),
+        None => None,
+    };
+    if config.access.open && !config.access.guarded() {
+        tracing::warn!(listen = %config.listen,
+            "[auth] open = true: ANYONE who can reach this port can call the callbacks; only do this behind a network policy");
+    }
     let config = Arc::new(config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -244,7 +257,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             None => None,
         };
         let mut stdout = std::io::stdout();
-        writeln!(stdout, "listening on http://{}", listener.local_addr()?)?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        writeln!(stdout, "listening on {scheme}://{}", listener.local_addr()?)?;
         if let Some(admin) = &admin {
             writeln!(stdout, "admin listening on http://{}", admin.local_addr()?)?;
         }
@@ -261,6 +275,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             } else {
                 Routes::All
             },
+            tls,
             wait(stopped.clone()),
         ));
         let admin = admin.map(|admin| {
@@ -268,6 +283,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 admin,
                 Arc::clone(&host.app),
                 Routes::Admin,
+                None,
                 wait(stopped.clone()),
             ))
         });

@@ -130,6 +130,7 @@ impl Server {
         let addr = first
             .trim()
             .strip_prefix("listening on http://")
+            .or_else(|| first.trim().strip_prefix("listening on https://"))
             .unwrap_or_else(|| {
                 panic!(
                     "unexpected first line {first:?}; log:\n{}",
@@ -152,6 +153,11 @@ impl Server {
             admin_addr,
             dir,
         }
+    }
+
+    /// The temp dir holding the config file and the plugin directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     /// The plugin directory the server watches.

@@ -18,7 +18,6 @@ use hyper::server::conn::http1;
 use hyper::service::Service;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -107,15 +106,16 @@ impl Activity {
     }
 }
 
-/// A TCP stream that tells its connection's [`Activity`] when request bytes arrive.
-struct Watched {
-    /// The client's socket.
-    stream: TcpStream,
+/// A client stream (TCP or TLS) that tells its connection's [`Activity`] when request bytes
+/// arrive.
+struct Watched<T> {
+    /// The client's stream.
+    stream: T,
     /// Told of every read that returns bytes.
     activity: Arc<Activity>,
 }
 
-impl AsyncRead for Watched {
+impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -130,7 +130,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -163,9 +163,9 @@ impl AsyncWrite for Watched {
 /// Serves one connection until it closes, shutdown is asked for, or a timeout ends it.
 /// `service` is made with the connection's [`Activity`] and must call `begin`/`end` around each
 /// request.
-pub async fn serve<S, F>(
+pub async fn serve<T, S, F>(
     http: &http1::Builder,
-    stream: TcpStream,
+    stream: T,
     peer: SocketAddr,
     limits: HttpLimits,
     metrics: &Metrics,
@@ -179,6 +179,7 @@ pub async fn serve<S, F>(
             Error = std::convert::Infallible,
         > + Unpin,
     S::Future: Unpin,
+    T: AsyncRead + AsyncWrite + Unpin,
 {
     let activity = Arc::new(Activity::new());
     let io = TokioIo::new(Watched {
@@ -227,7 +228,7 @@ pub async fn serve<S, F>(
 /// Closes a connection gracefully: the answer is sent (FIN), then what the client still sends is
 /// read and discarded for a moment, so that closing with unread bytes does not reset the
 /// connection before the client has read the answer.
-async fn linger(mut stream: TcpStream) {
+async fn linger<T: AsyncRead + AsyncWrite + Unpin>(mut stream: T) {
     if stream.shutdown().await.is_err() {
         return;
     }

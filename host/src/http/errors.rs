@@ -6,11 +6,26 @@
 
 use http::StatusCode;
 
+use crate::http::access::Denied;
 use crate::protocol::{BodyError, CallbackResponse};
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Credentials => {
+                "missing or wrong credentials (HTTP Basic, from user:pass@ in OpenIM's webhook url)"
+            }
+            Self::SecretPath => "the URL lacks this host's secret path segment",
+            Self::Network => "the source address is not allowed to call this endpoint",
+        })
+    }
+}
 
 /// A request the host cannot pass to plugins.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
+    #[error("{0}")]
+    Denied(Denied),
     #[error("method {0} not allowed: OpenIM callbacks are POST requests")]
     MethodNotAllowed(http::Method),
     #[error(
@@ -33,6 +48,8 @@ impl RequestError {
     /// The HTTP status of the answer.
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::Denied(Denied::Credentials) => StatusCode::UNAUTHORIZED,
+            Self::Denied(_) => StatusCode::FORBIDDEN,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnknownCommand(_) => StatusCode::NOT_FOUND,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -45,6 +62,9 @@ impl RequestError {
     /// A short, stable name of what is wrong.
     pub fn kind(&self) -> &'static str {
         match self {
+            Self::Denied(Denied::Credentials) => "unauthorized",
+            Self::Denied(Denied::SecretPath) => "forbidden_path",
+            Self::Denied(Denied::Network) => "forbidden_network",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::UnknownCommand(_) => "unknown_command",
             Self::BodyTooLarge { .. } => "body_too_large",
@@ -52,6 +72,15 @@ impl RequestError {
             Self::BodyTimeout(_) => "body_timeout",
             Self::BodyRead(_) => "body_read_error",
             Self::Body(body) => body.kind(),
+        }
+    }
+
+    /// The `outcome` label of the request metric.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Denied(Denied::Credentials) => "unauthorized",
+            Self::Denied(_) => "forbidden",
+            _ => "bad_request",
         }
     }
 

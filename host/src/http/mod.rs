@@ -4,8 +4,10 @@
 //! - [`server`]: the HTTP/1.1 accept loop: the connection cap and graceful shutdown.
 //! - [`connection`]: one connection under its read and idle timeouts, closed gracefully.
 //! - [`routing`]: an HTTP request to an answer (callbacks and the admin endpoints).
+//! - [`access`]: who may call (Basic credentials, secret path, source networks).
 //! - [`errors`]: rejected requests and their 4xx answers.
 
+pub mod access;
 pub mod connection;
 pub mod errors;
 pub mod routing;

@@ -1,6 +1,7 @@
 //! From an HTTP request to an answer: method and path checks, the bounded body read, validation,
 //! and dispatch to the command's plugins.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,6 +12,7 @@ use hyper::body::Body;
 
 use crate::config::HttpLimits;
 use crate::dispatch::{self, Dispatcher};
+use crate::http::access::{Access, Denied};
 use crate::http::errors::RequestError;
 use crate::metrics::Metrics;
 use crate::protocol::schema::Catalog;
@@ -26,6 +28,8 @@ pub struct App {
     pub max_body_bytes: usize,
     /// What one client may hold of the server: timeouts, connections, headers.
     pub limits: HttpLimits,
+    /// Who may call.
+    pub access: Access,
 }
 
 /// Which endpoints a listener serves.
@@ -44,6 +48,7 @@ impl App {
     pub async fn handle<B>(
         self: Arc<Self>,
         routes: Routes,
+        peer: IpAddr,
         request: Request<B>,
     ) -> Response<Full<Bytes>>
     where
@@ -54,7 +59,16 @@ impl App {
             && request.method() == Method::GET
             && let Some(response) = self.admin(request.uri().path())
         {
-            return response;
+            return match self.access.check_admin(peer) {
+                Ok(()) => response,
+                Err(denied) => {
+                    tracing::warn!(%peer, path = request.uri().path(), "admin request refused: {}", RequestError::Denied(denied));
+                    json_response(
+                        StatusCode::FORBIDDEN,
+                        &RequestError::Denied(denied).answer(),
+                    )
+                }
+            };
         }
         if routes == Routes::Admin {
             return text_response(
@@ -80,7 +94,7 @@ impl App {
             received,
             answered: false,
         };
-        let result = self.answer(request, received, &operation_id).await;
+        let result = self.answer(request, peer, received, &operation_id).await;
         pending.answered = true;
         match result {
             Ok((command, answer, outcome)) => {
@@ -91,9 +105,10 @@ impl App {
             Err(error) => {
                 let path = uri.path();
                 let command = self.command_of(path).unwrap_or("unknown");
+                let outcome = error.outcome();
                 self.metrics
-                    .request(command, "bad_request", received.elapsed().as_secs_f64());
-                tracing::warn!(%path, operation_id = %operation_id, outcome = "bad_request",
+                    .request(command, outcome, received.elapsed().as_secs_f64());
+                tracing::warn!(%path, %peer, operation_id = %operation_id, outcome,
                     kind = error.kind(), "rejected: {error}");
                 let mut response = json_response(error.status(), &error.answer());
                 match error {
@@ -101,6 +116,12 @@ impl App {
                         response
                             .headers_mut()
                             .insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+                    }
+                    RequestError::Denied(Denied::Credentials) => {
+                        response.headers_mut().insert(
+                            header::WWW_AUTHENTICATE,
+                            header::HeaderValue::from_static("Basic realm=\"callback-host\""),
+                        );
                     }
                     // The rest of the body is not read: the connection cannot be reused.
                     RequestError::BodyTooLarge { .. }
@@ -121,6 +142,7 @@ impl App {
     async fn answer<B>(
         &self,
         request: Request<B>,
+        peer: IpAddr,
         received: Instant,
         operation_id: &Arc<str>,
     ) -> Result<(&'static str, Vec<u8>, dispatch::Outcome), RequestError>
@@ -128,6 +150,9 @@ impl App {
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.access
+            .check_callback(peer, request.uri().path(), request.headers())
+            .map_err(RequestError::Denied)?;
         if request.method() != Method::POST {
             return Err(RequestError::MethodNotAllowed(request.method().clone()));
         }

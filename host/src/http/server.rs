@@ -2,14 +2,17 @@
 //! the shutdown future resolves, then lets in-flight requests finish.
 
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioTimer;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
 
 use crate::http::connection;
 use crate::http::routing::{App, Routes};
@@ -17,7 +20,8 @@ use crate::http::routing::{App, Routes};
 /// How long in-flight requests get to finish after shutdown was asked for (OpenIM's own cap).
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Serves `routes` of `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
+/// Serves `routes` of `app` on `listener` (over TLS when `tls` is given) until `shutdown`
+/// resolves, then drains in-flight requests.
 ///
 /// At most `max_connections` connections are served at once: beyond it the loop stops accepting,
 /// so new connections wait in the kernel's listen backlog while the open ones are served.
@@ -25,6 +29,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     routes: Routes,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let limits = app.limits;
@@ -62,23 +67,46 @@ pub async fn serve(
         let app = Arc::clone(&app);
         let http = Arc::clone(&http);
         let closing = closing_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let metrics = Arc::clone(&app.metrics);
             let _open = metrics.connection_opened();
-            connection::serve(&http, stream, peer, limits, &metrics, closing, |activity| {
+            let service = |activity: Arc<connection::Activity>| {
                 service_fn(move |request| {
                     let app = Arc::clone(&app);
                     let activity = Arc::clone(&activity);
                     Box::pin(async move {
                         activity.begin();
-                        let response = app.handle(routes, request).await;
+                        let response = app.handle(routes, peer.ip(), request).await;
                         activity.end();
                         Ok::<_, std::convert::Infallible>(response)
                     })
                 })
-            })
-            .await;
+            };
+            match tls {
+                None => {
+                    connection::serve(&http, stream, peer, limits, &metrics, closing, service)
+                        .await;
+                }
+                Some(tls) => {
+                    // The handshake is part of reading the request: the same timeout bounds it.
+                    let stream =
+                        match tokio::time::timeout(limits.read_timeout, tls.accept(stream)).await {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(error)) => {
+                                tracing::debug!(%peer, %error, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                metrics.connection_closed(connection::Closed::ReadTimeout);
+                                return;
+                            }
+                        };
+                    connection::serve(&http, stream, peer, limits, &metrics, closing, service)
+                        .await;
+                }
+            }
         });
     }
     drop(listener);
@@ -91,4 +119,29 @@ pub async fn serve(
     {
         tracing::warn!("in-flight requests still running after {DRAIN_TIMEOUT:?}; exiting anyway");
     }
+}
+
+/// The TLS acceptor of a PEM certificate chain and private key.
+pub fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .with_context(|| format!("reading the TLS certificate {}", cert.display()))?;
+    anyhow::ensure!(
+        !chain.is_empty(),
+        "{} holds no PEM certificate",
+        cert.display()
+    );
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading the TLS private key {}", key.display()))?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("the TLS certificate does not match its key")?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -7,6 +7,7 @@
 //! - [`limits`]: the resource limiter and the names of the ways a call fails.
 //! - [`cache`]: the on-disk cache of compiled plugins, checksummed.
 //! - [`plugin`]: compiling and validating `plugins/*.wasm` at load time; what each handles.
+//! - [`trust`]: refusing plugin and cache directories that other users can write to.
 //! - [`bindings`]: Rust types generated from `wit/` for the host's own imports (`log`).
 
 pub mod bindings;
@@ -16,3 +17,4 @@ pub mod limits;
 pub mod plugin;
 pub mod sandbox;
 pub mod store;
+pub mod trust;
