@@ -320,3 +320,114 @@ fn a_plugin_cannot_flood_the_log_or_hold_up_other_requests_with_it() {
     assert!(flood_lines <= 11 * 100, "{flood_lines} lines of flood");
     assert!(log.len() < 8 << 20, "the log grew to {} bytes", log.len());
 }
+
+/// The memory budget of these tests, and what the host itself may add to it (its code, the
+/// compiled plugins, buffers).
+const BUDGET_MIB: u64 = 256;
+const OVERHEAD_MIB: u64 = 96;
+
+#[test]
+fn memory_hungry_calls_beyond_the_budget_wait_and_the_host_stays_under_it() {
+    let server = Server::start(
+        &[("10-hostile.wasm", component("hostile"))],
+        &format!(
+            "memory_budget_mib = {BUDGET_MIB}\nmax_concurrent_calls = 32\n[defaults]\ntimeout_secs = 5\n\
+             [plugin_defaults]\nmemory_mib = 64\n"
+        ),
+    );
+    // Warm up: the plugin has run once, so the baseline holds what every call shares.
+    assert!(
+        server
+            .kick_decision(&["u"], "hold 1 0")
+            .contains("held 1 MiB")
+    );
+    let baseline = server.rss_bytes();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let peak = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(server.rss_bytes());
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        // 20 calls of 40 MiB each at once: 800 MiB wanted, 256 MiB allowed.
+        let started = Instant::now();
+        let calls: Vec<_> = (0..20)
+            .map(|_| scope.spawn(|| server.kick_decision(&["u"], "hold 40 300")))
+            .collect();
+        for call in calls {
+            let decision = call.join().unwrap();
+            assert!(decision.contains("held 40 MiB for 300 ms"), "{decision}");
+        }
+        let elapsed = started.elapsed();
+        // They queued: at most 6 fit at once, so it took several rounds of 300 ms.
+        assert!(elapsed >= Duration::from_millis(900), "{elapsed:?}");
+        assert!(elapsed < Duration::from_millis(4500), "{elapsed:?}");
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        sampler.join().unwrap()
+    });
+    let mib = |bytes: u64| bytes >> 20;
+    assert!(
+        peak <= baseline + ((BUDGET_MIB + OVERHEAD_MIB) << 20),
+        "peak RSS {} MiB over the baseline {} MiB + budget {BUDGET_MIB} MiB + {OVERHEAD_MIB} MiB",
+        mib(peak),
+        mib(baseline)
+    );
+    // Afterwards: what stays resident is bounded by the budget, and shown in /metrics.
+    std::thread::sleep(Duration::from_millis(500));
+    let after = server.rss_bytes();
+    assert!(
+        after <= baseline + (BUDGET_MIB << 20),
+        "{} MiB resident after the burst (baseline {} MiB)",
+        mib(after),
+        mib(baseline)
+    );
+    let metrics = Server::get(&server.addr, "/metrics").body;
+    assert!(metrics.contains(&format!(
+        "callback_host_memory_budget_bytes {}",
+        BUDGET_MIB << 20
+    )));
+    assert!(
+        metrics.contains("callback_host_memory_reserved_bytes 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("callback_host_resident_memory_bytes "));
+}
+
+#[test]
+fn a_call_that_gets_no_memory_before_its_deadline_fails_by_name() {
+    // Instances kept for reuse keep their memory, and it counts against the budget.
+    let server = Server::start(
+        &[("10-hostile.wasm", component("hostile"))],
+        &format!(
+            "memory_budget_mib = 40\n{}reuse_instances = 1000\n",
+            config("")
+        ),
+    );
+    // One instance grows to 30 MiB and is kept: 10 MiB of the budget are left.
+    assert!(
+        server
+            .kick_decision(&["u"], "hold 30 0")
+            .contains("held 30 MiB")
+    );
+    // Two at once: one takes the kept instance, the other needs 30 MiB more, which never frees
+    // up before its deadline.
+    let first = common::kick_in_background(server.addr.clone(), "hold 30 300");
+    let started = Instant::now();
+    let second = server.kick_decision(&["u"], "hold 30 301");
+    assert!(started.elapsed() < TIMEOUT, "{:?}", started.elapsed());
+    assert_eq!(first.join().unwrap().0.body, GO_ON);
+    let decisions = [second, server.decision("op-hold 30 300")];
+    assert!(
+        decisions.iter().any(|d| d.contains("held 30 MiB"))
+            && decisions.contains(&GO_ON.to_owned()),
+        "{decisions:?}"
+    );
+    server.wait_for_log(&[
+        "plugin failed",
+        "outcome=\"memory_budget\"",
+        "did not fit in the host's plugin memory budget of 41943040 bytes",
+    ]);
+}

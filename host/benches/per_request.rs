@@ -16,8 +16,9 @@ use callback_host::metrics::Metrics;
 use callback_host::protocol::schema::Catalog;
 use callback_host::protocol::{self, CallbackResponse};
 use callback_host::registry::{CurrentPlugins, Link, Registry};
+use callback_host::runtime::budget::MemoryBudget;
 use callback_host::runtime::engine::{self, EpochTicker};
-use callback_host::runtime::plugin::load_plugin;
+use callback_host::runtime::plugin::{Loading, load_plugin};
 
 const KICK: &str = "callbackAfterKickGroupCommand";
 const BODY: &[u8] = b"{\"callbackCommand\":\"callbackAfterKickGroupCommand\",\"groupID\":\"G001\",\"kickedUserIDs\":[\"user123\",\"user456\"],\"reason\":\"Violation of group rules\"}\n";
@@ -31,18 +32,15 @@ fn per_request(c: &mut Criterion) {
     let _ticker = EpochTicker::start(&engine).expect("ticker");
     let bytes = std::fs::read(&plugin_path).expect("read plugin");
     let limits = config.plugin("10-guard");
-    let plugin = Arc::new(
-        load_plugin(
-            &engine,
-            &config,
-            &linker,
-            None,
-            &plugin_path,
-            &bytes,
-            limits,
-        )
-        .expect("plugin"),
-    );
+    let budget = Arc::new(MemoryBudget::new(config.memory_budget));
+    let loading = Loading {
+        engine: &engine,
+        config: &config,
+        linker: &linker,
+        cache: None,
+        budget: &budget,
+    };
+    let plugin = Arc::new(load_plugin(&loading, &plugin_path, &bytes, limits).expect("plugin"));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -74,6 +72,7 @@ fn per_request(c: &mut Criterion) {
         Arc::clone(&current),
         Arc::clone(&config),
         Arc::new(Metrics::default()),
+        Arc::clone(&budget),
     );
     let link = Link {
         plugin: Arc::clone(&plugin),
@@ -88,18 +87,7 @@ fn per_request(c: &mut Criterion) {
     // The same plugin kept between requests (reuse mode: no instantiation).
     let mut reuse_limits = limits;
     reuse_limits.reuse_instances = u32::MAX;
-    let kept = Arc::new(
-        load_plugin(
-            &engine,
-            &config,
-            &linker,
-            None,
-            &plugin_path,
-            &bytes,
-            reuse_limits,
-        )
-        .expect("plugin"),
-    );
+    let kept = Arc::new(load_plugin(&loading, &plugin_path, &bytes, reuse_limits).expect("plugin"));
     let kept_link = Link {
         plugin: Arc::clone(&kept),
         entry: kept.handles[0].entry,

@@ -61,6 +61,7 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     pub safety_margin_ms: Option<u64>,
     pub max_concurrent_calls: Option<u32>,
+    pub memory_budget_mib: Option<u64>,
     pub cache_dir: Option<PathBuf>,
     pub fuel_metering: Option<bool>,
     pub epoch_interruption: Option<bool>,
@@ -237,6 +238,9 @@ pub struct Config {
     pub safety_margin: Duration,
     /// Plugin instances alive at once; sizes the pooling allocator. Requests beyond it wait.
     pub max_concurrent_calls: u32,
+    /// The most linear memory all plugin instances may hold at once, in bytes; growth beyond it
+    /// waits (within the call's deadline) for other calls to give memory back.
+    pub memory_budget: usize,
     /// Where compiled plugins are cached; `None` compiles every plugin at every start.
     pub cache_dir: Option<PathBuf>,
     /// Count instructions (fuel) and stop a call at its budget. On by default.
@@ -322,6 +326,10 @@ impl Config {
             tls: file.tls,
             safety_margin: Duration::from_millis(file.safety_margin_ms.unwrap_or(500)),
             max_concurrent_calls: file.max_concurrent_calls.unwrap_or(128),
+            memory_budget: match file.memory_budget_mib {
+                Some(mib) => usize::try_from(mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX),
+                None => default_memory_budget(),
+            },
             cache_dir: match file.cache_dir {
                 Some(dir) if dir.as_os_str().is_empty() => None,
                 Some(dir) => Some(dir),
@@ -362,6 +370,29 @@ impl Config {
         }
         if self.max_concurrent_calls == 0 {
             return Err(invalid("max_concurrent_calls", "must be at least 1".into()));
+        }
+        let largest = self.largest_memory_bytes();
+        if self.memory_budget < largest {
+            return Err(invalid(
+                "memory_budget_mib",
+                format!(
+                    "{} MiB is less than one plugin may use ({} MiB, memory_mib): raise memory_budget_mib or lower memory_mib",
+                    self.memory_budget >> 20,
+                    largest >> 20
+                ),
+            ));
+        }
+        if let Some(machine) = machine_memory_bytes()
+            && self.memory_budget > machine
+        {
+            return Err(invalid(
+                "memory_budget_mib",
+                format!(
+                    "{} MiB is more than this machine's {} MiB of memory: lower memory_budget_mib (and memory_mib or max_concurrent_calls with it)",
+                    self.memory_budget >> 20,
+                    machine >> 20
+                ),
+            ));
         }
         let shortest = std::iter::once(&self.defaults)
             .chain(self.commands.values())
@@ -433,6 +464,30 @@ impl Config {
             .timeout
             .saturating_sub(self.safety_margin)
     }
+}
+
+/// The default memory budget: 1 GiB, or half the machine's memory when that is less.
+fn default_memory_budget() -> usize {
+    let half = machine_memory_bytes().map_or(usize::MAX, |m| m / 2);
+    (1usize << 30).min(half)
+}
+
+/// The machine's memory (`MemTotal`), or its cgroup's limit when that is lower (a container).
+pub fn machine_memory_bytes() -> Option<usize> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let total_kib: usize = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    let total = total_kib * 1024;
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    Some(cgroup.map_or(total, |limit| limit.min(total)))
 }
 
 /// `$XDG_CACHE_HOME/callback-host`, else `$HOME/.cache/callback-host`.
@@ -660,6 +715,50 @@ mod tests {
         assert!(err.to_string().contains("unknown field `timeout`"), "{err}");
         let err = Config::parse(Path::new("t.toml"), "safety_margin_ms = 9000\n").unwrap_err();
         assert!(err.to_string().contains("safety_margin_ms"), "{err}");
+    }
+
+    #[test]
+    fn the_memory_budget_must_fit_a_plugin_and_the_machine() {
+        let err = Config::parse(
+            Path::new("t.toml"),
+            "memory_budget_mib = 200\n[plugins_limits.big]\nmemory_mib = 300\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("memory_budget_mib")
+                && err
+                    .to_string()
+                    .contains("less than one plugin may use (300 MiB"),
+            "{err}"
+        );
+        let machine = machine_memory_bytes().expect("this machine reports its memory") >> 20;
+        let err = Config::parse(
+            Path::new("t.toml"),
+            &format!("memory_budget_mib = {}\n", machine + 1024),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("more than this machine's"),
+            "{err}"
+        );
+        let config = Config::default();
+        assert!(config.memory_budget <= 1 << 30);
+        assert!(config.memory_budget >= config.largest_memory_bytes());
+    }
+
+    #[test]
+    fn http_limits_and_access_are_validated() {
+        let err = Config::parse(Path::new("t.toml"), "[http]\nread_timeout_ms = 5\n").unwrap_err();
+        assert!(err.to_string().contains("http.read_timeout_ms"), "{err}");
+        let err =
+            Config::parse(Path::new("t.toml"), "[auth]\nallow = [\"10.0.0.0/33\"]\n").unwrap_err();
+        assert!(err.to_string().contains("auth.allow"), "{err}");
+        let config = Config::parse(
+            Path::new("t.toml"),
+            "listen = \"0.0.0.0:10006\"\n[auth]\nallow = [\"10.0.0.0/8\", \"192.168.1.7\"]\n",
+        )
+        .unwrap();
+        assert_eq!(config.access.allow.as_ref().map(Vec::len), Some(2));
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::protocol::answer::{self, Merge};
 use crate::protocol::commands::Phase;
 use crate::protocol::schema::Command;
 use crate::registry::{CurrentPlugins, Link};
+use crate::runtime::budget::MemoryBudget;
 use crate::runtime::limits::Failure;
 use crate::runtime::plugin::{Entry, Plugin, WarmInstance};
 use crate::runtime::sandbox::CallTag;
@@ -106,6 +107,8 @@ pub struct Dispatcher {
     /// One permit per plugin instance alive at once, so the pooling allocator never runs out:
     /// requests beyond it wait (within their deadline) instead of failing.
     permits: Semaphore,
+    /// The memory all instances may hold at once; shared with the loader.
+    budget: Arc<MemoryBudget>,
 }
 
 /// What one plugin call cost.
@@ -125,6 +128,7 @@ impl Dispatcher {
         plugins: Arc<CurrentPlugins>,
         config: Arc<Config>,
         metrics: Arc<Metrics>,
+        budget: Arc<MemoryBudget>,
     ) -> Self {
         let permits = Semaphore::new(config.max_concurrent_calls as usize);
         Self {
@@ -133,7 +137,13 @@ impl Dispatcher {
             config,
             metrics,
             permits,
+            budget,
         }
+    }
+
+    /// The memory budget, for status reporting.
+    pub fn budget(&self) -> &MemoryBudget {
+        &self.budget
     }
 
     /// The plugins in force, for status reporting.
@@ -338,6 +348,7 @@ impl Dispatcher {
                     &self.engine,
                     &self.config,
                     plugin.limits,
+                    &self.budget,
                     tag,
                     deadline,
                 ),

@@ -42,6 +42,7 @@ use crate::http::routing::App;
 use crate::metrics::Metrics;
 use crate::registry::CurrentPlugins;
 use crate::reload::{Loader, Watch};
+use crate::runtime::budget::MemoryBudget;
 use crate::runtime::engine::EpochTicker;
 use crate::runtime::plugin::LoadError;
 
@@ -89,12 +90,14 @@ pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
     // Plugins may run at load time (a JSON plugin's `commands()`): deadlines need the ticker.
     let ticker = EpochTicker::start(&engine).context("starting the epoch ticker thread")?;
     let current = Arc::new(CurrentPlugins::default());
+    let budget = Arc::new(MemoryBudget::new(config.memory_budget));
     let mut loader = Loader::new(
         engine.clone(),
         linker,
         Arc::clone(&config),
         Arc::clone(&metrics),
         Arc::clone(&current),
+        Arc::clone(&budget),
     );
     let load_errors = loader
         .scan()
@@ -121,7 +124,13 @@ pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         }
     }
     let app = Arc::new(App {
-        dispatcher: Dispatcher::new(engine, current, Arc::clone(&config), Arc::clone(&metrics)),
+        dispatcher: Dispatcher::new(
+            engine,
+            current,
+            Arc::clone(&config),
+            Arc::clone(&metrics),
+            budget,
+        ),
         metrics,
         max_body_bytes: config.max_body_bytes,
         limits: config.http,

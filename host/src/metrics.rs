@@ -112,6 +112,14 @@ pub struct Metrics {
     pub connections: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Connections the server closed, by reason.
     pub connections_closed: Family<ClosedLabels, Counter>,
+    /// The memory budget of all plugin instances.
+    pub memory_budget: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Plugin memory reserved from the budget by live instances now.
+    pub memory_reserved: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// The process's resident memory (RSS), read when the metrics are rendered.
+    pub resident_memory: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// The process's open file descriptors, read when the metrics are rendered.
+    pub open_fds: Gauge<i64, std::sync::atomic::AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -129,6 +137,26 @@ impl Default for Metrics {
         let handles = Family::default();
         let connections = Gauge::default();
         let connections_closed = Family::default();
+        let memory_budget = Gauge::default();
+        let memory_reserved = Gauge::default();
+        let resident_memory = Gauge::default();
+        let open_fds = Gauge::default();
+        registry.register(
+            "memory_budget_bytes",
+            "Memory budget of all plugin instances",
+            memory_budget.clone(),
+        );
+        registry.register(
+            "memory_reserved_bytes",
+            "Plugin memory held by live instances",
+            memory_reserved.clone(),
+        );
+        registry.register(
+            "resident_memory_bytes",
+            "Resident memory of the host process",
+            resident_memory.clone(),
+        );
+        registry.register("open_fds", "Open file descriptors", open_fds.clone());
         registry.register("requests", "Callback requests answered", requests.clone());
         registry.register(
             "request_seconds",
@@ -187,6 +215,10 @@ impl Default for Metrics {
             handles,
             connections,
             connections_closed,
+            memory_budget,
+            memory_reserved,
+            resident_memory,
+            open_fds,
         }
     }
 }
@@ -198,6 +230,20 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+
+    /// Reads what the process holds now (resident memory, file descriptors) into the gauges.
+    pub fn sample_process(&self) {
+        // statm: sizes in pages; the second field is the resident set.
+        if let Some(pages) = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<i64>().ok())
+        {
+            self.resident_memory.set(pages * 4096);
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            self.open_fds.set(fds.count() as i64);
+        }
     }
 
     /// Counts an answered request.

@@ -21,9 +21,10 @@ use wasmtime::component::Linker;
 use crate::config::Config;
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::registry::{CurrentPlugins, Registry};
+use crate::runtime::budget::MemoryBudget;
 use crate::runtime::cache::CompileCache;
 use crate::runtime::plugin::{
-    LoadError, Plugin, load_plugin, plugin_files, plugin_name, read_plugin,
+    LoadError, Loading, Plugin, load_plugin, plugin_files, plugin_name, read_plugin,
 };
 use crate::runtime::sandbox::PluginState;
 
@@ -46,6 +47,8 @@ pub struct Loader {
     cache: Option<CompileCache>,
     metrics: Arc<Metrics>,
     current: Arc<CurrentPlugins>,
+    /// The memory budget a JSON plugin's load-time call counts against.
+    budget: Arc<MemoryBudget>,
     /// Every `*.wasm` last seen, by file name.
     files: BTreeMap<String, Entry>,
 }
@@ -57,6 +60,7 @@ impl Loader {
         config: Arc<Config>,
         metrics: Arc<Metrics>,
         current: Arc<CurrentPlugins>,
+        budget: Arc<MemoryBudget>,
     ) -> Self {
         let cache = config.cache_dir.clone().map(CompileCache::new);
         Self {
@@ -66,6 +70,7 @@ impl Loader {
             cache,
             metrics,
             current,
+            budget,
             files: BTreeMap::new(),
         }
     }
@@ -134,15 +139,14 @@ impl Loader {
         errors: &mut Vec<LoadError>,
     ) -> Entry {
         let limits = self.config.plugin(&plugin_name(path));
-        match load_plugin(
-            &self.engine,
-            &self.config,
-            &self.linker,
-            self.cache.as_ref(),
-            path,
-            bytes,
-            limits,
-        ) {
+        let loading = Loading {
+            engine: &self.engine,
+            config: &self.config,
+            linker: &self.linker,
+            cache: self.cache.as_ref(),
+            budget: &self.budget,
+        };
+        match load_plugin(&loading, path, bytes, limits) {
             Ok(plugin) => {
                 if previous.is_some() {
                     self.metrics

@@ -12,9 +12,12 @@ use crate::protocol::answer::Merge;
 use crate::protocol::schema::Catalog;
 use crate::protocol::{self, BodyError, CallbackResponse};
 use crate::registry::{CurrentPlugins, Link};
+use crate::runtime::budget::MemoryBudget;
 use crate::runtime::engine::{self, EpochTicker};
 use crate::runtime::limits::Failure;
-use crate::runtime::plugin::{Entry, LoadError, Plugin, load_plugin, plugin_name, read_plugin};
+use crate::runtime::plugin::{
+    Entry, LoadError, Loading, Plugin, load_plugin, plugin_name, read_plugin,
+};
 
 /// A sample kick, used by `call` when given no request.
 pub const SAMPLE_KICK: &str = "{\"callbackCommand\":\"callbackAfterKickGroupCommand\",\"groupID\":\"G001\",\"kickedUserIDs\":[\"user123\",\"admin\"],\"reason\":\"Violation of group rules\"}\n";
@@ -53,7 +56,15 @@ fn engine_and_plugin(
     let linker = engine::build_linker(&engine).map_err(|e| ToolError::Engine(format!("{e:#}")))?;
     let bytes = read_plugin(path)?;
     let limits = config.plugin(&plugin_name(path));
-    let plugin = load_plugin(&engine, config, &linker, None, path, &bytes, limits)?;
+    let budget = Arc::new(MemoryBudget::new(config.memory_budget));
+    let loading = Loading {
+        engine: &engine,
+        config,
+        linker: &linker,
+        cache: None,
+        budget: &budget,
+    };
+    let plugin = load_plugin(&loading, path, &bytes, limits)?;
     Ok((engine, plugin))
 }
 
@@ -132,6 +143,7 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
         Arc::new(CurrentPlugins::default()),
         Arc::clone(&config),
         Arc::new(Metrics::default()),
+        Arc::new(MemoryBudget::new(config.memory_budget)),
     );
     let received = Instant::now();
     let request = Request {

@@ -204,11 +204,19 @@ impl App {
                 .to_string();
                 Some(text_response(StatusCode::OK, "application/json", body))
             }
-            "/metrics" => Some(text_response(
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                self.metrics.render(),
-            )),
+            "/metrics" => Some({
+                let budget = self.dispatcher.budget();
+                self.metrics.memory_budget.set(budget.bytes() as i64);
+                self.metrics
+                    .memory_reserved
+                    .set(budget.in_use_bytes() as i64);
+                self.metrics.sample_process();
+                text_response(
+                    StatusCode::OK,
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    self.metrics.render(),
+                )
+            }),
             _ => None,
         }
     }

@@ -19,8 +19,10 @@ use crate::runtime::sandbox::PluginState;
 /// requests) once per tick, so this is the precision of the wall-clock limit.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
-/// Bytes of each linear memory kept mapped between instances (see [`pooling`]).
-const KEEP_RESIDENT_BYTES: usize = 32 << 20;
+/// The most bytes of each linear memory kept mapped between instances (see [`pooling`]).
+const KEEP_RESIDENT_MAX_BYTES: usize = 32 << 20;
+/// Linear memories in the pool per instance slot (language runtimes have a few each).
+const MEMORIES_PER_SLOT: u32 = 4;
 /// Bytes of each table kept mapped between instances.
 const KEEP_RESIDENT_TABLE_BYTES: usize = 1 << 20;
 
@@ -52,7 +54,7 @@ fn pooling(config: &Config) -> PoolingAllocationConfig {
         .total_core_instances(calls.saturating_mul(20))
         .max_memories_per_component(10)
         .max_memories_per_module(1)
-        .total_memories(calls.saturating_mul(4))
+        .total_memories(calls.saturating_mul(MEMORIES_PER_SLOT))
         .max_tables_per_component(50)
         .max_tables_per_module(4)
         .total_tables(calls.saturating_mul(20))
@@ -64,12 +66,29 @@ fn pooling(config: &Config) -> PoolingAllocationConfig {
         // mapped: the next instance in the slot takes no page faults for them. With a fresh
         // instance per request this is most of the cost of a large (Python, JS) component.
         .pagemap_scan(Enabled::Auto)
-        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .linear_memory_keep_resident(keep_resident(config))
+        // Idle slots are reused before untouched ones: the slots ever used (each keeping its
+        // resident pages) are as many as ever ran at once, not the whole pool.
+        .max_unused_warm_slots(0)
         .table_keep_resident(KEEP_RESIDENT_TABLE_BYTES)
-        // Return memory to the kernel in batches: fewer madvise calls and TLB shootdowns.
-        .decommit_batch_size(16)
+        // Return memory to the kernel as soon as an instance is dropped: batching would keep the
+        // memory of several dropped instances resident, outside the memory budget.
+        .decommit_batch_size(1)
         .async_stack_keep_resident(64 << 10);
     pool
+}
+
+/// Bytes of each linear memory kept mapped between instances: as much as lets every memory slot
+/// of the pool together keep no more than the memory budget (so what stays resident after a
+/// burst is bounded by the budget), at most [`KEEP_RESIDENT_MAX_BYTES`].
+pub fn keep_resident(config: &Config) -> usize {
+    let slots = config
+        .max_concurrent_calls
+        .saturating_add(IDLE_SLOTS)
+        .saturating_mul(MEMORIES_PER_SLOT) as usize;
+    // Whole pages: wasmtime rounds down to the host page size anyway.
+    let per_slot = (config.memory_budget / slots.max(1)) & !0xffff;
+    per_slot.min(KEEP_RESIDENT_MAX_BYTES)
 }
 
 /// The linker every plugin is pre-instantiated with: WASI (which grants nothing, see

@@ -6,10 +6,11 @@
 //! - Instructions: fuel, set per call from the command's budget ([`crate::config::CommandSettings`]).
 //! - Memory, tables, instances: [`PluginLimiter`], which traps (rather than failing the growth) so
 //!   the cause is named instead of surfacing as whatever the guest does on allocation failure.
+//!   Memory also counts against the host-wide [`crate::runtime::budget::MemoryBudget`].
 
 use std::time::Duration;
 
-use wasmtime::{ResourceLimiter, Trap};
+use wasmtime::Trap;
 
 use crate::config::PluginLimits;
 
@@ -27,6 +28,10 @@ pub enum LimitExceeded {
     Memory { desired: usize, cap: usize },
     #[error("table limit exceeded: tried to grow a table to {desired} elements, the cap is {cap}")]
     TableElements { desired: usize, cap: usize },
+    #[error(
+        "memory budget exhausted: {wanted} more bytes did not fit in the host's plugin memory budget of {budget} bytes before the deadline"
+    )]
+    Budget { wanted: usize, budget: usize },
 }
 
 /// Caps what one plugin instance may allocate, and remembers the most it had.
@@ -55,13 +60,9 @@ impl PluginLimiter {
     }
 }
 
-impl ResourceLimiter for PluginLimiter {
-    fn memory_growing(
-        &mut self,
-        current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+impl PluginLimiter {
+    /// Checks a memory growth against the cap and counts it.
+    pub fn memory_growing(&mut self, current: usize, desired: usize) -> wasmtime::Result<()> {
         if desired > self.limits.memory_bytes {
             return Err(wasmtime::Error::new(LimitExceeded::Memory {
                 desired,
@@ -72,34 +73,32 @@ impl ResourceLimiter for PluginLimiter {
             .memory_bytes
             .saturating_add(desired.saturating_sub(current));
         self.peak_memory_bytes = self.peak_memory_bytes.max(self.memory_bytes);
-        Ok(true)
+        Ok(())
     }
 
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
+    /// Checks a table growth against the cap.
+    pub fn table_growing(&mut self, desired: usize) -> wasmtime::Result<()> {
         if desired > self.limits.max_table_elements {
             return Err(wasmtime::Error::new(LimitExceeded::TableElements {
                 desired,
                 cap: self.limits.max_table_elements,
             }));
         }
-        Ok(true)
+        Ok(())
     }
 
-    fn instances(&self) -> usize {
+    /// Core instances a store may create.
+    pub fn instances(&self) -> usize {
         self.limits.max_instances
     }
 
-    fn tables(&self) -> usize {
+    /// Tables a store may create.
+    pub fn tables(&self) -> usize {
         self.limits.max_tables
     }
 
-    fn memories(&self) -> usize {
-        // Linear memories per store; components of language runtimes have a few.
+    /// Linear memories per store; components of language runtimes have a few.
+    pub fn memories(&self) -> usize {
         self.limits.max_instances
     }
 }
@@ -135,6 +134,7 @@ impl Failure {
             Self::Fuel { .. } => "fuel",
             Self::Limit(LimitExceeded::Memory { .. }) => "memory",
             Self::Limit(LimitExceeded::TableElements { .. }) => "table",
+            Self::Limit(LimitExceeded::Budget { .. }) => "memory_budget",
             Self::StackOverflow => "stack_overflow",
             Self::Trap(_) => "trap",
             Self::Instantiate(_) => "instantiate",

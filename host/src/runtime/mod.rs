@@ -4,6 +4,7 @@
 //! - [`store`]: the one place a plugin store is made (limits, fuel, deadline, epoch callback).
 //! - [`sandbox`]: the store data of one call: WASI that grants nothing, plugin output and the
 //!   `log` import routed to the host's log.
+//! - [`budget`]: the memory budget all plugin instances share.
 //! - [`limits`]: the resource limiter and the names of the ways a call fails.
 //! - [`cache`]: the on-disk cache of compiled plugins, checksummed.
 //! - [`plugin`]: compiling and validating `plugins/*.wasm` at load time; what each handles.
@@ -11,6 +12,7 @@
 //! - [`bindings`]: Rust types generated from `wit/` for the host's own imports (`log`).
 
 pub mod bindings;
+pub mod budget;
 pub mod cache;
 pub mod engine;
 pub mod limits;

@@ -13,6 +13,7 @@ use wasmtime::{Engine, Store};
 use crate::config::{Config, PluginLimits};
 use crate::protocol::commands::{self, looks_like_command};
 use crate::protocol::schema::Catalog;
+use crate::runtime::budget::MemoryBudget;
 use crate::runtime::cache::{CompileCache, Source};
 use crate::runtime::limits::Failure;
 use crate::runtime::sandbox::{CallTag, PluginState};
@@ -121,16 +122,33 @@ pub fn read_plugin(path: &Path) -> Result<Vec<u8>, LoadError> {
     })
 }
 
+/// What loading a plugin needs from the host.
+pub struct Loading<'a> {
+    /// The engine to compile with.
+    pub engine: &'a Engine,
+    /// Limits of the load-time call of a JSON plugin.
+    pub config: &'a Config,
+    /// The host's imports.
+    pub linker: &'a Linker<PluginState>,
+    /// Where compiled plugins are kept, if anywhere.
+    pub cache: Option<&'a CompileCache>,
+    /// The memory budget a JSON plugin's load-time `commands()` call counts against.
+    pub budget: &'a Arc<MemoryBudget>,
+}
+
 /// Compiles and validates the `bytes` of the plugin file at `path`.
 pub fn load_plugin(
-    engine: &Engine,
-    config: &Config,
-    linker: &Linker<PluginState>,
-    cache: Option<&CompileCache>,
+    loading: &Loading<'_>,
     path: &Path,
     bytes: &[u8],
     limits: PluginLimits,
 ) -> Result<Plugin, LoadError> {
+    let Loading {
+        engine,
+        linker,
+        cache,
+        ..
+    } = *loading;
     check_component_header(bytes).map_err(|reason| LoadError::NotAComponent {
         path: path.to_owned(),
         reason: reason.to_owned(),
@@ -151,7 +169,7 @@ pub fn load_plugin(
     };
     let pre = linker.instantiate_pre(&component).map_err(link_error)?;
     let name: Arc<str> = plugin_name(path).into();
-    let handles = handlers(engine, config, &pre, &name, limits).map_err(|reason| match reason {
+    let handles = handlers(loading, &pre, &name, limits).map_err(|reason| match reason {
         HandlerError::None => LoadError::NoCallbackExport {
             path: path.to_owned(),
             exports: {
@@ -197,8 +215,7 @@ enum HandlerError {
 
 /// The commands a component handles: its typed exports, then what its JSON interface declares.
 fn handlers(
-    engine: &Engine,
-    config: &Config,
+    loading: &Loading<'_>,
     pre: &InstancePre<PluginState>,
     name: &Arc<str>,
     limits: PluginLimits,
@@ -221,10 +238,9 @@ fn handlers(
         function(JSON_INTERFACE, "commands"),
         function(JSON_INTERFACE, "handle"),
     ) {
-        let declared =
-            declared_commands(engine, config, pre, name, limits, list).map_err(|failure| {
-                HandlerError::Declared(format!("calling commands() failed: {failure}"))
-            })?;
+        let declared = declared_commands(loading, pre, name, limits, list).map_err(|failure| {
+            HandlerError::Declared(format!("calling commands() failed: {failure}"))
+        })?;
         if declared.len() > MAX_DECLARED {
             return Err(HandlerError::Declared(format!(
                 "{} commands, more than {MAX_DECLARED}",
@@ -265,13 +281,13 @@ fn handlers(
 /// Calls `commands()` of a JSON plugin once, under the default limits, on a thread of its own (the
 /// loader may run inside the server's runtime).
 fn declared_commands(
-    engine: &Engine,
-    config: &Config,
+    loading: &Loading<'_>,
     pre: &InstancePre<PluginState>,
     name: &Arc<str>,
     limits: PluginLimits,
     index: ComponentExportIndex,
 ) -> Result<Vec<String>, Failure> {
+    let Loading { engine, config, .. } = *loading;
     let budget = config.defaults.timeout.saturating_sub(config.safety_margin);
     let fuel = config.defaults.fuel;
     std::thread::scope(|scope| {
@@ -288,8 +304,14 @@ fn declared_commands(
                         command: "(load)",
                         operation_id: "".into(),
                     });
-                    let mut store =
-                        crate::runtime::store::new_store(engine, config, limits, tag, deadline);
+                    let mut store = crate::runtime::store::new_store(
+                        engine,
+                        config,
+                        limits,
+                        loading.budget,
+                        tag,
+                        deadline,
+                    );
                     crate::runtime::store::arm(&mut store, config, fuel)
                         .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
                     let call = async {

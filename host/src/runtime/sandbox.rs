@@ -9,13 +9,15 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::io::AsyncWrite;
+use wasmtime::ResourceLimiterAsync;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::runtime::bindings::Level;
-use crate::runtime::limits::PluginLimiter;
+use crate::runtime::budget::{MemoryBudget, Reservation};
+use crate::runtime::limits::{LimitExceeded, PluginLimiter};
 
 /// Most bytes of stdout (and of stderr) kept from one call; the rest is dropped, so a chatty or
 /// hostile plugin cannot flood the host's log.
@@ -52,6 +54,10 @@ pub struct PluginState {
     pub deadline: Instant,
     /// What the call has written through the `log` import, against its caps.
     log: LogBudget,
+    /// The host-wide memory budget this instance's memories count against.
+    budget: Arc<MemoryBudget>,
+    /// What this instance holds of the budget; given back when the store is dropped.
+    reservation: Reservation,
 }
 
 /// Lines and bytes a call has written through the `log` import, and what was dropped past the
@@ -123,7 +129,12 @@ impl Wasi {
 
 impl PluginState {
     /// Store data for one call of `tag.plugin` that must finish by `deadline`.
-    pub fn new(tag: Arc<CallTag>, limiter: PluginLimiter, deadline: Instant) -> Self {
+    pub fn new(
+        tag: Arc<CallTag>,
+        limiter: PluginLimiter,
+        budget: Arc<MemoryBudget>,
+        deadline: Instant,
+    ) -> Self {
         Self {
             wasi: None,
             table: ResourceTable::new(),
@@ -131,6 +142,8 @@ impl PluginState {
             log: LogBudget::default(),
             tag,
             deadline,
+            budget,
+            reservation: Reservation::default(),
         }
     }
 
@@ -145,6 +158,53 @@ impl PluginState {
         self.log.finish(&self.tag);
         self.tag = tag;
         self.deadline = deadline;
+    }
+}
+
+/// The plugin's caps, then the host's memory budget (waiting for room until the deadline).
+#[async_trait::async_trait]
+impl ResourceLimiterAsync for PluginState {
+    async fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limiter.memory_growing(current, desired)?;
+        let wanted = desired.saturating_sub(current);
+        if !self
+            .budget
+            .reserve(&mut self.reservation, wanted, self.deadline)
+            .await
+        {
+            return Err(wasmtime::Error::new(LimitExceeded::Budget {
+                wanted,
+                budget: self.budget.bytes(),
+            }));
+        }
+        Ok(true)
+    }
+
+    async fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limiter.table_growing(desired)?;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        self.limiter.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limiter.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limiter.memories()
     }
 }
 

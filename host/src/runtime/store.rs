@@ -1,5 +1,5 @@
-//! The one place a plugin store is made: the plugin's memory caps, the call's fuel budget and
-//! deadline, and the epoch callback that stops a running plugin at that deadline.
+//! The one place a plugin store is made: the plugin's memory caps and the host's memory budget,
+//! the call's fuel budget and deadline, and the epoch callback that stops a running plugin at that deadline.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -7,6 +7,7 @@ use std::time::Instant;
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 use crate::config::{Config, PluginLimits};
+use crate::runtime::budget::MemoryBudget;
 use crate::runtime::limits::{DeadlineExceeded, PluginLimiter};
 use crate::runtime::sandbox::{CallTag, PluginState};
 
@@ -15,12 +16,18 @@ pub fn new_store(
     engine: &Engine,
     config: &Config,
     limits: PluginLimits,
+    budget: &Arc<MemoryBudget>,
     tag: Arc<CallTag>,
     deadline: Instant,
 ) -> Store<PluginState> {
-    let state = PluginState::new(tag, PluginLimiter::new(limits), deadline);
+    let state = PluginState::new(
+        tag,
+        PluginLimiter::new(limits),
+        Arc::clone(budget),
+        deadline,
+    );
     let mut store = Store::new(engine, state);
-    store.limiter(|state| &mut state.limiter);
+    store.limiter_async(|state| state);
     if config.epoch_interruption {
         // Check the deadline at every epoch tick, yielding so other requests run meanwhile.
         store.epoch_deadline_callback(|store| {
