@@ -137,8 +137,10 @@ pub fn decode(shape: &Shape, value: &Value, path: &str) -> Result<Val, ShapeErro
 }
 
 /// Decodes a JSON body straight into a record value, without building a JSON tree first: the fast
-/// path for valid bodies. It accepts exactly what [`decode_record`] accepts; its errors say less
-/// (no path), so a caller wanting the reason decodes again with [`decode_record`].
+/// path for valid bodies. What it accepts, [`decode_record`] accepts with the same value (checked
+/// by the fuzzer). It may refuse a body the precise path accepts (a key given twice, the first
+/// time with a wrong type: the precise path keeps the last), and its errors say less (no path);
+/// so a caller falls back to [`decode_record`] for the verdict and the reason.
 pub fn decode_body(record: &RecordShape, body: &[u8]) -> Result<Val, serde_json::Error> {
     let mut deserializer = serde_json::Deserializer::from_slice(body);
     let value = RecordSeed(record).deserialize(&mut deserializer)?;
