@@ -27,6 +27,7 @@ use hyper_util::rt::TokioIo;
 use callback_host::config::Config;
 
 mod native;
+mod soak;
 
 #[derive(Parser)]
 #[command(about = "Side-by-side HTTP benchmark of callback-host against a native baseline")]
@@ -39,6 +40,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Run the real host at saturation for a given time with good, hostile and hot-reloaded
+    /// plugins; report failures, memory, file descriptors and p99 per minute.
+    Soak(soak::SoakArgs),
     /// (internal) Serve the native baseline.
     NativeServer {
         #[arg(long, value_enum, default_value_t = Workload::Kick)]
@@ -227,6 +231,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Some(Cmd::NativeServer { workload }) => runtime.block_on(native::serve(workload)),
+        Some(Cmd::Soak(args)) => runtime.block_on(soak::run(args)),
         Some(Cmd::HostServer {
             plugins,
             cache_dir,
@@ -531,6 +536,10 @@ impl ServerProcess {
             .unwrap_or(0)
     }
 
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -631,13 +640,7 @@ fn render(results: &[Results], args: &RunArgs) -> String {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
-    let date = Command::new("date")
-        .arg("-u")
-        .arg("+%Y-%m-%d")
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default();
+    let date = today();
     let mut out = format!(
         "Measured {date} on {cores} cores ({cpu}) by `cargo run --release -p callback-bench -- --write-readme README.md`: \
          {} connections, {} rounds of {} s per target (alternated); a fresh instance per request and \
@@ -689,15 +692,32 @@ fn micros(us: u64) -> String {
     }
 }
 
-const START: &str = "<!-- bench:start -->";
-const END: &str = "<!-- bench:end -->";
+/// Today's date (UTC), YYYY-MM-DD.
+fn today() -> String {
+    Command::new("date")
+        .arg("-u")
+        .arg("+%Y-%m-%d")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
 
 fn replace_section(readme: &Path, table: &str) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(readme)?;
-    let (Some(start), Some(end)) = (text.find(START), text.find(END)) else {
-        bail!("{} has no {START} ... {END} section", readme.display());
+    replace_between(readme, "<!-- bench:start -->", "<!-- bench:end -->", table)
+}
+
+/// Replaces the text between the `start` and `end` markers of `readme`.
+fn replace_between(readme: &Path, start: &str, end: &str, text: &str) -> anyhow::Result<()> {
+    let readme_text = std::fs::read_to_string(readme)?;
+    let (Some(from), Some(to)) = (readme_text.find(start), readme_text.find(end)) else {
+        bail!("{} has no {start} ... {end} section", readme.display());
     };
-    let updated = format!("{}{START}\n{table}{}", &text[..start], &text[end..]);
+    let updated = format!(
+        "{}{start}\n{text}{}",
+        &readme_text[..from],
+        &readme_text[to..]
+    );
     std::fs::write(readme, updated)?;
     Ok(())
 }
