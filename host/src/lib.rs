@@ -91,6 +91,10 @@ pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
     let ticker = EpochTicker::start(&engine).context("starting the epoch ticker thread")?;
     let current = Arc::new(CurrentPlugins::default());
     let budget = Arc::new(MemoryBudget::new(config.memory_budget));
+    budget.on_pressure({
+        let current = Arc::clone(&current);
+        move || current.get().drop_idle()
+    });
     let mut loader = Loader::new(
         engine.clone(),
         linker,

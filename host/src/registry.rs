@@ -49,6 +49,11 @@ impl Registry {
         self.chains.get_key_value(command).map(|(name, _)| *name)
     }
 
+    /// Drops every plugin's idle instances (when the memory budget runs short); returns how many.
+    pub fn drop_idle(&self) -> usize {
+        self.plugins.iter().map(|p| p.drop_idle()).sum()
+    }
+
     /// Names of every loaded plugin, in order.
     pub fn names(&self) -> Vec<String> {
         self.plugins.iter().map(|p| p.name.to_string()).collect()

@@ -1,24 +1,37 @@
 //! The memory budget: the most linear memory all plugin instances may hold at once. An instance
 //! reserves from it as its memories grow (instantiation included) and gives it back when it is
 //! dropped; a growth the budget cannot cover yet waits, within the call's deadline, for other
-//! calls to finish. So a burst of memory-hungry calls queues instead of taking the machine's
-//! memory, and the host never fails for it.
+//! calls to finish, after the instances kept idle for reuse were dropped to make room. So a burst
+//! of memory-hungry calls queues instead of taking the machine's memory, and the host never fails
+//! for it.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The budget is counted in WebAssembly pages.
 const PAGE: usize = 64 << 10;
+/// How often a waiting growth drops instances that went idle meanwhile.
+const PRESSURE_RECHECK: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The host-wide budget of plugin memory.
-#[derive(Debug)]
 pub struct MemoryBudget {
     /// One permit per page of the budget.
     pages: Arc<Semaphore>,
     /// The budget's size in pages.
     total_pages: usize,
+    /// Gives memory back when a growth does not fit: drops the instances kept for reuse.
+    on_pressure: OnceLock<Box<dyn Fn() -> usize + Send + Sync>>,
+}
+
+impl std::fmt::Debug for MemoryBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryBudget")
+            .field("total_pages", &self.total_pages)
+            .field("available_pages", &self.pages.available_permits())
+            .finish()
+    }
 }
 
 /// Budget held by one instance; given back on drop.
@@ -35,7 +48,14 @@ impl MemoryBudget {
         Self {
             pages: Arc::new(Semaphore::new(total_pages)),
             total_pages,
+            on_pressure: OnceLock::new(),
         }
+    }
+
+    /// Sets what gives memory back when a growth does not fit (once; later calls are ignored).
+    /// It returns how many instances it dropped.
+    pub fn on_pressure(&self, release: impl Fn() -> usize + Send + Sync + 'static) {
+        let _ = self.on_pressure.set(Box::new(release));
     }
 
     /// The budget in bytes.
@@ -66,17 +86,27 @@ impl MemoryBudget {
         if pages as usize > self.total_pages {
             return false;
         }
-        let semaphore = Arc::clone(&self.pages);
-        // Usually there is room; only wait (with a timer) when there is not.
-        let permit = match Arc::clone(&semaphore).try_acquire_many_owned(pages) {
-            Ok(permit) => permit,
-            Err(_) => {
-                match tokio::time::timeout_at(deadline.into(), semaphore.acquire_many_owned(pages))
-                    .await
-                {
-                    Ok(Ok(permit)) => permit,
-                    Ok(Err(_)) | Err(_) => return false,
-                }
+        // Usually there is room; otherwise drop the idle instances and wait, dropping the ones
+        // that became idle meanwhile every few milliseconds, until the deadline.
+        let permit = loop {
+            if let Ok(permit) = Arc::clone(&self.pages).try_acquire_many_owned(pages) {
+                break permit;
+            }
+            if self.on_pressure.get().is_some_and(|release| release() > 0) {
+                continue;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let slice = (now + PRESSURE_RECHECK).min(deadline);
+            if let Ok(Ok(permit)) = tokio::time::timeout_at(
+                slice.into(),
+                Arc::clone(&self.pages).acquire_many_owned(pages),
+            )
+            .await
+            {
+                break permit;
             }
         };
         match &mut reservation.held {

@@ -76,6 +76,12 @@ impl Plugin {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
+    /// Drops the idle instances (their memory goes back to the budget); returns how many.
+    pub fn drop_idle(&self) -> usize {
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
+        idle.len()
+    }
+
     /// Keeps an instance that answered, for a later request.
     pub fn put_idle(&self, instance: WarmInstance) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
