@@ -208,6 +208,55 @@ impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
     }
 }
 
+/// Skips a value no field reads, parsing it as the precise path does (so a number no float can
+/// hold is refused by both, where skipping it unparsed would accept it).
+struct Skip;
+
+impl<'de> DeserializeSeed<'de> for Skip {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Skip)?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key::<IgnoredAny>()?.is_some() {
+            map.next_value_seed(Skip)?;
+        }
+        Ok(())
+    }
+}
+
 impl<'de> Visitor<'de> for RecordSeed<'_> {
     type Value = Val;
 
@@ -219,7 +268,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
         let mut filled = slots(self.0);
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let Some(path) = self.0.lookup.get(key.as_ref()) else {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value_seed(Skip)?;
                 continue;
             };
             let (mut record, mut slots) = (self.0, &mut filled);
@@ -478,6 +527,20 @@ pub fn describe(value: &Value) -> String {
 mod tests {
     use super::*;
     use crate::protocol::schema::Catalog;
+
+    #[test]
+    fn unknown_fields_are_parsed_like_the_precise_path_does() {
+        // Found by the fuzzer: skipped unparsed, a number no float can hold was accepted by the
+        // fast path and refused by the precise one.
+        let command = Catalog::get()
+            .command("callbackAfterSetFriendRemarkCommand")
+            .unwrap();
+        let body = r#"{"ownerUserID":"a","friendUserID":"b","remark":"r","x":[{"y":1e99999}]}"#;
+        assert!(decode_body(&command.request, body.as_bytes()).is_err());
+        assert!(serde_json::from_str::<Value>(body).is_err());
+        let fine = r#"{"ownerUserID":"a","friendUserID":"b","remark":"r","x":[{"y":1e9,"z":null}]}"#;
+        assert!(decode_body(&command.request, fine.as_bytes()).is_ok());
+    }
 
     #[test]
     fn values_of_another_contract_do_not_conform() {
