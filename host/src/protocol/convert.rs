@@ -535,10 +535,10 @@ mod tests {
         let command = Catalog::get()
             .command("callbackAfterSetFriendRemarkCommand")
             .unwrap();
-        let body = r#"{"ownerUserID":"a","friendUserID":"b","remark":"r","x":[{"y":1e99999}]}"#;
+        let body = r#"{"callbackCommand":"c","ownerUserID":"a","friendUserID":"b","remark":"r","x":[{"y":1e99999}]}"#;
         assert!(decode_body(&command.request, body.as_bytes()).is_err());
         assert!(serde_json::from_str::<Value>(body).is_err());
-        let fine = r#"{"ownerUserID":"a","friendUserID":"b","remark":"r","x":[{"y":1e9,"z":null}]}"#;
+        let fine = r#"{"callbackCommand":"c","ownerUserID":"a","friendUserID":"b","remark":"r","x":[{"y":1e9,"z":null}]}"#;
         assert!(decode_body(&command.request, fine.as_bytes()).is_ok());
     }
 
