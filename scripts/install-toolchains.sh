@@ -4,6 +4,7 @@
 #   Python componentize-py 0.25.1 in a project-local venv (.tools/py)
 #   JS    @bytecodealliance/componentize-js 0.23.0 (npm ci, from plugins/guard-js/package-lock.json)
 #   C     clang-14, lld-14, wasi-libc (Debian), wit-bindgen-cli 0.61.1 and wasm-tools 1.243.0 (cargo)
+#   Redis redis-server (Debian), which the key-value tests start on a free loopback port
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -11,7 +12,7 @@ cd "$root"
 COMPONENTIZE_PY=0.25.1
 WIT_BINDGEN_CLI=0.61.1
 WASM_TOOLS=1.243.0
-APT_PACKAGES=(clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)
+APT_PACKAGES=(clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 redis-server)
 
 say() { echo "install-toolchains: $*" >&2; }
 

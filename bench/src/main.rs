@@ -255,7 +255,7 @@ fn main() -> anyhow::Result<()> {
 
 /// The host exactly as `callback-host serve` runs it, without logging.
 async fn host_server(config: Config) -> anyhow::Result<()> {
-    let host = callback_host::build(Arc::new(config))?;
+    let host = callback_host::build(Arc::new(config)).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
     callback_host::http::server::serve(

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
+use callback_host::capabilities::Capabilities;
 use callback_host::config::Config;
 use callback_host::dispatch::{Dispatcher, Input, Request};
 use callback_host::metrics::Metrics;
@@ -33,12 +34,17 @@ fn per_request(c: &mut Criterion) {
     let bytes = std::fs::read(&plugin_path).expect("read plugin");
     let limits = config.plugin("10-guard");
     let budget = Arc::new(MemoryBudget::new(config.memory_budget));
+    let capabilities = Arc::new(Capabilities::values_only(
+        Arc::clone(&config),
+        Arc::new(Metrics::default()),
+    ));
     let loading = Loading {
         engine: &engine,
         config: &config,
         linker: &linker,
         cache: None,
         budget: &budget,
+        capabilities: &capabilities,
     };
     let plugin = Arc::new(load_plugin(&loading, &plugin_path, &bytes, limits).expect("plugin"));
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -73,6 +79,7 @@ fn per_request(c: &mut Criterion) {
         Arc::clone(&config),
         Arc::new(Metrics::default()),
         Arc::clone(&budget),
+        Arc::clone(&capabilities),
     );
     let link = Link {
         plugin: Arc::clone(&plugin),

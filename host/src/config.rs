@@ -78,6 +78,14 @@ pub struct FileConfig {
     pub plugin_defaults: PluginFile,
     #[serde(default)]
     pub plugins_limits: HashMap<String, PluginFile>,
+    /// `[plugin_config.<name>]`: the values a plugin reads through `wasi:config/store`.
+    #[serde(default)]
+    pub plugin_config: HashMap<String, HashMap<String, String>>,
+    /// `[plugin_grants.<name>]`: what a plugin may import beyond WASI's nothing.
+    #[serde(default)]
+    pub plugin_grants: HashMap<String, GrantFile>,
+    #[serde(default)]
+    pub keyvalue: KeyValueFile,
 }
 
 /// Per-command keys in the file (`[defaults]` and `[commands.<callbackCommand>]`).
@@ -123,6 +131,38 @@ pub struct TlsFile {
     pub cert: PathBuf,
     /// PEM private key.
     pub key: PathBuf,
+}
+
+/// `[plugin_grants.<name>]`: capabilities granted to one plugin.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantFile {
+    pub keyvalue: Option<bool>,
+    pub keyvalue_buckets: Option<Vec<String>>,
+    pub keyvalue_ttl_secs: Option<u64>,
+    pub http: Option<Vec<String>>,
+}
+
+/// The `[keyvalue]` section: where plugins' key-value data lives.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyValueFile {
+    pub backend: Option<KeyValueBackend>,
+    pub path: Option<PathBuf>,
+    pub redis_url: Option<String>,
+    pub max_key_bytes: Option<usize>,
+    pub max_value_bytes: Option<usize>,
+    pub max_entries: Option<u64>,
+}
+
+/// Where key-value data is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyValueBackend {
+    /// A file on this machine (redb): no server needed; data survives a restart.
+    Embedded,
+    /// A Redis server, shared by several host replicas.
+    Redis,
 }
 
 /// Per-plugin keys in the file (`[plugin_defaults]` and `[plugins_limits.<name>]`).
@@ -219,6 +259,36 @@ impl Default for HttpLimits {
     }
 }
 
+/// Capabilities granted to one plugin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grants {
+    /// `wasi:keyvalue`: its own bucket (opened as `""` or `"default"`).
+    pub keyvalue: bool,
+    /// Shared buckets it may open by name, besides its own.
+    pub keyvalue_buckets: Vec<String>,
+    /// Keys of its buckets expire this long after they were created (rate-limit windows).
+    pub keyvalue_ttl: Option<Duration>,
+    /// `wasi:http/outgoing-handler`: the origins it may call.
+    pub http: Vec<crate::capabilities::http::Origin>,
+}
+
+/// Resolved `[keyvalue]` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyValueSettings {
+    /// Where the data lives.
+    pub backend: KeyValueBackend,
+    /// The embedded store's file.
+    pub path: PathBuf,
+    /// The Redis server, for the `redis` backend.
+    pub redis_url: Option<String>,
+    /// Longest key, in bytes.
+    pub max_key_bytes: usize,
+    /// Largest value, in bytes.
+    pub max_value_bytes: usize,
+    /// Most keys in one bucket.
+    pub max_entries: u64,
+}
+
 /// Everything the server needs, validated.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -256,6 +326,12 @@ pub struct Config {
     pub plugin_defaults: PluginLimits,
     /// Limits of plugins that have one, by plugin name (the file name without `.wasm`).
     pub plugins: HashMap<String, PluginLimits>,
+    /// Each plugin's `wasi:config` values (file, then `CALLBACK_HOST_PLUGIN__<NAME>__<KEY>`).
+    pub plugin_values: HashMap<String, std::collections::BTreeMap<String, String>>,
+    /// What each plugin may import beyond WASI's nothing, by plugin name.
+    pub grants: HashMap<String, Grants>,
+    /// Where key-value data lives, and its quotas.
+    pub keyvalue: KeyValueSettings,
     /// The commands OpenIM's webhooks.yml enables, when one was read.
     pub openim_enabled: Option<std::collections::BTreeSet<&'static str>>,
 }
@@ -341,6 +417,9 @@ impl Config {
             commands,
             plugin_defaults,
             plugins,
+            plugin_values: resolve_values(&file.plugin_config),
+            grants: resolve_grants(&file.plugin_grants)?,
+            keyvalue: resolve_keyvalue(&file.keyvalue)?,
             openim_enabled: None,
         };
         config.validate()?;
@@ -438,6 +517,11 @@ impl Config {
     /// The settings of a command.
     pub fn command(&self, command: &str) -> &CommandSettings {
         self.commands.get(command).unwrap_or(&self.defaults)
+    }
+
+    /// What a plugin may import beyond WASI's nothing.
+    pub fn grants(&self, name: &str) -> Grants {
+        self.grants.get(name).cloned().unwrap_or_default()
     }
 
     /// The limits of a plugin.
@@ -561,6 +645,109 @@ fn resolve_http(file: &HttpFile) -> Result<HttpLimits, ConfigError> {
             1024,
         )?
         .map_or(base.max_header_bytes, |v| v as usize),
+    })
+}
+
+/// The values of `[plugin_config.<name>]`, with `CALLBACK_HOST_PLUGIN__<NAME>__<KEY>` from the
+/// environment over them (`<NAME>` is the plugin's name upper-cased with `-` as `_`; `<KEY>` is
+/// lower-cased).
+fn resolve_values(
+    file: &HashMap<String, HashMap<String, String>>,
+) -> HashMap<String, std::collections::BTreeMap<String, String>> {
+    let mut values: HashMap<String, std::collections::BTreeMap<String, String>> = file
+        .iter()
+        .map(|(plugin, map)| (plugin.clone(), map.clone().into_iter().collect()))
+        .collect();
+    for (name, value) in std::env::vars() {
+        let Some(rest) = name.strip_prefix("CALLBACK_HOST_PLUGIN__") else {
+            continue;
+        };
+        let Some((plugin, key)) = rest.split_once("__") else {
+            continue;
+        };
+        // The plugin's name as written in the file, or as the env spells it.
+        let plugin = file
+            .keys()
+            .find(|p| p.to_uppercase().replace('-', "_") == plugin)
+            .cloned()
+            .unwrap_or_else(|| plugin.to_lowercase().replace('_', "-"));
+        values
+            .entry(plugin)
+            .or_default()
+            .insert(key.to_lowercase(), value);
+    }
+    values
+}
+
+fn resolve_grants(
+    file: &HashMap<String, GrantFile>,
+) -> Result<HashMap<String, Grants>, ConfigError> {
+    let mut grants = HashMap::new();
+    for (plugin, grant) in file {
+        let key = |k: &str| format!("plugin_grants.{plugin}.{k}");
+        let buckets = grant.keyvalue_buckets.clone().unwrap_or_default();
+        if let Some(bad) = buckets
+            .iter()
+            .find(|b| b.is_empty() || b.as_str() == "default" || b.len() > 64)
+        {
+            return Err(ConfigError::Invalid {
+                key: key("keyvalue_buckets"),
+                reason: format!(
+                    "{bad:?}: a shared bucket needs a name of 1 to 64 bytes other than \"default\""
+                ),
+            });
+        }
+        let http = grant
+            .http
+            .iter()
+            .flatten()
+            .map(|origin| {
+                origin.parse().map_err(|reason| ConfigError::Invalid {
+                    key: key("http"),
+                    reason: format!("{origin:?}: {reason}"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        grants.insert(
+            plugin.clone(),
+            Grants {
+                keyvalue: grant.keyvalue.unwrap_or(!buckets.is_empty()),
+                keyvalue_buckets: buckets,
+                keyvalue_ttl: match grant.keyvalue_ttl_secs {
+                    Some(0) => {
+                        return Err(ConfigError::Invalid {
+                            key: key("keyvalue_ttl_secs"),
+                            reason: "must be at least 1 (leave it out for keys that never expire)"
+                                .into(),
+                        });
+                    }
+                    secs => secs.map(Duration::from_secs),
+                },
+                http,
+            },
+        );
+    }
+    Ok(grants)
+}
+
+fn resolve_keyvalue(file: &KeyValueFile) -> Result<KeyValueSettings, ConfigError> {
+    let backend = file.backend.unwrap_or(KeyValueBackend::Embedded);
+    if backend == KeyValueBackend::Redis && file.redis_url.is_none() {
+        return Err(ConfigError::Invalid {
+            key: "keyvalue.redis_url".into(),
+            reason: "the redis backend needs the server's url, e.g. redis://127.0.0.1:6379".into(),
+        });
+    }
+    Ok(KeyValueSettings {
+        backend,
+        path: file
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("data/keyvalue.redb")),
+        redis_url: file.redis_url.clone(),
+        max_key_bytes: file.max_key_bytes.unwrap_or(512),
+        max_value_bytes: file.max_value_bytes.unwrap_or(64 << 10),
+        max_entries: file.max_entries.unwrap_or(100_000),
     })
 }
 

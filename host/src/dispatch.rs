@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use wasmtime::Engine;
 use wasmtime::component::Val;
 
+use crate::capabilities::Capabilities;
 use crate::config::{CommandSettings, Config, FailurePolicy};
 use crate::metrics::Metrics;
 use crate::protocol::CallbackResponse;
@@ -109,6 +110,8 @@ pub struct Dispatcher {
     permits: Semaphore,
     /// The memory all instances may hold at once; shared with the loader.
     budget: Arc<MemoryBudget>,
+    /// What plugins may use beyond WASI's nothing; shared with the loader.
+    capabilities: Arc<Capabilities>,
 }
 
 /// What one plugin call cost.
@@ -129,6 +132,7 @@ impl Dispatcher {
         config: Arc<Config>,
         metrics: Arc<Metrics>,
         budget: Arc<MemoryBudget>,
+        capabilities: Arc<Capabilities>,
     ) -> Self {
         let permits = Semaphore::new(config.max_concurrent_calls as usize);
         Self {
@@ -138,6 +142,7 @@ impl Dispatcher {
             metrics,
             permits,
             budget,
+            capabilities,
         }
     }
 
@@ -349,6 +354,7 @@ impl Dispatcher {
                     &self.config,
                     plugin.limits,
                     &self.budget,
+                    self.capabilities.granted(&plugin.capabilities),
                     tag,
                     deadline,
                 ),

@@ -12,6 +12,8 @@
 //!   and answers read from `wit/`, JSON to component values and back, the answers' rules.
 //! - [`runtime`]: running plugins: the engine, the one store builder, the sandbox, limits, the
 //!   compile cache, loading a plugin and finding what it handles.
+//! - [`capabilities`]: what a plugin may use beyond WASI's nothing, when granted: its config
+//!   values, key-value buckets, outbound HTTP.
 //! - [`registry`]: the chain of plugins of each command, in order; the swappable current set.
 //! - [`reload`]: scanning the plugin directory at start and on every change (hot reload).
 //! - [`dispatch`]: the one chain runner: a callback through its plugins under deadlines and policy.
@@ -20,6 +22,7 @@
 //! - [`tools`]: `check` and `call`, the plugin tools of the command line.
 //! - [`scaffold`]: `new`, plugin projects for each language (templates in `host/templates/`).
 
+pub mod capabilities;
 pub mod config;
 pub mod dispatch;
 pub mod http;
@@ -36,6 +39,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use crate::capabilities::Capabilities;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::http::routing::App;
@@ -56,11 +60,38 @@ pub struct Host {
     loader: Option<Loader>,
     /// Watches the plugin directory once started; dropping it stops hot reload.
     watch: Option<Watch>,
+    /// What plugins may use; its config values change on reload.
+    capabilities: Arc<Capabilities>,
     /// Advances the epoch while the host lives; without it no deadline fires.
     _ticker: EpochTicker,
 }
 
 impl Host {
+    /// Makes what plugins wrote durable (the embedded key-value store commits in groups). Called
+    /// when the server stops.
+    pub fn flush(&self) {
+        if let Some(store) = &self.capabilities.keyvalue {
+            store.flush();
+        }
+    }
+
+    /// Applies what of a reloaded config can change without a restart: the plugins' config
+    /// values. Says which other settings changed and wait for a restart.
+    pub fn reload_config(&self, config: &Config) {
+        self.capabilities.values.set(config);
+        tracing::info!(
+            plugins = config.plugin_values.len(),
+            "config reloaded: plugin config values in force"
+        );
+        if config.grants != self.capabilities.config().grants
+            || config.keyvalue != self.capabilities.config().keyvalue
+        {
+            tracing::warn!(
+                "[plugin_grants] and [keyvalue] changes take effect at the next restart"
+            );
+        }
+    }
+
     /// Starts hot reload: from now on, changes in the plugin directory take effect without a
     /// restart.
     pub fn watch(&mut self) -> anyhow::Result<()> {
@@ -73,7 +104,7 @@ impl Host {
 
 /// Builds the engine, loads and validates every plugin, and returns the app. Everything that can
 /// fail is checked here, before the server listens.
-pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
+pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
     let engine = runtime::engine::build_engine(&config)
         .map_err(|e| anyhow::anyhow!("{e:#}"))
         .context("configuring the wasmtime engine")?;
@@ -91,6 +122,11 @@ pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
     let ticker = EpochTicker::start(&engine).context("starting the epoch ticker thread")?;
     let current = Arc::new(CurrentPlugins::default());
     let budget = Arc::new(MemoryBudget::new(config.memory_budget));
+    let capabilities = Arc::new(
+        Capabilities::open(Arc::clone(&config), Arc::clone(&metrics))
+            .await
+            .context("opening what plugins are granted")?,
+    );
     budget.on_pressure({
         let current = Arc::clone(&current);
         move || current.get().drop_idle()
@@ -102,6 +138,7 @@ pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         Arc::clone(&metrics),
         Arc::clone(&current),
         Arc::clone(&budget),
+        Arc::clone(&capabilities),
     );
     let load_errors = loader
         .scan()
@@ -134,6 +171,7 @@ pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
             Arc::clone(&config),
             Arc::clone(&metrics),
             budget,
+            Arc::clone(&capabilities),
         ),
         metrics,
         max_body_bytes: config.max_body_bytes,
@@ -145,6 +183,7 @@ pub fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         load_errors,
         loader: Some(loader),
         watch: None,
+        capabilities,
         _ticker: ticker,
     })
 }

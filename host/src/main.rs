@@ -152,15 +152,8 @@ fn check(file: &Path, config: Option<&Path>) -> anyhow::Result<()> {
     for export in &report.exports {
         writeln!(out, "  exports {export}")?;
     }
-    for import in &report.imports {
-        let what = if import.starts_with("openim:callback/") {
-            "host interface"
-        } else if import.starts_with("wasi:") {
-            "WASI (granted nothing: no files, env, args or sockets)"
-        } else {
-            "linked by the host"
-        };
-        writeln!(out, "  imports {import}  [{what}]")?;
+    for (import, status) in &report.imports {
+        writeln!(out, "  imports {import}  [{status}]")?;
     }
     Ok(())
 }
@@ -247,9 +240,32 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(async {
-        let mut host = callback_host::build(Arc::clone(&config))?;
+        let mut host = callback_host::build(Arc::clone(&config)).await?;
         if !args.no_watch {
             host.watch()?;
+        }
+        let host = Arc::new(host);
+        // The plugins' config values follow the file: on change, and on SIGHUP.
+        let config_watch = match &args.config {
+            Some(path) => Some(
+                callback_host::reload::ConfigWatch::start(path.clone(), {
+                    let host = Arc::clone(&host);
+                    move |config| host.reload_config(&config)
+                })
+                .context("watching the config file")?,
+            ),
+            None => None,
+        };
+        #[cfg(unix)]
+        if let Some(watch) = config_watch {
+            let mut hangup =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+            tokio::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the config");
+                    watch.trigger();
+                }
+            });
         }
         let listener = bind(config.listen).await?;
         let admin = match args.admin_listen {
@@ -293,6 +309,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if let Some(admin) = admin {
             let _ = admin.await;
         }
+        host.flush();
         Ok(())
     })
 }

@@ -120,6 +120,8 @@ pub struct Metrics {
     pub resident_memory: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// The process's open file descriptors, read when the metrics are rendered.
     pub open_fds: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Key-value calls, by plugin and outcome.
+    pub keyvalue_calls: Family<CallLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -141,6 +143,12 @@ impl Default for Metrics {
         let memory_reserved = Gauge::default();
         let resident_memory = Gauge::default();
         let open_fds = Gauge::default();
+        let keyvalue_calls = Family::default();
+        registry.register(
+            "keyvalue_calls",
+            "Key-value calls of plugins (ok, denied, quota, timeout, error)",
+            keyvalue_calls.clone(),
+        );
         registry.register(
             "memory_budget_bytes",
             "Memory budget of all plugin instances",
@@ -219,6 +227,7 @@ impl Default for Metrics {
             memory_reserved,
             resident_memory,
             open_fds,
+            keyvalue_calls,
         }
     }
 }
@@ -244,6 +253,16 @@ impl Metrics {
         if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
             self.open_fds.set(fds.count() as i64);
         }
+    }
+
+    /// Counts a key-value call.
+    pub fn keyvalue_call(&self, plugin: &Arc<str>, outcome: &'static str) {
+        self.keyvalue_calls
+            .get_or_create(&CallLabels {
+                plugin: Arc::clone(plugin),
+                outcome,
+            })
+            .inc();
     }
 
     /// Counts an answered request.

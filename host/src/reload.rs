@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
+use crate::capabilities::Capabilities;
 use crate::config::Config;
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::registry::{CurrentPlugins, Registry};
@@ -49,6 +50,8 @@ pub struct Loader {
     current: Arc<CurrentPlugins>,
     /// The memory budget a JSON plugin's load-time call counts against.
     budget: Arc<MemoryBudget>,
+    /// What plugins may use beyond WASI's nothing.
+    capabilities: Arc<Capabilities>,
     /// Every `*.wasm` last seen, by file name.
     files: BTreeMap<String, Entry>,
 }
@@ -61,6 +64,7 @@ impl Loader {
         metrics: Arc<Metrics>,
         current: Arc<CurrentPlugins>,
         budget: Arc<MemoryBudget>,
+        capabilities: Arc<Capabilities>,
     ) -> Self {
         let cache = config.cache_dir.clone().map(CompileCache::new);
         Self {
@@ -71,6 +75,7 @@ impl Loader {
             metrics,
             current,
             budget,
+            capabilities,
             files: BTreeMap::new(),
         }
     }
@@ -145,6 +150,7 @@ impl Loader {
             linker: &self.linker,
             cache: self.cache.as_ref(),
             budget: &self.budget,
+            capabilities: &self.capabilities,
         };
         match load_plugin(&loading, path, bytes, limits) {
             Ok(plugin) => {
@@ -228,5 +234,59 @@ impl Watch {
             })
             .map_err(notify::Error::io)?;
         Ok(Self { _watcher: watcher })
+    }
+}
+
+/// Re-reads the config file when it changes or on [`ConfigWatch::trigger`] (SIGHUP), and hands
+/// the new config to `apply`, on a thread of its own, until dropped. A file that fails to parse
+/// is logged and the settings in force stay.
+pub struct ConfigWatch {
+    /// Dropping it ends the event stream, and with it the thread.
+    _watcher: notify::RecommendedWatcher,
+    /// Asks for a reload (SIGHUP).
+    trigger: mpsc::Sender<()>,
+}
+
+impl ConfigWatch {
+    /// Starts watching the config file at `path`.
+    pub fn start(path: PathBuf, apply: impl Fn(Config) + Send + 'static) -> notify::Result<Self> {
+        let (events, changes) = mpsc::channel::<()>();
+        let name = path.file_name().map(|n| n.to_owned());
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let sender = events.clone();
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                // Editors replace the file (a rename into place): watch the directory.
+                if event.is_ok_and(|e| e.paths.iter().any(|p| p.file_name() == name.as_deref())) {
+                    let _ = sender.send(());
+                }
+            })?;
+        watcher.watch(&dir, RecursiveMode::NonRecursive)?;
+        std::thread::Builder::new()
+            .name("config-watch".into())
+            .spawn(move || {
+                while changes.recv().is_ok() {
+                    while changes.recv_timeout(QUIET).is_ok() {}
+                    match Config::load(&path) {
+                        Ok(config) => apply(config),
+                        Err(error) => {
+                            tracing::error!(%error, "config not reloaded; the settings in force stay");
+                        }
+                    }
+                }
+            })
+            .map_err(notify::Error::io)?;
+        Ok(Self {
+            _watcher: watcher,
+            trigger: events,
+        })
+    }
+
+    /// Asks for a reload now.
+    pub fn trigger(&self) {
+        let _ = self.trigger.send(());
     }
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::capabilities::{Capabilities, ImportStatus, import_status};
 use crate::config::Config;
 use crate::dispatch::{CallStats, Dispatcher, Input, Request, decode_reply, policy_answer};
 use crate::metrics::Metrics;
@@ -44,13 +45,14 @@ pub struct CheckReport {
     pub handles: Vec<(&'static str, &'static str)>,
     /// The callback interfaces the component exports.
     pub exports: Vec<String>,
-    /// Everything the component imports.
-    pub imports: Vec<String>,
+    /// Everything the component imports, and how the host treats it for this plugin.
+    pub imports: Vec<(String, ImportStatus)>,
 }
 
 fn engine_and_plugin(
     path: &Path,
     config: &Config,
+    capabilities: &Capabilities,
 ) -> Result<(wasmtime::Engine, Plugin), ToolError> {
     let engine = engine::build_engine(config).map_err(|e| ToolError::Engine(format!("{e:#}")))?;
     let linker = engine::build_linker(&engine).map_err(|e| ToolError::Engine(format!("{e:#}")))?;
@@ -63,6 +65,7 @@ fn engine_and_plugin(
         linker: &linker,
         cache: None,
         budget: &budget,
+        capabilities,
     };
     let plugin = load_plugin(&loading, path, &bytes, limits)?;
     Ok((engine, plugin))
@@ -70,7 +73,10 @@ fn engine_and_plugin(
 
 /// Loads `path` exactly as the server would and lists what it handles, exports and imports.
 pub fn check(path: &Path, config: &Config) -> Result<CheckReport, ToolError> {
-    let (engine, plugin) = engine_and_plugin(path, config)?;
+    let config = Arc::new(config.clone());
+    let metrics = Arc::new(Metrics::default());
+    let capabilities = Capabilities::values_only(Arc::clone(&config), metrics);
+    let (engine, plugin) = engine_and_plugin(path, &config, &capabilities)?;
     let ty = plugin.pre.component().component_type();
     let exports = ty
         .exports(&engine)
@@ -79,7 +85,10 @@ pub fn check(path: &Path, config: &Config) -> Result<CheckReport, ToolError> {
         .collect();
     let imports = ty
         .imports(&engine)
-        .map(|(name, _)| name.to_owned())
+        .map(|(name, _)| {
+            let status = import_status(&plugin.name, name, &plugin.capabilities.grants);
+            (name.to_owned(), status)
+        })
         .collect();
     let handles = plugin
         .handles
@@ -119,7 +128,13 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
         .and_then(|v| Some(v.get("callbackCommand")?.as_str()?.to_owned()))
         .unwrap_or_default();
     let named = named.as_str();
-    let (engine, plugin) = engine_and_plugin(path, &config)?;
+    let metrics = Arc::new(Metrics::default());
+    let capabilities = Arc::new(
+        Capabilities::open(Arc::clone(&config), Arc::clone(&metrics))
+            .await
+            .map_err(|e| ToolError::Engine(format!("{e:#}")))?,
+    );
+    let (engine, plugin) = engine_and_plugin(path, &config, &capabilities)?;
     let handler = plugin
         .handles
         .iter()
@@ -142,8 +157,9 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
         engine,
         Arc::new(CurrentPlugins::default()),
         Arc::clone(&config),
-        Arc::new(Metrics::default()),
+        metrics,
         Arc::new(MemoryBudget::new(config.memory_budget)),
+        capabilities,
     );
     let received = Instant::now();
     let request = Request {

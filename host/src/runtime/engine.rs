@@ -92,11 +92,14 @@ pub fn keep_resident(config: &Config) -> usize {
 }
 
 /// The linker every plugin is pre-instantiated with: WASI (which grants nothing, see
-/// [`PluginState::new`]) and the host's own interfaces.
+/// [`PluginState::new`]), the host's own interfaces, and the capabilities (which a plugin may use
+/// only when granted: checked when it is loaded).
 pub fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     bindings::openim::callback::log::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)?;
+    crate::capabilities::config::add_to_linker(&mut linker)?;
+    crate::capabilities::keyvalue::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 

@@ -10,6 +10,7 @@ use std::time::Instant;
 use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre, Linker, Val};
 use wasmtime::{Engine, Store};
 
+use crate::capabilities::{Capabilities, PluginCapabilities};
 use crate::config::{Config, PluginLimits};
 use crate::protocol::commands::{self, looks_like_command};
 use crate::protocol::schema::Catalog;
@@ -34,6 +35,8 @@ pub struct Plugin {
     pub handles: Vec<Handler>,
     /// Instances kept for reuse (only when `limits.reuse_instances` > 1).
     pub idle: Mutex<Vec<WarmInstance>>,
+    /// What it may use beyond WASI's nothing (config values, key-value, HTTP).
+    pub capabilities: PluginCapabilities,
 }
 
 /// An instance kept between requests in reuse mode, with its store.
@@ -111,6 +114,8 @@ pub enum LoadError {
     Declared { path: PathBuf, reason: String },
     #[error("plugin {path} cannot be linked: {reason}")]
     Link { path: PathBuf, reason: String },
+    #[error("plugin {path} imports what it is not granted: {reason}")]
+    NotGranted { path: PathBuf, reason: String },
 }
 
 /// The plugin name of a file: its name without `.wasm`.
@@ -140,6 +145,8 @@ pub struct Loading<'a> {
     pub cache: Option<&'a CompileCache>,
     /// The memory budget a JSON plugin's load-time `commands()` call counts against.
     pub budget: &'a Arc<MemoryBudget>,
+    /// What plugins may use beyond WASI's nothing, and who may use it.
+    pub capabilities: &'a Capabilities,
 }
 
 /// Compiles and validates the `bytes` of the plugin file at `path`.
@@ -175,27 +182,44 @@ pub fn load_plugin(
     };
     let pre = linker.instantiate_pre(&component).map_err(link_error)?;
     let name: Arc<str> = plugin_name(path).into();
-    let handles = handlers(loading, &pre, &name, limits).map_err(|reason| match reason {
-        HandlerError::None => LoadError::NoCallbackExport {
-            path: path.to_owned(),
-            exports: {
-                let exports: Vec<String> = component
-                    .component_type()
-                    .exports(engine)
-                    .map(|(name, _)| name.to_owned())
-                    .collect();
-                if exports.is_empty() {
-                    "nothing".to_owned()
-                } else {
-                    exports.join(", ")
-                }
-            },
-        },
-        HandlerError::Declared(reason) => LoadError::Declared {
+    let capabilities = loading.capabilities.for_plugin(&name);
+    let imports: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(import, _)| import.to_owned())
+        .collect();
+    if let Some(reason) = crate::capabilities::first_denied(
+        &name,
+        imports.iter().map(String::as_str),
+        &capabilities.grants,
+    ) {
+        return Err(LoadError::NotGranted {
             path: path.to_owned(),
             reason,
-        },
-    })?;
+        });
+    }
+    let handles =
+        handlers(loading, &pre, &name, &capabilities, limits).map_err(|reason| match reason {
+            HandlerError::None => LoadError::NoCallbackExport {
+                path: path.to_owned(),
+                exports: {
+                    let exports: Vec<String> = component
+                        .component_type()
+                        .exports(engine)
+                        .map(|(name, _)| name.to_owned())
+                        .collect();
+                    if exports.is_empty() {
+                        "nothing".to_owned()
+                    } else {
+                        exports.join(", ")
+                    }
+                },
+            },
+            HandlerError::Declared(reason) => LoadError::Declared {
+                path: path.to_owned(),
+                reason,
+            },
+        })?;
     let from = match source {
         Source::Cache => "cache",
         Source::Compiled => "compiled",
@@ -209,6 +233,7 @@ pub fn load_plugin(
         pre,
         handles,
         idle: Mutex::new(Vec::new()),
+        capabilities,
     })
 }
 
@@ -224,6 +249,7 @@ fn handlers(
     loading: &Loading<'_>,
     pre: &InstancePre<PluginState>,
     name: &Arc<str>,
+    capabilities: &PluginCapabilities,
     limits: PluginLimits,
 ) -> Result<Vec<Handler>, HandlerError> {
     let component = pre.component();
@@ -244,9 +270,9 @@ fn handlers(
         function(JSON_INTERFACE, "commands"),
         function(JSON_INTERFACE, "handle"),
     ) {
-        let declared = declared_commands(loading, pre, name, limits, list).map_err(|failure| {
-            HandlerError::Declared(format!("calling commands() failed: {failure}"))
-        })?;
+        let declared = declared_commands(loading, pre, name, capabilities, limits, list).map_err(
+            |failure| HandlerError::Declared(format!("calling commands() failed: {failure}")),
+        )?;
         if declared.len() > MAX_DECLARED {
             return Err(HandlerError::Declared(format!(
                 "{} commands, more than {MAX_DECLARED}",
@@ -290,6 +316,7 @@ fn declared_commands(
     loading: &Loading<'_>,
     pre: &InstancePre<PluginState>,
     name: &Arc<str>,
+    capabilities: &PluginCapabilities,
     limits: PluginLimits,
     index: ComponentExportIndex,
 ) -> Result<Vec<String>, Failure> {
@@ -315,6 +342,7 @@ fn declared_commands(
                         config,
                         limits,
                         loading.budget,
+                        loading.capabilities.granted(capabilities),
                         tag,
                         deadline,
                     );

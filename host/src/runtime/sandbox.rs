@@ -56,6 +56,10 @@ pub struct PluginState {
     log: LogBudget,
     /// The host-wide memory budget this instance's memories count against.
     budget: Arc<MemoryBudget>,
+    /// The plugin's `wasi:config` values.
+    pub config_values: Arc<wasmtime_wasi_config::WasiConfigVariables>,
+    /// Its key-value access, when granted.
+    pub keyvalue: crate::capabilities::keyvalue::KvInstance,
     /// What this instance holds of the budget; given back when the store is dropped.
     reservation: Reservation,
 }
@@ -134,8 +138,11 @@ impl PluginState {
         limiter: PluginLimiter,
         budget: Arc<MemoryBudget>,
         deadline: Instant,
+        granted: crate::capabilities::Granted,
     ) -> Self {
         Self {
+            config_values: granted.config_values,
+            keyvalue: granted.keyvalue,
             wasi: None,
             table: ResourceTable::new(),
             limiter,
@@ -205,6 +212,18 @@ impl ResourceLimiterAsync for PluginState {
 
     fn memories(&self) -> usize {
         self.limiter.memories()
+    }
+}
+
+impl PluginState {
+    /// The resources the guest holds (WASI's and the capabilities').
+    pub fn table_ref(&self) -> &ResourceTable {
+        &self.table
+    }
+
+    /// The resources the guest holds, to add or remove one.
+    pub fn table_mut(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 }
 

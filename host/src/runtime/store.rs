@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use wasmtime::{Engine, Store, UpdateDeadline};
 
+use crate::capabilities::Granted;
 use crate::config::{Config, PluginLimits};
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::limits::{DeadlineExceeded, PluginLimiter};
@@ -17,6 +18,7 @@ pub fn new_store(
     config: &Config,
     limits: PluginLimits,
     budget: &Arc<MemoryBudget>,
+    granted: Granted,
     tag: Arc<CallTag>,
     deadline: Instant,
 ) -> Store<PluginState> {
@@ -25,6 +27,7 @@ pub fn new_store(
         PluginLimiter::new(limits),
         Arc::clone(budget),
         deadline,
+        granted,
     );
     let mut store = Store::new(engine, state);
     store.limiter_async(|state| state);

@@ -1,0 +1,442 @@
+//! `wasi:keyvalue` (`store`, `atomics`, `batch`) on two backends: an embedded file (redb) that
+//! needs no server, and Redis for replicas that share state.
+//!
+//! A plugin's own bucket (opened as `""` or `"default"`) is private to it; it opens a shared
+//! bucket by name only when its grant lists the name. Keys, values and entries per bucket have
+//! quotas; a grant may give keys a time to live, counted from their creation (a rate-limit
+//! window). Every call counts against the plugin's deadline like any host call.
+
+mod embedded;
+mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker, Resource};
+
+use crate::config::{KeyValueBackend, KeyValueSettings};
+use crate::metrics::Metrics;
+use crate::runtime::sandbox::PluginState;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/deps/keyvalue",
+        world: "wasi:keyvalue/imports",
+        imports: { default: async | trappable },
+        with: { "wasi:keyvalue/store.bucket": super::Bucket },
+    });
+}
+
+use bindings::wasi::keyvalue::{atomics, batch, store};
+
+/// An open bucket, as the plugin holds it.
+#[derive(Debug)]
+pub struct Bucket {
+    /// Where its keys live: `p/<plugin>` for the plugin's own, `s/<name>` for a shared one.
+    namespace: Arc<str>,
+}
+
+/// Why a key-value call failed, before it becomes the interface's `error`.
+#[derive(Debug, thiserror::Error)]
+pub enum KvError {
+    #[error("{0}")]
+    Quota(String),
+    #[error("key-value backend: {0}")]
+    Backend(String),
+    #[error("the value of {0:?} is not a decimal number (increment needs one)")]
+    NotANumber(String),
+    #[error("the call's deadline passed")]
+    Deadline,
+}
+
+impl KvError {
+    fn outcome(&self) -> &'static str {
+        match self {
+            Self::Quota(_) => "quota",
+            Self::Backend(_) | Self::NotANumber(_) => "error",
+            Self::Deadline => "timeout",
+        }
+    }
+}
+
+/// Quotas and expiry of a write.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most keys a bucket may hold.
+    pub max_entries: u64,
+    /// A new key expires this long after it was created.
+    pub ttl: Option<Duration>,
+}
+
+/// The store all plugins' buckets live in.
+pub enum Backend {
+    Embedded(embedded::Embedded),
+    Redis(redis::RedisStore),
+}
+
+impl Backend {
+    /// Opens the configured backend: the embedded file (created if missing) or a connection to
+    /// Redis.
+    pub async fn open(settings: &KeyValueSettings) -> anyhow::Result<Self> {
+        Ok(match settings.backend {
+            KeyValueBackend::Embedded => Self::Embedded(embedded::Embedded::open(&settings.path)?),
+            KeyValueBackend::Redis => Self::Redis(
+                redis::RedisStore::connect(settings.redis_url.as_deref().unwrap_or_default())
+                    .await?,
+            ),
+        })
+    }
+
+    async fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        match self {
+            Self::Embedded(db) => db.get(ns, key).await,
+            Self::Redis(db) => db.get(ns, key).await,
+        }
+    }
+
+    async fn set(&self, ns: &str, key: &str, value: &[u8], limits: Limits) -> Result<(), KvError> {
+        match self {
+            Self::Embedded(db) => db.set(ns, key, value, limits).await,
+            Self::Redis(db) => db.set(ns, key, value, limits).await,
+        }
+    }
+
+    async fn delete(&self, ns: &str, key: &str) -> Result<(), KvError> {
+        match self {
+            Self::Embedded(db) => db.delete(ns, key).await,
+            Self::Redis(db) => db.delete(ns, key).await,
+        }
+    }
+
+    async fn list(&self, ns: &str, cursor: u64) -> Result<(Vec<String>, Option<u64>), KvError> {
+        match self {
+            Self::Embedded(db) => db.list(ns, cursor).await,
+            Self::Redis(db) => db.list(ns, cursor).await,
+        }
+    }
+
+    async fn increment(
+        &self,
+        ns: &str,
+        key: &str,
+        delta: u64,
+        limits: Limits,
+    ) -> Result<u64, KvError> {
+        match self {
+            Self::Embedded(db) => db.increment(ns, key, delta, limits).await,
+            Self::Redis(db) => db.increment(ns, key, delta, limits).await,
+        }
+    }
+
+    /// Makes what was written durable (the embedded store commits in groups).
+    pub fn flush(&self) {
+        if let Self::Embedded(db) = self {
+            db.flush();
+        }
+    }
+
+    /// Whether the store answers (for `/readyz`).
+    pub async fn healthy(&self) -> bool {
+        match self {
+            Self::Embedded(_) => true,
+            Self::Redis(db) => db.ping().await,
+        }
+    }
+}
+
+/// Keys per `list-keys` page.
+pub const PAGE: usize = 1000;
+
+/// One plugin's key-value access: granted buckets and the quotas, shared by its calls.
+pub struct Access {
+    /// The store.
+    pub backend: Arc<Backend>,
+    /// The plugin's own namespace, `p/<plugin>`.
+    own: Arc<str>,
+    /// The shared buckets the plugin may open.
+    shared: Vec<String>,
+    /// Sizes and expiry.
+    settings: KeyValueSettings,
+    /// Expiry of new keys.
+    ttl: Option<Duration>,
+    /// Counts calls.
+    metrics: Arc<Metrics>,
+    /// The plugin's name, for the metrics.
+    plugin: Arc<str>,
+}
+
+impl Access {
+    pub fn new(
+        backend: Arc<Backend>,
+        plugin: Arc<str>,
+        grants: &crate::config::Grants,
+        settings: KeyValueSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            backend,
+            own: format!("p/{plugin}").into(),
+            shared: grants.keyvalue_buckets.clone(),
+            settings,
+            ttl: grants.keyvalue_ttl,
+            metrics,
+            plugin,
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            max_entries: self.settings.max_entries,
+            ttl: self.ttl,
+        }
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), KvError> {
+        if key.len() > self.settings.max_key_bytes {
+            return Err(KvError::Quota(format!(
+                "a key of {} bytes is over the limit of {}",
+                key.len(),
+                self.settings.max_key_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_value(&self, value: &[u8]) -> Result<(), KvError> {
+        if value.len() > self.settings.max_value_bytes {
+            return Err(KvError::Quota(format!(
+                "a value of {} bytes is over the limit of {}",
+                value.len(),
+                self.settings.max_value_bytes
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The key-value side of one instance's store data.
+#[derive(Default)]
+pub struct KvInstance {
+    /// `None` when the plugin was not granted key-value access.
+    pub access: Option<Arc<Access>>,
+}
+
+/// Adds the three interfaces to the linker.
+pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    bindings::Imports::add_to_linker::<_, HasSelf<PluginState>>(linker, |state| state)
+}
+
+impl PluginState {
+    fn kv(&self) -> Result<Arc<Access>, store::Error> {
+        self.keyvalue
+            .access
+            .clone()
+            .ok_or(store::Error::AccessDenied)
+    }
+
+    fn namespace(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<Arc<str>> {
+        Ok(Arc::clone(&self.table_ref().get(bucket)?.namespace))
+    }
+}
+
+/// Runs a backend call until `deadline`, counts it, and turns its error into the interface's.
+async fn kv_call<T>(
+    access: &Access,
+    deadline: std::time::Instant,
+    call: impl Future<Output = Result<T, KvError>>,
+) -> Result<T, store::Error> {
+    let result = match tokio::time::timeout_at(deadline.into(), call).await {
+        Ok(result) => result,
+        Err(_) => Err(KvError::Deadline),
+    };
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(error) => error.outcome(),
+    };
+    access.metrics.keyvalue_call(&access.plugin, outcome);
+    result.map_err(|error| store::Error::Other(error.to_string()))
+}
+
+impl store::Host for PluginState {
+    async fn open(
+        &mut self,
+        identifier: String,
+    ) -> wasmtime::Result<Result<Resource<Bucket>, store::Error>> {
+        let access = match self.kv() {
+            Ok(access) => access,
+            Err(error) => return Ok(Err(error)),
+        };
+        let namespace: Arc<str> = match identifier.as_str() {
+            "" | "default" => Arc::clone(&access.own),
+            name if access.shared.iter().any(|s| s == name) => format!("s/{name}").into(),
+            _ => {
+                access.metrics.keyvalue_call(&access.plugin, "denied");
+                return Ok(Err(store::Error::AccessDenied));
+            }
+        };
+        Ok(Ok(self.table_mut().push(Bucket { namespace })?))
+    }
+}
+
+impl store::HostBucket for PluginState {
+    async fn get(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, store::Error>> {
+        let (ns, access) = (self.namespace(&bucket)?, self.kv());
+        let Ok(access) = access else {
+            return Ok(Err(store::Error::AccessDenied));
+        };
+        if let Err(e) = access.check_key(&key) {
+            return Ok(Err(store::Error::Other(e.to_string())));
+        }
+        Ok(kv_call(&access, self.deadline, access.backend.get(&ns, &key)).await)
+    }
+
+    async fn set(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), store::Error>> {
+        let (ns, access) = (self.namespace(&bucket)?, self.kv());
+        let Ok(access) = access else {
+            return Ok(Err(store::Error::AccessDenied));
+        };
+        if let Err(e) = access
+            .check_key(&key)
+            .and_then(|()| access.check_value(&value))
+        {
+            access.metrics.keyvalue_call(&access.plugin, e.outcome());
+            return Ok(Err(store::Error::Other(e.to_string())));
+        }
+        let limits = access.limits();
+        Ok(kv_call(
+            &access,
+            self.deadline,
+            access.backend.set(&ns, &key, &value, limits),
+        )
+        .await)
+    }
+
+    async fn delete(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), store::Error>> {
+        let (ns, access) = (self.namespace(&bucket)?, self.kv());
+        let Ok(access) = access else {
+            return Ok(Err(store::Error::AccessDenied));
+        };
+        Ok(kv_call(&access, self.deadline, access.backend.delete(&ns, &key)).await)
+    }
+
+    async fn exists(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, store::Error>> {
+        Ok(self.get(bucket, key).await?.map(|v| v.is_some()))
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<Bucket>,
+        cursor: Option<u64>,
+    ) -> wasmtime::Result<Result<store::KeyResponse, store::Error>> {
+        let (ns, access) = (self.namespace(&bucket)?, self.kv());
+        let Ok(access) = access else {
+            return Ok(Err(store::Error::AccessDenied));
+        };
+        Ok(kv_call(
+            &access,
+            self.deadline,
+            access.backend.list(&ns, cursor.unwrap_or(0)),
+        )
+        .await
+        .map(|(keys, cursor)| store::KeyResponse { keys, cursor }))
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table_mut().delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for PluginState {
+    async fn increment(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        delta: u64,
+    ) -> wasmtime::Result<Result<u64, store::Error>> {
+        let (ns, access) = (self.namespace(&bucket)?, self.kv());
+        let Ok(access) = access else {
+            return Ok(Err(store::Error::AccessDenied));
+        };
+        if let Err(e) = access.check_key(&key) {
+            return Ok(Err(store::Error::Other(e.to_string())));
+        }
+        let limits = access.limits();
+        Ok(kv_call(
+            &access,
+            self.deadline,
+            access.backend.increment(&ns, &key, delta, limits),
+        )
+        .await)
+    }
+}
+
+impl batch::Host for PluginState {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<Vec<Option<(String, Vec<u8>)>>, store::Error>> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            let bucket = Resource::new_borrow(bucket.rep());
+            match store::HostBucket::get(self, bucket, key.clone()).await? {
+                Ok(value) => values.push(value.map(|v| (key, v))),
+                Err(error) => return Ok(Err(error)),
+            }
+        }
+        Ok(Ok(values))
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> wasmtime::Result<Result<(), store::Error>> {
+        for (key, value) in key_values {
+            let bucket = Resource::new_borrow(bucket.rep());
+            if let Err(error) = store::HostBucket::set(self, bucket, key, value).await? {
+                return Ok(Err(error));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> wasmtime::Result<Result<(), store::Error>> {
+        for key in keys {
+            let bucket = Resource::new_borrow(bucket.rep());
+            if let Err(error) = store::HostBucket::delete(self, bucket, key).await? {
+                return Ok(Err(error));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+/// Milliseconds since the Unix epoch, for expiry times.
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

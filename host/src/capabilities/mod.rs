@@ -1,0 +1,181 @@
+//! What a plugin may reach beyond WASI's nothing, granted per plugin in the config: its own
+//! config values (`wasi:config`, always), key-value buckets (`wasi:keyvalue`) and outbound HTTP
+//! (`wasi:http`). One module per capability, each linking itself and holding its per-instance
+//! state; this module decides, at load time, whether a component's imports are granted.
+//!
+//! - [`config`]: `wasi:config/store`, the plugin's `[plugin_config.<name>]` values.
+//! - [`keyvalue`]: `wasi:keyvalue` on the embedded store or Redis.
+//! - [`http`]: the origins a plugin may call.
+
+pub mod config;
+pub mod http;
+pub mod keyvalue;
+
+use std::sync::Arc;
+
+use wasmtime_wasi_config::WasiConfigVariables;
+
+use crate::config::{Config, Grants};
+use crate::metrics::Metrics;
+
+/// The host side of the capabilities, shared by every plugin.
+pub struct Capabilities {
+    /// Every plugin's config values; swapped on reload.
+    pub values: config::ConfigValues,
+    /// The key-value store, opened when some plugin is granted key-value access.
+    pub keyvalue: Option<Arc<keyvalue::Backend>>,
+    /// Grants and quotas.
+    config: Arc<Config>,
+    /// Counts capability calls.
+    metrics: Arc<Metrics>,
+}
+
+impl Capabilities {
+    /// Opens what the grants of `config` need (the key-value store, if any plugin may use it).
+    pub async fn open(config: Arc<Config>, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        let keyvalue = if config.grants.values().any(|g| g.keyvalue) {
+            let backend = keyvalue::Backend::open(&config.keyvalue).await?;
+            tracing::info!(backend = ?config.keyvalue.backend, "key-value store open");
+            Some(Arc::new(backend))
+        } else {
+            None
+        };
+        Ok(Self {
+            values: config::ConfigValues::new(&config),
+            keyvalue,
+            config,
+            metrics,
+        })
+    }
+
+    /// The config the grants were read from (at start).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Only config values: for the tools, which run one call.
+    pub fn values_only(config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            values: config::ConfigValues::new(&config),
+            keyvalue: None,
+            config,
+            metrics,
+        }
+    }
+
+    /// What plugin `name` may use, resolved once at load.
+    pub fn for_plugin(&self, name: &Arc<str>) -> PluginCapabilities {
+        let grants = self.config.grants(name);
+        let keyvalue = match (&self.keyvalue, grants.keyvalue) {
+            (Some(backend), true) => Some(Arc::new(keyvalue::Access::new(
+                Arc::clone(backend),
+                Arc::clone(name),
+                &grants,
+                self.config.keyvalue.clone(),
+                Arc::clone(&self.metrics),
+            ))),
+            _ => None,
+        };
+        PluginCapabilities {
+            name: Arc::clone(name),
+            grants,
+            keyvalue,
+        }
+    }
+
+    /// The store data of one call of `plugin`.
+    pub fn granted(&self, plugin: &PluginCapabilities) -> Granted {
+        Granted {
+            config_values: self.values.of(&plugin.name),
+            keyvalue: keyvalue::KvInstance {
+                access: plugin.keyvalue.clone(),
+            },
+        }
+    }
+}
+
+/// What one plugin may use.
+pub struct PluginCapabilities {
+    /// The plugin's name (its config section).
+    name: Arc<str>,
+    /// Its grants, for the import check and `check`.
+    pub grants: Grants,
+    /// Its key-value access, when granted and a store is open.
+    keyvalue: Option<Arc<keyvalue::Access>>,
+}
+
+/// The capability state of one instance.
+pub struct Granted {
+    /// Its `wasi:config` values.
+    pub config_values: Arc<WasiConfigVariables>,
+    /// Its key-value access.
+    pub keyvalue: keyvalue::KvInstance,
+}
+
+/// How the host treats one import of a component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImportStatus {
+    /// The host's own interfaces (`openim:callback/*`).
+    Host,
+    /// WASI's base interfaces, which grant nothing (no files, environment, sockets).
+    Wasi,
+    /// The plugin's own config values.
+    Config,
+    /// Granted by the plugin's config (`keyvalue`, `http`).
+    Granted(&'static str),
+    /// Not granted: the plugin is refused at load with this reason.
+    Denied(String),
+}
+
+impl std::fmt::Display for ImportStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Host => f.write_str("host interface"),
+            Self::Wasi => f.write_str("WASI (granted nothing: no files, env, args or sockets)"),
+            Self::Config => f.write_str("granted: its own [plugin_config] values"),
+            Self::Granted(what) => write!(f, "granted: {what}"),
+            Self::Denied(reason) => write!(f, "NOT GRANTED: {reason}"),
+        }
+    }
+}
+
+/// How `plugin`, with `grants`, may use the import named `import`.
+pub fn import_status(plugin: &str, import: &str, grants: &Grants) -> ImportStatus {
+    if import.starts_with("openim:callback/") {
+        ImportStatus::Host
+    } else if import.starts_with("wasi:config/") {
+        ImportStatus::Config
+    } else if import.starts_with("wasi:keyvalue/") {
+        if grants.keyvalue {
+            ImportStatus::Granted("keyvalue (its own bucket and the shared ones listed)")
+        } else {
+            ImportStatus::Denied(format!(
+                "{import} needs `keyvalue = true` in [plugin_grants.{plugin}]"
+            ))
+        }
+    } else if import.starts_with("wasi:http/") {
+        if grants.http.is_empty() {
+            ImportStatus::Denied(format!(
+                "{import} needs the origins it may call in `http = [...]` of [plugin_grants.{plugin}]"
+            ))
+        } else {
+            ImportStatus::Granted("http (to the origins listed)")
+        }
+    } else {
+        ImportStatus::Wasi
+    }
+}
+
+/// The first import of `imports` that `plugin` is not granted, with the reason.
+pub fn first_denied<'a>(
+    plugin: &str,
+    imports: impl IntoIterator<Item = &'a str>,
+    grants: &Grants,
+) -> Option<String> {
+    imports
+        .into_iter()
+        .find_map(|import| match import_status(plugin, import, grants) {
+            ImportStatus::Denied(reason) => Some(reason),
+            _ => None,
+        })
+}
