@@ -10,6 +10,7 @@
 #   plugins/audit     (Rust)       -> plugins/20-audit.wasm
 #   plugins/moderation (Rust)      -> plugins/30-moderation.wasm       (message moderation)
 #   plugins/group-policy-py (Python) -> plugins/31-group-policy-py.wasm (before a group is created)
+#   plugins/rate-limit (Rust)      -> plugins/40-rate-limit.wasm       (wasi:keyvalue, wasi:config)
 #
 # File names set the order plugins run in: for the kick, the guards decide before the audit logs.
 set -euo pipefail
@@ -39,7 +40,7 @@ up_to_date() { # <output> <input>...
 cargo build --quiet --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --release \
   --target-dir "$root/target/wasm"
 rust_out="$root/target/wasm/wasm32-wasip2/release"
-for pair in guard:10-guard.wasm audit:20-audit.wasm moderation:30-moderation.wasm; do
+for pair in guard:10-guard.wasm audit:20-audit.wasm moderation:30-moderation.wasm rate_limit:40-rate-limit.wasm; do
   built="$rust_out/${pair%%:*}.wasm"
   up_to_date "plugins/${pair#*:}" "$built" || publish "$built" "${pair#*:}"
 done

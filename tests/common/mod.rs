@@ -94,6 +94,16 @@ impl Server {
 
     /// Starts the host on a prepared temp dir whose `plugins/` folder is already filled.
     pub fn start_in(dir: tempfile::TempDir, config: &str, extra_args: &[&str]) -> Self {
+        Self::start_in_env(dir, config, extra_args, &[])
+    }
+
+    /// Like [`Server::start_in`], with extra environment variables.
+    pub fn start_in_env(
+        dir: tempfile::TempDir,
+        config: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let config_path = dir.path().join("callback-host.toml");
         std::fs::write(&config_path, config).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_callback-host"))
@@ -110,6 +120,7 @@ impl Server {
                 repo_root().join("target/test-compile-cache"),
             )
             .env_remove("CALLBACK_HOST_LISTEN")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -153,6 +164,13 @@ impl Server {
             admin_addr,
             dir,
         }
+    }
+
+    /// Stops the server gracefully (SIGTERM) and hands back its directory (config, plugins), to
+    /// start it again.
+    pub fn terminate_and_keep_dir(mut self) -> tempfile::TempDir {
+        assert!(self.terminate(), "the server exited with an error");
+        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
     }
 
     /// The server's process id.
@@ -455,5 +473,54 @@ pub fn read_response(stream: &mut TcpStream) -> HttpResponse {
         status,
         headers,
         body: String::from_utf8(body).unwrap(),
+    }
+}
+
+/// A real `redis-server` on a free loopback port, without persistence, stopped on drop.
+pub struct Redis {
+    child: Child,
+    /// `redis://127.0.0.1:PORT`
+    pub url: String,
+}
+
+impl Redis {
+    /// Starts it and waits until it answers.
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server (installed by scripts/install-toolchains.sh)");
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = stream.write_all(b"PING\r\n");
+                let mut buf = [0u8; 16];
+                if stream
+                    .read(&mut buf)
+                    .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
+                {
+                    break;
+                }
+            }
+            assert!(Instant::now() < until, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

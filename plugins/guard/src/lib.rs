@@ -1,11 +1,22 @@
 //! Guard: refuses a kick when it includes a protected user.
 //!
-//! The protected users are compiled in from `protected-users.txt`. On a refusal OpenIM gets
+//! The protected users come from the host's config (`wasi:config`, key `protected_users`: ids
+//! separated by commas or spaces, in `[plugin_config.10-guard]`), so operators change them
+//! without rebuilding; without the key, the three default ids below. On a refusal OpenIM gets
 //! `actionCode 0, nextCode 1` with `errCode 10001` and the protected ids in `errDlt`.
 
 wit_bindgen::generate!({
     path: "../../wit",
-    world: "kick-plugin",
+    inline: "
+        package example:guard;
+
+        world guard {
+            include openim:callback/kick-plugin@0.1.0;
+            import wasi:config/store@0.2.0-rc.1;
+        }
+    ",
+    world: "example:guard/guard",
+    generate_all,
 });
 
 use exports::openim::callback::kick_group_member::{Guest, KickRequest};
@@ -15,24 +26,32 @@ use openim::callback::types::{Delivery, Response};
 /// The errCode of a refusal.
 const ERR_PROTECTED: i32 = 10001;
 
-/// The protected user ids, one a line.
-const PROTECTED_USERS: &str = include_str!("../protected-users.txt");
+/// The protected user ids when the config does not name them.
+const DEFAULT_PROTECTED_USERS: &str = "admin, owner-bot, security-officer";
 
-fn is_protected(user_id: &str) -> bool {
-    PROTECTED_USERS
-        .lines()
+/// The protected user ids, from the config.
+fn protected_users() -> String {
+    wasi::config::store::get("protected_users")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| DEFAULT_PROTECTED_USERS.to_owned())
+}
+
+fn is_protected(protected: &str, user_id: &str) -> bool {
+    protected
+        .split([',', ' ', '\n'])
         .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .any(|protected| protected == user_id)
+        .any(|id| !id.is_empty() && id == user_id)
 }
 
 struct Guard;
 
 impl Guest for Guard {
     fn handle_kick(delivery: Delivery, request: KickRequest) -> Response {
+        let protected = protected_users();
         let mut blocked: Vec<&str> = Vec::new();
         for user in &request.kicked_user_ids {
-            if is_protected(user) && !blocked.contains(&user.as_str()) {
+            if is_protected(&protected, user) && !blocked.contains(&user.as_str()) {
                 blocked.push(user);
             }
         }
