@@ -356,3 +356,169 @@ fn a_redis_that_stops_answering_fails_calls_by_name_within_the_deadline() {
     ));
     assert_eq!(response.body, GO_ON);
 }
+
+/// A real HTTP/1.1 server on a free loopback port, for plugins to call: `/ok` answers `hello`,
+/// `/slow` answers after 10 s, `/huge` sends 3 MiB, `/echo` answers with the request body;
+/// every request body is recorded.
+struct Upstream {
+    port: u16,
+    received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Upstream {
+    fn start() -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = std::sync::Arc::clone(&received);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = std::sync::Arc::clone(&log);
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        return;
+                    }
+                    let path = line.split(' ').nth(1).unwrap_or("/").to_owned();
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:")
+                        {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    let _ = reader.read_exact(&mut body);
+                    let body = String::from_utf8_lossy(&body).into_owned();
+                    log.lock().unwrap().push(body.clone());
+                    let answer = match path.as_str() {
+                        "/slow" => {
+                            std::thread::sleep(Duration::from_secs(10));
+                            "late".to_owned()
+                        }
+                        "/huge" => "h".repeat(3 << 20),
+                        "/echo" => body,
+                        _ => "hello".to_owned(),
+                    };
+                    let mut stream = stream;
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                });
+            }
+        });
+        Self { port, received }
+    }
+}
+
+fn http_probe(grant: &str) -> Server {
+    Server::start(
+        &[("10-fetch.wasm", component("http_probe"))],
+        &format!(
+            "[defaults]\ntimeout_secs = 2\n[outbound_http]\nmax_response_bytes = 1048576\n\
+             [plugin_grants.10-fetch]\n{grant}"
+        ),
+    )
+}
+
+#[test]
+fn outbound_http_reaches_listed_origins_only_within_the_deadline_and_the_caps() {
+    let up = Upstream::start();
+    let other = Upstream::start();
+    let port = up.port;
+    let server = http_probe(&format!("http = [\"http://127.0.0.1:{port}\"]\n"));
+    // Allowed: the listed origin.
+    assert_eq!(
+        probe(&server, &format!("get http://127.0.0.1:{port}/ok")),
+        "200 5 hello"
+    );
+    assert_eq!(
+        probe(
+            &server,
+            &format!("post http://127.0.0.1:{port}/echo {{\"a\":1}}")
+        ),
+        "200 7 {\"a\":1}"
+    );
+    assert!(
+        up.received
+            .lock()
+            .unwrap()
+            .contains(&"{\"a\":1}".to_owned())
+    );
+    // Denied: another port, another name for the same address.
+    for url in [
+        format!("http://127.0.0.1:{}/ok", other.port),
+        format!("http://localhost:{port}/ok"),
+        format!("https://127.0.0.1:{port}/ok"),
+    ] {
+        let result = probe(&server, &format!("get {url}"));
+        assert!(
+            result.starts_with("error") && result.contains("HttpRequestDenied"),
+            "{url}: {result}"
+        );
+    }
+    assert!(other.received.lock().unwrap().is_empty());
+    // Huge: the response cap holds.
+    let result = probe(&server, &format!("get http://127.0.0.1:{port}/huge"));
+    assert!(
+        result.contains("body size exceeds limit: 1048576 bytes"),
+        "{result}"
+    );
+    // Slow: the deadline holds (1.5 s of OpenIM's 2 s), and OpenIM is answered in time.
+    let started = Instant::now();
+    let response = server.raw(&openim_request(
+        KICK_PATH,
+        "op-slow",
+        kick_body("G", &["u"], &format!("get http://127.0.0.1:{port}/slow")).as_bytes(),
+    ));
+    assert_eq!(response.body, GO_ON);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    server.wait_for_log(&["plugin failed", "10-fetch", "outcome=\"timeout\""]);
+    let metrics = Server::get(&server.addr, "/metrics").body;
+    for line in [
+        // The huge response's headers came back: ok (its body then failed in the plugin).
+        "callback_host_outbound_http_requests_total{plugin=\"10-fetch\",outcome=\"ok\"} 3",
+        "callback_host_outbound_http_requests_total{plugin=\"10-fetch\",outcome=\"timeout\"} 1",
+        "callback_host_outbound_http_requests_total{plugin=\"10-fetch\",outcome=\"denied\"} 3",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
+}
+
+#[test]
+fn a_name_that_resolves_to_a_private_address_needs_http_private() {
+    let up = Upstream::start();
+    let port = up.port;
+    let server = http_probe(&format!("http = [\"http://localhost:{port}\"]\n"));
+    let result = probe(&server, &format!("get http://localhost:{port}/ok"));
+    assert!(result.contains("DestinationIpProhibited"), "{result}");
+    let server = http_probe(&format!(
+        "http = [\"http://localhost:{port}\"]\nhttp_private = true\n"
+    ));
+    assert_eq!(
+        probe(&server, &format!("get http://localhost:{port}/ok")),
+        "200 5 hello"
+    );
+}
+
+#[test]
+fn a_plugin_without_an_http_grant_is_refused_at_load() {
+    let server = Server::start(&[("10-fetch.wasm", component("http_probe"))], "");
+    server.wait_for_log(&[
+        "plugin not loaded",
+        "10-fetch",
+        "needs the origins it may call in `http = [...]` of [plugin_grants.10-fetch]",
+    ]);
+}

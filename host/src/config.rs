@@ -86,6 +86,8 @@ pub struct FileConfig {
     pub plugin_grants: HashMap<String, GrantFile>,
     #[serde(default)]
     pub keyvalue: KeyValueFile,
+    #[serde(default)]
+    pub outbound_http: OutboundHttpFile,
 }
 
 /// Per-command keys in the file (`[defaults]` and `[commands.<callbackCommand>]`).
@@ -141,6 +143,15 @@ pub struct GrantFile {
     pub keyvalue_buckets: Option<Vec<String>>,
     pub keyvalue_ttl_secs: Option<u64>,
     pub http: Option<Vec<String>>,
+    pub http_private: Option<bool>,
+}
+
+/// The `[outbound_http]` section: bounds of plugins' outbound requests.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundHttpFile {
+    pub max_response_bytes: Option<usize>,
+    pub max_concurrent: Option<usize>,
 }
 
 /// The `[keyvalue]` section: where plugins' key-value data lives.
@@ -270,6 +281,18 @@ pub struct Grants {
     pub keyvalue_ttl: Option<Duration>,
     /// `wasi:http/outgoing-handler`: the origins it may call.
     pub http: Vec<crate::capabilities::http::Origin>,
+    /// Names of those origins may resolve to private or loopback addresses (an internal
+    /// service); otherwise only origins given as such an address may reach one.
+    pub http_private: bool,
+}
+
+/// Resolved `[outbound_http]` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutboundHttpSettings {
+    /// Largest response body a plugin may read.
+    pub max_response_bytes: usize,
+    /// Requests one plugin may have in flight at once (over all its instances).
+    pub max_concurrent: usize,
 }
 
 /// Resolved `[keyvalue]` settings.
@@ -332,6 +355,8 @@ pub struct Config {
     pub grants: HashMap<String, Grants>,
     /// Where key-value data lives, and its quotas.
     pub keyvalue: KeyValueSettings,
+    /// Bounds of plugins' outbound HTTP requests.
+    pub outbound_http: OutboundHttpSettings,
     /// The commands OpenIM's webhooks.yml enables, when one was read.
     pub openim_enabled: Option<std::collections::BTreeSet<&'static str>>,
 }
@@ -420,6 +445,10 @@ impl Config {
             plugin_values: resolve_values(&file.plugin_config),
             grants: resolve_grants(&file.plugin_grants)?,
             keyvalue: resolve_keyvalue(&file.keyvalue)?,
+            outbound_http: OutboundHttpSettings {
+                max_response_bytes: file.outbound_http.max_response_bytes.unwrap_or(1 << 20),
+                max_concurrent: file.outbound_http.max_concurrent.unwrap_or(8).max(1),
+            },
             openim_enabled: None,
         };
         config.validate()?;
@@ -724,6 +753,7 @@ fn resolve_grants(
                     secs => secs.map(Duration::from_secs),
                 },
                 http,
+                http_private: grant.http_private.unwrap_or(false),
             },
         );
     }

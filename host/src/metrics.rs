@@ -122,6 +122,8 @@ pub struct Metrics {
     pub open_fds: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Key-value calls, by plugin and outcome.
     pub keyvalue_calls: Family<CallLabels, Counter>,
+    /// Outbound HTTP requests, by plugin and outcome.
+    pub http_requests: Family<CallLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -144,6 +146,12 @@ impl Default for Metrics {
         let resident_memory = Gauge::default();
         let open_fds = Gauge::default();
         let keyvalue_calls = Family::default();
+        let http_requests = Family::default();
+        registry.register(
+            "outbound_http_requests",
+            "Outbound HTTP requests of plugins (ok, denied, busy, timeout, error)",
+            http_requests.clone(),
+        );
         registry.register(
             "keyvalue_calls",
             "Key-value calls of plugins (ok, denied, quota, timeout, error)",
@@ -228,6 +236,7 @@ impl Default for Metrics {
             resident_memory,
             open_fds,
             keyvalue_calls,
+            http_requests,
         }
     }
 }
@@ -253,6 +262,16 @@ impl Metrics {
         if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
             self.open_fds.set(fds.count() as i64);
         }
+    }
+
+    /// Counts an outbound HTTP request.
+    pub fn http_request(&self, plugin: &Arc<str>, outcome: &'static str) {
+        self.http_requests
+            .get_or_create(&CallLabels {
+                plugin: Arc::clone(plugin),
+                outcome,
+            })
+            .inc();
     }
 
     /// Counts a key-value call.

@@ -1,8 +1,31 @@
-//! Outbound HTTP (`wasi:http/outgoing-handler`): denied unless the plugin's grant lists the
-//! origin it calls.
+//! Outbound HTTP (`wasi:http/outgoing-handler`, through `wasmtime-wasi-http`): denied unless
+//! the plugin's grant lists the origin it calls. Every request is bounded by the call's remaining
+//! deadline, the plugin's cap on requests in flight and a cap on the response body.
+//!
+//! Private, loopback and link-local addresses are refused unless the origin was listed as such an
+//! address (`http://127.0.0.1:8080`), or the grant sets `http_private` (an internal service by
+//! name). A plain-HTTP request goes to the very address that was checked; an HTTPS request is
+//! resolved again by the TLS connector, whose certificate check for the listed name stops a name
+//! that now points elsewhere.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
+    WasiHttpView,
+};
+
+use crate::config::{Grants, OutboundHttpSettings};
+use crate::metrics::Metrics;
+use crate::runtime::sandbox::PluginState;
 
 /// An origin a plugin may call: scheme, host (or `*.` and one more label), port.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +128,290 @@ impl Origin {
                 .is_some_and(|label| !label.is_empty() && !label.contains('.')),
             None => host == self.host,
         }
+    }
+}
+
+/// One plugin's outbound HTTP: the origins it may call and its bounds, shared by its calls.
+pub struct HttpAccess {
+    /// The origins listed in its grant.
+    origins: Vec<Origin>,
+    /// Names may resolve to private addresses.
+    private: bool,
+    /// Requests in flight, over all its instances.
+    in_flight: Arc<Semaphore>,
+    /// Largest response body.
+    max_response_bytes: usize,
+    /// Counts requests.
+    metrics: Arc<Metrics>,
+    /// The plugin's name, for the metrics.
+    plugin: Arc<str>,
+}
+
+impl HttpAccess {
+    pub fn new(
+        plugin: Arc<str>,
+        grants: &Grants,
+        settings: OutboundHttpSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            origins: grants.http.clone(),
+            private: grants.http_private,
+            in_flight: Arc::new(Semaphore::new(settings.max_concurrent)),
+            max_response_bytes: settings.max_response_bytes,
+            metrics,
+            plugin,
+        }
+    }
+}
+
+/// The HTTP side of one instance's store data.
+pub struct HttpInstance {
+    /// wasmtime-wasi-http's own state.
+    ctx: WasiHttpCtx,
+    /// Our checks on each request.
+    hooks: Hooks,
+}
+
+impl HttpInstance {
+    pub fn new(access: Option<Arc<HttpAccess>>, deadline: Instant) -> Self {
+        Self {
+            ctx: WasiHttpCtx::new(),
+            hooks: Hooks { access, deadline },
+        }
+    }
+
+    /// A reused instance's next call ends at `deadline`.
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.hooks.deadline = deadline;
+    }
+}
+
+/// Decides and sends each request of one instance.
+struct Hooks {
+    /// `None` when the plugin was not granted outbound HTTP.
+    access: Option<Arc<HttpAccess>>,
+    /// The call's deadline: no request outlives it.
+    deadline: Instant,
+}
+
+/// Adds `wasi:http` (types and outgoing-handler).
+pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        let (http, table) = self.http_and_table();
+        WasiHttpCtxView {
+            hooks: &mut http.hooks,
+            table,
+            ctx: &mut http.ctx,
+        }
+    }
+}
+
+type SendResult = Result<
+    (
+        http::Response<WasiBody>,
+        Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ),
+    HttpError,
+>;
+
+impl WasiHttpHooks for Hooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        _options: Option<RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        let access = self.access.clone();
+        let deadline = self.deadline;
+        Box::new(async move {
+            let Some(access) = access else {
+                return Err(HttpError::HttpRequestDenied);
+            };
+            // Counted as a timeout if the call is stopped at its deadline while waiting.
+            let mut pending = Pending {
+                access: Some(&access),
+            };
+            let result = send(&access, request, deadline).await;
+            pending.access = None;
+            let outcome = match &result {
+                Ok(_) => "ok",
+                Err(HttpError::HttpRequestDenied | HttpError::DestinationIpProhibited) => "denied",
+                Err(HttpError::ConnectionLimitReached) => "busy",
+                Err(HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout) => "timeout",
+                Err(_) => "error",
+            };
+            access.metrics.http_request(&access.plugin, outcome);
+            if outcome == "denied" {
+                tracing::warn!(plugin = %access.plugin, "outbound request refused: not to an origin its grant lists");
+            }
+            result
+        })
+    }
+}
+
+/// A request not answered yet: dropped (its call stopped at the deadline), it counts as a
+/// timeout.
+struct Pending<'a> {
+    access: Option<&'a HttpAccess>,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if let Some(access) = self.access {
+            access.metrics.http_request(&access.plugin, "timeout");
+        }
+    }
+}
+
+/// Checks `request` against the grant, then sends it within the deadline and the caps.
+async fn send(
+    access: &HttpAccess,
+    mut request: http::Request<WasiBody>,
+    deadline: Instant,
+) -> SendResult {
+    let uri = request.uri().clone();
+    let scheme = match uri.scheme_str() {
+        Some("http") => Scheme::Http,
+        Some("https") => Scheme::Https,
+        _ => return Err(HttpError::HttpRequestUriInvalid),
+    };
+    let host = uri
+        .host()
+        .ok_or(HttpError::HttpRequestUriInvalid)?
+        .to_owned();
+    let port = uri.port_u16().unwrap_or(scheme.default_port());
+    let Some(origin) = access
+        .origins
+        .iter()
+        .find(|o| o.allows(scheme, &host, port))
+    else {
+        return Err(HttpError::HttpRequestDenied);
+    };
+    let remaining = || deadline.saturating_duration_since(Instant::now());
+    let permit = tokio::time::timeout(remaining(), Arc::clone(&access.in_flight).acquire_owned())
+        .await
+        .map_err(|_| HttpError::ConnectionLimitReached)?
+        .map_err(|_| HttpError::ConnectionLimitReached)?;
+    // Where the name points now; private addresses only when the grant allows them.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let literal = bare.parse::<IpAddr>().ok();
+    let addresses: Vec<SocketAddr> = match literal {
+        Some(ip) => vec![SocketAddr::new(ip, port)],
+        None => tokio::time::timeout(remaining(), tokio::net::lookup_host((bare, port)))
+            .await
+            .map_err(|_| HttpError::DnsTimeout)?
+            .map_err(|e| HttpError::DnsError {
+                rcode: Some(e.to_string()),
+                info_code: None,
+            })?
+            .collect(),
+    };
+    let listed_address = literal.is_some() && origin.host == bare.to_lowercase();
+    let address = addresses
+        .into_iter()
+        .find(|a| listed_address || access.private || is_public(a.ip()))
+        .ok_or(HttpError::DestinationIpProhibited)?;
+    if scheme == Scheme::Http {
+        // Sent to the checked address; the Host header keeps the name.
+        let mut parts = uri.into_parts();
+        parts.authority = Some(
+            address
+                .to_string()
+                .parse()
+                .map_err(|_| HttpError::HttpRequestUriInvalid)?,
+        );
+        *request.uri_mut() =
+            http::Uri::from_parts(parts).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+    }
+    let left = remaining().max(Duration::from_millis(1));
+    let options = RequestOptions {
+        connect_timeout: Some(left),
+        first_byte_timeout: Some(left),
+        between_bytes_timeout: Some(left),
+    };
+    let (response, io) = tokio::time::timeout(
+        left,
+        wasmtime_wasi_http::default_send_request(request, Some(options)),
+    )
+    .await
+    .map_err(|_| HttpError::ConnectionTimeout)??;
+    let cap = access.max_response_bytes;
+    let response = response.map(|body| {
+        Capped {
+            body: body.boxed_unsync(),
+            left: cap,
+            cap,
+            _permit: permit,
+        }
+        .boxed_unsync()
+    });
+    Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
+}
+
+/// Whether a plugin may reach `ip` without a grant for private addresses.
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_public(IpAddr::V4(v4)),
+            None => {
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || (v6.segments()[0] & 0xfe00) == 0xfc00
+                    || (v6.segments()[0] & 0xffc0) == 0xfe80)
+            }
+        },
+    }
+}
+
+/// A response body that fails once it passes `cap` bytes; it holds the plugin's in-flight
+/// permit until it is dropped.
+struct Capped {
+    body: WasiBody,
+    left: usize,
+    cap: usize,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl http_body::Body for Capped {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, HttpError>>> {
+        let frame = std::task::ready!(std::pin::Pin::new(&mut self.body).poll_frame(cx));
+        if let Some(Ok(data)) = frame
+            .as_ref()
+            .map(|f| f.as_ref().map(http_body::Frame::data_ref))
+            && let Some(data) = data
+        {
+            if data.len() > self.left {
+                let cap = self.cap as u64;
+                return std::task::Poll::Ready(Some(Err(HttpError::HttpResponseBodySize(Some(
+                    cap,
+                )))));
+            }
+            self.left -= data.len();
+        }
+        std::task::Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
     }
 }
 

@@ -76,10 +76,19 @@ impl Capabilities {
             ))),
             _ => None,
         };
+        let http = (!grants.http.is_empty()).then(|| {
+            Arc::new(http::HttpAccess::new(
+                Arc::clone(name),
+                &grants,
+                self.config.outbound_http,
+                Arc::clone(&self.metrics),
+            ))
+        });
         PluginCapabilities {
             name: Arc::clone(name),
             grants,
             keyvalue,
+            http,
         }
     }
 
@@ -90,6 +99,7 @@ impl Capabilities {
             keyvalue: keyvalue::KvInstance {
                 access: plugin.keyvalue.clone(),
             },
+            http: plugin.http.clone(),
         }
     }
 }
@@ -102,6 +112,8 @@ pub struct PluginCapabilities {
     pub grants: Grants,
     /// Its key-value access, when granted and a store is open.
     keyvalue: Option<Arc<keyvalue::Access>>,
+    /// Its outbound HTTP, when granted.
+    http: Option<Arc<http::HttpAccess>>,
 }
 
 /// The capability state of one instance.
@@ -110,6 +122,8 @@ pub struct Granted {
     pub config_values: Arc<WasiConfigVariables>,
     /// Its key-value access.
     pub keyvalue: keyvalue::KvInstance,
+    /// Its outbound HTTP, when granted.
+    pub http: Option<Arc<http::HttpAccess>>,
 }
 
 /// How the host treats one import of a component.

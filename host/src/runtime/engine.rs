@@ -100,6 +100,7 @@ pub fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
     bindings::openim::callback::log::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)?;
     crate::capabilities::config::add_to_linker(&mut linker)?;
     crate::capabilities::keyvalue::add_to_linker(&mut linker)?;
+    crate::capabilities::http::add_to_linker(&mut linker)?;
     Ok(linker)
 }
 

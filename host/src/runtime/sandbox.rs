@@ -60,6 +60,8 @@ pub struct PluginState {
     pub config_values: Arc<wasmtime_wasi_config::WasiConfigVariables>,
     /// Its key-value access, when granted.
     pub keyvalue: crate::capabilities::keyvalue::KvInstance,
+    /// Its outbound HTTP, checked against its grant.
+    http: crate::capabilities::http::HttpInstance,
     /// What this instance holds of the budget; given back when the store is dropped.
     reservation: Reservation,
 }
@@ -143,6 +145,7 @@ impl PluginState {
         Self {
             config_values: granted.config_values,
             keyvalue: granted.keyvalue,
+            http: crate::capabilities::http::HttpInstance::new(granted.http, deadline),
             wasi: None,
             table: ResourceTable::new(),
             limiter,
@@ -165,6 +168,7 @@ impl PluginState {
         self.log.finish(&self.tag);
         self.tag = tag;
         self.deadline = deadline;
+        self.http.set_deadline(deadline);
     }
 }
 
@@ -219,6 +223,16 @@ impl PluginState {
     /// The resources the guest holds (WASI's and the capabilities').
     pub fn table_ref(&self) -> &ResourceTable {
         &self.table
+    }
+
+    /// The HTTP state and the resources, borrowed together.
+    pub fn http_and_table(
+        &mut self,
+    ) -> (
+        &mut crate::capabilities::http::HttpInstance,
+        &mut ResourceTable,
+    ) {
+        (&mut self.http, &mut self.table)
     }
 
     /// The resources the guest holds, to add or remove one.
