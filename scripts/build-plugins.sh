@@ -11,6 +11,7 @@
 #   plugins/moderation (Rust)      -> plugins/30-moderation.wasm       (message moderation)
 #   plugins/group-policy-py (Python) -> plugins/31-group-policy-py.wasm (before a group is created)
 #   plugins/rate-limit (Rust)      -> plugins/40-rate-limit.wasm       (wasi:keyvalue, wasi:config)
+#   plugins/forward-js (JavaScript) -> plugins/50-forward-js.wasm      (wasi:http, wasi:config)
 #
 # File names set the order plugins run in: for the kick, the guards decide before the audit logs.
 set -euo pipefail
@@ -66,6 +67,14 @@ if ! up_to_date plugins/12-guard-js.wasm plugins/guard-js "$wit"; then
   (cd plugins/guard-js && ./node_modules/.bin/componentize-js --wit "$wit" --world-name kick-plugin \
     --disable http fetch-event --out "$work/guard-js.wasm" guard.js >/dev/null)
   publish "$work/guard-js.wasm" 12-guard-js.wasm
+fi
+
+# The forwarding example, with the same componentize-js; it keeps fetch (wasi:http), which the
+# host links only for plugins whose grant lists the origins they may call.
+if ! up_to_date plugins/50-forward-js.wasm plugins/forward-js "$wit"; then
+  (cd plugins/forward-js && ../guard-js/node_modules/.bin/componentize-js --wit "$wit" \
+    --world-name forward-plugin --disable fetch-event --out "$work/forward-js.wasm" forward.js >/dev/null)
+  publish "$work/forward-js.wasm" 50-forward-js.wasm
 fi
 
 # Python: componentize-py, pinned in the project-local venv .tools/py.

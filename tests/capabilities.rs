@@ -522,3 +522,30 @@ fn a_plugin_without_an_http_grant_is_refused_at_load() {
         "needs the origins it may call in `http = [...]` of [plugin_grants.10-fetch]",
     ]);
 }
+
+#[test]
+fn the_forwarding_example_posts_sent_messages_to_its_endpoint() {
+    let up = Upstream::start();
+    let port = up.port;
+    let server = Server::start(
+        &[("50-forward-js.wasm", example("50-forward-js.wasm"))],
+        &format!(
+            "[plugin_config.50-forward-js]\nurl = \"http://127.0.0.1:{port}/events\"\n\
+             [plugin_grants.50-forward-js]\nhttp = [\"http://127.0.0.1:{port}\"]\n"
+        ),
+    );
+    let body = common::request_fixture("callbackAfterSendSingleMsgCommand");
+    let response = server.raw(&openim_request(
+        "/callbackExample/callbackAfterSendSingleMsgCommand",
+        "op-forward",
+        body.as_bytes(),
+    ));
+    assert_eq!(response.body, GO_ON);
+    server.wait_for_log(&["forwarded", "op-forward", "status=\"200\""]);
+    let received = up.received.lock().unwrap().clone();
+    let event: serde_json::Value = serde_json::from_str(received.last().expect("a POST")).unwrap();
+    assert_eq!(event["event"], "message-sent");
+    assert_eq!(event["operationID"], "op-forward");
+    assert_eq!(event["sendID"], "user-alice");
+    assert_eq!(event["recvID"], "user-bob");
+}
