@@ -60,6 +60,9 @@ enum Cmd {
         no_fuel: bool,
         #[arg(long)]
         no_epoch: bool,
+        /// A TOML config file to start from (grants, key-value store).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
 }
 
@@ -71,6 +74,11 @@ pub enum Workload {
     /// `callbackBeforeSendSingleMsgCommand` and `callbackBeforeMsgModifyCommand` in turn on text
     /// messages; one in four has a blocked phrase (refused) or banned words (masked).
     Moderation,
+    /// `callbackBeforeSendSingleMsgCommand` through the rate limit: one key-value increment per
+    /// request, on the embedded store.
+    RateLimitEmbedded,
+    /// The same on Redis.
+    RateLimitRedis,
 }
 
 #[derive(clap::Args)]
@@ -92,8 +100,9 @@ struct RunArgs {
     plugins: PathBuf,
     /// Targets to run, comma-separated: native, rust, c, js, python, rust-nofuel, rust-noepoch,
     /// rust-reuse, js-reuse, python-reuse, native-moderation, rust-moderation,
-    /// rust-moderation-reuse.
-    #[arg(long, value_delimiter = ',', default_values_t = ["native", "rust", "c", "js", "python", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse", "native-moderation", "rust-moderation", "rust-moderation-reuse"].map(String::from))]
+    /// rust-moderation-reuse, native-ratelimit, rust-ratelimit, native-ratelimit-redis,
+    /// rust-ratelimit-redis.
+    #[arg(long, value_delimiter = ',', default_values_t = ["native", "rust", "c", "js", "python", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse", "native-moderation", "rust-moderation", "rust-moderation-reuse", "native-ratelimit", "rust-ratelimit", "native-ratelimit-redis", "rust-ratelimit-redis"].map(String::from))]
     targets: Vec<String>,
     /// Replace the results section of this README (between the bench markers).
     #[arg(long)]
@@ -199,6 +208,38 @@ const TARGETS: &[Target] = &[
         workload: Workload::Kick,
     },
     Target {
+        key: "native-ratelimit",
+        name: "native rate limit, embedded store (no Wasm)",
+        plugin: None,
+        reuse: 1,
+        flags: &[],
+        workload: Workload::RateLimitEmbedded,
+    },
+    Target {
+        key: "rust-ratelimit",
+        name: "Rust rate limit, embedded store (1 increment)",
+        plugin: Some("40-rate-limit.wasm"),
+        reuse: 1,
+        flags: &[],
+        workload: Workload::RateLimitEmbedded,
+    },
+    Target {
+        key: "native-ratelimit-redis",
+        name: "native rate limit, Redis (no Wasm)",
+        plugin: None,
+        reuse: 1,
+        flags: &[],
+        workload: Workload::RateLimitRedis,
+    },
+    Target {
+        key: "rust-ratelimit-redis",
+        name: "Rust rate limit, Redis (1 increment)",
+        plugin: Some("40-rate-limit.wasm"),
+        reuse: 1,
+        flags: &[],
+        workload: Workload::RateLimitRedis,
+    },
+    Target {
         key: "native-moderation",
         name: "native moderation (no Wasm)",
         plugin: None,
@@ -238,13 +279,18 @@ fn main() -> anyhow::Result<()> {
             reuse,
             no_fuel,
             no_epoch,
+            config,
         }) => {
+            let base = match config {
+                Some(path) => Config::load(&path)?,
+                None => Config::default(),
+            };
             let mut config = Config {
                 plugins_dir: plugins,
                 cache_dir: Some(cache_dir),
                 fuel_metering: !no_fuel,
                 epoch_interruption: !no_epoch,
-                ..Config::default()
+                ..base
             };
             config.plugin_defaults.reuse_instances = reuse;
             runtime.block_on(host_server(config))
@@ -320,11 +366,21 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             cached_load_ms,
         });
     }
+    // The Redis of the Redis rows: a real server on a free port, for the host and the baseline.
+    let redis = if results
+        .iter()
+        .any(|r| r.target.workload == Workload::RateLimitRedis)
+    {
+        Some(RedisServer::start()?)
+    } else {
+        None
+    };
     for round in 1..=args.rounds {
         for result in &mut results {
             eprintln!("round {round}/{}: {}", args.rounds, result.target.name);
             let bodies = Arc::new(request_mix(result.target.workload));
-            let trial = trial(&result.target, &args, cache.path(), bodies).await?;
+            let redis_url = redis.as_ref().map(|r| r.url.as_str());
+            let trial = trial(&result.target, &args, cache.path(), bodies, redis_url).await?;
             eprintln!(
                 "  {:.0} req/s, p99 {} us",
                 trial.requests_per_sec,
@@ -454,6 +510,45 @@ fn request_mix(workload: Workload) -> Vec<Call> {
                 }
             })
             .collect(),
+        // One-to-one messages from 64 senders, each counted (and let through).
+        Workload::RateLimitEmbedded | Workload::RateLimitRedis => (0..64)
+            .map(|i| {
+                let body = serde_json::json!({
+                    "sendID": format!("user-{i}"), "callbackCommand": "callbackBeforeSendSingleMsgCommand",
+                    "serverMsgID": "", "clientMsgID": format!("c3f4a9e2b1d0{i:04}"),
+                    "operationID": format!("{i}-1732550000123"), "senderPlatformID": 2,
+                    "senderNickname": "Alice", "sessionType": 1, "msgFrom": 100, "contentType": 101,
+                    "status": 1, "sendTime": 1732550000123i64, "createTime": 1732550000100i64,
+                    "content": "{\"content\":\"see you at 7\"}", "seq": 0, "atUserList": null,
+                    "faceURL": "", "ex": "", "recvID": "user-bob",
+                });
+                Call {
+                    path: "/callbackExample/callbackBeforeSendSingleMsgCommand",
+                    body: Bytes::from(format!("{body}\n")),
+                    expect: Expect::GoOn,
+                }
+            })
+            .collect(),
+    }
+}
+
+/// The rate-limit plugin's grant and a limit no run reaches (every answer is "go on").
+const RATE_LIMIT_GRANTS: &str = "[plugin_config.40-rate-limit]\nmax_per_minute = \"1000000000\"\n\
+     [plugin_grants.40-rate-limit]\nkeyvalue = true\nkeyvalue_ttl_secs = 120\n";
+
+/// The `[keyvalue]` section of a rate-limit target's host (a fresh file in `dir`, or the
+/// benchmark's Redis), `None` for other workloads.
+fn rate_limit_store(workload: Workload, dir: &Path, redis: Option<&str>) -> Option<String> {
+    match workload {
+        Workload::RateLimitEmbedded => Some(format!(
+            "[keyvalue]\nbackend = \"embedded\"\npath = {:?}\n",
+            dir.join("host.redb").to_string_lossy()
+        )),
+        Workload::RateLimitRedis => Some(format!(
+            "[keyvalue]\nbackend = \"redis\"\nredis_url = {:?}\n",
+            redis.unwrap_or_default()
+        )),
+        _ => None,
     }
 }
 
@@ -463,6 +558,7 @@ async fn trial(
     args: &RunArgs,
     cache_dir: &Path,
     bodies: Arc<Vec<Call>>,
+    redis: Option<&str>,
 ) -> anyhow::Result<Trial> {
     let plugin_dir = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;
@@ -472,8 +568,14 @@ async fn trial(
             let workload = match target.workload {
                 Workload::Kick => "kick",
                 Workload::Moderation => "moderation",
+                Workload::RateLimitEmbedded => "rate-limit-embedded",
+                Workload::RateLimitRedis => "rate-limit-redis",
             };
             command.args(["native-server", "--workload", workload]);
+            command.env("BENCH_KV_PATH", plugin_dir.path().join("native.redb"));
+            if let Some(url) = redis {
+                command.env("BENCH_REDIS_URL", url);
+            }
         }
         Some(file) => {
             std::fs::copy(args.plugins.join(file), plugin_dir.path().join(file))?;
@@ -486,6 +588,11 @@ async fn trial(
                 .arg("--reuse")
                 .arg(target.reuse.to_string())
                 .args(target.flags);
+            if let Some(backend) = rate_limit_store(target.workload, plugin_dir.path(), redis) {
+                let config = plugin_dir.path().join("bench.toml");
+                std::fs::write(&config, format!("{RATE_LIMIT_GRANTS}{backend}"))?;
+                command.arg("--config").arg(config);
+            }
         }
     }
     let mut server = ServerProcess::start(command)?;
@@ -498,6 +605,43 @@ async fn trial(
         latency_us,
         peak_rss_kib,
     })
+}
+
+/// A `redis-server` without persistence on a free loopback port, stopped on drop.
+struct RedisServer {
+    child: Child,
+    url: String,
+}
+
+impl RedisServer {
+    fn start() -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting redis-server (apt-get install redis-server)")?;
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(Self {
+                    child,
+                    url: format!("redis://127.0.0.1:{port}"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("redis-server did not start")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A server child process, killed on drop.

@@ -17,6 +17,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
+use std::sync::Arc;
+
+use callback_host::capabilities::keyvalue::{Backend, Limits};
+use callback_host::config::{Config, KeyValueBackend};
 use callback_host::protocol::CallbackResponse;
 
 use crate::Workload;
@@ -145,6 +149,7 @@ fn moderate(command: &str, body: &[u8]) -> Result<Vec<u8>, String> {
 
 async fn handle(
     workload: Workload,
+    store: Option<Arc<Backend>>,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let command = request
@@ -164,6 +169,9 @@ async fn handle(
                     CallbackResponse::go_on().to_json()
                 }),
                 Workload::Moderation => moderate(&command, &body),
+                Workload::RateLimitEmbedded | Workload::RateLimitRedis => {
+                    rate_limit(store.as_deref().expect("a store"), &body).await
+                }
             }
         }
         Err(error) => Err(error.to_string()),
@@ -184,19 +192,69 @@ async fn handle(
     Ok(response)
 }
 
+/// The part of OpenIM's message body the rate limit reads.
+#[derive(Deserialize)]
+struct Sender {
+    #[serde(rename = "sendID")]
+    send_id: String,
+}
+
+/// The rate-limit plugin's rule, natively: one increment of `<sender>:<minute>`.
+async fn rate_limit(store: &Backend, body: &[u8]) -> Result<Vec<u8>, String> {
+    let sender: Sender = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+    let minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?
+        .as_secs()
+        / 60;
+    let limits = Limits {
+        max_entries: 100_000,
+        ttl: Some(std::time::Duration::from_secs(120)),
+    };
+    let sent = store
+        .increment(
+            "p/native",
+            &format!("{}:{minute}", sender.send_id),
+            1,
+            limits,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(if sent > 1_000_000_000 {
+        CallbackResponse::refuse(20002, "too many messages", "").to_json()
+    } else {
+        CallbackResponse::go_on().to_json()
+    })
+}
+
 /// Serves the baseline of `workload` on an ephemeral port until killed.
 pub async fn serve(workload: Workload) -> anyhow::Result<()> {
+    // The same store, through the same code, as the host's key-value capability.
+    let store = match workload {
+        Workload::RateLimitEmbedded | Workload::RateLimitRedis => {
+            let mut settings = Config::default().keyvalue;
+            if workload == Workload::RateLimitRedis {
+                settings.backend = KeyValueBackend::Redis;
+                settings.redis_url = std::env::var("BENCH_REDIS_URL").ok();
+            } else {
+                settings.path = std::env::var("BENCH_KV_PATH")?.into();
+            }
+            Some(Arc::new(Backend::open(&settings).await?))
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     println!("listening on http://{}", listener.local_addr()?);
     loop {
         let (stream, _) = listener.accept().await?;
         stream.set_nodelay(true)?;
+        let store = store.clone();
         tokio::spawn(async move {
             let _ = http1::Builder::new()
                 .keep_alive(true)
                 .serve_connection(
                     TokioIo::new(stream),
-                    service_fn(move |request| handle(workload, request)),
+                    service_fn(move |request| handle(workload, store.clone(), request)),
                 )
                 .await;
         });

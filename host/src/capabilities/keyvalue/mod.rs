@@ -115,7 +115,9 @@ impl Backend {
         }
     }
 
-    async fn increment(
+    /// Adds `delta` to the number at `key` of namespace `ns` (created at 0, with the expiry of
+    /// `limits`); returns the new value.
+    pub async fn increment(
         &self,
         ns: &str,
         key: &str,
