@@ -76,7 +76,7 @@ fn kv_config_with(backend: &str, extra: &str) -> String {
     format!(
         "[keyvalue]\n{backend}max_value_bytes = 1000\nmax_entries = 20\n\
          [plugin_grants.10-probe]\nkeyvalue = true\nkeyvalue_buckets = [\"team\"]\n\
-         [plugin_grants.20-other]\nkeyvalue = true\n{extra}"
+         [plugin_grants.20-other]\nkeyvalue = true\nkeyvalue_max_entries = 3\n{extra}"
     )
 }
 
@@ -132,6 +132,12 @@ fn bucket_semantics(backend: &str) {
     assert_eq!(probe(&server, "get a; list"), "none;");
     assert_eq!(probe(&server, "open team"), "error Error::AccessDenied");
     let metrics = Server::get(&server.addr, "/metrics").body;
+    // Its own quota, from its grant.
+    let full = probe(&server, "fill q 5");
+    assert!(
+        full.contains("the bucket holds 3 keys, the limit"),
+        "{full}"
+    );
     assert!(
         metrics
             .contains("callback_host_keyvalue_calls_total{plugin=\"20-other\",outcome=\"ok\"} 2"),

@@ -142,6 +142,9 @@ pub struct GrantFile {
     pub keyvalue: Option<bool>,
     pub keyvalue_buckets: Option<Vec<String>>,
     pub keyvalue_ttl_secs: Option<u64>,
+    pub keyvalue_max_key_bytes: Option<usize>,
+    pub keyvalue_max_value_bytes: Option<usize>,
+    pub keyvalue_max_entries: Option<u64>,
     pub http: Option<Vec<String>>,
     pub http_private: Option<bool>,
 }
@@ -279,6 +282,8 @@ pub struct Grants {
     pub keyvalue_buckets: Vec<String>,
     /// Keys of its buckets expire this long after they were created (rate-limit windows).
     pub keyvalue_ttl: Option<Duration>,
+    /// Its own quotas, over the `[keyvalue]` ones: key bytes, value bytes, keys per bucket.
+    pub keyvalue_quotas: (Option<usize>, Option<usize>, Option<u64>),
     /// `wasi:http/outgoing-handler`: the origins it may call.
     pub http: Vec<crate::capabilities::http::Origin>,
     /// Names of those origins may resolve to private or loopback addresses (an internal
@@ -752,6 +757,11 @@ fn resolve_grants(
                     }
                     secs => secs.map(Duration::from_secs),
                 },
+                keyvalue_quotas: (
+                    grant.keyvalue_max_key_bytes,
+                    grant.keyvalue_max_value_bytes,
+                    grant.keyvalue_max_entries,
+                ),
                 http,
                 http_private: grant.http_private.unwrap_or(false),
             },

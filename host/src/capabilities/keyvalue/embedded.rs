@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redb::{Database, Durability, ReadableDatabase as _, ReadableTable as _, TableDefinition};
@@ -20,6 +21,8 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 pub struct Embedded {
     db: Arc<Database>,
+    /// Set by writes, cleared by the flush: an idle store is not flushed.
+    dirty: Arc<AtomicBool>,
 }
 
 fn backend(error: impl std::fmt::Display) -> KvError {
@@ -46,21 +49,26 @@ impl Embedded {
             Database::create(path)
                 .with_context(|| format!("opening the key-value store {}", path.display()))?,
         );
+        let dirty = Arc::new(AtomicBool::new(false));
         let weak = Arc::downgrade(&db);
+        let written = Arc::clone(&dirty);
         std::thread::Builder::new()
             .name("keyvalue-flush".into())
             .spawn(move || {
                 while let Some(db) = weak.upgrade() {
-                    flush(&db);
+                    if written.swap(false, Ordering::AcqRel) {
+                        flush(&db);
+                    }
                     drop(db);
                     std::thread::sleep(FLUSH_EVERY);
                 }
             })?;
-        Ok(Self { db })
+        Ok(Self { db, dirty })
     }
 
     /// Makes every committed write durable.
     pub fn flush(&self) {
+        self.dirty.store(false, Ordering::Release);
         flush(&self.db);
     }
 
@@ -100,6 +108,7 @@ impl Embedded {
         value: &[u8],
         limits: Limits,
     ) -> Result<(), KvError> {
+        self.dirty.store(true, Ordering::Release);
         let (ns, key, value) = (ns.to_owned(), full_key(ns, key), value.to_vec());
         self.run(move |db| write(db, &ns, &key, limits, |_| Ok(value)).map(|_| ()))
             .await
@@ -112,6 +121,7 @@ impl Embedded {
         delta: u64,
         limits: Limits,
     ) -> Result<u64, KvError> {
+        self.dirty.store(true, Ordering::Release);
         let (ns, full) = (ns.to_owned(), full_key(ns, key));
         let key = key.to_owned();
         self.run(move |db| {
@@ -134,6 +144,7 @@ impl Embedded {
     }
 
     pub async fn delete(&self, ns: &str, key: &str) -> Result<(), KvError> {
+        self.dirty.store(true, Ordering::Release);
         let (ns, key) = (ns.to_owned(), full_key(ns, key));
         self.run(move |db| {
             let txn = begin(db)?;

@@ -179,7 +179,12 @@ impl Access {
             backend,
             own: format!("p/{plugin}").into(),
             shared: grants.keyvalue_buckets.clone(),
-            settings,
+            settings: KeyValueSettings {
+                max_key_bytes: grants.keyvalue_quotas.0.unwrap_or(settings.max_key_bytes),
+                max_value_bytes: grants.keyvalue_quotas.1.unwrap_or(settings.max_value_bytes),
+                max_entries: grants.keyvalue_quotas.2.unwrap_or(settings.max_entries),
+                ..settings
+            },
             ttl: grants.keyvalue_ttl,
             metrics,
             plugin,
