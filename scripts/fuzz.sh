@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-600}"
 FUZZ_SECONDS="$seconds" cargo test --release -p callback-host --test fuzz -- --nocapture --test-threads 1 2>&1 |
-    grep -E '^fuzz |panicked|FUZZ_SEED|test result'
+    grep -oE 'fuzz [a-z_]+: .*|panicked.*|.*FUZZ_SEED.*|test result.*'
