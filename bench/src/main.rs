@@ -789,7 +789,7 @@ fn render(results: &[Results], args: &RunArgs) -> String {
         "Measured {date} on {cores} cores ({cpu}) by `cargo run --release -p callback-bench -- --write-readme README.md`: \
          {} connections, {} rounds of {} s per target (alternated); a fresh instance per request and \
          fuel and epoch deadlines on unless the row says otherwise. Each row is compared with the native baseline \
-         of its workload (the kick rows with the kick baseline, the moderation rows with the moderation baseline). req/s is the median round; latencies are over all rounds; \
+         of its workload (the kick rows with the kick baseline, the rate-limit rows with a native server doing the same increment on the same store through the same code, the moderation rows with the moderation baseline). req/s is the median round; latencies are over all rounds; \
          RSS is the server's peak resident memory.\n\n",
         args.connections, args.rounds, args.seconds
     );
