@@ -555,3 +555,128 @@ fn the_forwarding_example_posts_sent_messages_to_its_endpoint() {
     assert_eq!(event["sendID"], "user-alice");
     assert_eq!(event["recvID"], "user-bob");
 }
+
+/// A CA and a certificate it signed for 127.0.0.1, made with the openssl command line.
+fn certificate_authority(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("run openssl");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=callback-host test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-subj",
+        "/CN=upstream",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "server.pem",
+        "-extfile",
+        "server.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+#[test]
+fn outbound_https_checks_the_certificate_against_the_trusted_roots() {
+    let certs = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = certificate_authority(certs.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // openssl's own TLS server: answers GET with a status page.
+    let mut upstream = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept", &port.to_string()])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "openssl s_server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let grant = format!("http = [\"https://127.0.0.1:{port}\"]\n");
+    let url = format!("get https://127.0.0.1:{port}/");
+    // Trusted through the operator's CA: answered.
+    let trusted = Server::start(
+        &[("10-fetch.wasm", component("http_probe"))],
+        &format!(
+            "[outbound_http]\nca_file = {:?}\n[plugin_grants.10-fetch]\n{grant}",
+            ca.to_str().unwrap()
+        ),
+    );
+    let result = probe(&trusted, &url);
+    assert!(result.starts_with("200 "), "{result}");
+    // Only the webpki roots: the certificate is refused.
+    let untrusted = http_probe(&grant);
+    let result = probe(&untrusted, &url);
+    assert!(
+        result.starts_with("error") && result.contains("Tls"),
+        "{result}"
+    );
+    let _ = upstream.kill();
+    let _ = upstream.wait();
+}

@@ -155,6 +155,7 @@ pub struct GrantFile {
 pub struct OutboundHttpFile {
     pub max_response_bytes: Option<usize>,
     pub max_concurrent: Option<usize>,
+    pub ca_file: Option<PathBuf>,
 }
 
 /// The `[keyvalue]` section: where plugins' key-value data lives.
@@ -292,12 +293,14 @@ pub struct Grants {
 }
 
 /// Resolved `[outbound_http]` settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboundHttpSettings {
     /// Largest response body a plugin may read.
     pub max_response_bytes: usize,
     /// Requests one plugin may have in flight at once (over all its instances).
     pub max_concurrent: usize,
+    /// PEM certificates of a CA to trust besides the webpki roots (an internal service's).
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Resolved `[keyvalue]` settings.
@@ -453,6 +456,7 @@ impl Config {
             outbound_http: OutboundHttpSettings {
                 max_response_bytes: file.outbound_http.max_response_bytes.unwrap_or(1 << 20),
                 max_concurrent: file.outbound_http.max_concurrent.unwrap_or(8).max(1),
+                ca_file: file.outbound_http.ca_file.clone(),
             },
             openim_enabled: None,
         };

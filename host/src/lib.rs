@@ -18,7 +18,8 @@
 //! - [`reload`]: scanning the plugin directory at start and on every change (hot reload).
 //! - [`dispatch`]: the one chain runner: a callback through its plugins under deadlines and policy.
 //! - [`metrics`]: Prometheus metrics owned by the app.
-//! - [`http`]: the accept loop, routing a request to an answer, the 4xx answers.
+//! - [`http`]: the accept loop with its connection limits, who may call (auth, TLS), routing a
+//!   request to an answer, the 4xx answers.
 //! - [`tools`]: `check` and `call`, the plugin tools of the command line.
 //! - [`scaffold`]: `new`, plugin projects for each language (templates in `host/templates/`).
 

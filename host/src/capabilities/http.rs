@@ -4,9 +4,9 @@
 //!
 //! Private, loopback and link-local addresses are refused unless the origin was listed as such an
 //! address (`http://127.0.0.1:8080`), or the grant sets `http_private` (an internal service by
-//! name). A plain-HTTP request goes to the very address that was checked; an HTTPS request is
-//! resolved again by the TLS connector, whose certificate check for the listed name stops a name
-//! that now points elsewhere.
+//! name). The request goes to the very address that was checked (no second lookup a DNS answer
+//! could change in between); HTTPS verifies the listed name with rustls, against the webpki roots
+//! and the operator's own CA (`[outbound_http] ca_file`) if one is configured.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::rustls::pki_types as rustls_pki_types;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::{
     Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
@@ -135,6 +136,8 @@ impl Origin {
 pub struct HttpAccess {
     /// The origins listed in its grant.
     origins: Vec<Origin>,
+    /// TLS with the trusted roots, shared by every plugin.
+    tls: tokio_rustls::TlsConnector,
     /// Names may resolve to private addresses.
     private: bool,
     /// Requests in flight, over all its instances.
@@ -152,10 +155,12 @@ impl HttpAccess {
         plugin: Arc<str>,
         grants: &Grants,
         settings: OutboundHttpSettings,
+        tls: tokio_rustls::TlsConnector,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             origins: grants.http.clone(),
+            tls,
             private: grants.http_private,
             in_flight: Arc::new(Semaphore::new(settings.max_concurrent)),
             max_response_bytes: settings.max_response_bytes,
@@ -316,30 +321,44 @@ async fn send(
         .into_iter()
         .find(|a| listed_address || access.private || is_public(a.ip()))
         .ok_or(HttpError::DestinationIpProhibited)?;
-    if scheme == Scheme::Http {
-        // Sent to the checked address; the Host header keeps the name.
-        let mut parts = uri.into_parts();
-        parts.authority = Some(
-            address
-                .to_string()
-                .parse()
-                .map_err(|_| HttpError::HttpRequestUriInvalid)?,
-        );
-        *request.uri_mut() =
-            http::Uri::from_parts(parts).map_err(|_| HttpError::HttpRequestUriInvalid)?;
-    }
+    // On the wire the request line carries only the path; the Host header keeps the name.
+    *request.uri_mut() = http::Uri::builder()
+        .path_and_query(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .build()
+        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
     let left = remaining().max(Duration::from_millis(1));
-    let options = RequestOptions {
-        connect_timeout: Some(left),
-        first_byte_timeout: Some(left),
-        between_bytes_timeout: Some(left),
+    let tcp = tokio::time::timeout(left, tokio::net::TcpStream::connect(address))
+        .await
+        .map_err(|_| HttpError::ConnectionTimeout)?
+        .map_err(HttpError::Connect)?;
+    let _ = tcp.set_nodelay(true);
+    let stream: Box<dyn Stream> = match scheme {
+        Scheme::Http => Box::new(tcp),
+        Scheme::Https => {
+            let name = rustls_pki_types::ServerName::try_from(bare.to_owned())?;
+            let tls = tokio::time::timeout(remaining(), access.tls.connect(name, tcp))
+                .await
+                .map_err(|_| HttpError::ConnectionTimeout)?
+                .map_err(HttpError::Tls)?;
+            Box::new(tls)
+        }
     };
-    let (response, io) = tokio::time::timeout(
-        left,
-        wasmtime_wasi_http::default_send_request(request, Some(options)),
-    )
-    .await
-    .map_err(|_| HttpError::ConnectionTimeout)??;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    // The connection runs on its own task, and never past the deadline.
+    let connection = tokio::spawn(tokio::time::timeout(remaining(), connection));
+    let response = tokio::time::timeout(remaining(), sender.send_request(request))
+        .await
+        .map_err(|_| HttpError::ConnectionReadTimeout)??;
+    let io = async move {
+        match connection.await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(error))) => Err(HttpError::from(error)),
+            Ok(Err(_)) => Err(HttpError::HttpResponseTimeout),
+            Err(_) => Err(HttpError::ConnectionTerminated),
+        }
+    };
+    let response = response.map(|body| body.map_err(HttpError::from).boxed_unsync());
     let cap = access.max_response_bytes;
     let response = response.map(|body| {
         Capped {
@@ -351,6 +370,44 @@ async fn send(
         .boxed_unsync()
     });
     Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
+}
+
+/// A TCP or TLS stream to an upstream.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Stream for T {}
+
+/// The TLS connector of outbound requests: the webpki roots, and the PEM certificates of
+/// `ca_file` (an operator's own CA) when given.
+pub fn tls_connector(
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    use anyhow::Context as _;
+    use rustls_pki_types::pem::PemObject as _;
+    let mut roots = tokio_rustls::rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+    };
+    if let Some(path) = ca_file {
+        let certificates = rustls_pki_types::CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .with_context(|| format!("reading [outbound_http] ca_file {}", path.display()))?;
+        anyhow::ensure!(
+            !certificates.is_empty(),
+            "{} holds no PEM certificate",
+            path.display()
+        );
+        for certificate in certificates {
+            roots
+                .add(certificate)
+                .with_context(|| format!("a certificate of {}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 /// Whether a plugin may reach `ip` without a grant for private addresses.

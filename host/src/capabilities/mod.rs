@@ -24,6 +24,8 @@ pub struct Capabilities {
     pub values: config::ConfigValues,
     /// The key-value store, opened when some plugin is granted key-value access.
     pub keyvalue: Option<Arc<keyvalue::Backend>>,
+    /// TLS of outbound requests (the trusted roots), shared by every plugin.
+    tls: tokio_rustls::TlsConnector,
     /// Grants and quotas.
     config: Arc<Config>,
     /// Counts capability calls.
@@ -43,6 +45,7 @@ impl Capabilities {
         Ok(Self {
             values: config::ConfigValues::new(&config),
             keyvalue,
+            tls: http::tls_connector(config.outbound_http.ca_file.as_deref())?,
             config,
             metrics,
         })
@@ -58,6 +61,7 @@ impl Capabilities {
         Self {
             values: config::ConfigValues::new(&config),
             keyvalue: None,
+            tls: http::tls_connector(None).expect("the webpki roots make a TLS config"),
             config,
             metrics,
         }
@@ -80,7 +84,8 @@ impl Capabilities {
             Arc::new(http::HttpAccess::new(
                 Arc::clone(name),
                 &grants,
-                self.config.outbound_http,
+                self.config.outbound_http.clone(),
+                self.tls.clone(),
                 Arc::clone(&self.metrics),
             ))
         });
