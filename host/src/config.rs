@@ -88,12 +88,15 @@ pub struct FileConfig {
     pub keyvalue: KeyValueFile,
     #[serde(default)]
     pub outbound_http: OutboundHttpFile,
+    #[serde(default)]
+    pub queue: QueueFile,
 }
 
 /// Per-command keys in the file (`[defaults]` and `[commands.<callbackCommand>]`).
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandFile {
+    pub delivery: Option<Delivery>,
     pub timeout_secs: Option<u64>,
     pub fuel: Option<u64>,
     pub failure_policy: Option<FailurePolicy>,
@@ -192,9 +195,47 @@ pub struct PluginFile {
     pub reserve_ms: Option<u64>,
 }
 
+/// How an after-callback reaches its plugins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// Plugins run before OpenIM is answered.
+    Inline,
+    /// OpenIM is answered once the event is stored; workers run the plugins (see `queue`).
+    Queued,
+}
+
+/// The `[queue]` section: the durable queue of `queued` after-callbacks.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueFile {
+    pub path: Option<PathBuf>,
+    pub max_events: Option<usize>,
+    pub workers: Option<usize>,
+    pub max_attempts: Option<u32>,
+    pub retry_base_ms: Option<u64>,
+}
+
+/// Resolved `[queue]` settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// The queue's file.
+    pub path: PathBuf,
+    /// Most events stored at once; beyond it requests wait for room.
+    pub max_events: usize,
+    /// Events delivered at once.
+    pub workers: usize,
+    /// Failed deliveries before an event is dead-lettered.
+    pub max_attempts: u32,
+    /// The first retry's delay; each next one doubles it.
+    pub retry_base: Duration,
+}
+
 /// Resolved settings of one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandSettings {
+    /// For an after-callback: inline, or stored and delivered by the queue's workers.
+    pub delivery: Delivery,
     /// What OpenIM will wait for: `timeout` from webhooks.yml, capped at 15 s, 0 meaning 15 s.
     pub timeout: Duration,
     /// Instruction budget of each plugin call (wasmtime fuel units). `u64::MAX` (the default) means
@@ -365,6 +406,8 @@ pub struct Config {
     pub keyvalue: KeyValueSettings,
     /// Bounds of plugins' outbound HTTP requests.
     pub outbound_http: OutboundHttpSettings,
+    /// The durable queue of `queued` after-callbacks.
+    pub queue: QueueSettings,
     /// The commands OpenIM's webhooks.yml enables, when one was read.
     pub openim_enabled: Option<std::collections::BTreeSet<&'static str>>,
 }
@@ -397,6 +440,7 @@ impl Config {
     /// Resolves the file's optional values against the defaults and validates them.
     pub fn from_file(file: FileConfig) -> Result<Self, ConfigError> {
         let builtin = CommandSettings {
+            delivery: Delivery::Inline,
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             fuel: UNLIMITED_FUEL,
             failure_policy: FailurePolicy::Continue,
@@ -411,6 +455,16 @@ impl Config {
                 key: key.clone(),
                 reason: format!("{name:?} is not a callback command OpenIM sends"),
             })?;
+            if section.delivery == Some(Delivery::Queued)
+                && crate::protocol::commands::find(command)
+                    .is_some_and(|c| c.phase == crate::protocol::commands::Phase::Before)
+            {
+                return Err(ConfigError::Invalid {
+                    key: format!("{key}.delivery"),
+                    reason: "a before-callback is always inline: OpenIM waits for its answer"
+                        .into(),
+                });
+            }
             commands.insert(command, resolve_command(&defaults, section, &key)?);
         }
         let plugin_defaults = resolve_plugin(
@@ -457,6 +511,17 @@ impl Config {
                 max_response_bytes: file.outbound_http.max_response_bytes.unwrap_or(1 << 20),
                 max_concurrent: file.outbound_http.max_concurrent.unwrap_or(8).max(1),
                 ca_file: file.outbound_http.ca_file.clone(),
+            },
+            queue: QueueSettings {
+                path: file
+                    .queue
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("data/queue.redb")),
+                max_events: file.queue.max_events.unwrap_or(100_000).max(1),
+                workers: file.queue.workers.unwrap_or(8).max(1),
+                max_attempts: file.queue.max_attempts.unwrap_or(5).max(1),
+                retry_base: Duration::from_millis(file.queue.retry_base_ms.unwrap_or(500)),
             },
             openim_enabled: None,
         };
@@ -550,6 +615,13 @@ impl Config {
                 .collect(),
         );
         self.validate()
+    }
+
+    /// Whether `command` is delivered through the queue: a `queued` after-callback.
+    pub fn queued(&self, command: &str) -> bool {
+        self.command(command).delivery == Delivery::Queued
+            && crate::protocol::commands::find(command)
+                .is_some_and(|c| c.phase == crate::protocol::commands::Phase::After)
     }
 
     /// The settings of a command.
@@ -647,6 +719,7 @@ fn resolve_command(
         });
     }
     Ok(CommandSettings {
+        delivery: file.delivery.unwrap_or(base.delivery),
         timeout: file.timeout_secs.map_or(base.timeout, effective_timeout),
         fuel: file.fuel.unwrap_or(base.fuel),
         failure_policy: file.failure_policy.unwrap_or(base.failure_policy),

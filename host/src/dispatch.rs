@@ -21,10 +21,11 @@ use wasmtime::component::Val;
 use crate::capabilities::Capabilities;
 use crate::config::{CommandSettings, Config, FailurePolicy};
 use crate::metrics::Metrics;
-use crate::protocol::CallbackResponse;
 use crate::protocol::answer::{self, Merge};
 use crate::protocol::commands::Phase;
+use crate::protocol::schema::Catalog;
 use crate::protocol::schema::Command;
+use crate::protocol::{self, CallbackResponse};
 use crate::registry::{CurrentPlugins, Link};
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::limits::Failure;
@@ -53,6 +54,8 @@ pub enum Outcome {
     NoPlugin,
     /// A plugin failed and the `refuse` policy answered; the failure's kind.
     Failed(&'static str),
+    /// A `queued` after-callback, stored: the queue's workers deliver it.
+    Queued,
 }
 
 impl Outcome {
@@ -63,6 +66,7 @@ impl Outcome {
             Self::Refused => "refused",
             Self::NoPlugin => "no_plugin",
             Self::Failed(kind) => kind,
+            Self::Queued => "queued",
         }
     }
 }
@@ -144,6 +148,11 @@ impl Dispatcher {
             budget,
             capabilities,
         }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The memory budget, for status reporting.
@@ -302,6 +311,80 @@ impl Dispatcher {
             }
         }
         (go_on(&merge), Outcome::Ok)
+    }
+
+    /// Delivers a stored after-callback to the plugins of its command that have not handled it
+    /// yet, each under the command's whole budget from its own start; returns each one's result.
+    pub async fn deliver(
+        &self,
+        event: &crate::queue::Event,
+        redelivered: bool,
+    ) -> Vec<(Arc<str>, Result<(), Failure>)> {
+        let Some(command) = protocol::known_command(&event.command) else {
+            return Vec::new();
+        };
+        let shape = Catalog::get().command(command);
+        let parsed = match shape.map(|s| protocol::parse(s, &event.body)).transpose() {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                // Validated when it was accepted: only a contract change can do this.
+                tracing::error!(%error, "a stored event no longer parses; dead-lettering it");
+                return vec![(
+                    "(host)".into(),
+                    Err(Failure::Instantiate(error.to_string())),
+                )];
+            }
+        };
+        let registry = self.plugins.get();
+        let settings = self.config.command(command);
+        let request = Request {
+            command,
+            operation_id: event.operation_id.as_str().into(),
+            received: Instant::now(),
+        };
+        let mut results = Vec::new();
+        for (position, link) in registry.chain(command).iter().enumerate() {
+            let plugin = &link.plugin.name;
+            if event.done.iter().any(|done| **done == **plugin) {
+                continue;
+            }
+            let started = Instant::now();
+            let deadline = started + self.config.budget(command);
+            let input = match (link.entry, &parsed) {
+                (Entry::Typed(_), Some(value)) => Input::Typed(value),
+                _ => Input::Json(&event.body),
+            };
+            let result = self
+                .call(link, position, &request, input, deadline, settings.fuel)
+                .await
+                .and_then(|(reply, stats)| {
+                    let (response, _) = decode_reply(shape, reply)?;
+                    Ok((response, stats))
+                });
+            let seconds = started.elapsed().as_secs_f64();
+            match &result {
+                Ok((response, stats)) => {
+                    let outcome = if response.is_refusal() {
+                        "refused"
+                    } else {
+                        "ok"
+                    };
+                    if response.is_refusal() {
+                        tracing::info!(%plugin, outcome, redelivered,
+                            answer = %String::from_utf8_lossy(&response.to_json()),
+                            "after-callback refused by a plugin; answering go on");
+                    }
+                    self.metrics
+                        .call(plugin, outcome, seconds, Some(stats.fuel_used));
+                }
+                Err(failure) => {
+                    tracing::warn!(%plugin, outcome = failure.kind(), redelivered, "plugin failed: {failure}");
+                    self.metrics.call(plugin, failure.kind(), seconds, None);
+                }
+            }
+            results.push((Arc::clone(plugin), result.map(|_| ())));
+        }
+        results
     }
 
     /// One call of one plugin, with the deadline at `deadline`.

@@ -17,6 +17,8 @@
 //! - [`registry`]: the chain of plugins of each command, in order; the swappable current set.
 //! - [`reload`]: scanning the plugin directory at start and on every change (hot reload).
 //! - [`dispatch`]: the one chain runner: a callback through its plugins under deadlines and policy.
+//! - [`queue`]: the durable queue of `queued` after-callbacks: answered once stored, delivered by
+//!   workers with retries and dead letters.
 //! - [`metrics`]: Prometheus metrics owned by the app.
 //! - [`http`]: the accept loop with its connection limits, who may call (auth, TLS), routing a
 //!   request to an answer, the 4xx answers.
@@ -29,6 +31,7 @@ pub mod dispatch;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
+pub mod queue;
 pub mod registry;
 pub mod reload;
 pub mod runtime;
@@ -165,15 +168,28 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
             );
         }
     }
+    let dispatcher = Arc::new(Dispatcher::new(
+        engine,
+        current,
+        Arc::clone(&config),
+        Arc::clone(&metrics),
+        budget,
+        Arc::clone(&capabilities),
+    ));
+    let any_queued = protocol::commands::COMMANDS
+        .iter()
+        .any(|c| config.queued(c.name));
+    let queue = if any_queued {
+        let queue = queue::Queue::open(config.queue.clone(), Arc::clone(&metrics))
+            .context("opening the after-callback queue")?;
+        queue.start_workers(Arc::clone(&dispatcher));
+        Some(queue)
+    } else {
+        None
+    };
     let app = Arc::new(App {
-        dispatcher: Dispatcher::new(
-            engine,
-            current,
-            Arc::clone(&config),
-            Arc::clone(&metrics),
-            budget,
-            Arc::clone(&capabilities),
-        ),
+        dispatcher,
+        queue,
         metrics,
         max_body_bytes: config.max_body_bytes,
         limits: config.http,

@@ -124,6 +124,20 @@ pub struct Metrics {
     pub keyvalue_calls: Family<CallLabels, Counter>,
     /// Outbound HTTP requests, by plugin and outcome.
     pub http_requests: Family<CallLabels, Counter>,
+    /// After-callbacks stored and not yet handled.
+    pub queue_depth: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Age of the oldest stored event, read when the metrics are rendered.
+    pub queue_oldest_seconds: Gauge<f64, AtomicU64>,
+    /// Queued events handled by every plugin.
+    pub queue_handled: Counter<u64, AtomicU64>,
+    /// Failed deliveries that will be retried.
+    pub queue_retries: Counter<u64, AtomicU64>,
+    /// Events that kept failing, moved to the dead letters.
+    pub queue_dead_letters: Counter<u64, AtomicU64>,
+    /// Deliveries after a restart (a plugin may see the event twice).
+    pub queue_redeliveries: Counter<u64, AtomicU64>,
+    /// Requests that found the queue full and waited for room.
+    pub queue_full: Counter<u64, AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -147,6 +161,48 @@ impl Default for Metrics {
         let open_fds = Gauge::default();
         let keyvalue_calls = Family::default();
         let http_requests = Family::default();
+        let queue_depth = Gauge::default();
+        let queue_oldest_seconds = Gauge::default();
+        let queue_handled = Counter::default();
+        let queue_retries = Counter::default();
+        let queue_dead_letters = Counter::default();
+        let queue_redeliveries = Counter::default();
+        let queue_full = Counter::default();
+        registry.register(
+            "queue_depth",
+            "After-callbacks stored, not yet handled",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "queue_oldest_event_seconds",
+            "Age of the oldest stored after-callback",
+            queue_oldest_seconds.clone(),
+        );
+        registry.register(
+            "queue_handled",
+            "Queued events handled by every plugin",
+            queue_handled.clone(),
+        );
+        registry.register(
+            "queue_retries",
+            "Failed deliveries to be retried",
+            queue_retries.clone(),
+        );
+        registry.register(
+            "queue_dead_letters",
+            "Events moved to the dead letters",
+            queue_dead_letters.clone(),
+        );
+        registry.register(
+            "queue_redeliveries",
+            "Deliveries after a restart (a plugin may see the event twice)",
+            queue_redeliveries.clone(),
+        );
+        registry.register(
+            "queue_full",
+            "Requests that waited for room in the queue",
+            queue_full.clone(),
+        );
         registry.register(
             "outbound_http_requests",
             "Outbound HTTP requests of plugins (ok, denied, busy, timeout, error)",
@@ -237,6 +293,13 @@ impl Default for Metrics {
             open_fds,
             keyvalue_calls,
             http_requests,
+            queue_depth,
+            queue_oldest_seconds,
+            queue_handled,
+            queue_retries,
+            queue_dead_letters,
+            queue_redeliveries,
+            queue_full,
         }
     }
 }

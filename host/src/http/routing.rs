@@ -17,11 +17,14 @@ use crate::http::errors::RequestError;
 use crate::metrics::Metrics;
 use crate::protocol::schema::Catalog;
 use crate::protocol::{self, CallbackResponse};
+use crate::queue::{Event, Queue};
 
 /// Everything a request needs; shared by every connection.
 pub struct App {
     /// Runs plugins.
-    pub dispatcher: Dispatcher,
+    pub dispatcher: Arc<Dispatcher>,
+    /// Stores `queued` after-callbacks, when any command is queued.
+    pub queue: Option<Arc<Queue>>,
     /// Counters and histograms, rendered at `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Largest accepted body, in bytes.
@@ -173,6 +176,36 @@ impl App {
                 None
             }
         };
+        if let Some(queue) = &self.queue
+            && self.dispatcher.config().queued(command)
+        {
+            let event = Event {
+                command: command.to_owned(),
+                operation_id: operation_id.to_string(),
+                body: text.to_owned(),
+                accepted_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+                failures: 0,
+                done: Vec::new(),
+            };
+            let deadline = received + self.dispatcher.config().budget(command);
+            match queue.append(event, deadline).await {
+                Ok(true) => {
+                    return Ok((
+                        command,
+                        CallbackResponse::go_on().to_json(),
+                        dispatch::Outcome::Queued,
+                    ));
+                }
+                Ok(false) => {
+                    tracing::warn!(operation_id = %operation_id, "the queue is full: delivering inline");
+                }
+                Err(error) => {
+                    tracing::error!(operation_id = %operation_id, "could not store the event ({error:#}): delivering inline");
+                }
+            }
+        }
         let (answer, outcome) = self.dispatcher.run(&delivery, shape, parsed, text).await;
         Ok((command, answer, outcome))
     }
@@ -205,6 +238,13 @@ impl App {
                 Some(text_response(StatusCode::OK, "application/json", body))
             }
             "/metrics" => Some({
+                if let Some(queue) = &self.queue
+                    && let Ok((_, oldest)) = queue.stats()
+                {
+                    self.metrics
+                        .queue_oldest_seconds
+                        .set(oldest.map_or(0.0, |age| age.as_secs_f64()));
+                }
                 let budget = self.dispatcher.budget();
                 self.metrics.memory_budget.set(budget.bytes() as i64);
                 self.metrics

@@ -1,0 +1,171 @@
+//! `queued` after-callbacks: answered as soon as they are stored, delivered by workers with
+//! retries and dead letters, never lost across a crash of the host.
+
+mod common;
+
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::{GO_ON, KICK_PATH, Server, component, kick_body, openim_request, read_response};
+
+fn config(queue: &std::path::Path, extra: &str) -> String {
+    format!(
+        "[commands.callbackAfterKickGroupCommand]\ndelivery = \"queued\"\ntimeout_secs = 5\n\
+         [queue]\npath = {:?}\n{extra}",
+        queue.join("queue.redb").to_str().unwrap()
+    )
+}
+
+fn hostile(config: &str) -> Server {
+    Server::start_with_args(
+        &[("10-hostile.wasm", component("hostile"))],
+        config,
+        &["--admin-listen", "127.0.0.1:0"],
+    )
+}
+
+fn handled(server: &Server) -> Vec<String> {
+    server
+        .log()
+        .lines()
+        .filter(|l| l.contains("queued event handled"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn metric(server: &Server, name: &str) -> f64 {
+    let metrics = Server::get(server.admin_addr.as_deref().unwrap(), "/metrics").body;
+    metrics
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next())
+        .map_or(0.0, |v| v.parse().unwrap())
+}
+
+/// Sends `count` kicks on one keep-alive connection, one after the other, as one of OpenIM's
+/// webhook workers does; returns the slowest answer.
+fn send(addr: &str, sender: usize, count: usize, reason: &'static str) -> Duration {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let body = kick_body("G", &["u"], reason);
+    let mut slowest = Duration::ZERO;
+    for i in 0..count {
+        let started = Instant::now();
+        stream
+            .write_all(&openim_request(
+                KICK_PATH,
+                &format!("op-{sender}-{i}"),
+                body.as_bytes(),
+            ))
+            .unwrap();
+        assert_eq!(read_response(&mut stream).body, GO_ON);
+        slowest = slowest.max(started.elapsed());
+    }
+    slowest
+}
+
+#[test]
+fn a_slow_plugin_does_not_slow_the_answers_and_every_event_is_handled() {
+    let queue = tempfile::tempdir().unwrap();
+    let server = hostile(&config(queue.path(), "workers = 64\n"));
+    // 2,000 after-callbacks, two senders as OpenIM sends them, to a plugin that takes 200 ms:
+    // inline, that would be 200 s of waiting.
+    let started = Instant::now();
+    let senders: Vec<_> = (0..2)
+        .map(|s| {
+            let addr = server.addr.clone();
+            std::thread::spawn(move || send(&addr, s, 1000, "work 200"))
+        })
+        .collect();
+    let slowest = senders
+        .into_iter()
+        .map(|s| s.join().unwrap())
+        .max()
+        .unwrap();
+    let answered = started.elapsed();
+    assert!(
+        answered < Duration::from_secs(30),
+        "answered in {answered:?}"
+    );
+    assert!(
+        slowest < Duration::from_secs(1),
+        "slowest answer {slowest:?}"
+    );
+    server.wait_until("all 2,000 events to be handled", || {
+        handled(&server).len() >= 2000
+    });
+    let handled = handled(&server);
+    assert_eq!(handled.len(), 2000);
+    for sender in 0..2 {
+        for i in [0, 499, 999] {
+            let tag = format!("operation_id=op-{sender}-{i} ");
+            assert!(
+                handled.iter().any(|l| l.contains(&tag)),
+                "{tag} not handled"
+            );
+        }
+    }
+    assert_eq!(metric(&server, "callback_host_queue_depth "), 0.0);
+    assert_eq!(
+        metric(&server, "callback_host_queue_handled_total "),
+        2000.0
+    );
+}
+
+#[test]
+fn answered_events_survive_a_kill_of_the_host_and_redeliveries_are_visible() {
+    let queue = tempfile::tempdir().unwrap();
+    let config = config(queue.path(), "workers = 2\n");
+    let server = hostile(&config);
+    // 10 events that take 1 s each on 2 workers: most are still stored when the host dies.
+    send(&server.addr, 0, 10, "work 1000");
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = server.kill_and_keep_dir();
+    let server = Server::start_in(dir, &config, &["--admin-listen", "127.0.0.1:0"]);
+    server.wait_for_log(&["events stored before the restart are delivered again"]);
+    server.wait_until("every event to be handled", || {
+        (0..10).all(|i| {
+            let tag = format!("operation_id=op-0-{i} ");
+            handled(&server).iter().any(|l| l.contains(&tag))
+        })
+    });
+    // Those in flight when the host died were delivered again: marked, and counted.
+    let redelivered = handled(&server)
+        .iter()
+        .filter(|l| l.contains("redelivered=true"))
+        .count();
+    assert!(redelivered >= 1, "no redelivery marked:\n{}", server.log());
+    assert!(metric(&server, "callback_host_queue_redeliveries_total ") >= redelivered as f64);
+    server.wait_until("the queue to be empty", || {
+        metric(&server, "callback_host_queue_depth ") == 0.0
+    });
+}
+
+#[test]
+fn a_failing_event_is_retried_with_backoff_then_dead_lettered() {
+    let queue = tempfile::tempdir().unwrap();
+    let server = hostile(&config(
+        queue.path(),
+        "max_attempts = 3\nretry_base_ms = 100\n",
+    ));
+    let started = Instant::now();
+    send(&server.addr, 0, 1, "panic");
+    let line = server.wait_for_log(&["queued event dead-lettered", "op-0-0", "failures=3"]);
+    assert!(line.contains("unreachable executed"), "{line}");
+    // Two retries, 100 ms then 200 ms later.
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let retries: Vec<String> = server
+        .log()
+        .lines()
+        .filter(|l| l.contains("queued event failed; retrying"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(retries.len(), 2, "{retries:?}");
+    assert!(retries[0].contains("retry_in_ms=100") && retries[1].contains("retry_in_ms=200"));
+    assert_eq!(
+        metric(&server, "callback_host_queue_dead_letters_total "),
+        1.0
+    );
+    assert_eq!(metric(&server, "callback_host_queue_retries_total "), 2.0);
+    assert_eq!(metric(&server, "callback_host_queue_depth "), 0.0);
+}
