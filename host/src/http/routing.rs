@@ -229,13 +229,25 @@ impl App {
             )),
             "/readyz" => {
                 let registry = self.dispatcher.plugins().get();
-                let body = serde_json::json!({
-                    "ready": true,
+                // Not ready when the queue's store cannot be read: answered events would be lost.
+                let queue = self.queue.as_ref().map(|queue| queue.stats());
+                let ready = !matches!(queue, Some(Err(_)));
+                let mut body = serde_json::json!({
+                    "ready": ready,
                     "plugins": registry.names(),
                     "handles": registry.handles(),
-                })
-                .to_string();
-                Some(text_response(StatusCode::OK, "application/json", body))
+                });
+                match queue {
+                    Some(Ok((depth, _))) => body["queue_depth"] = depth.into(),
+                    Some(Err(error)) => body["queue_error"] = format!("{error:#}").into(),
+                    None => {}
+                }
+                let status = if ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                Some(text_response(status, "application/json", body.to_string()))
             }
             "/metrics" => Some({
                 if let Some(queue) = &self.queue
