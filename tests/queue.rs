@@ -110,6 +110,11 @@ fn a_slow_plugin_does_not_slow_the_answers_and_every_event_is_handled() {
         metric(&server, "callback_host_queue_handled_total "),
         2000.0
     );
+    let ready = Server::get(server.admin_addr.as_deref().unwrap(), "/readyz").json();
+    assert_eq!(
+        (ready["ready"].as_bool(), ready["queue_depth"].as_u64()),
+        (Some(true), Some(0))
+    );
 }
 
 #[test]
