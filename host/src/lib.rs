@@ -71,11 +71,14 @@ pub struct Host {
 }
 
 impl Host {
-    /// Makes what plugins wrote durable (the embedded key-value store commits in groups). Called
-    /// when the server stops.
+    /// Makes what plugins wrote (the embedded key-value store) and what the queue's workers
+    /// completed durable: both commit in groups. Called when the server stops.
     pub fn flush(&self) {
         if let Some(store) = &self.capabilities.keyvalue {
             store.flush();
+        }
+        if let Some(queue) = &self.app.queue {
+            queue.flush();
         }
     }
 

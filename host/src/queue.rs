@@ -205,6 +205,16 @@ impl Queue {
         Ok(true)
     }
 
+    /// Makes every completion durable now (when the host stops): fewer redeliveries after it.
+    pub fn flush(&self) {
+        self.dirty.store(false, Ordering::Release);
+        if let Ok(mut txn) = self.db.begin_write()
+            && txn.set_durability(Durability::Immediate).is_ok()
+        {
+            let _ = txn.commit();
+        }
+    }
+
     /// Starts `settings.workers` workers delivering events through `dispatcher`.
     pub fn start_workers(self: &Arc<Self>, dispatcher: Arc<Dispatcher>) {
         let Some(inbox) = self.inbox.lock().unwrap_or_else(|e| e.into_inner()).take() else {
