@@ -173,4 +173,50 @@ fn a_failing_event_is_retried_with_backoff_then_dead_lettered() {
     );
     assert_eq!(metric(&server, "callback_host_queue_retries_total "), 2.0);
     assert_eq!(metric(&server, "callback_host_queue_depth "), 0.0);
+
+    // Repaired while the host is stopped: the dead letter is listed, put back, and delivered by
+    // the fixed plugin at the next start.
+    let dir = server.terminate_and_keep_dir();
+    let config_file = dir.path().join("callback-host.toml");
+    let queue_cli = |action: &str| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_callback-host"))
+            .args(["queue", action, "--config"])
+            .arg(&config_file)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert!(queue_cli("stats").contains("dead letters: 1"));
+    let letters = queue_cli("dead-letters");
+    assert!(
+        letters.contains(
+            "callbackAfterKickGroupCommand operationID=op-0-0 failures=3 cause: 10-hostile: trap"
+        ),
+        "{letters}"
+    );
+    assert_eq!(queue_cli("requeue"), "requeued 1 dead letters\n");
+    // The fixed version of the plugin: the guard, deployed under the same name.
+    std::fs::copy(
+        common::example("10-guard.wasm"),
+        dir.path().join("plugins/10-hostile.wasm"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(&config_file).unwrap();
+    let server = Server::start_in(dir, &config, &["--admin-listen", "127.0.0.1:0"]);
+    server.wait_for_log(&["queued event handled", "op-0-0"]);
+    let dir = server.terminate_and_keep_dir();
+    let stats = std::process::Command::new(env!("CARGO_BIN_EXE_callback-host"))
+        .args(["queue", "stats", "--config"])
+        .arg(dir.path().join("callback-host.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&stats.stdout),
+        "events: 0\ndead letters: 0\n"
+    );
 }

@@ -48,6 +48,14 @@ enum Command {
         #[arg(long, env = "CALLBACK_HOST_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Inspect or repair the after-callback queue of a stopped host.
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+        /// TOML config file (for `[queue] path`)
+        #[arg(long, env = "CALLBACK_HOST_CONFIG", global = true)]
+        config: Option<PathBuf>,
+    },
     /// Create a plugin project for one callback in DIR/NAME/ whose build.sh builds DIR/NAME.wasm.
     New {
         /// The plugin's language.
@@ -62,6 +70,18 @@ enum Command {
         #[arg(long, default_value = "callbackAfterKickGroupCommand")]
         callback: String,
     },
+}
+
+#[derive(Subcommand)]
+enum QueueAction {
+    /// Events stored, the age of the oldest, dead letters.
+    Stats,
+    /// Every dead letter with its cause.
+    DeadLetters,
+    /// Put the dead letters back in the queue: the next start delivers them (to a fixed plugin).
+    Requeue,
+    /// Delete the dead letters.
+    Purge,
 }
 
 #[derive(clap::Args)]
@@ -111,6 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             request,
             config,
         } => call(&file, request.as_deref(), config.as_deref()),
+        Command::Queue { action, config } => queue(action, config.as_deref()),
         Command::New {
             language,
             name,
@@ -134,6 +155,37 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     })
+}
+
+fn queue(action: QueueAction, config: Option<&Path>) -> anyhow::Result<()> {
+    let config = load_config(config)?;
+    let file = callback_host::queue::QueueFile::open(&config.queue.path)?;
+    let mut out = std::io::stdout();
+    match action {
+        QueueAction::Stats => {
+            let (depth, oldest, dead) = file.stats()?;
+            writeln!(out, "events: {depth}")?;
+            if let Some(age) = oldest {
+                writeln!(out, "oldest: {:.1} s", age.as_secs_f64())?;
+            }
+            writeln!(out, "dead letters: {dead}")?;
+        }
+        QueueAction::DeadLetters => {
+            for (id, letter) in file.dead_letters()? {
+                writeln!(
+                    out,
+                    "{id} {} operationID={} failures={} cause: {}",
+                    letter.event.command,
+                    letter.event.operation_id,
+                    letter.event.failures,
+                    letter.cause
+                )?;
+            }
+        }
+        QueueAction::Requeue => writeln!(out, "requeued {} dead letters", file.requeue()?)?,
+        QueueAction::Purge => writeln!(out, "deleted {} dead letters", file.purge_dead_letters()?)?,
+    }
+    Ok(())
 }
 
 fn check(file: &Path, config: Option<&Path>) -> anyhow::Result<()> {

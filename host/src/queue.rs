@@ -334,19 +334,51 @@ impl Queue {
 
     /// Events stored now, and the age of the oldest (for `/metrics`).
     pub fn stats(&self) -> anyhow::Result<(u64, Option<Duration>)> {
-        let read = self.db.begin_read()?;
-        let events = read.open_table(EVENTS)?;
-        let depth = events.len()?;
-        let oldest = match events.first()? {
-            Some((_, json)) => {
-                let event: Event = serde_json::from_str(json.value())?;
-                Some(Duration::from_millis(
-                    now_ms().saturating_sub(event.accepted_ms),
-                ))
-            }
-            None => None,
-        };
-        Ok((depth, oldest))
+        stats(&self.db)
+    }
+}
+
+fn stats(db: &Database) -> anyhow::Result<(u64, Option<Duration>)> {
+    let read = db.begin_read()?;
+    let events = read.open_table(EVENTS)?;
+    let depth = events.len()?;
+    let oldest = match events.first()? {
+        Some((_, json)) => {
+            let event: Event = serde_json::from_str(json.value())?;
+            Some(Duration::from_millis(
+                now_ms().saturating_sub(event.accepted_ms),
+            ))
+        }
+        None => None,
+    };
+    Ok((depth, oldest))
+}
+
+/// The queue file of a stopped host, for `callback-host queue` (a running host holds the file
+/// locked: its `/metrics` and `/readyz` show the queue instead).
+pub struct QueueFile {
+    db: Database,
+}
+
+impl QueueFile {
+    /// Opens the file at `path`.
+    pub fn open(path: &std::path::Path) -> anyhow::Result<Self> {
+        anyhow::ensure!(path.exists(), "no queue at {}", path.display());
+        let db = Database::open(path).map_err(|error| match error {
+            redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
+                "the queue {} is in use by a running host: stop it first, or read its /metrics",
+                path.display()
+            ),
+            other => anyhow::anyhow!("opening the queue {}: {other}", path.display()),
+        })?;
+        Ok(Self { db })
+    }
+
+    /// Events stored, the age of the oldest, dead letters.
+    pub fn stats(&self) -> anyhow::Result<(u64, Option<Duration>, u64)> {
+        let (depth, oldest) = stats(&self.db)?;
+        let dead = self.db.begin_read()?.open_table(DEAD)?.len()?;
+        Ok((depth, oldest, dead))
     }
 
     /// The dead letters, oldest first.
@@ -359,6 +391,40 @@ impl Queue {
             letters.push((id.value(), serde_json::from_str(json.value())?));
         }
         Ok(letters)
+    }
+
+    /// Puts every dead letter back in the queue (its failures forgotten, the plugins that
+    /// handled it still skipped): the next start delivers them. Returns how many.
+    pub fn requeue(&self) -> anyhow::Result<usize> {
+        let letters = self.dead_letters()?;
+        let txn = self.db.begin_write()?;
+        {
+            let mut events = txn.open_table(EVENTS)?;
+            let mut dead = txn.open_table(DEAD)?;
+            for (id, letter) in &letters {
+                let event = Event {
+                    failures: 0,
+                    ..letter.event.clone()
+                };
+                events.insert(*id, serde_json::to_string(&event)?.as_str())?;
+                dead.remove(*id)?;
+            }
+        }
+        txn.commit()?;
+        Ok(letters.len())
+    }
+
+    /// Deletes the dead letters. Returns how many.
+    pub fn purge_dead_letters(&self) -> anyhow::Result<u64> {
+        let txn = self.db.begin_write()?;
+        let count = {
+            let mut dead = txn.open_table(DEAD)?;
+            let count = dead.len()?;
+            dead.retain(|_, _| false)?;
+            count
+        };
+        txn.commit()?;
+        Ok(count)
     }
 }
 
