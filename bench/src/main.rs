@@ -63,6 +63,9 @@ enum Cmd {
         /// A TOML config file to start from (grants, key-value store).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Deliver the kick through the durable queue (answered once stored).
+        #[arg(long)]
+        queued: bool,
     },
 }
 
@@ -100,9 +103,9 @@ struct RunArgs {
     plugins: PathBuf,
     /// Targets to run, comma-separated: native, rust, c, js, python, rust-nofuel, rust-noepoch,
     /// rust-reuse, js-reuse, python-reuse, native-moderation, rust-moderation,
-    /// rust-moderation-reuse, native-ratelimit, rust-ratelimit, native-ratelimit-redis,
-    /// rust-ratelimit-redis.
-    #[arg(long, value_delimiter = ',', default_values_t = ["native", "rust", "c", "js", "python", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse", "native-moderation", "rust-moderation", "rust-moderation-reuse", "native-ratelimit", "rust-ratelimit", "native-ratelimit-redis", "rust-ratelimit-redis"].map(String::from))]
+    /// rust-moderation-reuse, rust-queued, native-ratelimit, rust-ratelimit,
+    /// native-ratelimit-redis, rust-ratelimit-redis.
+    #[arg(long, value_delimiter = ',', default_values_t = ["native", "rust", "c", "js", "python", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse", "rust-queued", "native-moderation", "rust-moderation", "rust-moderation-reuse", "native-ratelimit", "rust-ratelimit", "native-ratelimit-redis", "rust-ratelimit-redis"].map(String::from))]
     targets: Vec<String>,
     /// Replace the results section of this README (between the bench markers).
     #[arg(long)]
@@ -208,6 +211,14 @@ const TARGETS: &[Target] = &[
         workload: Workload::Kick,
     },
     Target {
+        key: "rust-queued",
+        name: "Rust guard, delivery = \"queued\" (answered once stored)",
+        plugin: Some("10-guard.wasm"),
+        reuse: 1,
+        flags: &["--queued"],
+        workload: Workload::Kick,
+    },
+    Target {
         key: "native-ratelimit",
         name: "native rate limit, embedded store (no Wasm)",
         plugin: None,
@@ -280,6 +291,7 @@ fn main() -> anyhow::Result<()> {
             no_fuel,
             no_epoch,
             config,
+            queued,
         }) => {
             let base = match config {
                 Some(path) => Config::load(&path)?,
@@ -293,6 +305,13 @@ fn main() -> anyhow::Result<()> {
                 ..base
             };
             config.plugin_defaults.reuse_instances = reuse;
+            if queued {
+                let kick = "callbackAfterKickGroupCommand";
+                let mut settings = config.command(kick).clone();
+                settings.delivery = callback_host::config::Delivery::Queued;
+                config.commands.insert(kick, settings);
+                config.queue.path = config.plugins_dir.join("queue.redb");
+            }
             runtime.block_on(host_server(config))
         }
         None => runtime.block_on(run(cli.run)),
