@@ -22,6 +22,7 @@
 //! - [`metrics`]: Prometheus metrics owned by the app.
 //! - [`http`]: the accept loop with its connection limits, who may call (auth, TLS), routing a
 //!   request to an answer, the 4xx answers.
+//! - [`storage`]: the redb files the host writes (key-value, queue), made durable in groups.
 //! - [`tools`]: `check` and `call`, the plugin tools of the command line.
 //! - [`scaffold`]: `new`, plugin projects for each language (templates in `host/templates/`).
 
@@ -36,6 +37,7 @@ pub mod registry;
 pub mod reload;
 pub mod runtime;
 pub mod scaffold;
+pub mod storage;
 pub mod tools;
 pub mod webhooks;
 

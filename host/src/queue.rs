@@ -5,8 +5,8 @@
 //!
 //! - Storage: a redb file. Appends are group-committed: one thread writes every event waiting at
 //!   that moment in one durable transaction, so durability costs one disk flush per group, not per
-//!   request. Completions and retries are committed at once and made durable in groups (every
-//!   100 ms): after a crash, an event may be delivered again.
+//!   request. Completions and retries are committed at once and made durable in groups
+//!   ([`crate::storage`]): after a crash, an event may be delivered again.
 //! - Guarantee: **at least once per plugin**. A plugin that handled an event is recorded with it,
 //!   and a retry skips it; but an event in flight when the host died is delivered again after the
 //!   restart, so a plugin may see it twice. Such deliveries are logged with `redelivered=true` and
@@ -15,12 +15,11 @@
 //!   timeout) for room, and when none comes it is delivered inline instead. Nothing is dropped.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use redb::{
-    Database, Durability, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _,
+    Database, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _,
     TableDefinition,
 };
 use serde::{Deserialize, Serialize};
@@ -29,6 +28,7 @@ use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
 use crate::config::QueueSettings;
 use crate::dispatch::Dispatcher;
 use crate::metrics::Metrics;
+use crate::storage::GroupedFile;
 
 /// Event id to the event (JSON).
 const EVENTS: TableDefinition<u64, &str> = TableDefinition::new("events");
@@ -36,9 +36,6 @@ const EVENTS: TableDefinition<u64, &str> = TableDefinition::new("events");
 const DEAD: TableDefinition<u64, &str> = TableDefinition::new("dead");
 /// `next` to the next event id.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-
-/// How often completions are made durable.
-const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// One after-callback, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,7 +71,8 @@ struct Job {
 
 /// The queue: storage, the room left, the workers' inbox.
 pub struct Queue {
-    db: Arc<Database>,
+    /// The events and dead letters; appends commit durably, the rest in groups.
+    file: GroupedFile,
     /// The group committer's inbox.
     appends: std::sync::mpsc::Sender<(Event, oneshot::Sender<anyhow::Result<u64>>)>,
     /// One permit per event that may still be stored.
@@ -87,8 +85,6 @@ pub struct Queue {
     settings: QueueSettings,
     /// Depth, retries, dead letters.
     metrics: Arc<Metrics>,
-    /// Set by completions, cleared by the flush thread.
-    dirty: Arc<AtomicBool>,
 }
 
 fn now_ms() -> u64 {
@@ -101,14 +97,9 @@ impl Queue {
     /// Opens (or creates) the queue file and loads the events still pending, which the workers
     /// will deliver again.
     pub fn open(settings: QueueSettings, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Self>> {
-        if let Some(dir) = settings.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the queue directory {}", dir.display()))?;
-        }
-        let db = Arc::new(
-            Database::create(&settings.path)
-                .with_context(|| format!("opening the queue {}", settings.path.display()))?,
-        );
+        // Appends commit durably themselves (group_commit); completions and retries in groups.
+        let file = GroupedFile::open(&settings.path, "queue")?;
+        let db = &file.db;
         {
             let txn = db.begin_write()?;
             txn.open_table(EVENTS)?;
@@ -142,36 +133,19 @@ impl Queue {
             );
         }
         let (appends, requests) = std::sync::mpsc::channel();
-        let committer = Arc::clone(&db);
+        let committer = Arc::clone(db);
         let sent = jobs.clone();
         std::thread::Builder::new()
             .name("queue-commit".into())
             .spawn(move || group_commit(&committer, &requests, &sent))?;
-        let dirty = Arc::new(AtomicBool::new(false));
-        let (weak, written) = (Arc::downgrade(&db), Arc::clone(&dirty));
-        std::thread::Builder::new()
-            .name("queue-flush".into())
-            .spawn(move || {
-                while let Some(db) = weak.upgrade() {
-                    if written.swap(false, Ordering::AcqRel)
-                        && let Ok(mut txn) = db.begin_write()
-                        && txn.set_durability(Durability::Immediate).is_ok()
-                    {
-                        let _ = txn.commit();
-                    }
-                    drop(db);
-                    std::thread::sleep(FLUSH_EVERY);
-                }
-            })?;
         Ok(Arc::new(Self {
-            db,
+            file,
             appends,
             room,
             jobs,
             inbox: std::sync::Mutex::new(Some(inbox)),
             settings,
             metrics,
-            dirty,
         }))
     }
 
@@ -207,12 +181,7 @@ impl Queue {
 
     /// Makes every completion durable now (when the host stops): fewer redeliveries after it.
     pub fn flush(&self) {
-        self.dirty.store(false, Ordering::Release);
-        if let Ok(mut txn) = self.db.begin_write()
-            && txn.set_durability(Durability::Immediate).is_ok()
-        {
-            let _ = txn.commit();
-        }
+        self.file.flush();
     }
 
     /// Starts `settings.workers` workers delivering events through `dispatcher`.
@@ -293,14 +262,12 @@ impl Queue {
     /// Rewrites a stored event (after a failure: its `done` and `failures`).
     fn store(&self, id: u64, event: &Event) {
         let result = (|| -> anyhow::Result<()> {
-            let mut txn = self.db.begin_write()?;
-            txn.set_durability(Durability::None)?;
+            let txn = self.file.begin()?;
             txn.open_table(EVENTS)?
                 .insert(id, serde_json::to_string(event)?.as_str())?;
-            txn.commit()?;
+            self.file.commit(txn)?;
             Ok(())
         })();
-        self.dirty.store(true, Ordering::Release);
         if let Err(error) = result {
             tracing::error!(%error, event = id, "could not update a queued event");
         }
@@ -309,17 +276,15 @@ impl Queue {
     /// Takes an event out of the queue, into the dead letters when `dead` is given.
     fn remove(&self, id: u64, dead: Option<DeadLetter>) {
         let result = (|| -> anyhow::Result<()> {
-            let mut txn = self.db.begin_write()?;
-            txn.set_durability(Durability::None)?;
+            let txn = self.file.begin()?;
             txn.open_table(EVENTS)?.remove(id)?;
             if let Some(dead) = &dead {
                 txn.open_table(DEAD)?
                     .insert(id, serde_json::to_string(dead)?.as_str())?;
             }
-            txn.commit()?;
+            self.file.commit(txn)?;
             Ok(())
         })();
-        self.dirty.store(true, Ordering::Release);
         match result {
             Ok(()) => {
                 self.room.add_permits(1);
@@ -334,7 +299,7 @@ impl Queue {
 
     /// Events stored now, and the age of the oldest (for `/metrics`).
     pub fn stats(&self) -> anyhow::Result<(u64, Option<Duration>)> {
-        stats(&self.db)
+        stats(&self.file.db)
     }
 }
 

@@ -1,13 +1,13 @@
-//! The embedded backend: one redb file. Writes are committed at once but made durable in groups
-//! (every [`FLUSH_EVERY`], and when the host stops), so a write costs no disk flush; a crash of
-//! the host or the machine loses at most the writes of the last [`FLUSH_EVERY`].
+//! The embedded backend: one redb file, written in groups ([`crate::storage`]): a write costs no
+//! disk flush, and a crash of the host or the machine loses at most the writes of the last
+//! [`crate::storage::FLUSH_EVERY`].
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
-use redb::{Database, Durability, ReadableDatabase as _, ReadableTable as _, TableDefinition};
+use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
+
+use crate::storage::GroupedFile;
 
 use super::{KvError, Limits, PAGE, now_ms};
 
@@ -16,13 +16,8 @@ const ENTRIES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("entri
 /// Namespace to the number of keys it holds (expired ones included until swept).
 const COUNTS: TableDefinition<&str, u64> = TableDefinition::new("counts");
 
-/// How often grouped writes are made durable.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
-
 pub struct Embedded {
-    db: Arc<Database>,
-    /// Set by writes, cleared by the flush: an idle store is not flushed.
-    dirty: Arc<AtomicBool>,
+    file: Arc<GroupedFile>,
 }
 
 fn backend(error: impl std::fmt::Display) -> KvError {
@@ -38,55 +33,33 @@ fn live(expiry: u64, now: u64) -> bool {
 }
 
 impl Embedded {
-    /// Opens (or creates) the file, and starts the thread that makes writes durable.
+    /// Opens (or creates) the file.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        use anyhow::Context as _;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the key-value directory {}", dir.display()))?;
-        }
-        let db = Arc::new(
-            Database::create(path)
-                .with_context(|| format!("opening the key-value store {}", path.display()))?,
-        );
-        let dirty = Arc::new(AtomicBool::new(false));
-        let weak = Arc::downgrade(&db);
-        let written = Arc::clone(&dirty);
-        std::thread::Builder::new()
-            .name("keyvalue-flush".into())
-            .spawn(move || {
-                while let Some(db) = weak.upgrade() {
-                    if written.swap(false, Ordering::AcqRel) {
-                        flush(&db);
-                    }
-                    drop(db);
-                    std::thread::sleep(FLUSH_EVERY);
-                }
-            })?;
-        Ok(Self { db, dirty })
+        Ok(Self {
+            file: Arc::new(GroupedFile::open(path, "keyvalue")?),
+        })
     }
 
-    /// Makes every committed write durable.
+    /// Makes every write durable now.
     pub fn flush(&self) {
-        self.dirty.store(false, Ordering::Release);
-        flush(&self.db);
+        self.file.flush();
     }
 
     /// Runs `work` on a blocking thread (redb is synchronous).
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&Database) -> Result<T, KvError> + Send + 'static,
+        work: impl FnOnce(&GroupedFile) -> Result<T, KvError> + Send + 'static,
     ) -> Result<T, KvError> {
-        let db = Arc::clone(&self.db);
-        tokio::task::spawn_blocking(move || work(&db))
+        let file = Arc::clone(&self.file);
+        tokio::task::spawn_blocking(move || work(&file))
             .await
             .map_err(backend)?
     }
 
     pub async fn get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         let key = full_key(ns, key);
-        self.run(move |db| {
-            let read = db.begin_read().map_err(backend)?;
+        self.run(move |file| {
+            let read = file.db.begin_read().map_err(backend)?;
             let table = match read.open_table(ENTRIES) {
                 Ok(table) => table,
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
@@ -108,9 +81,8 @@ impl Embedded {
         value: &[u8],
         limits: Limits,
     ) -> Result<(), KvError> {
-        self.dirty.store(true, Ordering::Release);
         let (ns, key, value) = (ns.to_owned(), full_key(ns, key), value.to_vec());
-        self.run(move |db| write(db, &ns, &key, limits, |_| Ok(value)).map(|_| ()))
+        self.run(move |file| write(file, &ns, &key, limits, |_| Ok(value)).map(|_| ()))
             .await
     }
 
@@ -121,11 +93,10 @@ impl Embedded {
         delta: u64,
         limits: Limits,
     ) -> Result<u64, KvError> {
-        self.dirty.store(true, Ordering::Release);
         let (ns, full) = (ns.to_owned(), full_key(ns, key));
         let key = key.to_owned();
-        self.run(move |db| {
-            let value = write(db, &ns, &full, limits, |old| {
+        self.run(move |file| {
+            let value = write(file, &ns, &full, limits, |old| {
                 let current = match old {
                     None => 0,
                     Some(bytes) => std::str::from_utf8(bytes)
@@ -144,10 +115,9 @@ impl Embedded {
     }
 
     pub async fn delete(&self, ns: &str, key: &str) -> Result<(), KvError> {
-        self.dirty.store(true, Ordering::Release);
         let (ns, key) = (ns.to_owned(), full_key(ns, key));
-        self.run(move |db| {
-            let txn = begin(db)?;
+        self.run(move |file| {
+            let txn = file.begin().map_err(backend)?;
             {
                 let mut entries = txn.open_table(ENTRIES).map_err(backend)?;
                 let removed = entries.remove(key.as_str()).map_err(backend)?.is_some();
@@ -162,7 +132,7 @@ impl Embedded {
                         .map_err(backend)?;
                 }
             }
-            txn.commit().map_err(backend)
+            file.commit(txn).map_err(backend)
         })
         .await
     }
@@ -170,8 +140,8 @@ impl Embedded {
     pub async fn list(&self, ns: &str, cursor: u64) -> Result<(Vec<String>, Option<u64>), KvError> {
         let (start, end) = (format!("{ns}\0"), format!("{ns}\u{1}"));
         let prefix = start.len();
-        self.run(move |db| {
-            let read = db.begin_read().map_err(backend)?;
+        self.run(move |file| {
+            let read = file.db.begin_read().map_err(backend)?;
             let table = match read.open_table(ENTRIES) {
                 Ok(table) => table,
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok((Vec::new(), None)),
@@ -200,31 +170,16 @@ impl Embedded {
     }
 }
 
-fn begin(db: &Database) -> Result<redb::WriteTransaction, KvError> {
-    let mut txn = db.begin_write().map_err(backend)?;
-    txn.set_durability(Durability::None).map_err(backend)?;
-    Ok(txn)
-}
-
-fn flush(db: &Database) {
-    let Ok(mut txn) = db.begin_write() else {
-        return;
-    };
-    if txn.set_durability(Durability::Immediate).is_ok() {
-        let _ = txn.commit();
-    }
-}
-
 /// Writes `key` of namespace `ns` to what `update` makes of its current live value, creating it
 /// (within the entry quota, with the expiry) when it has none. Returns the value written.
 fn write(
-    db: &Database,
+    file: &GroupedFile,
     ns: &str,
     key: &str,
     limits: Limits,
     update: impl FnOnce(Option<&[u8]>) -> Result<Vec<u8>, KvError>,
 ) -> Result<Vec<u8>, KvError> {
-    let txn = begin(db)?;
+    let txn = file.begin().map_err(backend)?;
     let value;
     {
         let mut entries = txn.open_table(ENTRIES).map_err(backend)?;
@@ -258,7 +213,7 @@ fn write(
             .insert(key, (expiry, value.as_slice()))
             .map_err(backend)?;
     }
-    txn.commit().map_err(backend)?;
+    file.commit(txn).map_err(backend)?;
     Ok(value)
 }
 
