@@ -242,27 +242,29 @@ fn an_explicit_opt_out_is_logged_loudly() {
 
 /// A self-signed certificate for 127.0.0.1 made with the openssl command line.
 fn certificate(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let status = Command::new("openssl")
-        .args([
+    common::openssl(
+        dir,
+        &[
             "req",
             "-x509",
             "-newkey",
             "ec",
             "-pkeyopt",
             "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=callback-host-test"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("run openssl");
-    assert!(status.success(), "openssl could not make a certificate");
-    (cert, key)
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=callback-host-test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ],
+    );
+    (dir.join("cert.pem"), dir.join("key.pem"))
 }
 
 #[test]

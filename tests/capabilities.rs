@@ -560,15 +560,7 @@ fn the_forwarding_example_posts_sent_messages_to_its_endpoint() {
 fn certificate_authority(
     dir: &std::path::Path,
 ) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
-    let run = |args: &[&str]| {
-        let status = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .expect("run openssl");
-        assert!(status.success(), "openssl {args:?}");
-    };
+    let run = |args: &[&str]| common::openssl(dir, args);
     run(&[
         "req",
         "-x509",

@@ -618,10 +618,9 @@ impl Config {
     }
 
     /// Whether `command` is delivered through the queue: a `queued` after-callback.
-    pub fn queued(&self, command: &str) -> bool {
-        self.command(command).delivery == Delivery::Queued
-            && crate::protocol::commands::find(command)
-                .is_some_and(|c| c.phase == crate::protocol::commands::Phase::After)
+    pub fn queued(&self, command: &crate::protocol::commands::CommandSpec) -> bool {
+        command.phase == crate::protocol::commands::Phase::After
+            && self.command(command.name).delivery == Delivery::Queued
     }
 
     /// The settings of a command.

@@ -279,9 +279,7 @@ impl Dispatcher {
                             if refused {
                                 // OpenIM already carried it out: the answer stays "go on", and the
                                 // next plugins still see the event.
-                                tracing::info!(%plugin, outcome = "refused",
-                                    answer = %String::from_utf8_lossy(&response.to_json()),
-                                    "after-callback refused by a plugin; answering go on");
+                                log_after_refusal(plugin, &response);
                             }
                             Verdict::Next
                         }
@@ -370,9 +368,7 @@ impl Dispatcher {
                         "ok"
                     };
                     if response.is_refusal() {
-                        tracing::info!(%plugin, outcome, redelivered,
-                            answer = %String::from_utf8_lossy(&response.to_json()),
-                            "after-callback refused by a plugin; answering go on");
+                        log_after_refusal(plugin, response);
                     }
                     self.metrics
                         .call(plugin, outcome, seconds, Some(stats.fuel_used));
@@ -526,6 +522,14 @@ impl Dispatcher {
         }
         Ok((reply, stats))
     }
+}
+
+/// Logs the refusal of an after-callback (OpenIM already carried it out: it is answered "go on"),
+/// with the plugin's answer.
+fn log_after_refusal(plugin: &Arc<str>, response: &CallbackResponse) {
+    tracing::info!(%plugin, outcome = "refused",
+        answer = %String::from_utf8_lossy(&response.to_json()),
+        "after-callback refused by a plugin; answering go on");
 }
 
 /// What a plugin returned, checked against the command's answer shape: the response, and the

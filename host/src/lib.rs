@@ -183,7 +183,7 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
     ));
     let any_queued = protocol::commands::COMMANDS
         .iter()
-        .any(|c| config.queued(c.name));
+        .any(|c| config.queued(c));
     let queue = if any_queued {
         let queue = queue::Queue::open(config.queue.clone(), Arc::clone(&metrics))
             .context("opening the after-callback queue")?;

@@ -531,3 +531,14 @@ impl Drop for Redis {
         let _ = self.child.wait();
     }
 }
+
+/// Runs the openssl command line in `dir` (certificates for the TLS tests); panics if it fails.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let status = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .status()
+        .expect("run openssl (installed by scripts/install-toolchains.sh)");
+    assert!(status.success(), "openssl {args:?} failed");
+}

@@ -177,7 +177,7 @@ impl App {
             }
         };
         if let Some(queue) = &self.queue
-            && self.dispatcher.config().queued(command)
+            && shape.is_some_and(|c| self.dispatcher.config().queued(c.spec))
         {
             let event = Event {
                 command: command.to_owned(),
