@@ -369,6 +369,8 @@ fn a_redis_that_stops_answering_fails_calls_by_name_within_the_deadline() {
 struct Upstream {
     port: u16,
     received: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// When each request arrived.
+    arrivals: std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
 }
 
 impl Upstream {
@@ -378,9 +380,12 @@ impl Upstream {
         let port = listener.local_addr().unwrap().port();
         let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let log = std::sync::Arc::clone(&received);
+        let arrivals = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let times = std::sync::Arc::clone(&arrivals);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let log = std::sync::Arc::clone(&log);
+                let times = std::sync::Arc::clone(&times);
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut line = String::new();
@@ -403,6 +408,7 @@ impl Upstream {
                     let _ = reader.read_exact(&mut body);
                     let body = String::from_utf8_lossy(&body).into_owned();
                     log.lock().unwrap().push(body.clone());
+                    times.lock().unwrap().push(Instant::now());
                     let answer = match path.as_str() {
                         "/slow" => {
                             std::thread::sleep(Duration::from_secs(10));
@@ -421,7 +427,11 @@ impl Upstream {
                 });
             }
         });
-        Self { port, received }
+        Self {
+            port,
+            received,
+            arrivals,
+        }
     }
 }
 
@@ -671,4 +681,35 @@ fn outbound_https_checks_the_certificate_against_the_trusted_roots() {
     );
     let _ = upstream.kill();
     let _ = upstream.wait();
+}
+
+#[test]
+fn a_plugin_has_at_most_max_concurrent_requests_in_flight() {
+    let up = Upstream::start();
+    let port = up.port;
+    let server = Server::start(
+        &[("10-fetch.wasm", component("http_probe"))],
+        &format!(
+            "[defaults]\ntimeout_secs = 2\n[outbound_http]\nmax_concurrent = 1\n\
+             [plugin_grants.10-fetch]\nhttp = [\"http://127.0.0.1:{port}\"]\n"
+        ),
+    );
+    // Two calls 500 ms apart, each waiting on a slow upstream until its deadline (1.5 s): with
+    // one request in flight at most, the second request leaves only when the first call ends.
+    let reason: &'static str =
+        Box::leak(format!("get http://127.0.0.1:{port}/slow").into_boxed_str());
+    let first = common::kick_in_background(server.addr.clone(), reason);
+    std::thread::sleep(Duration::from_millis(500));
+    let second = common::kick_in_background(server.addr.clone(), reason);
+    for call in [first, second] {
+        assert_eq!(call.join().unwrap().0.body, GO_ON);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let arrivals = up.arrivals.lock().unwrap().clone();
+    assert_eq!(arrivals.len(), 2, "{arrivals:?}");
+    let gap = arrivals[1] - arrivals[0];
+    assert!(
+        gap >= Duration::from_millis(900),
+        "the second request left {gap:?} after the first"
+    );
 }
