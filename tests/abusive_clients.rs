@@ -40,15 +40,6 @@ fn closed_within(stream: &mut TcpStream, limit: Duration) -> Duration {
     }
 }
 
-fn metric(server: &Server, line_start: &str) -> f64 {
-    let metrics = Server::get(server.admin_addr.as_deref().unwrap(), "/metrics").body;
-    metrics
-        .lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .map_or(0.0, |v| v.parse().unwrap())
-}
-
 fn kick_ok(server: &Server) {
     let response = server.kick(&["u1"], "fine");
     assert_eq!((response.status, response.body.as_str()), (200, GO_ON));
@@ -80,10 +71,7 @@ fn a_client_that_trickles_headers_or_sends_nothing_is_cut_off() {
     closed_within(&mut silent, Duration::from_secs(4));
     trickle.join().unwrap();
     assert!(
-        metric(
-            &server,
-            "callback_host_connections_closed_total{reason=\"read_timeout\"}"
-        ) >= 2.0
+        server.metric("callback_host_connections_closed_total{reason=\"read_timeout\"}") >= 2.0
     );
     kick_ok(&server);
 }
@@ -108,10 +96,7 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout_not_before() {
         "closed {took:?} after the last check"
     );
     assert!(
-        metric(
-            &server,
-            "callback_host_connections_closed_total{reason=\"idle_timeout\"}"
-        ) >= 1.0
+        server.metric("callback_host_connections_closed_total{reason=\"idle_timeout\"}") >= 1.0
     );
 }
 
@@ -138,7 +123,7 @@ fn thousands_of_idle_connections_wait_beyond_the_cap_and_the_open_ones_keep_bein
     let idle: Vec<TcpStream> = (0..2000).map(|_| server.connect()).collect();
     std::thread::sleep(Duration::from_millis(300));
     // The gauge counts this /metrics request's own connection on the admin listener too.
-    let open = metric(&server, "callback_host_connections ") - 1.0;
+    let open = server.metric("callback_host_connections ") - 1.0;
     assert!(
         open <= 500.0,
         "{open} connections open, over the cap of 500"
@@ -169,7 +154,7 @@ fn thousands_of_idle_connections_wait_beyond_the_cap_and_the_open_ones_keep_bein
     );
     drop(idle);
     server.wait_until("connections to drain", || {
-        metric(&server, "callback_host_connections ") <= 3.0
+        server.metric("callback_host_connections ") <= 3.0
     });
 }
 
@@ -215,7 +200,7 @@ fn too_many_or_too_large_headers_get_a_431() {
 
 #[test]
 fn a_request_the_client_abandons_is_logged_and_counted() {
-    let server = server("[defaults]\ntimeout_secs = 5\n");
+    let server = server("[defaults]\ntimeout_secs = 5\ndelivery = \"inline\"\n");
     let mut stream = server.connect();
     let body = kick_body("G", &["u"], "spin 3000");
     stream
@@ -227,9 +212,7 @@ fn a_request_the_client_abandons_is_logged_and_counted() {
     let line = server.wait_for_log(&["the client left before the answer", "op-gone"]);
     assert!(line.contains("outcome=\"abandoned\""), "{line}");
     assert_eq!(
-        metric(
-            &server,
-            "callback_host_requests_total{command=\"callbackAfterKickGroupCommand\",outcome=\"abandoned\"}"
+        server.metric("callback_host_requests_total{command=\"callbackAfterKickGroupCommand\",outcome=\"abandoned\"}"
         ),
         1.0
     );

@@ -690,7 +690,8 @@ fn a_plugin_has_at_most_max_concurrent_requests_in_flight() {
     let server = Server::start(
         &[("10-fetch.wasm", component("http_probe"))],
         &format!(
-            "[defaults]\ntimeout_secs = 2\n[outbound_http]\nmax_concurrent = 1\n\
+            "[defaults]\ntimeout_secs = 2\ndelivery = \"inline\"\n\
+             [outbound_http]\nmax_concurrent = 1\n\
              [plugin_grants.10-fetch]\nhttp = [\"http://127.0.0.1:{port}\"]\n"
         ),
     );

@@ -13,9 +13,11 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// The guard's answer when "admin" is kicked: proof that the plugin after a failed one still ran.
 const GUARD_REFUSAL: &str = r#"{"actionCode":0,"errCode":10001,"errMsg":"kicking protected users is not allowed","errDlt":"protected users: admin","nextCode":1}"#;
 
+/// Kicks inline: these tests watch plugins fail on OpenIM's answer path.
 fn config(extra: &str) -> String {
     format!(
         "safety_margin_ms = 500\n[defaults]\ntimeout_secs = 2\nfuel = 1_000_000_000_000\n\
+         delivery = \"inline\"\n\
          [plugin_defaults]\nmemory_mib = 32\n{extra}"
     )
 }
@@ -239,7 +241,7 @@ fn the_deadline_is_the_only_default_limit_and_fuel_is_still_reported() {
     // many instructions that is on this machine (the former default budget stopped it early).
     let server = Server::start(
         &[("10-hostile.wasm", component("hostile"))],
-        "[defaults]\ntimeout_secs = 2\n",
+        "[defaults]\ntimeout_secs = 2\ndelivery = \"inline\"\n",
     );
     let decision = server.kick_decision(&["u"], "spin 1200");
     assert!(decision.contains("computed 1200 ms"), "{decision}");
@@ -403,6 +405,7 @@ fn a_call_that_gets_no_memory_before_its_deadline_fails_by_name() {
     let server = Server::start(
         &[("10-scripted.wasm", component("scripted"))],
         "memory_budget_mib = 40\nsafety_margin_ms = 500\n[defaults]\ntimeout_secs = 2\n\
+         delivery = \"inline\"\n\
          [commands.callbackAfterQuitGroupCommand]\ntimeout_secs = 5\n\
          [plugin_defaults]\nmemory_mib = 32\n",
     );

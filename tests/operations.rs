@@ -114,8 +114,11 @@ fn health_readiness_and_metrics_after_a_known_sequence() {
 
     let metrics = Server::get(&server.addr, "/metrics").body;
     for line in [
-        // The kick is an after-callback: every one is answered "go on", whatever a plugin says.
-        r#"callback_host_requests_total{command="callbackAfterKickGroupCommand",outcome="ok"} 5"#,
+        // The kick is an after-callback, queued by default: every one is answered "go on" once
+        // stored, whatever a plugin says; the workers handled all five.
+        r#"callback_host_requests_total{command="callbackAfterKickGroupCommand",outcome="queued"} 5"#,
+        "callback_host_queue_handled_total 5",
+        "callback_host_queue_depth 0",
         r#"callback_host_requests_total{command="callbackAfterKickGroupCommand",outcome="bad_request"} 1"#,
         r#"callback_host_requests_total{command="callbackAfterQuitGroupCommand",outcome="no_plugin"} 1"#,
         r#"callback_host_plugin_calls_total{plugin="10-guard",outcome="refused"} 3"#,

@@ -34,15 +34,6 @@ fn handled(server: &Server) -> Vec<String> {
         .collect()
 }
 
-fn metric(server: &Server, name: &str) -> f64 {
-    let metrics = Server::get(server.admin_addr.as_deref().unwrap(), "/metrics").body;
-    metrics
-        .lines()
-        .find(|l| l.starts_with(name))
-        .and_then(|l| l.rsplit(' ').next())
-        .map_or(0.0, |v| v.parse().unwrap())
-}
-
 /// Sends `count` kicks on one keep-alive connection, one after the other, as one of OpenIM's
 /// webhook workers does; returns the slowest answer.
 fn send(addr: &str, sender: usize, count: usize, reason: &'static str) -> Duration {
@@ -98,18 +89,15 @@ fn a_slow_plugin_does_not_slow_the_answers_and_every_event_is_handled() {
     assert_eq!(handled.len(), 2000);
     for sender in 0..2 {
         for i in [0, 499, 999] {
-            let tag = format!("operation_id=op-{sender}-{i} ");
+            let tag = format!("operation_id=op-{sender}-{i}}}");
             assert!(
                 handled.iter().any(|l| l.contains(&tag)),
                 "{tag} not handled"
             );
         }
     }
-    assert_eq!(metric(&server, "callback_host_queue_depth "), 0.0);
-    assert_eq!(
-        metric(&server, "callback_host_queue_handled_total "),
-        2000.0
-    );
+    assert_eq!(server.metric("callback_host_queue_depth "), 0.0);
+    assert_eq!(server.metric("callback_host_queue_handled_total "), 2000.0);
     let ready = Server::get(server.admin_addr.as_deref().unwrap(), "/readyz").json();
     assert_eq!(
         (ready["ready"].as_bool(), ready["queue_depth"].as_u64()),
@@ -130,7 +118,7 @@ fn answered_events_survive_a_kill_of_the_host_and_redeliveries_are_visible() {
     server.wait_for_log(&["events stored before the restart are delivered again"]);
     server.wait_until("every event to be handled", || {
         (0..10).all(|i| {
-            let tag = format!("operation_id=op-0-{i} ");
+            let tag = format!("operation_id=op-0-{i}}}");
             handled(&server).iter().any(|l| l.contains(&tag))
         })
     });
@@ -140,9 +128,9 @@ fn answered_events_survive_a_kill_of_the_host_and_redeliveries_are_visible() {
         .filter(|l| l.contains("redelivered=true"))
         .count();
     assert!(redelivered >= 1, "no redelivery marked:\n{}", server.log());
-    assert!(metric(&server, "callback_host_queue_redeliveries_total ") >= redelivered as f64);
+    assert!(server.metric("callback_host_queue_redeliveries_total ") >= redelivered as f64);
     server.wait_until("the queue to be empty", || {
-        metric(&server, "callback_host_queue_depth ") == 0.0
+        server.metric("callback_host_queue_depth ") == 0.0
     });
 }
 
@@ -168,11 +156,11 @@ fn a_failing_event_is_retried_with_backoff_then_dead_lettered() {
     assert_eq!(retries.len(), 2, "{retries:?}");
     assert!(retries[0].contains("retry_in_ms=100") && retries[1].contains("retry_in_ms=200"));
     assert_eq!(
-        metric(&server, "callback_host_queue_dead_letters_total "),
+        server.metric("callback_host_queue_dead_letters_total "),
         1.0
     );
-    assert_eq!(metric(&server, "callback_host_queue_retries_total "), 2.0);
-    assert_eq!(metric(&server, "callback_host_queue_depth "), 0.0);
+    assert_eq!(server.metric("callback_host_queue_retries_total "), 2.0);
+    assert_eq!(server.metric("callback_host_queue_depth "), 0.0);
 
     // Repaired while the host is stopped: the dead letter is listed, put back, and delivered by
     // the fixed plugin at the next start.
@@ -199,10 +187,53 @@ fn a_failing_event_is_retried_with_backoff_then_dead_lettered() {
         ),
         "{letters}"
     );
-    assert_eq!(queue_cli("requeue"), "requeued 1 dead letters\n");
-    // The fixed version of the plugin: the guard, deployed under the same name.
+    // Replayed through the plugins as they are, it still fails; through the fixed version (the
+    // guard, under the same name) it is handled, and `--requeue` puts it back in the queue.
+    let replay = |plugins: &std::path::Path, requeue: bool| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_callback-host"))
+            .args(["replay", "--dead-letters", "--config"])
+            .arg(&config_file)
+            .arg("--plugins")
+            .arg(plugins)
+            .args(requeue.then_some("--requeue"))
+            .env(
+                "CALLBACK_HOST_CACHE_DIR",
+                common::repo_root().join("target/test-compile-cache"),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let still = replay(&dir.path().join("plugins"), false);
+    assert!(
+        still.contains("callbackAfterKickGroupCommand op-0-0: still fails: 10-hostile: trap"),
+        "{still}"
+    );
+    let fixed = tempfile::tempdir().unwrap();
     std::fs::copy(
         common::example("10-guard.wasm"),
+        fixed.path().join("10-hostile.wasm"),
+    )
+    .unwrap();
+    let handled = replay(fixed.path(), true);
+    assert!(
+        handled
+            .contains("callbackAfterKickGroupCommand op-0-0: handled now (was: 10-hostile: trap"),
+        "{handled}"
+    );
+    assert!(handled.contains(", 1 requeued"), "{handled}");
+    let stats = queue_cli("stats");
+    assert!(
+        stats.starts_with("events: 1\n") && stats.ends_with("dead letters: 0\n"),
+        "{stats}"
+    );
+    std::fs::copy(
+        fixed.path().join("10-hostile.wasm"),
         dir.path().join("plugins/10-hostile.wasm"),
     )
     .unwrap();
@@ -213,6 +244,82 @@ fn a_failing_event_is_retried_with_backoff_then_dead_lettered() {
     let stats = std::process::Command::new(env!("CARGO_BIN_EXE_callback-host"))
         .args(["queue", "stats", "--config"])
         .arg(dir.path().join("callback-host.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&stats.stdout),
+        "events: 0\ndead letters: 0\n"
+    );
+}
+
+#[test]
+fn replicas_on_one_redis_stream_handle_each_event_once_and_take_over_a_dead_ones_events() {
+    let redis = common::Redis::start();
+    let config = format!(
+        "[defaults]\ntimeout_secs = 5\n[queue]\nbackend = \"redis\"\nredis_url = \"{}\"\n\
+         workers = 4\nclaim_idle_ms = 2000\n",
+        redis.url
+    );
+    let (a, b) = (hostile(&config), hostile(&config));
+    // 200 events, half sent to each replica: each is handled once, by one of them.
+    let senders: Vec<_> = [&a, &b]
+        .iter()
+        .enumerate()
+        .map(|(s, server)| {
+            let addr = server.addr.clone();
+            std::thread::spawn(move || send(&addr, s, 100, "work 20"))
+        })
+        .collect();
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    a.wait_until("200 events to be handled", || {
+        handled(&a).len() + handled(&b).len() >= 200
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (by_a, by_b) = (handled(&a), handled(&b));
+    assert_eq!(by_a.len() + by_b.len(), 200);
+    assert!(
+        !by_a.is_empty() && !by_b.is_empty(),
+        "{} {}",
+        by_a.len(),
+        by_b.len()
+    );
+    for sender in 0..2 {
+        for i in 0..100 {
+            let tag = format!("operation_id=op-{sender}-{i}}}");
+            let times = by_a
+                .iter()
+                .chain(&by_b)
+                .filter(|l| l.contains(&tag))
+                .count();
+            assert_eq!(times, 1, "{tag}");
+        }
+    }
+
+    // 8 slow events; replica A dies holding some: B claims them once they have been idle for
+    // 2 s and delivers them again, marked.
+    send(&a.addr, 2, 8, "work 1500");
+    std::thread::sleep(Duration::from_millis(400));
+    drop(a.kill_and_keep_dir());
+    b.wait_until("the 8 slow events to be handled by B", || {
+        (0..8).all(|i| {
+            let tag = format!("operation_id=op-2-{i}}}");
+            handled(&b).iter().any(|l| l.contains(&tag))
+        })
+    });
+    let redelivered = handled(&b)
+        .iter()
+        .filter(|l| l.contains("op-2-") && l.contains("redelivered=true"))
+        .count();
+    assert!(redelivered >= 1, "{}", b.log());
+    b.wait_for_log(&["events a replica left unacknowledged are delivered again"]);
+    b.wait_until("the shared queue to be empty", || {
+        b.metric("callback_host_queue_depth ") == 0.0
+    });
+    let stats = std::process::Command::new(env!("CARGO_BIN_EXE_callback-host"))
+        .args(["queue", "stats", "--config"])
+        .arg(b.dir().join("callback-host.toml"))
         .output()
         .unwrap();
     assert_eq!(

@@ -75,8 +75,9 @@ impl Minute {
     }
 }
 
-/// The host's config for the soak: a 3 s timeout (OpenIM's is 5), a 512 MiB memory budget.
-const CONFIG: &str = "memory_budget_mib = 512\n[defaults]\ntimeout_secs = 3\n\
+/// The host's config for the soak: a 3 s timeout (OpenIM's is 5), a 512 MiB memory budget, kicks
+/// inline (the soak checks that the plugins' deadlines hold on the answer path).
+const CONFIG: &str = "memory_budget_mib = 512\n[defaults]\ntimeout_secs = 3\ndelivery = \"inline\"\n\
                       [plugin_defaults]\nmemory_mib = 64\n";
 
 pub async fn run(args: SoakArgs) -> anyhow::Result<()> {

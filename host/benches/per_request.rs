@@ -72,15 +72,19 @@ fn per_request(c: &mut Criterion) {
     });
 
     let current = Arc::new(CurrentPlugins::default());
-    current.set(Registry::new(vec![Arc::clone(&plugin)]));
-    let dispatcher = Dispatcher::new(
+    current.set(Registry::new(
+        vec![Arc::clone(&plugin)],
+        &std::collections::BTreeSet::new(),
+    ));
+    let dispatcher = Arc::new(Dispatcher::new(
         engine.clone(),
         Arc::clone(&current),
         Arc::clone(&config),
         Arc::new(Metrics::default()),
         Arc::clone(&budget),
         Arc::clone(&capabilities),
-    );
+        None,
+    ));
     let link = Link {
         plugin: Arc::clone(&plugin),
         entry: plugin.handles[0].entry,

@@ -90,6 +90,12 @@ pub struct FileConfig {
     pub outbound_http: OutboundHttpFile,
     #[serde(default)]
     pub queue: QueueFile,
+    /// `[record]`: which answered callbacks are written for `callback-host replay`.
+    #[serde(default)]
+    pub record: RecordFile,
+    /// Plugins that run off the answer path, their answers only compared with the ones given.
+    #[serde(default)]
+    pub shadow_plugins: Vec<String>,
 }
 
 /// Per-command keys in the file (`[defaults]` and `[commands.<callbackCommand>]`).
@@ -209,6 +215,10 @@ pub enum Delivery {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueFile {
+    pub backend: Option<QueueBackend>,
+    pub redis_url: Option<String>,
+    pub stream: Option<String>,
+    pub claim_idle_ms: Option<u64>,
     pub path: Option<PathBuf>,
     pub max_events: Option<usize>,
     pub workers: Option<usize>,
@@ -216,10 +226,29 @@ pub struct QueueFile {
     pub retry_base_ms: Option<u64>,
 }
 
+/// Where the queue lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueBackend {
+    /// A redb file of this host's own.
+    Embedded,
+    /// A Redis stream with a consumer group, shared by replicas.
+    Redis,
+}
+
 /// Resolved `[queue]` settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueSettings {
-    /// The queue's file.
+    /// A file of this host's, or a Redis stream shared by replicas.
+    pub backend: QueueBackend,
+    /// The Redis server (`[queue] redis_url`, else `[keyvalue] redis_url`).
+    pub redis_url: Option<String>,
+    /// The stream's key; its consumer group, retry set and dead letters are named after it.
+    pub stream: String,
+    /// How long a replica's event may stay unacknowledged before another replica claims it
+    /// (the replica is taken for dead): longer than any delivery takes.
+    pub claim_idle: Duration,
+    /// The queue's file (embedded).
     pub path: PathBuf,
     /// Most events stored at once; beyond it requests wait for room.
     pub max_events: usize,
@@ -229,6 +258,33 @@ pub struct QueueSettings {
     pub max_attempts: u32,
     /// The first retry's delay; each next one doubles it.
     pub retry_base: Duration,
+}
+
+/// The `[record]` section.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordFile {
+    pub path: Option<PathBuf>,
+    pub before_sample: Option<f64>,
+    pub max_mib: Option<u64>,
+}
+
+/// Resolved `[record]` settings: recording answered callbacks for `callback-host replay`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordSettings {
+    /// The JSON Lines file records are appended to.
+    pub path: PathBuf,
+    /// The share of before-callbacks recorded with their answer (0: none, 1: all).
+    pub before_sample: f64,
+    /// Recording stops (with a warning) when the file reaches this size.
+    pub max_bytes: u64,
+}
+
+impl RecordSettings {
+    /// Whether anything is recorded (shadow disagreements are whenever this is on).
+    pub fn on(&self) -> bool {
+        self.before_sample > 0.0
+    }
 }
 
 /// Resolved settings of one command.
@@ -408,6 +464,10 @@ pub struct Config {
     pub outbound_http: OutboundHttpSettings,
     /// The durable queue of `queued` after-callbacks.
     pub queue: QueueSettings,
+    /// Recording answered callbacks for replay.
+    pub record: RecordSettings,
+    /// Plugins run off the answer path, compared with the answers given (by plugin name).
+    pub shadow_plugins: std::collections::BTreeSet<String>,
     /// The commands OpenIM's webhooks.yml enables, when one was read.
     pub openim_enabled: Option<std::collections::BTreeSet<&'static str>>,
 }
@@ -440,7 +500,8 @@ impl Config {
     /// Resolves the file's optional values against the defaults and validates them.
     pub fn from_file(file: FileConfig) -> Result<Self, ConfigError> {
         let builtin = CommandSettings {
-            delivery: Delivery::Inline,
+            // After-callbacks are answered once stored: OpenIM's workers never wait for plugins.
+            delivery: Delivery::Queued,
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             fuel: UNLIMITED_FUEL,
             failure_policy: FailurePolicy::Continue,
@@ -513,6 +574,18 @@ impl Config {
                 ca_file: file.outbound_http.ca_file.clone(),
             },
             queue: QueueSettings {
+                backend: file.queue.backend.unwrap_or(QueueBackend::Embedded),
+                redis_url: file
+                    .queue
+                    .redis_url
+                    .clone()
+                    .or_else(|| file.keyvalue.redis_url.clone()),
+                stream: file
+                    .queue
+                    .stream
+                    .clone()
+                    .unwrap_or_else(|| "callback-host:queue".to_owned()),
+                claim_idle: Duration::from_millis(file.queue.claim_idle_ms.unwrap_or(60_000)),
                 path: file
                     .queue
                     .path
@@ -523,6 +596,16 @@ impl Config {
                 max_attempts: file.queue.max_attempts.unwrap_or(5).max(1),
                 retry_base: Duration::from_millis(file.queue.retry_base_ms.unwrap_or(500)),
             },
+            record: RecordSettings {
+                path: file
+                    .record
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("data/recorded.jsonl")),
+                before_sample: file.record.before_sample.unwrap_or(0.0),
+                max_bytes: file.record.max_mib.unwrap_or(1024).saturating_mul(1 << 20),
+            },
+            shadow_plugins: file.shadow_plugins.iter().cloned().collect(),
             openim_enabled: None,
         };
         config.validate()?;
@@ -545,6 +628,22 @@ impl Config {
                      open = true when a network policy already guards this port",
                     self.listen
                 ),
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.record.before_sample) {
+            return Err(invalid(
+                "record.before_sample",
+                format!(
+                    "{} is not a share between 0 and 1",
+                    self.record.before_sample
+                ),
+            ));
+        }
+        if self.queue.backend == QueueBackend::Redis && self.queue.redis_url.is_none() {
+            return Err(invalid(
+                "queue.redis_url",
+                "the redis backend needs a server: set [queue] redis_url (or [keyvalue] redis_url)"
+                    .into(),
             ));
         }
         if self.max_body_bytes == 0 {

@@ -20,12 +20,13 @@ use wasmtime::component::Val;
 
 use crate::capabilities::Capabilities;
 use crate::config::{CommandSettings, Config, FailurePolicy};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ShadowLabels};
 use crate::protocol::answer::{self, Merge};
 use crate::protocol::commands::Phase;
 use crate::protocol::schema::Catalog;
 use crate::protocol::schema::Command;
 use crate::protocol::{self, CallbackResponse};
+use crate::record::{self, Record, Recorder};
 use crate::registry::{CurrentPlugins, Link};
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::limits::Failure;
@@ -116,6 +117,11 @@ pub struct Dispatcher {
     budget: Arc<MemoryBudget>,
     /// What plugins may use beyond WASI's nothing; shared with the loader.
     capabilities: Arc<Capabilities>,
+    /// Writes sampled before-callbacks and shadow disagreements, when recording is on.
+    recorder: Option<Recorder>,
+    /// Shadow calls in flight at once (a quarter of `max_concurrent_calls`): beyond it a shadow
+    /// call is skipped, so shadows never crowd out live traffic.
+    shadow_permits: Semaphore,
 }
 
 /// What one plugin call cost.
@@ -137,8 +143,10 @@ impl Dispatcher {
         metrics: Arc<Metrics>,
         budget: Arc<MemoryBudget>,
         capabilities: Arc<Capabilities>,
+        recorder: Option<Recorder>,
     ) -> Self {
         let permits = Semaphore::new(config.max_concurrent_calls as usize);
+        let shadow_permits = Semaphore::new((config.max_concurrent_calls as usize / 4).max(1));
         Self {
             engine,
             plugins,
@@ -147,6 +155,8 @@ impl Dispatcher {
             permits,
             budget,
             capabilities,
+            recorder,
+            shadow_permits,
         }
     }
 
@@ -171,7 +181,7 @@ impl Dispatcher {
     #[tracing::instrument(name = "callback", skip_all,
         fields(command = request.command, operation_id = %request.operation_id))]
     pub async fn run(
-        &self,
+        self: &Arc<Self>,
         request: &Request,
         command: Option<&Command>,
         parsed: Option<Val>,
@@ -183,7 +193,150 @@ impl Dispatcher {
             elapsed_us = request.received.elapsed().as_micros() as u64,
             "request answered"
         );
+        let phase = command.map_or(Phase::Before, |c| c.spec.phase);
+        if phase == Phase::Before
+            && let Some(recorder) = &self.recorder
+            && recorder.sampled()
+        {
+            recorder.record(Record {
+                kind: record::Kind::Before,
+                command: request.command.to_owned(),
+                operation_id: request.operation_id.to_string(),
+                at_ms: now_ms(),
+                body: body.to_owned(),
+                answer: serde_json::from_slice(&answer).unwrap_or_default(),
+                shadow: None,
+            });
+        }
+        if !self.plugins.get().shadows(request.command).is_empty() {
+            let (dispatcher, command, operation_id) = (
+                Arc::clone(self),
+                request.command,
+                Arc::clone(&request.operation_id),
+            );
+            let (body, given) = (body.to_owned(), answer.clone());
+            tokio::spawn(async move {
+                dispatcher
+                    .shadow(command, operation_id, &body, &given)
+                    .await;
+            });
+        }
         (answer, outcome)
+    }
+
+    /// Runs the shadow plugins of `command` on a request that was answered `given`, and counts
+    /// (logs, records) whether each would have answered the same. Off the answer path.
+    #[tracing::instrument(name = "shadow", skip_all, fields(command, operation_id = %operation_id))]
+    async fn shadow(
+        &self,
+        command: &'static str,
+        operation_id: Arc<str>,
+        body: &str,
+        given: &[u8],
+    ) {
+        let registry = self.plugins.get();
+        let shape = Catalog::get().command(command);
+        let given: serde_json::Value = serde_json::from_slice(given).unwrap_or_default();
+        for link in registry.shadows(command) {
+            let plugin = &link.plugin.name;
+            let request = Request {
+                command,
+                operation_id: Arc::clone(&operation_id),
+                received: Instant::now(),
+            };
+            let verdict = match self.shadow_permits.try_acquire() {
+                Err(_) => "skipped",
+                Ok(_permit) => match self.shadow_answer(link, &request, shape, body).await {
+                    Err(failure) => {
+                        tracing::warn!(%plugin, outcome = failure.kind(), "shadow plugin failed: {failure}");
+                        "failed"
+                    }
+                    Ok(answer) if answer == given => "agree",
+                    Ok(answer) => {
+                        tracing::info!(%plugin, %given, shadow = %answer, "shadow plugin disagrees with the answer given");
+                        if let Some(recorder) = &self.recorder {
+                            recorder.record(Record {
+                                kind: record::Kind::Shadow,
+                                command: command.to_owned(),
+                                operation_id: operation_id.to_string(),
+                                at_ms: now_ms(),
+                                body: body.to_owned(),
+                                answer: given.clone(),
+                                shadow: Some(record::ShadowAnswer {
+                                    plugin: plugin.to_string(),
+                                    answer,
+                                }),
+                            });
+                        }
+                        "disagree"
+                    }
+                },
+            };
+            self.metrics
+                .shadow
+                .get_or_create(&ShadowLabels {
+                    command,
+                    plugin: Arc::clone(plugin),
+                    verdict,
+                })
+                .inc();
+        }
+    }
+
+    /// What one plugin alone would have answered `body`: its refusal, or "go on" with its
+    /// changes, in the form OpenIM is answered.
+    async fn shadow_answer(
+        &self,
+        link: &Link,
+        request: &Request,
+        shape: Option<&Command>,
+        body: &str,
+    ) -> Result<serde_json::Value, Failure> {
+        let parsed = shape
+            .map(|s| protocol::parse(s, body))
+            .transpose()
+            .map_err(|e| Failure::Instantiate(format!("the request no longer parses: {e}")))?;
+        let mut merge = shape.zip(parsed).map(|(c, v)| Merge::new(c, v));
+        let settings = self.config.command(request.command);
+        let deadline = request.received + self.config.budget(request.command);
+        let input = match (link.entry, &merge) {
+            (Entry::Typed(_), Some(merge)) => Input::Typed(&merge.request),
+            _ => Input::Json(body),
+        };
+        let started = Instant::now();
+        let result = self
+            .call(link, 0, request, input, deadline, settings.fuel)
+            .await
+            .and_then(|(reply, stats)| Ok((decode_reply(shape, reply)?, stats)));
+        let seconds = started.elapsed().as_secs_f64();
+        let ((response, changes), stats) = match result {
+            Ok(answered) => answered,
+            Err(failure) => {
+                self.metrics
+                    .call(&link.plugin.name, failure.kind(), seconds, None);
+                return Err(failure);
+            }
+        };
+        let outcome = if response.is_refusal() {
+            "refused"
+        } else {
+            "ok"
+        };
+        self.metrics
+            .call(&link.plugin.name, outcome, seconds, Some(stats.fuel_used));
+        let answer = if response.is_refusal() {
+            response.to_json()
+        } else {
+            if let (Some(changes), Some(merge)) = (changes, merge.as_mut()) {
+                merge
+                    .apply(&changes)
+                    .map_err(|invalid| Failure::InvalidAnswer(invalid.0))?;
+            }
+            merge
+                .as_ref()
+                .map_or_else(|| CallbackResponse::go_on().to_json(), Merge::go_on_answer)
+        };
+        Ok(serde_json::from_slice(&answer).unwrap_or_default())
     }
 
     async fn chain(
@@ -380,6 +533,15 @@ impl Dispatcher {
             }
             results.push((Arc::clone(plugin), result.map(|_| ())));
         }
+        // Shadows see each event once, on its first delivery.
+        if event.failures == 0 && !redelivered && !registry.shadows(command).is_empty() {
+            let given = match shape.zip(parsed) {
+                Some((shape, parsed)) => Merge::new(shape, parsed).go_on_answer(),
+                None => CallbackResponse::go_on().to_json(),
+            };
+            self.shadow(command, request.operation_id, &event.body, &given)
+                .await;
+        }
         results
     }
 
@@ -562,6 +724,12 @@ pub fn policy_answer(
             format!("plugin {plugin} failed: {}", failure.kind()),
         )),
     }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Counts a plugin instance as alive while it exists.

@@ -17,8 +17,11 @@
 //! - [`registry`]: the chain of plugins of each command, in order; the swappable current set.
 //! - [`reload`]: scanning the plugin directory at start and on every change (hot reload).
 //! - [`dispatch`]: the one chain runner: a callback through its plugins under deadlines and policy.
-//! - [`queue`]: the durable queue of `queued` after-callbacks: answered once stored, delivered by
-//!   workers with retries and dead letters.
+//! - [`queue`]: the durable queue of `queued` after-callbacks (a redb file, or a Redis stream
+//!   shared by replicas): answered once stored, delivered by workers with retries and dead
+//!   letters.
+//! - [`record`]: sampled before-callbacks and shadow disagreements, written for `replay`.
+//! - [`replay`]: `callback-host replay`, recorded callbacks or dead letters through new plugins.
 //! - [`metrics`]: Prometheus metrics owned by the app.
 //! - [`http`]: the accept loop with its connection limits, who may call (auth, TLS), routing a
 //!   request to an answer, the 4xx answers.
@@ -33,8 +36,10 @@ pub mod http;
 pub mod metrics;
 pub mod protocol;
 pub mod queue;
+pub mod record;
 pub mod registry;
 pub mod reload;
+pub mod replay;
 pub mod runtime;
 pub mod scaffold;
 pub mod storage;
@@ -180,12 +185,14 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         Arc::clone(&metrics),
         budget,
         Arc::clone(&capabilities),
+        record::Recorder::open(&config.record).context("opening the record file")?,
     ));
     let any_queued = protocol::commands::COMMANDS
         .iter()
         .any(|c| config.queued(c));
     let queue = if any_queued {
         let queue = queue::Queue::open(config.queue.clone(), Arc::clone(&metrics))
+            .await
             .context("opening the after-callback queue")?;
         queue.start_workers(Arc::clone(&dispatcher));
         Some(queue)

@@ -48,7 +48,30 @@ enum Command {
         #[arg(long, env = "CALLBACK_HOST_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Inspect or repair the after-callback queue of a stopped host.
+    /// Run recorded callbacks, or the queue's dead letters, through a plugin directory and say
+    /// where the answers differ from the recorded ones (or which dead letters are handled now).
+    Replay {
+        /// The plugin directory to replay through (e.g. a new version of a plugin).
+        #[arg(long)]
+        plugins: PathBuf,
+        /// A record file (`[record] path`) to replay [default: the configured one]
+        #[arg(long, conflicts_with = "dead_letters")]
+        recorded: Option<PathBuf>,
+        /// Replay the queue's dead letters instead of recorded callbacks.
+        #[arg(long)]
+        dead_letters: bool,
+        /// With --dead-letters: put those handled now back in the queue.
+        #[arg(long, requires = "dead_letters")]
+        requeue: bool,
+        /// TOML config file (limits, grants, `[record]`, `[queue]`)
+        #[arg(long, env = "CALLBACK_HOST_CONFIG")]
+        config: Option<PathBuf>,
+        /// Directory of the compile cache [default: as `serve`]
+        #[arg(long, env = "CALLBACK_HOST_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Inspect or repair the after-callback queue (the file of a stopped host, or the Redis
+    /// stream of running ones).
     Queue {
         #[command(subcommand)]
         action: QueueAction,
@@ -132,6 +155,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
         } => call(&file, request.as_deref(), config.as_deref()),
         Command::Queue { action, config } => queue(action, config.as_deref()),
+        Command::Replay {
+            plugins,
+            recorded,
+            dead_letters,
+            requeue,
+            config,
+            cache_dir,
+        } => {
+            let mut config = load_config(config.as_deref())?;
+            if let Some(dir) = cache_dir {
+                config.cache_dir = Some(dir);
+            }
+            let source = if dead_letters {
+                callback_host::replay::Source::DeadLetters
+            } else {
+                callback_host::replay::Source::Recorded(
+                    recorded.unwrap_or_else(|| config.record.path.clone()),
+                )
+            };
+            let _log = init_logging(false);
+            runtime()?.block_on(callback_host::replay::replay(
+                &config,
+                plugins,
+                source,
+                requeue,
+                &mut std::io::stdout(),
+            ))?;
+            Ok(())
+        }
         Command::New {
             language,
             name,
@@ -157,35 +209,50 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     })
 }
 
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+}
+
 fn queue(action: QueueAction, config: Option<&Path>) -> anyhow::Result<()> {
     let config = load_config(config)?;
-    let file = callback_host::queue::QueueFile::open(&config.queue.path)?;
-    let mut out = std::io::stdout();
-    match action {
-        QueueAction::Stats => {
-            let (depth, oldest, dead) = file.stats()?;
-            writeln!(out, "events: {depth}")?;
-            if let Some(age) = oldest {
-                writeln!(out, "oldest: {:.1} s", age.as_secs_f64())?;
+    runtime()?.block_on(async {
+        let queue = callback_host::queue::Admin::open(&config.queue).await?;
+        let mut out = std::io::stdout();
+        match action {
+            QueueAction::Stats => {
+                let (depth, oldest, dead) = queue.stats().await?;
+                writeln!(out, "events: {depth}")?;
+                if let Some(age) = oldest {
+                    writeln!(out, "oldest: {:.1} s", age.as_secs_f64())?;
+                }
+                writeln!(out, "dead letters: {dead}")?;
             }
-            writeln!(out, "dead letters: {dead}")?;
-        }
-        QueueAction::DeadLetters => {
-            for (id, letter) in file.dead_letters()? {
-                writeln!(
-                    out,
-                    "{id} {} operationID={} failures={} cause: {}",
-                    letter.event.command,
-                    letter.event.operation_id,
-                    letter.event.failures,
-                    letter.cause
-                )?;
+            QueueAction::DeadLetters => {
+                for (id, letter) in queue.dead_letters().await? {
+                    writeln!(
+                        out,
+                        "{id} {} operationID={} failures={} cause: {}",
+                        letter.event.command,
+                        letter.event.operation_id,
+                        letter.event.failures,
+                        letter.cause
+                    )?;
+                }
             }
+            QueueAction::Requeue => {
+                writeln!(out, "requeued {} dead letters", queue.requeue(None).await?)?
+            }
+            QueueAction::Purge => writeln!(
+                out,
+                "deleted {} dead letters",
+                queue.purge_dead_letters().await?
+            )?,
         }
-        QueueAction::Requeue => writeln!(out, "requeued {} dead letters", file.requeue()?)?,
-        QueueAction::Purge => writeln!(out, "deleted {} dead letters", file.purge_dead_letters()?)?,
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn check(file: &Path, config: Option<&Path>) -> anyhow::Result<()> {

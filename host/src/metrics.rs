@@ -50,6 +50,16 @@ pub struct HandlesLabels {
     pub command: &'static str,
 }
 
+/// Labels of a shadow plugin's verdict.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShadowLabels {
+    pub command: &'static str,
+    pub plugin: Arc<str>,
+    /// `agree`, `disagree`, `failed` (the shadow plugin failed) or `skipped` (too many shadow
+    /// calls in flight: live traffic comes first).
+    pub verdict: &'static str,
+}
+
 /// Labels of a connection the server closed.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClosedLabels {
@@ -138,6 +148,8 @@ pub struct Metrics {
     pub queue_redeliveries: Counter<u64, AtomicU64>,
     /// Requests that found the queue full and waited for room.
     pub queue_full: Counter<u64, AtomicU64>,
+    /// Shadow plugins' answers compared with the answers given, by command, plugin and verdict.
+    pub shadow: Family<ShadowLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -168,6 +180,12 @@ impl Default for Metrics {
         let queue_dead_letters = Counter::default();
         let queue_redeliveries = Counter::default();
         let queue_full = Counter::default();
+        let shadow = Family::default();
+        registry.register(
+            "shadow",
+            "Shadow plugins' answers compared with the answers given (agree, disagree, failed, skipped)",
+            shadow.clone(),
+        );
         registry.register(
             "queue_depth",
             "After-callbacks stored, not yet handled",
@@ -300,6 +318,7 @@ impl Default for Metrics {
             queue_dead_letters,
             queue_redeliveries,
             queue_full,
+            shadow,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Which plugins handle which command, in the order they run, and the handle through which hot
 //! reload swaps in a new set while requests in flight keep the set they started with.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use crate::runtime::plugin::{Entry, Plugin};
@@ -20,23 +20,46 @@ pub struct Registry {
     /// By command name (OpenIM's), including commands the host does not know that a JSON plugin
     /// declared.
     chains: HashMap<&'static str, Vec<Link>>,
+    /// The shadow plugins of each command: run off the answer path, compared, never deciding.
+    shadows: HashMap<&'static str, Vec<Link>>,
     /// Every plugin, in order.
     plugins: Vec<Arc<Plugin>>,
 }
 
 impl Registry {
-    /// Builds the registry; `plugins` must already be in file-name order.
-    pub fn new(plugins: Vec<Arc<Plugin>>) -> Self {
+    /// Builds the registry; `plugins` must already be in file-name order. Those named in
+    /// `shadow` go to the shadows of their commands instead of the chains.
+    pub fn new(plugins: Vec<Arc<Plugin>>, shadow: &BTreeSet<String>) -> Self {
         let mut chains: HashMap<&'static str, Vec<Link>> = HashMap::new();
+        let mut shadows: HashMap<&'static str, Vec<Link>> = HashMap::new();
         for plugin in &plugins {
+            let links = if shadow.contains(&*plugin.name) {
+                &mut shadows
+            } else {
+                &mut chains
+            };
             for handler in &plugin.handles {
-                chains.entry(handler.command).or_default().push(Link {
+                links.entry(handler.command).or_default().push(Link {
                     plugin: Arc::clone(plugin),
                     entry: handler.entry,
                 });
             }
         }
-        Self { chains, plugins }
+        Self {
+            chains,
+            shadows,
+            plugins,
+        }
+    }
+
+    /// Whether any plugin, deciding or shadow, serves `command`.
+    pub fn serves(&self, command: &str) -> bool {
+        !self.chain(command).is_empty() || !self.shadows(command).is_empty()
+    }
+
+    /// The shadow plugins of `command`.
+    pub fn shadows(&self, command: &str) -> &[Link] {
+        self.shadows.get(command).map_or(&[], Vec::as_slice)
     }
 
     /// The plugins that handle `command`, in the order they run.

@@ -131,7 +131,8 @@ impl Loader {
             .collect();
         self.metrics.plugins_loaded.set(plugins.len() as i64);
         self.metrics.set_handles(&plugins);
-        self.current.set(Registry::new(plugins));
+        self.current
+            .set(Registry::new(plugins, &self.config.shadow_plugins));
         Ok(errors)
     }
 

@@ -160,6 +160,7 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
         metrics,
         Arc::new(MemoryBudget::new(config.memory_budget)),
         capabilities,
+        None,
     );
     let received = Instant::now();
     let request = Request {

@@ -107,6 +107,8 @@ impl Server {
         let config_path = dir.path().join("callback-host.toml");
         std::fs::write(&config_path, config).expect("write config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_callback-host"))
+            // Relative paths of the defaults (the queue's `data/`) land in the test's own dir.
+            .current_dir(dir.path())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .arg("--plugins")
             .arg(dir.path().join("plugins"))
@@ -326,14 +328,34 @@ impl Server {
         self.decision(&op)
     }
 
+    /// The value of the first metric line starting with `line_start` (0 when there is none),
+    /// from the admin address (the server must be started with `--admin-listen`).
+    pub fn metric(&self, line_start: &str) -> f64 {
+        let metrics = Self::get(
+            self.admin_addr.as_deref().expect("--admin-listen"),
+            "/metrics",
+        )
+        .body;
+        metrics
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .map_or(0.0, |v| v.parse().unwrap())
+    }
+
     /// The first refusal a plugin gave the request with operationID `op` (the host logs refusals
-    /// of after-callbacks), or [`GO_ON`] once the request was answered without one.
+    /// of after-callbacks), or [`GO_ON`] once its plugins ran without one: inline, when the
+    /// request was answered; queued, when a worker handled the event (or it failed).
     pub fn decision(&self, op: &str) -> String {
         let tag = format!("operation_id={op}}}");
-        self.wait_until(&format!("the request {op} to be answered"), || {
-            self.log()
-                .lines()
-                .any(|l| l.contains(&tag) && l.contains("request answered"))
+        self.wait_until(&format!("the request {op} to be handled"), || {
+            self.log().lines().any(|l| {
+                l.contains(&tag)
+                    && (l.contains("request answered")
+                        || l.contains("queued event handled")
+                        || l.contains("queued event failed")
+                        || l.contains("queued event dead-lettered"))
+            })
         });
         let log = self.log();
         let Some(line) = log

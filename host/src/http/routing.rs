@@ -60,7 +60,7 @@ impl App {
     {
         if routes != Routes::Callbacks
             && request.method() == Method::GET
-            && let Some(response) = self.admin(request.uri().path())
+            && let Some(response) = self.admin(request.uri().path()).await
         {
             return match self.access.check_admin(peer) {
                 Ok(()) => response,
@@ -176,8 +176,10 @@ impl App {
                 None
             }
         };
+        // An event no plugin handles is not worth storing: it is answered at once.
         if let Some(queue) = &self.queue
             && shape.is_some_and(|c| self.dispatcher.config().queued(c.spec))
+            && self.dispatcher.plugins().get().serves(command)
         {
             let event = Event {
                 command: command.to_owned(),
@@ -220,7 +222,7 @@ impl App {
     }
 
     /// The admin endpoints.
-    fn admin(&self, path: &str) -> Option<Response<Full<Bytes>>> {
+    async fn admin(&self, path: &str) -> Option<Response<Full<Bytes>>> {
         match path {
             "/healthz" => Some(text_response(
                 StatusCode::OK,
@@ -230,7 +232,10 @@ impl App {
             "/readyz" => {
                 let registry = self.dispatcher.plugins().get();
                 // Not ready when the queue's store cannot be read: answered events would be lost.
-                let queue = self.queue.as_ref().map(|queue| queue.stats());
+                let queue = match &self.queue {
+                    Some(queue) => Some(queue.stats().await),
+                    None => None,
+                };
                 let ready = !matches!(queue, Some(Err(_)));
                 let mut body = serde_json::json!({
                     "ready": ready,
@@ -251,7 +256,7 @@ impl App {
             }
             "/metrics" => Some({
                 if let Some(queue) = &self.queue
-                    && let Ok((_, oldest)) = queue.stats()
+                    && let Ok((_, oldest)) = queue.stats().await
                 {
                     self.metrics
                         .queue_oldest_seconds

@@ -1,18 +1,8 @@
-//! The durable queue of after-callbacks in `queued` delivery: OpenIM is answered "go on" as soon
-//! as the event is stored (it ignores the answer of an after-callback anyway), and workers run the
-//! plugins from there, with retries and a dead-letter store. An answered event survives a crash or
-//! restart of the host.
-//!
-//! - Storage: a redb file. Appends are group-committed: one thread writes every event waiting at
-//!   that moment in one durable transaction, so durability costs one disk flush per group, not per
-//!   request. Completions and retries are committed at once and made durable in groups
-//!   ([`crate::storage`]): after a crash, an event may be delivered again.
-//! - Guarantee: **at least once per plugin**. A plugin that handled an event is recorded with it,
-//!   and a retry skips it; but an event in flight when the host died is delivered again after the
-//!   restart, so a plugin may see it twice. Such deliveries are logged with `redelivered=true` and
-//!   counted in `callback_host_queue_redeliveries_total`. Order is not promised (several workers).
-//! - Backpressure: at most `max_events` are stored; beyond it a request waits (within OpenIM's
-//!   timeout) for room, and when none comes it is delivered inline instead. Nothing is dropped.
+//! The embedded store of the queue: a redb file of this host's own. Appends are
+//! group-committed: one thread writes every event waiting at that moment in one durable
+//! transaction, so durability costs one disk flush per group, not per request. Completions and
+//! retries are committed at once and made durable in groups ([`crate::storage`]): after a crash,
+//! an event may be delivered again. Retries wait in this process (their state is in the file).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,11 +12,10 @@ use redb::{
     Database, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _,
     TableDefinition,
 };
-use serde::{Deserialize, Serialize};
-use tokio::sync::{Mutex, Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use super::{DeadLetter, Event, EventId, Job, Outcome, now_ms};
 use crate::config::QueueSettings;
-use crate::dispatch::Dispatcher;
 use crate::metrics::Metrics;
 use crate::storage::GroupedFile;
 
@@ -37,66 +26,26 @@ const DEAD: TableDefinition<u64, &str> = TableDefinition::new("dead");
 /// `next` to the next event id.
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
-/// One after-callback, as stored.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Event {
-    /// OpenIM's command.
-    pub command: String,
-    /// OpenIM's operationID.
-    pub operation_id: String,
-    /// The request body, as OpenIM sent it (already validated).
-    pub body: String,
-    /// When it was accepted (ms since the Unix epoch).
-    pub accepted_ms: u64,
-    /// Deliveries that failed so far.
-    pub failures: u32,
-    /// Plugins that handled it: a retry skips them.
-    pub done: Vec<String>,
-}
-
-/// A dead letter: an event that kept failing, and why.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct DeadLetter {
-    pub event: Event,
-    pub cause: String,
-}
-
-/// An event on its way to a worker.
-struct Job {
-    id: u64,
-    event: Event,
-    /// Loaded at start: it may have been delivered before the restart.
-    redelivered: bool,
-}
-
-/// The queue: storage, the room left, the workers' inbox.
-pub struct Queue {
+/// The file, the room left, and where loaded and appended events go.
+pub struct FileStore {
     /// The events and dead letters; appends commit durably, the rest in groups.
     file: GroupedFile,
     /// The group committer's inbox.
     appends: std::sync::mpsc::Sender<(Event, oneshot::Sender<anyhow::Result<u64>>)>,
     /// One permit per event that may still be stored.
     room: Arc<Semaphore>,
-    /// The workers' inbox.
+    /// The workers' inbox (retries go back there after their delay).
     jobs: mpsc::UnboundedSender<Job>,
-    /// Taken by [`Queue::start_workers`].
-    inbox: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
-    /// Retries and workers.
-    settings: QueueSettings,
-    /// Depth, retries, dead letters.
-    metrics: Arc<Metrics>,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-impl Queue {
+impl FileStore {
     /// Opens (or creates) the queue file and loads the events still pending, which the workers
     /// will deliver again.
-    pub fn open(settings: QueueSettings, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Self>> {
+    pub fn open(
+        settings: &QueueSettings,
+        metrics: &Metrics,
+        jobs: mpsc::UnboundedSender<Job>,
+    ) -> anyhow::Result<Self> {
         // Appends commit durably themselves (group_commit); completions and retries in groups.
         let file = GroupedFile::open(&settings.path, "queue")?;
         let db = &file.db;
@@ -107,7 +56,6 @@ impl Queue {
             txn.open_table(META)?;
             txn.commit()?;
         }
-        let (jobs, inbox) = mpsc::unbounded_channel();
         let room = Arc::new(Semaphore::new(settings.max_events));
         let mut pending = 0;
         {
@@ -117,9 +65,10 @@ impl Queue {
                 let (id, json) = row?;
                 let event: Event = serde_json::from_str(json.value())?;
                 let _ = jobs.send(Job {
-                    id: id.value(),
+                    id: EventId::File(id.value()),
                     event,
                     redelivered: true,
+                    slot: None,
                 });
                 pending += 1;
             }
@@ -138,24 +87,26 @@ impl Queue {
         std::thread::Builder::new()
             .name("queue-commit".into())
             .spawn(move || group_commit(&committer, &requests, &sent))?;
-        Ok(Arc::new(Self {
+        Ok(Self {
             file,
             appends,
             room,
             jobs,
-            inbox: std::sync::Mutex::new(Some(inbox)),
-            settings,
-            metrics,
-        }))
+        })
     }
 
     /// Stores `event` durably, waiting until `deadline` for room. `Ok(false)`: no room came in
     /// time (the caller delivers it inline).
-    pub async fn append(&self, event: Event, deadline: Instant) -> anyhow::Result<bool> {
+    pub async fn append(
+        &self,
+        event: Event,
+        deadline: Instant,
+        metrics: &Metrics,
+    ) -> anyhow::Result<bool> {
         let permit = match Arc::clone(&self.room).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                self.metrics.queue_full.inc();
+                metrics.queue_full.inc();
                 match tokio::time::timeout_at(
                     deadline.into(),
                     Arc::clone(&self.room).acquire_owned(),
@@ -175,7 +126,6 @@ impl Queue {
             .await
             .context("the queue's commit thread stopped")??;
         permit.forget();
-        self.metrics.queue_depth.inc();
         Ok(true)
     }
 
@@ -184,117 +134,55 @@ impl Queue {
         self.file.flush();
     }
 
-    /// Starts `settings.workers` workers delivering events through `dispatcher`.
-    pub fn start_workers(self: &Arc<Self>, dispatcher: Arc<Dispatcher>) {
-        let Some(inbox) = self.inbox.lock().unwrap_or_else(|e| e.into_inner()).take() else {
-            return;
+    /// Completes, retries (after its delay, from this process) or buries a delivered event.
+    pub async fn settle(&self, job: Job, outcome: Outcome) -> anyhow::Result<()> {
+        let EventId::File(id) = job.id else {
+            anyhow::bail!("not an event of the queue file: {}", job.id);
         };
-        let inbox = Arc::new(Mutex::new(inbox));
-        for _ in 0..self.settings.workers {
-            let (queue, inbox, dispatcher) = (
-                Arc::clone(self),
-                Arc::clone(&inbox),
-                Arc::clone(&dispatcher),
-            );
-            tokio::spawn(async move {
-                loop {
-                    let job = inbox.lock().await.recv().await;
-                    let Some(job) = job else { return };
-                    queue.deliver(&dispatcher, job).await;
-                }
-            });
-        }
-    }
-
-    /// Runs the plugins of one event that have not handled it yet; then completes, retries or
-    /// buries it.
-    #[tracing::instrument(name = "queued", skip_all,
-        fields(command = %job.event.command, operation_id = %job.event.operation_id, event = job.id))]
-    async fn deliver(self: &Arc<Self>, dispatcher: &Dispatcher, mut job: Job) {
-        if job.redelivered {
-            self.metrics.queue_redeliveries.inc();
-        }
-        let results = dispatcher.deliver(&job.event, job.redelivered).await;
-        let mut failed = Vec::new();
-        for (plugin, result) in results {
-            match result {
-                Ok(()) => job.event.done.push(plugin.to_string()),
-                Err(cause) => failed.push(format!("{plugin}: {cause}")),
-            }
-        }
-        let age = now_ms().saturating_sub(job.event.accepted_ms);
-        if failed.is_empty() {
-            tracing::info!(
-                redelivered = job.redelivered,
-                age_ms = age,
-                "queued event handled"
-            );
-            self.remove(job.id, None);
-            self.metrics.queue_handled.inc();
-            return;
-        }
-        job.event.failures += 1;
-        let cause = failed.join("; ");
-        if job.event.failures >= self.settings.max_attempts {
-            tracing::error!(failures = job.event.failures, %cause, "queued event dead-lettered");
-            self.remove(
-                job.id,
+        match outcome {
+            Outcome::Handled => self.remove(id, None),
+            Outcome::Dead(cause) => self.remove(
+                id,
                 Some(DeadLetter {
                     event: job.event,
                     cause,
                 }),
-            );
-            return;
+            ),
+            Outcome::Retry(backoff) => {
+                self.store(id, &job.event)?;
+                let jobs = self.jobs.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(backoff).await;
+                    let _ = jobs.send(Job {
+                        redelivered: false,
+                        ..job
+                    });
+                });
+                Ok(())
+            }
         }
-        let backoff = self.settings.retry_base * 2u32.saturating_pow(job.event.failures - 1);
-        tracing::warn!(failures = job.event.failures, retry_in_ms = backoff.as_millis() as u64,
-            %cause, "queued event failed; retrying");
-        self.metrics.queue_retries.inc();
-        self.store(job.id, &job.event);
-        let queue = Arc::clone(self);
-        tokio::spawn(async move {
-            tokio::time::sleep(backoff).await;
-            job.redelivered = false;
-            let _ = queue.jobs.send(job);
-        });
     }
 
     /// Rewrites a stored event (after a failure: its `done` and `failures`).
-    fn store(&self, id: u64, event: &Event) {
-        let result = (|| -> anyhow::Result<()> {
-            let txn = self.file.begin()?;
-            txn.open_table(EVENTS)?
-                .insert(id, serde_json::to_string(event)?.as_str())?;
-            self.file.commit(txn)?;
-            Ok(())
-        })();
-        if let Err(error) = result {
-            tracing::error!(%error, event = id, "could not update a queued event");
-        }
+    fn store(&self, id: u64, event: &Event) -> anyhow::Result<()> {
+        let txn = self.file.begin()?;
+        txn.open_table(EVENTS)?
+            .insert(id, serde_json::to_string(event)?.as_str())?;
+        self.file.commit(txn)?;
+        Ok(())
     }
 
     /// Takes an event out of the queue, into the dead letters when `dead` is given.
-    fn remove(&self, id: u64, dead: Option<DeadLetter>) {
-        let result = (|| -> anyhow::Result<()> {
-            let txn = self.file.begin()?;
-            txn.open_table(EVENTS)?.remove(id)?;
-            if let Some(dead) = &dead {
-                txn.open_table(DEAD)?
-                    .insert(id, serde_json::to_string(dead)?.as_str())?;
-            }
-            self.file.commit(txn)?;
-            Ok(())
-        })();
-        match result {
-            Ok(()) => {
-                self.room.add_permits(1);
-                self.metrics.queue_depth.dec();
-                if dead.is_some() {
-                    self.metrics.queue_dead_letters.inc();
-                }
-            }
-            Err(error) => tracing::error!(%error, event = id, "could not complete a queued event"),
+    fn remove(&self, id: u64, dead: Option<DeadLetter>) -> anyhow::Result<()> {
+        let txn = self.file.begin()?;
+        txn.open_table(EVENTS)?.remove(id)?;
+        if let Some(dead) = &dead {
+            txn.open_table(DEAD)?
+                .insert(id, serde_json::to_string(dead)?.as_str())?;
         }
+        self.file.commit(txn)?;
+        self.room.add_permits(1);
+        Ok(())
     }
 
     /// Events stored now, and the age of the oldest (for `/metrics`).
@@ -358,10 +246,14 @@ impl QueueFile {
         Ok(letters)
     }
 
-    /// Puts every dead letter back in the queue (its failures forgotten, the plugins that
-    /// handled it still skipped): the next start delivers them. Returns how many.
-    pub fn requeue(&self) -> anyhow::Result<usize> {
-        let letters = self.dead_letters()?;
+    /// Puts the dead letters back in the queue (every one, or those named in `only`; their
+    /// failures forgotten, the plugins that handled them still skipped): the next start
+    /// delivers them. Returns how many.
+    pub fn requeue(&self, only: Option<&[String]>) -> anyhow::Result<usize> {
+        let mut letters = self.dead_letters()?;
+        if let Some(only) = only {
+            letters.retain(|(id, _)| only.contains(&id.to_string()));
+        }
         let txn = self.db.begin_write()?;
         {
             let mut events = txn.open_table(EVENTS)?;
@@ -430,9 +322,10 @@ fn group_commit(
                 for ((event, done), id) in batch.into_iter().zip(ids) {
                     let _ = done.send(Ok(id));
                     let _ = jobs.send(Job {
-                        id,
+                        id: EventId::File(id),
                         event,
                         redelivered: false,
+                        slot: None,
                     });
                 }
             }
