@@ -27,6 +27,7 @@ use hyper_util::rt::TokioIo;
 use callback_host::config::Config;
 
 mod native;
+mod queue;
 mod soak;
 
 #[derive(Parser)]
@@ -43,6 +44,9 @@ enum Cmd {
     /// Run the real host at saturation for a given time with good, hostile and hot-reloaded
     /// plugins; report failures, memory, file descriptors and p99 per minute.
     Soak(soak::SoakArgs),
+    /// After-callbacks inline and queued, at OpenIM's 2 connections and at 16: answer latency
+    /// and the events/s handled until the last one.
+    Queue(queue::QueueArgs),
     /// (internal) Serve the native baseline.
     NativeServer {
         #[arg(long, value_enum, default_value_t = Workload::Kick)]
@@ -284,6 +288,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Cmd::NativeServer { workload }) => runtime.block_on(native::serve(workload)),
         Some(Cmd::Soak(args)) => runtime.block_on(soak::run(args)),
+        Some(Cmd::Queue(args)) => runtime.block_on(queue::run(args)),
         Some(Cmd::HostServer {
             plugins,
             cache_dir,
@@ -305,20 +310,24 @@ fn main() -> anyhow::Result<()> {
                 ..base
             };
             config.plugin_defaults.reuse_instances = reuse;
-            if queued {
-                let kick = "callbackAfterKickGroupCommand";
-                let mut settings = config.command(kick).clone();
-                settings.delivery = callback_host::config::Delivery::Queued;
-                config.commands.insert(kick, settings);
-                config.queue.path = config.plugins_dir.join("queue.redb");
-            }
+            // Inline unless asked: the rows measure the plugins, one row the queue.
+            let kick = "callbackAfterKickGroupCommand";
+            let mut settings = config.command(kick).clone();
+            settings.delivery = if queued {
+                callback_host::config::Delivery::Queued
+            } else {
+                callback_host::config::Delivery::Inline
+            };
+            config.commands.insert(kick, settings);
+            config.queue.path = config.plugins_dir.join("queue.redb");
             runtime.block_on(host_server(config))
         }
         None => runtime.block_on(run(cli.run)),
     }
 }
 
-/// The host exactly as `callback-host serve` runs it, without logging.
+/// The host exactly as `callback-host serve` runs it, without logging (its `/metrics` on the
+/// same address).
 async fn host_server(config: Config) -> anyhow::Result<()> {
     let host = callback_host::build(Arc::new(config)).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -326,7 +335,7 @@ async fn host_server(config: Config) -> anyhow::Result<()> {
     callback_host::http::server::serve(
         listener,
         host.app,
-        callback_host::http::routing::Routes::Callbacks,
+        callback_host::http::routing::Routes::All,
         None,
         std::future::pending(),
     )
