@@ -435,11 +435,12 @@ impl Upstream {
     }
 }
 
+/// The probe inline: these tests watch outbound calls on OpenIM's answer path.
 fn http_probe(grant: &str) -> Server {
     Server::start(
         &[("10-fetch.wasm", component("http_probe"))],
         &format!(
-            "[defaults]\ntimeout_secs = 2\n[outbound_http]\nmax_response_bytes = 1048576\n\
+            "[defaults]\ntimeout_secs = 2\ndelivery = \"inline\"\n[outbound_http]\nmax_response_bytes = 1048576\n\
              [plugin_grants.10-fetch]\n{grant}"
         ),
     )
