@@ -34,6 +34,29 @@ fn handled(server: &Server) -> Vec<String> {
         .collect()
 }
 
+/// Whether `server` logged each of the events `op-SENDER-0` .. `op-SENDER-(count-1)` handled.
+fn all_handled(server: &Server, sender: usize, count: usize) -> bool {
+    let handled = handled(server);
+    (0..count).all(|i| {
+        let tag = format!("operation_id=op-{sender}-{i}}}");
+        handled.iter().any(|l| l.contains(&tag))
+    })
+}
+
+/// `callback-host queue stats` with the config of the host that ran in `dir`.
+fn queue_stats(dir: &std::path::Path) -> String {
+    let config = dir.join("callback-host.toml");
+    common::cli(
+        dir,
+        &[
+            "queue".as_ref(),
+            "stats".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ],
+    )
+}
+
 /// Sends `count` kicks on one keep-alive connection, one after the other, as one of OpenIM's
 /// webhook workers does; returns the slowest answer.
 fn send(addr: &str, sender: usize, count: usize, reason: &'static str) -> Duration {
@@ -116,12 +139,7 @@ fn answered_events_survive_a_kill_of_the_host_and_redeliveries_are_visible() {
     let dir = server.kill_and_keep_dir();
     let server = Server::start_in(dir, &config, &["--admin-listen", "127.0.0.1:0"]);
     server.wait_for_log(&["events stored before the restart are delivered again"]);
-    server.wait_until("every event to be handled", || {
-        (0..10).all(|i| {
-            let tag = format!("operation_id=op-0-{i}}}");
-            handled(&server).iter().any(|l| l.contains(&tag))
-        })
-    });
+    server.wait_until("every event to be handled", || all_handled(&server, 0, 10));
     // Those in flight when the host died were delivered again: marked, and counted.
     let redelivered = handled(&server)
         .iter()
@@ -167,17 +185,15 @@ fn a_failing_event_is_retried_with_backoff_then_dead_lettered() {
     let dir = server.terminate_and_keep_dir();
     let config_file = dir.path().join("callback-host.toml");
     let queue_cli = |action: &str| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_callback-host"))
-            .args(["queue", action, "--config"])
-            .arg(&config_file)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+        common::cli(
+            dir.path(),
+            &[
+                "queue".as_ref(),
+                action.as_ref(),
+                "--config".as_ref(),
+                config_file.as_os_str(),
+            ],
+        )
     };
     assert!(queue_cli("stats").contains("dead letters: 1"));
     let letters = queue_cli("dead-letters");
@@ -190,24 +206,18 @@ fn a_failing_event_is_retried_with_backoff_then_dead_lettered() {
     // Replayed through the plugins as they are, it still fails; through the fixed version (the
     // guard, under the same name) it is handled, and `--requeue` puts it back in the queue.
     let replay = |plugins: &std::path::Path, requeue: bool| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_callback-host"))
-            .args(["replay", "--dead-letters", "--config"])
-            .arg(&config_file)
-            .arg("--plugins")
-            .arg(plugins)
-            .args(requeue.then_some("--requeue"))
-            .env(
-                "CALLBACK_HOST_CACHE_DIR",
-                common::repo_root().join("target/test-compile-cache"),
-            )
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8(output.stdout).unwrap()
+        let mut args = vec![
+            "replay".as_ref(),
+            "--dead-letters".as_ref(),
+            "--config".as_ref(),
+            config_file.as_os_str(),
+            "--plugins".as_ref(),
+            plugins.as_os_str(),
+        ];
+        if requeue {
+            args.push("--requeue".as_ref());
+        }
+        common::cli(dir.path(), &args)
     };
     let still = replay(&dir.path().join("plugins"), false);
     assert!(
@@ -241,15 +251,7 @@ fn a_failing_event_is_retried_with_backoff_then_dead_lettered() {
     let server = Server::start_in(dir, &config, &["--admin-listen", "127.0.0.1:0"]);
     server.wait_for_log(&["queued event handled", "op-0-0"]);
     let dir = server.terminate_and_keep_dir();
-    let stats = std::process::Command::new(env!("CARGO_BIN_EXE_callback-host"))
-        .args(["queue", "stats", "--config"])
-        .arg(dir.path().join("callback-host.toml"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&stats.stdout),
-        "events: 0\ndead letters: 0\n"
-    );
+    assert_eq!(queue_stats(dir.path()), "events: 0\ndead letters: 0\n");
 }
 
 #[test]
@@ -303,10 +305,7 @@ fn replicas_on_one_redis_stream_handle_each_event_once_and_take_over_a_dead_ones
     std::thread::sleep(Duration::from_millis(400));
     drop(a.kill_and_keep_dir());
     b.wait_until("the 8 slow events to be handled by B", || {
-        (0..8).all(|i| {
-            let tag = format!("operation_id=op-2-{i}}}");
-            handled(&b).iter().any(|l| l.contains(&tag))
-        })
+        all_handled(&b, 2, 8)
     });
     let redelivered = handled(&b)
         .iter()
@@ -317,13 +316,19 @@ fn replicas_on_one_redis_stream_handle_each_event_once_and_take_over_a_dead_ones
     b.wait_until("the shared queue to be empty", || {
         b.metric("callback_host_queue_depth ") == 0.0
     });
-    let stats = std::process::Command::new(env!("CARGO_BIN_EXE_callback-host"))
-        .args(["queue", "stats", "--config"])
-        .arg(b.dir().join("callback-host.toml"))
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&stats.stdout),
-        "events: 0\ndead letters: 0\n"
+    assert_eq!(queue_stats(b.dir()), "events: 0\ndead letters: 0\n");
+
+    // Without its Redis the replica cannot store answered events: it says it is not ready.
+    drop(redis);
+    b.wait_until("/readyz to fail", || {
+        Server::get(b.admin_addr.as_deref().unwrap(), "/readyz").status == 503
+    });
+    let ready = Server::get(b.admin_addr.as_deref().unwrap(), "/readyz").json();
+    assert_eq!(ready["ready"], false);
+    assert!(
+        ready["queue_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("reading the queue's stream")),
+        "{ready}"
     );
 }

@@ -7,8 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    GO_ON, KICK_PATH, Server, component, example, kick_body, openim_request, repo_root,
-    request_fixture,
+    GO_ON, KICK_PATH, Server, component, example, kick_body, openim_request, request_fixture,
 };
 
 const SEND: &str = "callbackBeforeSendSingleMsgCommand";
@@ -114,24 +113,15 @@ fn a_shadow_plugin_is_compared_off_the_answer_path_and_disagreements_are_recorde
         candidate.path().join("30-moderation.wasm"),
     )
     .unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_callback-host"))
-        .arg("replay")
-        .arg("--plugins")
-        .arg(candidate.path())
-        .arg("--recorded")
-        .arg(&recorded)
-        .env(
-            "CALLBACK_HOST_CACHE_DIR",
-            repo_root().join("target/test-compile-cache"),
-        )
-        .current_dir(candidate.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = common::cli(
+        candidate.path(),
+        &[
+            "replay".as_ref(),
+            "--plugins".as_ref(),
+            candidate.path().as_os_str(),
+            "--recorded".as_ref(),
+            recorded.as_os_str(),
+        ],
     );
     assert!(
         stdout.contains(&format!("{SEND} op-clean: same")),

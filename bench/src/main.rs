@@ -724,6 +724,17 @@ impl Drop for ServerProcess {
     }
 }
 
+/// One keep-alive HTTP/1.1 connection to `addr` (no Nagle delay), driven in a task of its own.
+async fn client(
+    addr: SocketAddr,
+) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
 /// Runs `connections` keep-alive connections for warm-up plus the measured time; every answer is
 /// checked against the expected decision.
 async fn drive(
@@ -738,11 +749,7 @@ async fn drive(
     for c in 0..args.connections {
         let bodies = Arc::clone(&bodies);
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(connection);
+            let mut sender = client(addr).await?;
             let mut histogram = Histogram::<u64>::new(3)?;
             let mut count = 0u64;
             let mut i = c;

@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 
-use super::{ServerProcess, Workload, request_mix};
+use super::{ServerProcess, Workload, client, request_mix};
 
 #[derive(clap::Args)]
 pub struct QueueArgs {
@@ -95,11 +94,7 @@ async fn one(
     for c in 0..connections {
         let bodies = Arc::clone(&bodies);
         tasks.push(tokio::spawn(async move {
-            let stream = tokio::net::TcpStream::connect(addr).await?;
-            stream.set_nodelay(true)?;
-            let (mut sender, connection) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(connection);
+            let mut sender = client(addr).await?;
             let mut histogram = Histogram::<u64>::new(3)?;
             for i in 0..per_connection {
                 let call = &bodies[(c + i) % bodies.len()];
@@ -149,10 +144,7 @@ async fn one(
 
 /// `callback_host_queue_handled_total` from the host's `/metrics`.
 async fn handled(addr: std::net::SocketAddr) -> anyhow::Result<u64> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
+    let mut sender = client(addr).await?;
     let request = http::Request::get("/metrics").body(Full::new(bytes::Bytes::new()))?;
     let body = sender
         .send_request(request)

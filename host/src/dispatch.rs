@@ -27,7 +27,7 @@ use crate::protocol::schema::Catalog;
 use crate::protocol::schema::Command;
 use crate::protocol::{self, CallbackResponse};
 use crate::record::{self, Record, Recorder};
-use crate::registry::{CurrentPlugins, Link};
+use crate::registry::{CurrentPlugins, Link, Registry};
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::limits::Failure;
 use crate::runtime::plugin::{Entry, Plugin, WarmInstance};
@@ -170,6 +170,11 @@ impl Dispatcher {
         &self.budget
     }
 
+    /// The command called `name`: one OpenIM sends, or one a JSON plugin in force declared.
+    pub fn command_named(&self, name: &str) -> Option<&'static str> {
+        protocol::known_command(name).or_else(|| self.plugins.get().handled(name))
+    }
+
     /// The plugins in force, for status reporting.
     pub fn plugins(&self) -> &CurrentPlugins {
         &self.plugins
@@ -187,7 +192,9 @@ impl Dispatcher {
         parsed: Option<Val>,
         body: &str,
     ) -> (Vec<u8>, Outcome) {
-        let (answer, outcome) = self.chain(request, command, parsed, body).await;
+        // One set of plugins for the whole request, shadows included, even across a reload.
+        let registry = self.plugins.get();
+        let (answer, outcome) = self.chain(&registry, request, command, parsed, body).await;
         tracing::debug!(
             outcome = outcome.as_str(),
             elapsed_us = request.received.elapsed().as_micros() as u64,
@@ -202,13 +209,13 @@ impl Dispatcher {
                 kind: record::Kind::Before,
                 command: request.command.to_owned(),
                 operation_id: request.operation_id.to_string(),
-                at_ms: now_ms(),
+                at_ms: crate::unix_ms(),
                 body: body.to_owned(),
                 answer: serde_json::from_slice(&answer).unwrap_or_default(),
                 shadow: None,
             });
         }
-        if !self.plugins.get().shadows(request.command).is_empty() {
+        if !registry.shadows(request.command).is_empty() {
             let (dispatcher, command, operation_id) = (
                 Arc::clone(self),
                 request.command,
@@ -217,7 +224,7 @@ impl Dispatcher {
             let (body, given) = (body.to_owned(), answer.clone());
             tokio::spawn(async move {
                 dispatcher
-                    .shadow(command, operation_id, &body, &given)
+                    .shadow(&registry, command, operation_id, &body, &given)
                     .await;
             });
         }
@@ -229,12 +236,12 @@ impl Dispatcher {
     #[tracing::instrument(name = "shadow", skip_all, fields(command, operation_id = %operation_id))]
     async fn shadow(
         &self,
+        registry: &Registry,
         command: &'static str,
         operation_id: Arc<str>,
         body: &str,
         given: &[u8],
     ) {
-        let registry = self.plugins.get();
         let shape = Catalog::get().command(command);
         let given: serde_json::Value = serde_json::from_slice(given).unwrap_or_default();
         for link in registry.shadows(command) {
@@ -259,7 +266,7 @@ impl Dispatcher {
                                 kind: record::Kind::Shadow,
                                 command: command.to_owned(),
                                 operation_id: operation_id.to_string(),
-                                at_ms: now_ms(),
+                                at_ms: crate::unix_ms(),
                                 body: body.to_owned(),
                                 answer: given.clone(),
                                 shadow: Some(record::ShadowAnswer {
@@ -341,6 +348,7 @@ impl Dispatcher {
 
     async fn chain(
         &self,
+        registry: &Registry,
         request: &Request,
         command: Option<&Command>,
         parsed: Option<Val>,
@@ -349,7 +357,6 @@ impl Dispatcher {
         let phase = command.map_or(Phase::Before, |c| c.spec.phase);
         let settings = self.config.command(request.command);
         let deadline = request.received + self.config.budget(request.command);
-        let registry = self.plugins.get();
         let chain = registry.chain(request.command);
         let mut merge = command.zip(parsed).map(|(c, v)| Merge::new(c, v));
         let go_on = |merge: &Option<Merge>| match merge {
@@ -539,8 +546,14 @@ impl Dispatcher {
                 Some((shape, parsed)) => Merge::new(shape, parsed).go_on_answer(),
                 None => CallbackResponse::go_on().to_json(),
             };
-            self.shadow(command, request.operation_id, &event.body, &given)
-                .await;
+            self.shadow(
+                &registry,
+                command,
+                request.operation_id,
+                &event.body,
+                &given,
+            )
+            .await;
         }
         results
     }
@@ -724,12 +737,6 @@ pub fn policy_answer(
             format!("plugin {plugin} failed: {}", failure.kind()),
         )),
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Counts a plugin instance as alive while it exists.

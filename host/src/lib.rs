@@ -185,7 +185,8 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         Arc::clone(&metrics),
         budget,
         Arc::clone(&capabilities),
-        record::Recorder::open(&config.record).context("opening the record file")?,
+        record::Recorder::open(&config.record, metrics.records_dropped.clone())
+            .context("opening the record file")?,
     ));
     let any_queued = protocol::commands::COMMANDS
         .iter()
@@ -215,6 +216,14 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         capabilities,
         _ticker: ticker,
     })
+}
+
+/// Milliseconds since the Unix epoch (0 on a clock set before it): the time events and records
+/// carry, and key expiry.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Creates `dir` (and its parents) readable and writable by the host's user only, if missing.

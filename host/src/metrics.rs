@@ -148,6 +148,8 @@ pub struct Metrics {
     pub queue_redeliveries: Counter<u64, AtomicU64>,
     /// Requests that found the queue full and waited for room.
     pub queue_full: Counter<u64, AtomicU64>,
+    /// Records dropped because the record writer fell behind.
+    pub records_dropped: Counter<u64, AtomicU64>,
     /// Shadow plugins' answers compared with the answers given, by command, plugin and verdict.
     pub shadow: Family<ShadowLabels, Counter>,
 }
@@ -181,6 +183,12 @@ impl Default for Metrics {
         let queue_redeliveries = Counter::default();
         let queue_full = Counter::default();
         let shadow = Family::default();
+        let records_dropped = Counter::default();
+        registry.register(
+            "records_dropped",
+            "Records dropped because the record writer fell behind",
+            records_dropped.clone(),
+        );
         registry.register(
             "shadow",
             "Shadow plugins' answers compared with the answers given (agree, disagree, failed, skipped)",
@@ -318,6 +326,7 @@ impl Default for Metrics {
             queue_dead_letters,
             queue_redeliveries,
             queue_full,
+            records_dropped,
             shadow,
         }
     }

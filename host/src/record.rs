@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use prometheus_client::metrics::counter::Counter;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RecordSettings;
@@ -63,13 +64,16 @@ pub struct Recorder {
     sample: f64,
     /// Before-callbacks seen, for exact sampling without randomness.
     seen: AtomicU64,
-    /// Records dropped because the writer fell behind.
-    pub dropped: AtomicU64,
+    /// Records dropped because the writer fell behind (`callback_host_records_dropped_total`).
+    dropped: Counter<u64, AtomicU64>,
 }
 
 impl Recorder {
     /// Opens the record file for appending and starts its writer, when recording is on.
-    pub fn open(settings: &RecordSettings) -> anyhow::Result<Option<Self>> {
+    pub fn open(
+        settings: &RecordSettings,
+        dropped: Counter<u64, AtomicU64>,
+    ) -> anyhow::Result<Option<Self>> {
         if !settings.on() {
             return Ok(None);
         }
@@ -92,7 +96,7 @@ impl Recorder {
             sender,
             sample: settings.before_sample,
             seen: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
+            dropped,
         }))
     }
 
@@ -106,7 +110,7 @@ impl Recorder {
     /// Hands `record` to the writer, or drops it when the writer is behind.
     pub fn record(&self, record: Record) {
         if self.sender.try_send(record).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.dropped.inc();
         }
     }
 }

@@ -131,6 +131,11 @@ impl Loader {
             .collect();
         self.metrics.plugins_loaded.set(plugins.len() as i64);
         self.metrics.set_handles(&plugins);
+        for name in &self.config.shadow_plugins {
+            if !plugins.iter().any(|p| *p.name == **name) {
+                tracing::warn!(plugin = %name, "shadow_plugins names a plugin that is not loaded");
+            }
+        }
         self.current
             .set(Registry::new(plugins, &self.config.shadow_plugins));
         Ok(errors)

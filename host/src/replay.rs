@@ -69,9 +69,7 @@ pub async fn replay(
         Source::Recorded(path) => {
             for record in record::read(&path)? {
                 summary.replayed += 1;
-                let command = protocol::known_command(&record.command)
-                    .or_else(|| dispatcher.plugins().get().handled(&record.command));
-                let Some(command) = command else {
+                let Some(command) = dispatcher.command_named(&record.command) else {
                     writeln!(
                         out,
                         "{} {}: no plugin handles this command",

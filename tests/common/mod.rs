@@ -62,6 +62,26 @@ pub fn example(file: &str) -> PathBuf {
     path
 }
 
+/// Runs `callback-host ARGS` in `dir` (with the tests' compile cache) and returns what it
+/// printed; panics with its standard error when it fails.
+pub fn cli(dir: &Path, args: &[&std::ffi::OsStr]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_callback-host"))
+        .args(args)
+        .current_dir(dir)
+        .env(
+            "CALLBACK_HOST_CACHE_DIR",
+            repo_root().join("target/test-compile-cache"),
+        )
+        .output()
+        .expect("run callback-host");
+    assert!(
+        output.status.success(),
+        "callback-host {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
 /// A running `callback-host serve`, killed on drop.
 pub struct Server {
     child: Child,

@@ -185,9 +185,7 @@ impl App {
                 command: command.to_owned(),
                 operation_id: operation_id.to_string(),
                 body: text.to_owned(),
-                accepted_ms: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as u64),
+                accepted_ms: crate::unix_ms(),
                 failures: 0,
                 done: Vec::new(),
             };
@@ -216,8 +214,8 @@ impl App {
     /// one a JSON plugin declared.
     fn command_of(&self, path: &str) -> Result<&'static str, RequestError> {
         let last = last_segment(path);
-        protocol::known_command(last)
-            .or_else(|| self.dispatcher.plugins().get().handled(last))
+        self.dispatcher
+            .command_named(last)
             .ok_or_else(|| RequestError::UnknownCommand(last.to_owned()))
     }
 

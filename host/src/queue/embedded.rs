@@ -14,7 +14,7 @@ use redb::{
 };
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::{DeadLetter, Event, EventId, Job, Outcome, now_ms};
+use super::{DeadLetter, Event, EventId, Job, Settlement};
 use crate::config::QueueSettings;
 use crate::metrics::Metrics;
 use crate::storage::GroupedFile;
@@ -43,7 +43,6 @@ impl FileStore {
     /// will deliver again.
     pub fn open(
         settings: &QueueSettings,
-        metrics: &Metrics,
         jobs: mpsc::UnboundedSender<Job>,
     ) -> anyhow::Result<Self> {
         // Appends commit durably themselves (group_commit); completions and retries in groups.
@@ -74,7 +73,6 @@ impl FileStore {
             }
         }
         room.forget_permits(pending);
-        metrics.queue_depth.set(pending as i64);
         if pending > 0 {
             tracing::warn!(
                 pending,
@@ -135,20 +133,20 @@ impl FileStore {
     }
 
     /// Completes, retries (after its delay, from this process) or buries a delivered event.
-    pub async fn settle(&self, job: Job, outcome: Outcome) -> anyhow::Result<()> {
+    pub async fn settle(&self, job: Job, settlement: Settlement) -> anyhow::Result<()> {
         let EventId::File(id) = job.id else {
             anyhow::bail!("not an event of the queue file: {}", job.id);
         };
-        match outcome {
-            Outcome::Handled => self.remove(id, None),
-            Outcome::Dead(cause) => self.remove(
+        match settlement {
+            Settlement::Handled => self.remove(id, None),
+            Settlement::Dead(cause) => self.remove(
                 id,
                 Some(DeadLetter {
                     event: job.event,
                     cause,
                 }),
             ),
-            Outcome::Retry(backoff) => {
+            Settlement::Retry(backoff) => {
                 self.store(id, &job.event)?;
                 let jobs = self.jobs.clone();
                 tokio::spawn(async move {
@@ -199,7 +197,7 @@ fn stats(db: &Database) -> anyhow::Result<(u64, Option<Duration>)> {
         Some((_, json)) => {
             let event: Event = serde_json::from_str(json.value())?;
             Some(Duration::from_millis(
-                now_ms().saturating_sub(event.accepted_ms),
+                crate::unix_ms().saturating_sub(event.accepted_ms),
             ))
         }
         None => None,

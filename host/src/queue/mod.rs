@@ -102,22 +102,14 @@ pub struct Queue {
     metrics: Arc<Metrics>,
 }
 
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 impl Queue {
     /// Opens the configured store; the events it still holds are delivered again.
     pub async fn open(settings: QueueSettings, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Self>> {
         let (jobs, inbox) = mpsc::unbounded_channel();
         let store = match settings.backend {
-            QueueBackend::Embedded => Store::File(embedded::FileStore::open(
-                &settings,
-                &metrics,
-                jobs.clone(),
-            )?),
+            QueueBackend::Embedded => {
+                Store::File(embedded::FileStore::open(&settings, jobs.clone())?)
+            }
             QueueBackend::Redis => {
                 Store::Redis(Box::new(redis::StreamStore::open(&settings).await?))
             }
@@ -189,34 +181,34 @@ impl Queue {
                 Err(cause) => failed.push(format!("{plugin}: {cause}")),
             }
         }
-        let age = now_ms().saturating_sub(job.event.accepted_ms);
-        let outcome = if failed.is_empty() {
+        let age = crate::unix_ms().saturating_sub(job.event.accepted_ms);
+        let settlement = if failed.is_empty() {
             tracing::info!(
                 redelivered = job.redelivered,
                 age_ms = age,
                 "queued event handled"
             );
             self.metrics.queue_handled.inc();
-            Outcome::Handled
+            Settlement::Handled
         } else {
             job.event.failures += 1;
             let cause = failed.join("; ");
             if job.event.failures >= self.settings.max_attempts {
                 tracing::error!(failures = job.event.failures, %cause, "queued event dead-lettered");
                 self.metrics.queue_dead_letters.inc();
-                Outcome::Dead(cause)
+                Settlement::Dead(cause)
             } else {
                 let backoff =
                     self.settings.retry_base * 2u32.saturating_pow(job.event.failures - 1);
                 tracing::warn!(failures = job.event.failures, retry_in_ms = backoff.as_millis() as u64,
                     %cause, "queued event failed; retrying");
                 self.metrics.queue_retries.inc();
-                Outcome::Retry(backoff)
+                Settlement::Retry(backoff)
             }
         };
         let result = match &self.store {
-            Store::File(file) => file.settle(job, outcome).await,
-            Store::Redis(stream) => stream.settle(job, outcome).await,
+            Store::File(file) => file.settle(job, settlement).await,
+            Store::Redis(stream) => stream.settle(job, settlement).await,
         };
         if let Err(error) = result {
             tracing::error!("could not settle a queued event: {error:#}");
@@ -237,8 +229,8 @@ impl Queue {
     }
 }
 
-/// What became of one delivery.
-pub enum Outcome {
+/// What becomes of an event after a delivery.
+pub enum Settlement {
     /// Every plugin handled it: the event leaves the queue.
     Handled,
     /// Some failed: deliver it again after this long.

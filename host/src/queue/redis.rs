@@ -24,7 +24,7 @@ use redis::streams::{
 use redis::{AsyncCommands as _, Script};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use super::{DeadLetter, Event, EventId, Job, Outcome};
+use super::{DeadLetter, Event, EventId, Job, Settlement};
 use crate::config::QueueSettings;
 use crate::metrics::Metrics;
 
@@ -138,7 +138,7 @@ impl StreamStore {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "host".into());
-        let consumer = format!("{host}-{}-{}", std::process::id(), super::now_ms());
+        let consumer = format!("{host}-{}-{}", std::process::id(), crate::unix_ms());
         tracing::info!(stream = %keys.stream, %consumer, "queue in redis");
         Ok(Self {
             connection,
@@ -187,18 +187,18 @@ impl StreamStore {
     }
 
     /// Acknowledges a delivered event and completes, schedules or buries it.
-    pub async fn settle(&self, job: Job, outcome: Outcome) -> anyhow::Result<()> {
+    pub async fn settle(&self, job: Job, settlement: Settlement) -> anyhow::Result<()> {
         let EventId::Stream(id) = &job.id else {
             anyhow::bail!("not an entry of the queue's stream: {}", job.id);
         };
-        let (mode, delay, payload) = match outcome {
-            Outcome::Handled => ("done", 0, String::new()),
-            Outcome::Retry(backoff) => (
+        let (mode, delay, payload) = match settlement {
+            Settlement::Handled => ("done", 0, String::new()),
+            Settlement::Retry(backoff) => (
                 "retry",
                 backoff.as_millis() as u64,
                 serde_json::to_string(&job.event)?,
             ),
-            Outcome::Dead(cause) => (
+            Settlement::Dead(cause) => (
                 "dead",
                 0,
                 serde_json::to_string(&DeadLetter {
@@ -286,7 +286,7 @@ async fn stats(
         .context("reading the queue's stream")?;
     let oldest = first.ids.first().and_then(|entry| {
         let ms: u64 = entry.id.split('-').next()?.parse().ok()?;
-        Some(Duration::from_millis(super::now_ms().saturating_sub(ms)))
+        Some(Duration::from_millis(crate::unix_ms().saturating_sub(ms)))
     });
     Ok((length + waiting, oldest))
 }
@@ -463,7 +463,7 @@ impl StreamAdmin {
                 failures: 0,
                 ..letter.event
             };
-            let ((), removed): ((), i64) = redis::pipe()
+            let (removed,): (usize,) = redis::pipe()
                 .atomic()
                 .xadd(
                     &self.keys.stream,
@@ -473,9 +473,8 @@ impl StreamAdmin {
                 .ignore()
                 .hdel(&self.keys.dead, &id)
                 .query_async(&mut connection)
-                .await
-                .map(|removed: (i64,)| ((), removed.0))?;
-            count += removed as usize;
+                .await?;
+            count += removed;
         }
         Ok(count)
     }

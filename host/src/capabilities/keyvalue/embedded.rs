@@ -9,7 +9,8 @@ use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
 
 use crate::storage::GroupedFile;
 
-use super::{KvError, Limits, PAGE, now_ms};
+use super::{KvError, Limits, PAGE};
+use crate::unix_ms;
 
 /// `namespace \0 key` to (expiry in ms since the epoch or 0 for never, value).
 const ENTRIES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("entries");
@@ -65,7 +66,7 @@ impl Embedded {
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
                 Err(e) => return Err(backend(e)),
             };
-            let now = now_ms();
+            let now = unix_ms();
             Ok(table.get(key.as_str()).map_err(backend)?.and_then(|entry| {
                 let (expiry, value) = entry.value();
                 live(expiry, now).then(|| value.to_vec())
@@ -147,7 +148,7 @@ impl Embedded {
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok((Vec::new(), None)),
                 Err(e) => return Err(backend(e)),
             };
-            let now = now_ms();
+            let now = unix_ms();
             let mut keys = Vec::new();
             let mut more = false;
             for (seen, row) in table
@@ -184,7 +185,7 @@ fn write(
     {
         let mut entries = txn.open_table(ENTRIES).map_err(backend)?;
         let mut counts = txn.open_table(COUNTS).map_err(backend)?;
-        let now = now_ms();
+        let now = unix_ms();
         let existing = entries
             .get(key)
             .map_err(backend)?

@@ -440,10 +440,3 @@ impl batch::Host for PluginState {
         Ok(Ok(()))
     }
 }
-
-/// Milliseconds since the Unix epoch, for expiry times.
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}

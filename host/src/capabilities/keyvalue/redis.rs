@@ -160,9 +160,7 @@ impl RedisStore {
 
     pub async fn list(&self, ns: &str, cursor: u64) -> Result<(Vec<String>, Option<u64>), KvError> {
         let mut connection = self.connection.clone();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now = crate::unix_ms();
         let keys: Vec<String> = connection
             .zrangebyscore_limit(
                 index(ns),
