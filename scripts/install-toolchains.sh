@@ -5,6 +5,7 @@
 #   JS    @bytecodealliance/componentize-js 0.23.0 (npm ci, from plugins/guard-js/package-lock.json)
 #   C     clang-14, lld-14, wasi-libc (Debian), wit-bindgen-cli 0.61.1 and wasm-tools 1.243.0 (cargo)
 #   Redis redis-server (Debian), which the key-value tests start on a free loopback port
+#   HAProxy haproxy (Debian), the load balancer of the scaling-out test and benchmark
 #   Tests openssl and curl (Debian): the TLS test makes a certificate and calls over HTTPS
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,7 +14,7 @@ cd "$root"
 COMPONENTIZE_PY=0.25.1
 WIT_BINDGEN_CLI=0.61.1
 WASM_TOOLS=1.243.0
-APT_PACKAGES=(clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 redis-server openssl curl)
+APT_PACKAGES=(clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 redis-server haproxy openssl curl)
 
 say() { echo "install-toolchains: $*" >&2; }
 

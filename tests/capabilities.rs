@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{GO_ON, KICK_PATH, Redis, Server, component, example, kick_body, openim_request};
+use common::{GO_ON, KICK_PATH, Server, component, example, kick_body, openim_request};
 
 /// What the kv-probe fixture answered for `ops` (its results, `;`-separated).
 fn probe(server: &Server, ops: &str) -> String {
@@ -156,7 +156,7 @@ fn buckets_are_private_unless_shared_and_quotas_hold() {
 
 #[test]
 fn the_same_on_redis() {
-    let redis = Redis::start();
+    let redis = common::redis();
     bucket_semantics(&format!(
         "backend = \"redis\"\nredis_url = {:?}\n",
         redis.url
@@ -262,19 +262,6 @@ fn send_messages(server: &Server, sender: &str, count: usize) -> usize {
         .count()
 }
 
-/// Waits, if needed, so that the next few seconds stay within one wall-clock minute (the rate
-/// limit's window).
-fn away_from_a_minute_boundary() {
-    let second = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        % 60;
-    if second > 45 {
-        std::thread::sleep(Duration::from_secs(61 - second));
-    }
-}
-
 const RATE_LIMIT: &str = "[plugin_config.40-rate-limit]\nmax_per_minute = \"4\"\n\
                           [plugin_grants.40-rate-limit]\nkeyvalue = true\nkeyvalue_ttl_secs = 120\n";
 
@@ -288,14 +275,14 @@ fn the_rate_limit_example_on_the_embedded_store() {
             store.path().join("kv.redb").to_str().unwrap()
         ),
     );
-    away_from_a_minute_boundary();
+    common::away_from_a_minute_boundary();
     assert_eq!(send_messages(&server, "user-alice", 6), 2);
     assert_eq!(send_messages(&server, "user-bob", 4), 0);
 }
 
 #[test]
 fn the_rate_limit_holds_across_two_hosts_sharing_one_redis() {
-    let redis = Redis::start();
+    let redis = common::redis();
     let config = format!(
         "{RATE_LIMIT}[keyvalue]\nbackend = \"redis\"\nredis_url = {:?}\n",
         redis.url
@@ -305,7 +292,7 @@ fn the_rate_limit_holds_across_two_hosts_sharing_one_redis() {
         Server::start(&plugins, &config),
         Server::start(&plugins, &config),
     );
-    away_from_a_minute_boundary();
+    common::away_from_a_minute_boundary();
     // 3 through one host, 3 through the other: the limit of 4 counts both.
     let refused = send_messages(&a, "user-carol", 3) + send_messages(&b, "user-carol", 3);
     assert_eq!(refused, 2);
@@ -332,7 +319,7 @@ fn the_rate_limit_holds_across_two_hosts_sharing_one_redis() {
 
 #[test]
 fn a_redis_that_stops_answering_fails_calls_by_name_within_the_deadline() {
-    let redis = Redis::start();
+    let redis = common::redis();
     let server = Server::start(
         &[("10-probe.wasm", component("kv_probe"))],
         &format!(

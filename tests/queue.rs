@@ -256,7 +256,7 @@ fn a_failing_event_is_retried_with_backoff_then_dead_lettered() {
 
 #[test]
 fn replicas_on_one_redis_stream_handle_each_event_once_and_take_over_a_dead_ones_events() {
-    let redis = common::Redis::start();
+    let redis = common::redis();
     let config = format!(
         "[defaults]\ntimeout_secs = 5\n[queue]\nbackend = \"redis\"\nredis_url = \"{}\"\n\
          workers = 4\nclaim_idle_ms = 2000\n",

@@ -399,7 +399,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .iter()
         .any(|r| r.target.workload == Workload::RateLimitRedis)
     {
-        Some(RedisServer::start()?)
+        Some(testkit::Redis::start()?)
     } else {
         None
     };
@@ -633,43 +633,6 @@ async fn trial(
         latency_us,
         peak_rss_kib,
     })
-}
-
-/// A `redis-server` without persistence on a free loopback port, stopped on drop.
-struct RedisServer {
-    child: Child,
-    url: String,
-}
-
-impl RedisServer {
-    fn start() -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .context("starting redis-server (apt-get install redis-server)")?;
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(Self {
-                    child,
-                    url: format!("redis://127.0.0.1:{port}"),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        bail!("redis-server did not start")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A server child process, killed on drop.

@@ -203,6 +203,7 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
     let app = Arc::new(App {
         dispatcher,
         queue,
+        keyvalue: capabilities.keyvalue.clone(),
         metrics,
         max_body_bytes: config.max_body_bytes,
         limits: config.http,
@@ -224,6 +225,11 @@ pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Lower-case hex of `bytes` (digests in file names, logs and `/readyz`).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Creates `dir` (and its parents) readable and writable by the host's user only, if missing.

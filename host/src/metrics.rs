@@ -148,6 +148,9 @@ pub struct Metrics {
     pub queue_redeliveries: Counter<u64, AtomicU64>,
     /// Requests that found the queue full and waited for room.
     pub queue_full: Counter<u64, AtomicU64>,
+    /// After-callbacks sent again (same command, operationID and body: a balancer's retry)
+    /// that were already stored, so not stored twice.
+    pub queue_duplicates: Counter<u64, AtomicU64>,
     /// Records dropped because the record writer fell behind.
     pub records_dropped: Counter<u64, AtomicU64>,
     /// Shadow plugins' answers compared with the answers given, by command, plugin and verdict.
@@ -182,6 +185,7 @@ impl Default for Metrics {
         let queue_dead_letters = Counter::default();
         let queue_redeliveries = Counter::default();
         let queue_full = Counter::default();
+        let queue_duplicates = Counter::default();
         let shadow = Family::default();
         let records_dropped = Counter::default();
         registry.register(
@@ -228,6 +232,11 @@ impl Default for Metrics {
             "queue_full",
             "Requests that waited for room in the queue",
             queue_full.clone(),
+        );
+        registry.register(
+            "queue_duplicates",
+            "After-callbacks received again (same command, operationID and body) and stored once",
+            queue_duplicates.clone(),
         );
         registry.register(
             "outbound_http_requests",
@@ -326,6 +335,7 @@ impl Default for Metrics {
             queue_dead_letters,
             queue_redeliveries,
             queue_full,
+            queue_duplicates,
             records_dropped,
             shadow,
         }

@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
+use sha2::{Digest as _, Sha256};
+
 use crate::runtime::plugin::{Entry, Plugin};
 
 /// One plugin in a command's chain.
@@ -24,6 +26,9 @@ pub struct Registry {
     shadows: HashMap<&'static str, Vec<Link>>,
     /// Every plugin, in order.
     plugins: Vec<Arc<Plugin>>,
+    /// When this set was put in force (ms since the Unix epoch): a rollout watcher sees a
+    /// replica's last reload in `/readyz`.
+    since_ms: u64,
 }
 
 impl Registry {
@@ -49,6 +54,7 @@ impl Registry {
             chains,
             shadows,
             plugins,
+            since_ms: crate::unix_ms(),
         }
     }
 
@@ -80,6 +86,31 @@ impl Registry {
     /// Names of every loaded plugin, in order.
     pub fn names(&self) -> Vec<String> {
         self.plugins.iter().map(|p| p.name.to_string()).collect()
+    }
+
+    /// One digest of the whole set (each plugin's name and file contents, in order): replicas
+    /// that serve the same plugins show the same value in `/readyz`. The first 16 hex digits.
+    pub fn fingerprint(&self) -> String {
+        let mut hasher = Sha256::new();
+        for plugin in &self.plugins {
+            hasher.update(plugin.name.as_bytes());
+            hasher.update([0]);
+            hasher.update(plugin.sha256);
+        }
+        crate::hex(&hasher.finalize()[..8])
+    }
+
+    /// When this set was put in force (ms since the Unix epoch).
+    pub fn since_ms(&self) -> u64 {
+        self.since_ms
+    }
+
+    /// Each plugin's file digest (the first 16 hex digits of its SHA-256), for `/readyz`.
+    pub fn digests(&self) -> BTreeMap<String, String> {
+        self.plugins
+            .iter()
+            .map(|p| (p.name.to_string(), crate::hex(&p.sha256[..8])))
+            .collect()
     }
 
     /// Every plugin with the commands it handles, for `/readyz`.

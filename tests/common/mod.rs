@@ -349,13 +349,9 @@ impl Server {
     }
 
     /// The value of the first metric line starting with `line_start` (0 when there is none),
-    /// from the admin address (the server must be started with `--admin-listen`).
+    /// from the admin address when started with `--admin-listen`, else from the callback one.
     pub fn metric(&self, line_start: &str) -> f64 {
-        let metrics = Self::get(
-            self.admin_addr.as_deref().expect("--admin-listen"),
-            "/metrics",
-        )
-        .body;
+        let metrics = Self::get(self.admin_addr.as_deref().unwrap_or(&self.addr), "/metrics").body;
         metrics
             .lines()
             .find(|l| l.starts_with(line_start))
@@ -526,52 +522,8 @@ pub fn read_response(stream: &mut TcpStream) -> HttpResponse {
 }
 
 /// A real `redis-server` on a free loopback port, without persistence, stopped on drop.
-pub struct Redis {
-    child: Child,
-    /// `redis://127.0.0.1:PORT`
-    pub url: String,
-}
-
-impl Redis {
-    /// Starts it and waits until it answers.
-    pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start redis-server (installed by scripts/install-toolchains.sh)");
-        let until = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
-                let _ = stream.write_all(b"PING\r\n");
-                let mut buf = [0u8; 16];
-                if stream
-                    .read(&mut buf)
-                    .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-                {
-                    break;
-                }
-            }
-            assert!(Instant::now() < until, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+pub fn redis() -> testkit::Redis {
+    testkit::Redis::start().expect("redis-server (installed by scripts/install-toolchains.sh)")
 }
 
 /// Runs the openssl command line in `dir` (certificates for the TLS tests); panics if it fails.
@@ -583,4 +535,17 @@ pub fn openssl(dir: &Path, args: &[&str]) {
         .status()
         .expect("run openssl (installed by scripts/install-toolchains.sh)");
     assert!(status.success(), "openssl {args:?} failed");
+}
+
+/// Waits, if needed, so that the next few seconds stay within one wall-clock minute (the rate
+/// limit's window).
+pub fn away_from_a_minute_boundary() {
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if second > 45 {
+        std::thread::sleep(Duration::from_secs(61 - second));
+    }
 }

@@ -25,6 +25,8 @@ pub struct App {
     pub dispatcher: Arc<Dispatcher>,
     /// Stores `queued` after-callbacks, when any command is queued.
     pub queue: Option<Arc<Queue>>,
+    /// The key-value store plugins share, when any plugin is granted it: `/readyz` checks it.
+    pub keyvalue: Option<Arc<crate::capabilities::keyvalue::Backend>>,
     /// Counters and histograms, rendered at `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Largest accepted body, in bytes.
@@ -227,31 +229,7 @@ impl App {
                 "application/json",
                 "{\"status\":\"ok\"}".into(),
             )),
-            "/readyz" => {
-                let registry = self.dispatcher.plugins().get();
-                // Not ready when the queue's store cannot be read: answered events would be lost.
-                let queue = match &self.queue {
-                    Some(queue) => Some(queue.stats().await),
-                    None => None,
-                };
-                let ready = !matches!(queue, Some(Err(_)));
-                let mut body = serde_json::json!({
-                    "ready": ready,
-                    "plugins": registry.names(),
-                    "handles": registry.handles(),
-                });
-                match queue {
-                    Some(Ok((depth, _))) => body["queue_depth"] = depth.into(),
-                    Some(Err(error)) => body["queue_error"] = format!("{error:#}").into(),
-                    None => {}
-                }
-                let status = if ready {
-                    StatusCode::OK
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE
-                };
-                Some(text_response(status, "application/json", body.to_string()))
-            }
+            "/readyz" => Some(self.readiness().await),
             "/metrics" => Some({
                 if let Some(queue) = &self.queue
                     && let Ok((_, oldest)) = queue.stats().await
@@ -274,6 +252,44 @@ impl App {
             }),
             _ => None,
         }
+    }
+
+    /// `/readyz`: 200 when this replica can answer rightly, 503 when a store its plugins or its
+    /// queue need cannot be reached (an answered event would be lost, a shared count wrong).
+    /// The body shows the plugin set (one fingerprint, each file's digest, since when), so a
+    /// rollout or a hot reload can be watched across replicas.
+    async fn readiness(&self) -> Response<Full<Bytes>> {
+        let registry = self.dispatcher.plugins().get();
+        let mut body = serde_json::json!({
+            "plugin_set": registry.fingerprint(),
+            "plugin_set_since_ms": registry.since_ms(),
+            "plugins": registry.names(),
+            "plugin_sha256": registry.digests(),
+            "handles": registry.handles(),
+        });
+        let mut ready = true;
+        if let Some(queue) = &self.queue {
+            match queue.stats().await {
+                Ok((depth, _)) => body["queue_depth"] = depth.into(),
+                Err(error) => {
+                    ready = false;
+                    body["queue_error"] = format!("{error:#}").into();
+                }
+            }
+        }
+        if let Some(keyvalue) = &self.keyvalue
+            && !keyvalue.healthy().await
+        {
+            ready = false;
+            body["keyvalue_error"] = "the key-value store does not answer".into();
+        }
+        body["ready"] = ready.into();
+        let status = if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        text_response(status, "application/json", body.to_string())
     }
 
     /// Refuses more headers, or bigger ones, than the limits allow.

@@ -32,13 +32,26 @@ use crate::metrics::Metrics;
 const GROUP: &str = "callback-host";
 
 /// Appends ARGV[1] to the stream KEYS[1] unless the stream and the retry set KEYS[2] hold
-/// ARGV[2] events already. Returns the entry's id, or nil when full.
+/// ARGV[2] events already. When ARGV[3] (a window in ms) is not empty, the marker KEYS[3] of the
+/// event's identity is set for that long, and an event whose marker is there is not appended.
+/// Returns the entry's id, `duplicate`, or nil when full.
 const APPEND: &str = r#"
+if ARGV[3] ~= '' and redis.call('EXISTS', KEYS[3]) == 1 then
+  return 'duplicate'
+end
 if redis.call('XLEN', KEYS[1]) + redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then
   return false
 end
-return redis.call('XADD', KEYS[1], '*', 'event', ARGV[1])
+local id = redis.call('XADD', KEYS[1], '*', 'event', ARGV[1])
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[3], id, 'PX', ARGV[3])
+end
+return id
 "#;
+
+/// How long an after-callback is remembered, so that the same one sent again (a load balancer
+/// retrying a request whose replica died after storing it) is not stored twice.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(600);
 
 /// Acknowledges and deletes entry ARGV[2] of KEYS[1] (group ARGV[1]). Then, by ARGV[3]:
 /// `done` nothing more; `retry` adds `id|event` ARGV[5] to the retry set KEYS[2] due in ARGV[4]
@@ -109,6 +122,17 @@ pub struct StreamStore {
     settle: Script,
 }
 
+/// What makes two after-callbacks the same event: command, operationID and body (SHA-256, hex).
+fn identity(event: &Event) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut hasher = Sha256::new();
+    for part in [&event.command, &event.operation_id, &event.body] {
+        hasher.update(part.as_bytes());
+        hasher.update([0]);
+    }
+    crate::hex(&hasher.finalize())
+}
+
 /// The client of `[queue] redis_url`.
 fn client(settings: &QueueSettings) -> anyhow::Result<redis::Client> {
     let url = settings
@@ -160,6 +184,15 @@ impl StreamStore {
         metrics: &Metrics,
     ) -> anyhow::Result<bool> {
         let json = serde_json::to_string(event)?;
+        // Without an operationID, two identical bodies may be two real events: no marker.
+        let (marker, window) = if event.operation_id.is_empty() {
+            (format!("{}:seen", self.keys.stream), String::new())
+        } else {
+            (
+                format!("{}:seen:{}", self.keys.stream, identity(event)),
+                DUPLICATE_WINDOW.as_millis().to_string(),
+            )
+        };
         let mut connection = self.connection.clone();
         let mut waited = false;
         loop {
@@ -167,11 +200,19 @@ impl StreamStore {
                 .append
                 .key(&self.keys.stream)
                 .key(&self.keys.retry)
+                .key(&marker)
                 .arg(&json)
                 .arg(self.max_events)
+                .arg(&window)
                 .invoke_async(&mut connection)
                 .await
                 .context("appending to the queue's stream")?;
+            if id.as_deref() == Some("duplicate") {
+                tracing::info!(operation_id = %event.operation_id,
+                    "an after-callback already stored was sent again; stored once");
+                metrics.queue_duplicates.inc();
+                return Ok(true);
+            }
             if id.is_some() {
                 return Ok(true);
             }

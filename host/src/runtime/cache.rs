@@ -62,7 +62,7 @@ impl CompileCache {
         let content = Sha256::digest(bytes);
         self.dir.join(format!(
             "{}-{:016x}.cwasm",
-            hex(&content),
+            crate::hex(&content),
             engine_hash.finish()
         ))
     }
@@ -107,10 +107,6 @@ fn deserialize_checked(engine: &Engine, serialized: &[u8]) -> wasmtime::Result<C
     // another version or configuration. The cache directory must be writable only by the host's
     // user, as documented in the README.
     unsafe { Component::deserialize(engine, serialized) }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use sha2::Digest as _;
 use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre, Linker, Val};
 use wasmtime::{Engine, Store};
 
@@ -37,6 +38,8 @@ pub struct Plugin {
     pub idle: Mutex<Vec<WarmInstance>>,
     /// What it may use beyond WASI's nothing (config values, key-value, HTTP).
     pub capabilities: PluginCapabilities,
+    /// SHA-256 of the file it was loaded from: tells replicas' plugin sets apart in `/readyz`.
+    pub sha256: [u8; 32],
 }
 
 /// An instance kept between requests in reuse mode, with its store.
@@ -234,6 +237,7 @@ pub fn load_plugin(
         handles,
         idle: Mutex::new(Vec::new()),
         capabilities,
+        sha256: sha2::Sha256::digest(bytes).into(),
     })
 }
 

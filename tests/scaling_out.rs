@@ -1,0 +1,208 @@
+//! Replicas behind a load balancer: three hosts behind a real HAProxy, sharing one real Redis
+//! for key-value state and the after-callback queue, as the README's "Scaling out" deploys them.
+
+mod common;
+
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use common::{
+    GO_ON, KICK_PATH, Server, component, example, kick_body, openim_request, read_response,
+};
+
+const MESSAGE_PATH: &str = "/callbackExample/callbackBeforeSendSingleMsgCommand";
+
+/// Three replicas on one Redis: kicks (after-callbacks, queued) go to a plugin that works 5 ms
+/// on each; one-to-one messages (a before-callback) to the rate-limit example, 20 a minute.
+fn replicas(redis: &testkit::Redis) -> Vec<Server> {
+    let config = format!(
+        "[defaults]\ntimeout_secs = 5\n\
+         [plugin_config.40-rate-limit]\nmax_per_minute = \"20\"\n\
+         [plugin_grants.40-rate-limit]\nkeyvalue = true\nkeyvalue_ttl_secs = 120\n\
+         [keyvalue]\nbackend = \"redis\"\nredis_url = {url:?}\n\
+         [queue]\nbackend = \"redis\"\nredis_url = {url:?}\nworkers = 4\nclaim_idle_ms = 2000\n",
+        url = redis.url
+    );
+    let plugins = [
+        ("10-hostile.wasm", component("hostile")),
+        ("40-rate-limit.wasm", example("40-rate-limit.wasm")),
+    ];
+    (0..3).map(|_| Server::start(&plugins, &config)).collect()
+}
+
+/// A one-to-one message from `sender`, as OpenIM writes it.
+fn message(sender: &str) -> String {
+    let mut json: serde_json::Value = serde_json::from_str(&common::request_fixture(
+        "callbackBeforeSendSingleMsgCommand",
+    ))
+    .unwrap();
+    json["sendID"] = sender.into();
+    format!("{json}\n")
+}
+
+/// Sends one callback on `stream` and returns the status and body of the answer.
+fn call(stream: &mut TcpStream, path: &str, operation_id: &str, body: &str) -> (u16, String) {
+    stream
+        .write_all(&openim_request(path, operation_id, body.as_bytes()))
+        .unwrap();
+    let response = read_response(stream);
+    (response.status, response.body)
+}
+
+/// The operationIDs of the queued events each replica logged handled, with whether the
+/// delivery was marked `redelivered`.
+fn handled(replicas: &[Server]) -> Vec<(String, bool)> {
+    replicas
+        .iter()
+        .flat_map(|r| {
+            r.log()
+                .lines()
+                .filter(|l| l.contains("queued event handled"))
+                .filter_map(|l| {
+                    let op = l.split("operation_id=").nth(1)?.split('}').next()?;
+                    Some((op.to_owned(), l.contains("redelivered=true")))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Requests each replica answered, from its `request answered` debug lines.
+fn answered(server: &Server) -> usize {
+    server
+        .log()
+        .lines()
+        .filter(|l| l.contains("request answered"))
+        .count()
+}
+
+fn signal(server: &Server, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn a_rate_limit_holds_across_three_replicas_behind_haproxy() {
+    let redis = common::redis();
+    let replicas = replicas(&redis);
+    let addrs: Vec<String> = replicas.iter().map(|r| r.addr.clone()).collect();
+    let proxy = testkit::Haproxy::start(&addrs).unwrap();
+    common::away_from_a_minute_boundary();
+    let mut stream = TcpStream::connect(&proxy.addr).unwrap();
+    let body = message("user-dave");
+    let refused = (0..30)
+        .filter(|i| {
+            let (status, body) = call(&mut stream, MESSAGE_PATH, &format!("op-rate-{i}"), &body);
+            assert_eq!(status, 200, "{body}");
+            let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+            answer["errCode"] == 20002
+        })
+        .count();
+    // 30 messages spread over three replicas, one count in Redis: 20 pass, 10 are refused.
+    assert_eq!(refused, 10);
+    for replica in &replicas {
+        assert!(
+            answered(replica) >= 5,
+            "a replica answered too few:\n{}",
+            replica.log()
+        );
+    }
+    // The same plugin set everywhere, and /readyz says so.
+    let sets: Vec<serde_json::Value> = replicas
+        .iter()
+        .map(|r| Server::get(&r.addr, "/readyz").json()["plugin_set"].clone())
+        .collect();
+    assert!(
+        sets[0].is_string() && sets.iter().all(|s| *s == sets[0]),
+        "{sets:?}"
+    );
+}
+
+#[test]
+fn two_thousand_callbacks_survive_a_sigterm_and_a_sigkill_of_replicas() {
+    let redis = common::redis();
+    let replicas = Arc::new(replicas(&redis));
+    let addrs: Vec<String> = replicas.iter().map(|r| r.addr.clone()).collect();
+    let proxy = testkit::Haproxy::start(&addrs).unwrap();
+    // Four clients as OpenIM's webhook workers, 500 callbacks each on a keep-alive connection:
+    // kicks (after-callbacks, queued) and messages of new senders (before-callbacks, allowed).
+    let done = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let (addr, done) = (proxy.addr.clone(), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(&addr).unwrap();
+                let kick = kick_body("G", &["u"], "work 5");
+                let mut wrong = Vec::new();
+                for i in 0..500 {
+                    let op = format!("op-{client}-{i}");
+                    let (status, body) = if i % 2 == 0 {
+                        call(&mut stream, KICK_PATH, &op, &kick)
+                    } else {
+                        call(&mut stream, MESSAGE_PATH, &op, &message(&op))
+                    };
+                    if status != 200 || body != GO_ON {
+                        wrong.push(format!("{op}: {status} {body}"));
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+                wrong
+            })
+        })
+        .collect();
+    let wait_for = |count: usize| {
+        while done.load(Ordering::Relaxed) < count {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    // A third of the way: a graceful stop (a rollout); two thirds: a crash.
+    wait_for(660);
+    signal(&replicas[0], "-TERM");
+    wait_for(1330);
+    signal(&replicas[1], "-KILL");
+    let wrong: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
+    assert!(wrong.is_empty(), "{} wrong answers: {wrong:?}", wrong.len());
+    assert!(answered(&replicas[0]) > 0 && answered(&replicas[1]) > 0);
+
+    // Every kick is handled; one held by a stopped replica is claimed by the survivor and
+    // delivered again, marked. Each is handled once, or again only as a marked redelivery.
+    let survivor = &replicas[2];
+    survivor.wait_until("all 1,000 queued kicks to be handled", || {
+        let handled = handled(&replicas);
+        (0..4).all(|c| {
+            (0..500)
+                .step_by(2)
+                .all(|i| handled.iter().any(|(op, _)| *op == format!("op-{c}-{i}")))
+        })
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let handled = handled(&replicas);
+    for c in 0..4 {
+        for i in (0..500).step_by(2) {
+            let op = format!("op-{c}-{i}");
+            let times: Vec<bool> = handled
+                .iter()
+                .filter(|(o, _)| *o == op)
+                .map(|(_, again)| *again)
+                .collect();
+            let again = times.iter().filter(|again| **again).count();
+            assert!(
+                times.len() == 1 || again >= times.len() - 1,
+                "{op} handled {} times, {again} marked redelivered",
+                times.len()
+            );
+        }
+    }
+    survivor.wait_until("the shared queue to be empty", || {
+        survivor.metric("callback_host_queue_depth ") == 0.0
+    });
+}
