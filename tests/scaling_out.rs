@@ -206,3 +206,30 @@ fn two_thousand_callbacks_survive_a_sigterm_and_a_sigkill_of_replicas() {
         survivor.metric("callback_host_queue_depth ") == 0.0
     });
 }
+
+#[test]
+fn an_after_callback_sent_again_to_another_replica_is_handled_once() {
+    let redis = common::redis();
+    let replicas = replicas(&redis);
+    // A balancer's retry: the same kick (operationID and body) reaches a second replica after
+    // the first stored it; a different operationID is a different event.
+    let kick = kick_body("G", &["u"], "work 5");
+    for (replica, op) in [(0, "op-twice"), (1, "op-twice"), (2, "op-other")] {
+        let mut stream = TcpStream::connect(&replicas[replica].addr).unwrap();
+        assert_eq!(
+            call(&mut stream, KICK_PATH, op, &kick),
+            (200, GO_ON.to_owned())
+        );
+    }
+    replicas[0].wait_until("both events to be handled", || {
+        handled(&replicas).len() >= 2
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mut ops: Vec<String> = handled(&replicas).into_iter().map(|(op, _)| op).collect();
+    ops.sort();
+    assert_eq!(ops, ["op-other", "op-twice"]);
+    assert_eq!(
+        replicas[1].metric("callback_host_queue_duplicates_total "),
+        1.0
+    );
+}
