@@ -14,10 +14,20 @@
 #   plugins/forward-js (JavaScript) -> plugins/50-forward-js.wasm      (wasi:http, wasi:config)
 #
 # File names set the order plugins run in: for the kick, the guards decide before the audit logs.
+#
+#   build-plugins.sh            every plugin (installs every toolchain it lacks)
+#   build-plugins.sh --no-c     all but the C guard, which needs toolchains built from source
+#                               (scripts/run.sh builds it in the background while serving)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-bash scripts/install-toolchains.sh
+with_c=1
+[ "${1:-}" = "--no-c" ] && with_c=0
+if [ "$with_c" = 1 ]; then
+  bash scripts/install-toolchains.sh plugins
+else
+  bash scripts/install-toolchains.sh quick
+fi
 
 wit="$root/wit"
 work="$root/target/plugin-build"
@@ -47,7 +57,7 @@ for pair in guard:10-guard.wasm audit:20-audit.wasm moderation:30-moderation.was
 done
 
 # C: bindings from wit-bindgen's C generator, clang for wasm32-wasi, wasm-tools to make a component.
-if ! up_to_date plugins/11-guard-c.wasm plugins/guard-c "$wit"; then
+if [ "$with_c" = 1 ] && ! up_to_date plugins/11-guard-c.wasm plugins/guard-c "$wit"; then
   c_work="$work/guard-c"
   rm -rf "$c_work" && mkdir -p "$c_work"
   wit-bindgen c "$wit" --world kick-plugin --out-dir "$c_work" >/dev/null 2>&1

@@ -28,6 +28,7 @@ use callback_host::config::Config;
 
 mod native;
 mod queue;
+mod replicas;
 mod soak;
 
 #[derive(Parser)]
@@ -47,6 +48,9 @@ enum Cmd {
     /// After-callbacks inline and queued, at OpenIM's 2 connections and at 16: answer latency
     /// and the events/s handled until the last one.
     Queue(queue::QueueArgs),
+    /// The host alone, then 1, 2 and 3 replicas behind HAProxy: the balancer hop's cost, and
+    /// requests per second per core of host CPU.
+    Replicas(replicas::ReplicasArgs),
     /// (internal) Serve the native baseline.
     NativeServer {
         #[arg(long, value_enum, default_value_t = Workload::Kick)]
@@ -289,6 +293,7 @@ fn main() -> anyhow::Result<()> {
         Some(Cmd::NativeServer { workload }) => runtime.block_on(native::serve(workload)),
         Some(Cmd::Soak(args)) => runtime.block_on(soak::run(args)),
         Some(Cmd::Queue(args)) => runtime.block_on(queue::run(args)),
+        Some(Cmd::Replicas(args)) => runtime.block_on(replicas::run(args)),
         Some(Cmd::HostServer {
             plugins,
             cache_dir,
@@ -624,7 +629,16 @@ async fn trial(
         }
     }
     let mut server = ServerProcess::start(command)?;
-    let load = drive(server.addr, args, bodies).await;
+    let load = drive(
+        server.addr,
+        Load {
+            connections: args.connections,
+            warmup: args.warmup,
+            seconds: args.seconds,
+        },
+        bodies,
+    )
+    .await;
     let peak_rss_kib = server.peak_rss_kib();
     server.stop();
     let (requests_per_sec, latency_us) = load?;
@@ -702,14 +716,14 @@ async fn client(
 /// checked against the expected decision.
 async fn drive(
     addr: SocketAddr,
-    args: &RunArgs,
+    load: Load,
     bodies: Arc<Vec<Call>>,
 ) -> anyhow::Result<(f64, Histogram<u64>)> {
     let start = Instant::now();
-    let measure_from = start + Duration::from_secs_f64(args.warmup);
-    let until = measure_from + Duration::from_secs_f64(args.seconds);
+    let measure_from = start + Duration::from_secs_f64(load.warmup);
+    let until = measure_from + Duration::from_secs_f64(load.seconds);
     let mut tasks = Vec::new();
-    for c in 0..args.connections {
+    for c in 0..load.connections {
         let bodies = Arc::clone(&bodies);
         tasks.push(tokio::spawn(async move {
             let mut sender = client(addr).await?;
@@ -755,7 +769,18 @@ async fn drive(
         total += count;
         merged.add(&histogram)?;
     }
-    Ok((total as f64 / args.seconds, merged))
+    Ok((total as f64 / load.seconds, merged))
+}
+
+/// How [`drive`] loads a server.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    /// Concurrent keep-alive connections.
+    connections: usize,
+    /// Unmeasured seconds first.
+    warmup: f64,
+    /// Measured seconds.
+    seconds: f64,
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

@@ -498,7 +498,13 @@ impl Config {
     }
 
     /// Resolves the file's optional values against the defaults and validates them.
-    pub fn from_file(file: FileConfig) -> Result<Self, ConfigError> {
+    pub fn from_file(mut file: FileConfig) -> Result<Self, ConfigError> {
+        // A url with a password belongs in a secret, not in the file: the environment wins.
+        if let Ok(url) = std::env::var("CALLBACK_HOST_REDIS_URL")
+            && !url.is_empty()
+        {
+            file.keyvalue.redis_url = Some(url);
+        }
         let builtin = CommandSettings {
             // After-callbacks are answered once stored: OpenIM's workers never wait for plugins.
             delivery: Delivery::Queued,

@@ -79,6 +79,13 @@ enum Command {
         #[arg(long, env = "CALLBACK_HOST_CONFIG", global = true)]
         config: Option<PathBuf>,
     },
+    /// GET an admin endpoint of a running host, print the body, and exit 0 when it answered 200:
+    /// the container image's health check (it has no curl), and a look at a replica's /readyz.
+    Probe {
+        /// The endpoint.
+        #[arg(default_value = "http://127.0.0.1:10006/healthz")]
+        url: String,
+    },
     /// Create a plugin project for one callback in DIR/NAME/ whose build.sh builds DIR/NAME.wasm.
     New {
         /// The plugin's language.
@@ -184,6 +191,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ))?;
             Ok(())
         }
+        Command::Probe { url } => {
+            let (status, body) = probe(&url)?;
+            println!("{body}");
+            anyhow::ensure!(status == 200, "{url} answered {status}");
+            Ok(())
+        }
         Command::New {
             language,
             name,
@@ -200,6 +213,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The status and body of `GET url` (plain HTTP, 2 s to connect and to answer).
+fn probe(url: &str) -> anyhow::Result<(u16, String)> {
+    use std::io::{Read as _, Write as _};
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("{url:?}: only http:// urls"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(authority)
+        .with_context(|| format!("resolving {authority}"))?
+        .next()
+        .with_context(|| format!("{authority} resolves to no address"))?;
+    let timeout = std::time::Duration::from_secs(2);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    let path = if path.is_empty() { "/" } else { path };
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )?;
+    // The admin endpoints answer small bodies with a length, then close (Connection: close).
+    let mut answer = Vec::new();
+    stream
+        .take(1 << 20)
+        .read_to_end(&mut answer)
+        .with_context(|| format!("reading the answer of {url}"))?;
+    let answer = String::from_utf8_lossy(&answer);
+    let status = answer
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("{url} did not answer HTTP"))?;
+    let body = answer.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Ok((status, body.to_owned()))
 }
 
 fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {

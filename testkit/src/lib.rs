@@ -129,6 +129,13 @@ impl Haproxy {
     }
 }
 
+impl Haproxy {
+    /// Its process id (the benchmark reads its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Haproxy {
     fn drop(&mut self) {
         let _ = self.child.kill();

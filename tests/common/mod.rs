@@ -16,12 +16,28 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Installs what the tests need (`scripts/install-toolchains.sh`: plugin toolchains, Redis,
+/// HAProxy, the manifest validator), once per test binary; quick when all is there.
+pub fn toolchains() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let root = repo_root();
+        let status = Command::new("bash")
+            .arg(root.join("scripts/install-toolchains.sh"))
+            .current_dir(&root)
+            .status()
+            .expect("run scripts/install-toolchains.sh");
+        assert!(status.success(), "scripts/install-toolchains.sh failed");
+    });
+}
+
 /// Builds every example plugin (through `scripts/build-plugins.sh`, the same entry point the
 /// README uses, which installs missing toolchains) and the hostile fixtures, once per test binary.
 /// Returns the directory holding the built Rust components.
 pub fn wasm_dir() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
+        toolchains();
         let root = repo_root();
         let status = Command::new("bash")
             .arg(root.join("scripts/build-plugins.sh"))
@@ -523,6 +539,7 @@ pub fn read_response(stream: &mut TcpStream) -> HttpResponse {
 
 /// A real `redis-server` on a free loopback port, without persistence, stopped on drop.
 pub fn redis() -> testkit::Redis {
+    toolchains();
     testkit::Redis::start().expect("redis-server (installed by scripts/install-toolchains.sh)")
 }
 

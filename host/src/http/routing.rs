@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -267,18 +267,26 @@ impl App {
             "plugin_sha256": registry.digests(),
             "handles": registry.handles(),
         });
+        // A probe waits about a second: a store slower than that counts as not answering.
+        const PATIENCE: Duration = Duration::from_millis(800);
         let mut ready = true;
         if let Some(queue) = &self.queue {
-            match queue.stats().await {
-                Ok((depth, _)) => body["queue_depth"] = depth.into(),
-                Err(error) => {
+            match tokio::time::timeout(PATIENCE, queue.stats()).await {
+                Ok(Ok((depth, _))) => body["queue_depth"] = depth.into(),
+                Ok(Err(error)) => {
                     ready = false;
                     body["queue_error"] = format!("{error:#}").into();
+                }
+                Err(_) => {
+                    ready = false;
+                    body["queue_error"] = "the queue's store did not answer within 800 ms".into();
                 }
             }
         }
         if let Some(keyvalue) = &self.keyvalue
-            && !keyvalue.healthy().await
+            && !tokio::time::timeout(PATIENCE, keyvalue.healthy())
+                .await
+                .unwrap_or(false)
         {
             ready = false;
             body["keyvalue_error"] = "the key-value store does not answer".into();

@@ -1,0 +1,55 @@
+# syntax=docker/dockerfile:1
+# callback-host with the example plugins.
+#   docker build -t callback-host .
+#   docker run --read-only -p 10006:10006 -e CALLBACK_HOST_BASIC_PASSWORD=... \
+#     -v callback-host-cache:/cache -v callback-host-data:/data callback-host
+# Your own plugins: mount a directory over /opt/callback-host/plugins (owned by root or uid 10001,
+# not writable by others), or build FROM this image and COPY them there.
+
+# ---- build: the host and the example plugins, with the same scripts as a fresh machine ----
+FROM rust:1.95-slim-bookworm AS build
+COPY --from=node:20-bookworm-slim /usr/local/bin/node /usr/local/bin/node
+COPY --from=node:20-bookworm-slim /usr/local/lib/node_modules /usr/local/lib/node_modules
+RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm \
+ && apt-get update -qq \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      python3 python3-venv clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32 \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# The pinned toolchains first (in parallel): this layer stays cached while only sources change.
+COPY scripts/install-toolchains.sh scripts/
+COPY plugins/guard-js/package.json plugins/guard-js/package-lock.json plugins/guard-js/
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    bash scripts/install-toolchains.sh plugins
+COPY . .
+# The host's build and the plugins' builds side by side, as scripts/run.sh does.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    { cargo build --release --locked -p callback-host & host=$!; \
+      bash scripts/build-plugins.sh && wait $host; } \
+ && mkdir -p /out/plugins \
+ && cp target/release/callback-host /out/ \
+ && cp plugins/*.wasm /out/plugins/
+
+# ---- runtime: the binary, the plugins, a config; non-root, read-only root filesystem ----
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin callback-host \
+ && mkdir -p /cache /data \
+ && chown 10001:10001 /cache /data \
+ && chmod 700 /cache /data
+COPY --from=build /out/callback-host /usr/local/bin/callback-host
+COPY --from=build /out/plugins/ /opt/callback-host/plugins/
+COPY deploy/container.toml /etc/callback-host/callback-host.toml
+USER 10001:10001
+# The compile cache (a subdirectory the host creates private) and the embedded stores are the
+# only writes: both on volumes, so the root filesystem can be read-only.
+ENV CALLBACK_HOST_CONFIG=/etc/callback-host/callback-host.toml \
+    CALLBACK_HOST_PLUGINS=/opt/callback-host/plugins \
+    CALLBACK_HOST_CACHE_DIR=/cache/compiled \
+    CALLBACK_HOST_LOG_JSON=true
+WORKDIR /data
+VOLUME ["/cache", "/data"]
+EXPOSE 10006
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
+  CMD ["callback-host", "probe", "http://127.0.0.1:10006/healthz"]
+ENTRYPOINT ["callback-host"]
+CMD ["serve"]

@@ -1,0 +1,286 @@
+//! The container image and the Kubernetes manifests (`Dockerfile`, `deploy/`): the manifests
+//! validate against Kubernetes' API schemas offline, they fit what the host does (probes, grace
+//! period, secrets, a read-only root), and the host serves with their config as they run it.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{GO_ON, KICK_PATH, Server, kick_body};
+
+fn manifests() -> Vec<PathBuf> {
+    let dir = common::repo_root().join("deploy/kubernetes");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn manifest(name: &str) -> serde_json::Value {
+    let path = common::repo_root().join("deploy/kubernetes").join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The main container of the Deployment.
+fn container(deployment: &serde_json::Value) -> &serde_json::Value {
+    &deployment["spec"]["template"]["spec"]["containers"][0]
+}
+
+#[test]
+fn the_kubernetes_manifests_validate_against_the_api_schemas() {
+    common::toolchains();
+    let validator = common::repo_root().join(".tools/k8s/bin/kubernetes-validate");
+    assert!(
+        validator.exists(),
+        "{} is missing: run scripts/install-toolchains.sh",
+        validator.display()
+    );
+    let files = manifests();
+    assert!(files.len() >= 6, "{files:?}");
+    // The oldest Kubernetes still supported upstream when this was written, and the newest the
+    // validator knows. --strict: an unknown field (a typo) fails too.
+    for version in ["1.31", "1.37"] {
+        let output = Command::new(&validator)
+            .args(["--strict", "--kubernetes-version", version])
+            .args(&files)
+            .output()
+            .unwrap();
+        let report = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{report}");
+        assert_eq!(
+            report.matches(" passed for resource ").count(),
+            files.len(),
+            "{report}"
+        );
+    }
+    // And a broken one is caught.
+    let broken = tempfile::tempdir().unwrap();
+    let text =
+        std::fs::read_to_string(common::repo_root().join("deploy/kubernetes/deployment.yaml"))
+            .unwrap()
+            .replace("failureThreshold:", "failureTreshold:");
+    std::fs::write(broken.path().join("deployment.yaml"), text).unwrap();
+    let status = Command::new(&validator)
+        .args(["--strict", "--quiet"])
+        .arg(broken.path().join("deployment.yaml"))
+        .status()
+        .unwrap();
+    assert!(!status.success());
+}
+
+#[test]
+fn the_manifests_fit_the_host() {
+    let deployment = manifest("deployment.yaml");
+    let pod = &deployment["spec"]["template"]["spec"];
+    let main = container(&deployment);
+    let port = |name: &str| {
+        main["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["containerPort"].as_u64().unwrap())
+            .unwrap()
+    };
+    assert_eq!(main["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(main["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(main["readinessProbe"]["httpGet"]["port"], "admin");
+    let args: Vec<&str> = main["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        args,
+        [
+            "serve",
+            "--admin-listen",
+            &format!("0.0.0.0:{}", port("admin"))
+        ]
+    );
+    // The pod gets to finish what it answers: the preStop pause, then OpenIM's 15 s cap on a
+    // callback (the host's drain), within the grace period.
+    let pause: u64 = main["lifecycle"]["preStop"]["exec"]["command"][1]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap();
+    assert!(grace > pause + 15, "grace {grace} s, preStop {pause} s");
+    // Non-root on a read-only root filesystem.
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(main["securityContext"]["readOnlyRootFilesystem"], true);
+    // Secrets come from the Secret, by keys it has.
+    let secret = manifest("secret.yaml");
+    for env in main["env"].as_array().unwrap() {
+        if let Some(key) = env["valueFrom"]["secretKeyRef"]["key"].as_str() {
+            assert!(
+                secret["stringData"][key].is_string(),
+                "{key} not in the Secret"
+            );
+        }
+    }
+    // The Service and the budget select the pods; the autoscaler scales the Deployment.
+    let labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(&manifest("service.yaml")["spec"]["selector"], labels);
+    assert_eq!(
+        &manifest("poddisruptionbudget.yaml")["spec"]["selector"]["matchLabels"],
+        labels
+    );
+    assert_eq!(
+        manifest("horizontalpodautoscaler.yaml")["spec"]["scaleTargetRef"]["name"],
+        deployment["metadata"]["name"]
+    );
+}
+
+/// The value of the env var `name` the Deployment sets (plain values only).
+fn env_value<'a>(container: &'a serde_json::Value, name: &str) -> Option<&'a str> {
+    container["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)?["value"]
+        .as_str()
+}
+
+#[test]
+fn the_host_serves_with_the_configmap_as_the_deployment_runs_it() {
+    let redis = common::redis();
+    let deployment = manifest("deployment.yaml");
+    let main = container(&deployment);
+    assert_eq!(
+        env_value(main, "CALLBACK_HOST_CONFIG"),
+        Some("/etc/callback-host/callback-host.toml")
+    );
+    let config = manifest("configmap.yaml")["data"]["callback-host.toml"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The example plugins, as the init container copies them; the Secret's two values from the
+    // environment, as the Deployment gives them; loopback ports instead of the pod's.
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    for file in ["10-guard.wasm", "40-rate-limit.wasm"] {
+        std::fs::copy(common::example(file), plugins.join(file)).unwrap();
+    }
+    let server = Server::start_in_env(
+        dir,
+        &config,
+        &["--admin-listen", "127.0.0.1:0"],
+        &[
+            ("CALLBACK_HOST_BASIC_PASSWORD", "s3cret-from-the-secret"),
+            ("CALLBACK_HOST_REDIS_URL", &redis.url),
+        ],
+    );
+    let admin = server.admin_addr.clone().unwrap();
+    // The image's health check, and the readiness the Deployment probes.
+    let probe = |path: &str| {
+        Command::new(env!("CARGO_BIN_EXE_callback-host"))
+            .args(["probe", &format!("http://{admin}{path}")])
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(probe("/healthz") && probe("/readyz"));
+    // OpenIM's call, with the Basic credentials of its webhook url.
+    let body = kick_body("G", &["u"], "r");
+    let call = |authorization: Option<&str>| {
+        let mut request = format!(
+            "POST {KICK_PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json; charset=utf-8\r\n\
+             operationID: op-k8s\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(value) = authorization {
+            request.push_str(&format!("Authorization: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        request.push_str(&body);
+        server.raw(request.as_bytes())
+    };
+    assert_eq!(call(None).status, 401);
+    // base64("openim:s3cret-from-the-secret")
+    let answer = call(Some("Basic b3BlbmltOnMzY3JldC1mcm9tLXRoZS1zZWNyZXQ="));
+    assert_eq!((answer.status, answer.body.as_str()), (200, GO_ON));
+    // Its state is the Redis the Secret names: without it, not ready.
+    drop(redis);
+    server.wait_until("/readyz to fail", || !probe("/readyz"));
+    assert!(probe("/healthz"));
+}
+
+/// Whether a container engine answers here (this kind of machine has only the client).
+fn container_engine() -> bool {
+    Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn the_image_builds_and_serves_read_only_where_a_container_engine_runs() {
+    if !container_engine() {
+        eprintln!(
+            "SKIPPED: no container engine answers `docker info` here; the image was not built"
+        );
+        return;
+    }
+    let root = common::repo_root();
+    let build = Command::new("docker")
+        .args(["build", "--tag", "callback-host:test"])
+        .arg(&root)
+        .status()
+        .unwrap();
+    assert!(build.success(), "docker build failed");
+    let run = |args: &[&str]| {
+        Command::new("docker")
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap()
+    };
+    let id = run(&[
+        "run",
+        "--detach",
+        "--read-only",
+        "--user",
+        "10001",
+        "--publish",
+        "127.0.0.1::10006",
+        "--tmpfs",
+        "/cache",
+        "--tmpfs",
+        "/data",
+        "--env",
+        "CALLBACK_HOST_BASIC_PASSWORD=test-password",
+        "callback-host:test",
+    ]);
+    let stop = Stop(id.clone());
+    let health = || run(&["inspect", "--format", "{{.State.Health.Status}}", &id]);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while health() != "healthy" {
+        assert!(
+            std::time::Instant::now() < until,
+            "not healthy: {}",
+            health()
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    drop(stop);
+}
+
+/// Removes the container when dropped (also when an assertion fails).
+struct Stop(String);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "--force", &self.0])
+            .output();
+    }
+}
