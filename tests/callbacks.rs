@@ -510,3 +510,44 @@ fn every_modifying_before_callback_answers_exactly_the_changes_made() {
     }
     assert_eq!(checked, 15);
 }
+
+#[test]
+fn go_group_name_policy_refuses_staff_names_and_tidies_the_rest() {
+    let server = Server::start(
+        &[("32-group-name-go.wasm", example("32-group-name-go.wasm"))],
+        "",
+    );
+    let set = "callbackBeforeSetGroupInfoCommand";
+    let rename =
+        |name: &str| server.post(&path(set), &fixture_with(set, json!({"groupName": name})));
+    assert_eq!(
+        rename("The OFFICIAL rust fans").body,
+        r#"{"actionCode":0,"errCode":20010,"errMsg":"group names cannot pass for staff","errDlt":"reserved word: official","nextCode":1}"#
+    );
+    // A staff word inside another word is not one.
+    let kept = rename("Administrators of fun").json();
+    assert_eq!(
+        (&kept["errCode"], &kept["groupName"]),
+        (&json!(0), &json!("Administrators of fun"))
+    );
+    // Tidied: OpenIM saves the name the answer carries.
+    assert_eq!(rename("  Rust \t  fans ").json()["groupName"], "Rust fans");
+    let long = "群".repeat(40);
+    assert_eq!(rename(&long).json()["groupName"], "群".repeat(32));
+    // The other fields are the request's, untouched.
+    let answer = rename("Rust  fans").json();
+    assert_eq!(
+        (
+            &answer["nextCode"],
+            &answer["introduction"],
+            &answer["faceURL"]
+        ),
+        (
+            &json!(0),
+            &json!("all about Rust"),
+            &json!("https://example.com/g.png")
+        )
+    );
+    let line = server.wait_for_log(&["group name refused", "plugin=32-group-name-go"]);
+    assert!(line.contains("word=\"official\""), "{line}");
+}

@@ -1,4 +1,4 @@
-//! One policy, four languages: the guard plugin written in Rust, C, JavaScript and Python must
+//! One policy, five languages: the guard plugin written in Rust, C, JavaScript, Python and Go must
 //! give byte-identical answers to the same corpus of OpenIM requests, through the real HTTP host.
 
 mod common;
@@ -107,4 +107,9 @@ fn javascript_guard() {
 #[test]
 fn python_guard() {
     run_corpus("13-guard-py.wasm");
+}
+
+#[test]
+fn go_guard() {
+    run_corpus("14-guard-go.wasm");
 }
