@@ -134,6 +134,7 @@ fn new_and_build(plugins: &Path, language: &str, name: &str, callback: &str) -> 
             "COMPONENTIZE_PY",
             repo_root().join(".tools/py/bin/componentize-py"),
         )
+        .env("GO", repo_root().join(".tools/go/bin/go"))
         .output()
         .unwrap();
     assert!(
@@ -165,7 +166,7 @@ fn new_projects_build_and_pass_check_in_every_language() {
     let modify = "callbackBeforeMsgModifyCommand";
     let message = plugins.join("modify.json");
     std::fs::write(&message, common::request_fixture(modify)).unwrap();
-    for language in ["rust", "python", "js", "c"] {
+    for language in ["rust", "python", "js", "c", "go"] {
         // The kick (the default): it does what its template says, refuse kicking root.
         let wasm = new_and_build(
             plugins,

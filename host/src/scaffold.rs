@@ -17,6 +17,7 @@ pub enum Language {
     Python,
     Js,
     C,
+    Go,
 }
 
 impl Language {
@@ -30,6 +31,10 @@ impl Language {
             Self::Python => ("app.py", include_str!("../templates/python/callback.py")),
             Self::Js => ("plugin.js", include_str!("../templates/js/callback.js")),
             Self::C => ("plugin.c", include_str!("../templates/c/callback.c")),
+            Self::Go => (
+                "export_openim_callback_{{module}}/plugin.go",
+                include_str!("../templates/go/callback.go"),
+            ),
         }
     }
 
@@ -54,6 +59,49 @@ impl Language {
                 ("plugin.c", include_str!("../templates/c/plugin.c")),
                 ("build.sh", include_str!("../templates/c/build.sh")),
             ],
+            // The runtime package of Go bindings is the project's own (plugins/go-wit), copied
+            // into each project so it builds without the Go module proxy.
+            Self::Go => &[
+                ("go.mod", include_str!("../templates/go/go.mod")),
+                (
+                    "export_openim_callback_{{module}}/plugin.go",
+                    include_str!("../templates/go/plugin.go"),
+                ),
+                ("build.sh", include_str!("../templates/go/build.sh")),
+                ("go-wit/go.mod", include_str!("../../plugins/go-wit/go.mod")),
+                (
+                    "go-wit/wit/runtime/runtime.go",
+                    include_str!("../../plugins/go-wit/wit/runtime/runtime.go"),
+                ),
+                (
+                    "go-wit/wit/runtime/empty.s",
+                    include_str!("../../plugins/go-wit/wit/runtime/empty.s"),
+                ),
+                (
+                    "go-wit/wit/types/option.go",
+                    include_str!("../../plugins/go-wit/wit/types/option.go"),
+                ),
+                (
+                    "go-wit/wit/types/result.go",
+                    include_str!("../../plugins/go-wit/wit/types/result.go"),
+                ),
+                (
+                    "go-wit/wit/types/tuple.go",
+                    include_str!("../../plugins/go-wit/wit/types/tuple.go"),
+                ),
+            ],
+        }
+    }
+
+    /// Binary files of the project: (path, bytes).
+    fn binaries(self) -> &'static [(&'static str, &'static [u8])] {
+        match self {
+            // The WASI adapter of this host's wasmtime release: Go builds wasip1 modules.
+            Self::Go => &[(
+                "wasi_snapshot_preview1.reactor.wasm",
+                wasi_preview1_component_adapter_provider::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER,
+            )],
+            _ => &[],
         }
     }
 }
@@ -127,16 +175,23 @@ pub fn new_plugin(
         ("package", package.clone()),
         ("crate", crate_name),
     ]);
-    for (relative, template) in files {
-        let path = root.join(&relative);
-        let text = vars.iter().fold(template.to_owned(), |text, (key, value)| {
+    let fill = |template: &str| {
+        vars.iter().fold(template.to_owned(), |text, (key, value)| {
             text.replace(&format!("{{{{{key}}}}}"), value)
-        });
+        })
+    };
+    let files = files.map(|(relative, template)| (fill(&relative), fill(template).into_bytes()));
+    let binaries = language
+        .binaries()
+        .iter()
+        .map(|(relative, bytes)| (relative.to_string(), bytes.to_vec()));
+    for (relative, text) in files.chain(binaries) {
+        let path = root.join(&relative);
         let write = |path: &Path| -> std::io::Result<()> {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent)?;
             }
-            std::fs::write(path, text.as_bytes())?;
+            std::fs::write(path, &text)?;
             if relative.ends_with(".sh") {
                 use std::os::unix::fs::PermissionsExt;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
@@ -196,7 +251,31 @@ fn vars(command: &Command) -> Vec<(&'static str, String)> {
         format!("{interface}-plugin")
     };
     let module = snake(interface);
-    let (_, request) = owner_and_type(&command.request);
+    let (request_owner, request) = owner_and_type(&command.request);
+    // Go names a WIT type by the package of the interface that defines it.
+    let go_package = |owner: &str| {
+        format!(
+            "openim_callback_{}",
+            snake(if owner.is_empty() { interface } else { owner })
+        )
+    };
+    let go_request = format!("{}.{}", go_package(request_owner), upper_camel(request));
+    // Go refuses unused imports: exactly the packages the template names.
+    let go_imports = |answer_package: Option<String>| {
+        let mut packages: Vec<String> = ["openim_callback_log", "openim_callback_types"]
+            .map(String::from)
+            .into_iter()
+            .chain([go_package(request_owner)])
+            .chain(answer_package)
+            .collect();
+        packages.sort();
+        packages.dedup();
+        packages
+            .iter()
+            .map(|p| format!("\t\"wit_component/{p}\""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
     let mut vars = vec![
         ("command", command.spec.name.to_owned()),
         ("world_snake", snake(&world)),
@@ -215,6 +294,13 @@ fn vars(command: &Command) -> Vec<(&'static str, String)> {
             ("python_imports", String::new()),
             ("python_answer", "response".to_owned()),
             ("js_answer", "response".to_owned()),
+            ("go_imports", go_imports(None)),
+            ("go_request", go_request),
+            (
+                "go_return_type",
+                "openim_callback_types.Response".to_owned(),
+            ),
+            ("go_answer", "response".to_owned()),
         ]),
         AnswerShape::WithChanges(changes) => {
             let (owner, name) = owner_and_type(changes);
@@ -237,7 +323,17 @@ fn vars(command: &Command) -> Vec<(&'static str, String)> {
                 format!("wit_world.imports.{}", snake(owner))
             };
             let changes_type = upper_camel(name);
+            let answer_package = go_package("");
             vars.extend([
+                ("go_imports", go_imports(Some(answer_package.clone()))),
+                ("go_request", go_request),
+                ("go_return_type", format!("{answer_package}.Answer")),
+                (
+                    "go_answer",
+                    format!(
+                        "{answer_package}.Answer{{\n\t\tResponse: response,\n\t\t// Every change OpenIM allows for this command, each an option; the zero\n\t\t// value leaves all unchanged. E.g. Changes.Field = witTypes.Some(value)\n\t\t// (witTypes \"go.bytecodealliance.org/pkg/wit/types\").\n\t}}"
+                    ),
+                ),
                 ("return_type", "callback::Answer".to_owned()),
                 ("return_snake", "answer".to_owned()),
                 (
