@@ -109,11 +109,11 @@ struct RunArgs {
     /// Directory of the built example plugins.
     #[arg(long, default_value = "plugins")]
     plugins: PathBuf,
-    /// Targets to run, comma-separated: native, rust, c, js, python, rust-nofuel, rust-noepoch,
-    /// rust-reuse, js-reuse, python-reuse, native-moderation, rust-moderation,
+    /// Targets to run, comma-separated: native, rust, c, js, python, go, rust-nofuel,
+    /// rust-noepoch, rust-reuse, js-reuse, python-reuse, go-reuse, native-moderation, rust-moderation,
     /// rust-moderation-reuse, rust-queued, native-ratelimit, rust-ratelimit,
     /// native-ratelimit-redis, rust-ratelimit-redis.
-    #[arg(long, value_delimiter = ',', default_values_t = ["native", "rust", "c", "js", "python", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse", "rust-queued", "native-moderation", "rust-moderation", "rust-moderation-reuse", "native-ratelimit", "rust-ratelimit", "native-ratelimit-redis", "rust-ratelimit-redis"].map(String::from))]
+    #[arg(long, value_delimiter = ',', default_values_t = ["native", "rust", "c", "js", "python", "go", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse", "go-reuse", "rust-queued", "native-moderation", "rust-moderation", "rust-moderation-reuse", "native-ratelimit", "rust-ratelimit", "native-ratelimit-redis", "rust-ratelimit-redis"].map(String::from))]
     targets: Vec<String>,
     /// Replace the results section of this README (between the bench markers).
     #[arg(long)]
@@ -179,6 +179,14 @@ const TARGETS: &[Target] = &[
         workload: Workload::Kick,
     },
     Target {
+        key: "go",
+        name: "Go guard",
+        plugin: Some("14-guard-go.wasm"),
+        reuse: 1,
+        flags: &[],
+        workload: Workload::Kick,
+    },
+    Target {
         key: "rust-nofuel",
         name: "Rust guard, fuel_metering = false",
         plugin: Some("10-guard.wasm"),
@@ -214,6 +222,14 @@ const TARGETS: &[Target] = &[
         key: "python-reuse",
         name: "Python guard, reuse_instances = 1000",
         plugin: Some("13-guard-py.wasm"),
+        reuse: 1000,
+        flags: &[],
+        workload: Workload::Kick,
+    },
+    Target {
+        key: "go-reuse",
+        name: "Go guard, reuse_instances = 1000",
+        plugin: Some("14-guard-go.wasm"),
         reuse: 1000,
         flags: &[],
         workload: Workload::Kick,
