@@ -156,8 +156,15 @@ fn two_thousand_callbacks_survive_a_sigterm_and_a_sigkill_of_replicas() {
             })
         })
         .collect();
+    // Bounded: a client that fails stops counting.
     let wait_for = |count: usize| {
+        let until = std::time::Instant::now() + Duration::from_secs(60);
         while done.load(Ordering::Relaxed) < count {
+            assert!(
+                std::time::Instant::now() < until,
+                "only {} callbacks answered in 60 s",
+                done.load(Ordering::Relaxed)
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     };
