@@ -15,11 +15,13 @@ use common::{
 
 const MESSAGE_PATH: &str = "/callbackExample/callbackBeforeSendSingleMsgCommand";
 
-/// Three replicas on one Redis: kicks (after-callbacks, queued) go to a plugin that works 5 ms
-/// on each; one-to-one messages (a before-callback) to the rate-limit example, 20 a minute.
+/// Three replicas on one Redis: kicks (after-callbacks, queued) go to a probe that runs the
+/// key-value operations their reason names (see [`counted_kick`]); one-to-one messages to the
+/// rate-limit example, 20 a minute.
 fn replicas(redis: &testkit::Redis) -> Vec<Server> {
     let config = format!(
         "[defaults]\ntimeout_secs = 5\n\
+         [plugin_grants.10-probe]\nkeyvalue = true\n\
          [plugin_config.40-rate-limit]\nmax_per_minute = \"20\"\n\
          [plugin_grants.40-rate-limit]\nkeyvalue = true\nkeyvalue_ttl_secs = 120\n\
          [keyvalue]\nbackend = \"redis\"\nredis_url = {url:?}\n\
@@ -27,10 +29,69 @@ fn replicas(redis: &testkit::Redis) -> Vec<Server> {
         url = redis.url
     );
     let plugins = [
-        ("10-hostile.wasm", component("hostile")),
+        ("10-probe.wasm", component("kv_probe")),
         ("40-rate-limit.wasm", example("40-rate-limit.wasm")),
     ];
     (0..3).map(|_| Server::start(&plugins, &config)).collect()
+}
+
+/// A kick whose handling counts itself in Redis: 5 ms of work, then `handled-OP` + 1. The
+/// counts survive a killed replica (whose last log lines may not).
+fn counted_kick(operation_id: &str) -> String {
+    kick_body(
+        "G",
+        &["u"],
+        &format!("sleep 5; incr handled-{operation_id} 1"),
+    )
+}
+
+/// How many times each kick was handled, by operationID, from the probe's counts in Redis.
+fn handled_counts(redis: &testkit::Redis) -> std::collections::HashMap<String, u64> {
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new("redis-cli")
+            .args(["-u", &redis.url])
+            .args(args)
+            .output()
+            .expect("redis-cli (installed with redis-server)");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let prefix = "cbh:p/10-probe:handled-";
+    let keys: Vec<String> = cli(&["--scan", "--pattern", &format!("{prefix}*")])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    if keys.is_empty() {
+        return Default::default();
+    }
+    let mut mget = vec!["MGET"];
+    mget.extend(keys.iter().map(String::as_str));
+    let values = cli(&mget);
+    keys.iter()
+        .zip(values.lines())
+        .map(|(key, value)| {
+            (
+                key[prefix.len()..].to_owned(),
+                value.trim().parse().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+/// The operationIDs of queued events a replica logged handled as a redelivery.
+fn redelivered(replicas: &[Server]) -> std::collections::HashSet<String> {
+    replicas
+        .iter()
+        .flat_map(|r| {
+            r.log()
+                .lines()
+                .filter(|l| l.contains("queued event handled") && l.contains("redelivered=true"))
+                .filter_map(|l| {
+                    let op = l.split("operation_id=").nth(1)?.split('}').next()?;
+                    Some(op.to_owned())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// A one-to-one message from `sender`, as OpenIM writes it.
@@ -50,24 +111,6 @@ fn call(stream: &mut TcpStream, path: &str, operation_id: &str, body: &str) -> (
         .unwrap();
     let response = read_response(stream);
     (response.status, response.body)
-}
-
-/// The operationIDs of the queued events each replica logged handled, with whether the
-/// delivery was marked `redelivered`.
-fn handled(replicas: &[Server]) -> Vec<(String, bool)> {
-    replicas
-        .iter()
-        .flat_map(|r| {
-            r.log()
-                .lines()
-                .filter(|l| l.contains("queued event handled"))
-                .filter_map(|l| {
-                    let op = l.split("operation_id=").nth(1)?.split('}').next()?;
-                    Some((op.to_owned(), l.contains("redelivered=true")))
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 /// Requests each replica answered, from its `request answered` debug lines.
@@ -138,12 +181,11 @@ fn two_thousand_callbacks_survive_a_sigterm_and_a_sigkill_of_replicas() {
             let (addr, done) = (proxy.addr.clone(), Arc::clone(&done));
             std::thread::spawn(move || {
                 let mut stream = TcpStream::connect(&addr).unwrap();
-                let kick = kick_body("G", &["u"], "work 5");
                 let mut wrong = Vec::new();
                 for i in 0..500 {
                     let op = format!("op-{client}-{i}");
                     let (status, body) = if i % 2 == 0 {
-                        call(&mut stream, KICK_PATH, &op, &kick)
+                        call(&mut stream, KICK_PATH, &op, &counted_kick(&op))
                     } else {
                         call(&mut stream, MESSAGE_PATH, &op, &message(&op))
                     };
@@ -182,32 +224,25 @@ fn two_thousand_callbacks_survive_a_sigterm_and_a_sigkill_of_replicas() {
 
     // Every kick is handled; one held by a stopped replica is claimed by the survivor and
     // delivered again, marked. Each is handled once, or again only as a marked redelivery.
+    let kicks: Vec<String> = (0..4)
+        .flat_map(|c| (0..500).step_by(2).map(move |i| format!("op-{c}-{i}")))
+        .collect();
     let survivor = &replicas[2];
     survivor.wait_until("all 1,000 queued kicks to be handled", || {
-        let handled = handled(&replicas);
-        (0..4).all(|c| {
-            (0..500)
-                .step_by(2)
-                .all(|i| handled.iter().any(|(op, _)| *op == format!("op-{c}-{i}")))
-        })
+        let counts = handled_counts(&redis);
+        kicks
+            .iter()
+            .all(|op| counts.get(op).is_some_and(|n| *n >= 1))
     });
     std::thread::sleep(Duration::from_millis(500));
-    let handled = handled(&replicas);
-    for c in 0..4 {
-        for i in (0..500).step_by(2) {
-            let op = format!("op-{c}-{i}");
-            let times: Vec<bool> = handled
-                .iter()
-                .filter(|(o, _)| *o == op)
-                .map(|(_, again)| *again)
-                .collect();
-            let again = times.iter().filter(|again| **again).count();
-            assert!(
-                times.len() == 1 || again >= times.len() - 1,
-                "{op} handled {} times, {again} marked redelivered",
-                times.len()
-            );
-        }
+    let (counts, again) = (handled_counts(&redis), redelivered(&replicas));
+    assert_eq!(counts.len(), kicks.len(), "a kick nobody sent was handled");
+    for op in &kicks {
+        assert!(
+            counts[op] == 1 || again.contains(op),
+            "{op} handled {} times, never marked redelivered",
+            counts[op]
+        );
     }
     survivor.wait_until("the shared queue to be empty", || {
         survivor.metric("callback_host_queue_depth ") == 0.0
@@ -219,8 +254,9 @@ fn an_after_callback_sent_again_to_another_replica_is_handled_once() {
     let redis = common::redis();
     let replicas = replicas(&redis);
     // A balancer's retry: the same kick (operationID and body) reaches a second replica after
-    // the first stored it; a different operationID is a different event.
-    let kick = kick_body("G", &["u"], "work 5");
+    // the first stored it; the same body under another operationID is another event. All three
+    // count under one key: two events stored, two handlings.
+    let kick = counted_kick("kick");
     for (replica, op) in [(0, "op-twice"), (1, "op-twice"), (2, "op-other")] {
         let mut stream = TcpStream::connect(&replicas[replica].addr).unwrap();
         assert_eq!(
@@ -229,12 +265,10 @@ fn an_after_callback_sent_again_to_another_replica_is_handled_once() {
         );
     }
     replicas[0].wait_until("both events to be handled", || {
-        handled(&replicas).len() >= 2
+        handled_counts(&redis).get("kick").is_some_and(|n| *n >= 2)
     });
-    std::thread::sleep(Duration::from_millis(300));
-    let mut ops: Vec<String> = handled(&replicas).into_iter().map(|(op, _)| op).collect();
-    ops.sort();
-    assert_eq!(ops, ["op-other", "op-twice"]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(handled_counts(&redis)["kick"], 2);
     assert_eq!(
         replicas[1].metric("callback_host_queue_duplicates_total "),
         1.0
