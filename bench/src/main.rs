@@ -718,14 +718,24 @@ impl Drop for ServerProcess {
 }
 
 /// One keep-alive HTTP/1.1 connection to `addr` (no Nagle delay), driven in a task of its own.
-async fn client(
-    addr: SocketAddr,
-) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
+async fn client(addr: SocketAddr) -> anyhow::Result<Sender> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     Ok(sender)
+}
+
+/// A keep-alive HTTP/1.1 connection to a server under test.
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Sends `request` on `sender` and returns the body of the answer.
+async fn exchange(
+    sender: &mut Sender,
+    request: http::Request<Full<Bytes>>,
+) -> anyhow::Result<Bytes> {
+    let response = sender.send_request(request).await?;
+    Ok(response.into_body().collect().await?.to_bytes())
 }
 
 /// Runs `connections` keep-alive connections for warm-up plus the measured time; every answer is
@@ -761,8 +771,7 @@ async fn drive(
                     .header("operationid", "bench")
                     .header("content-length", body.len())
                     .body(Full::new(body.clone()))?;
-                let response = sender.send_request(request).await?;
-                let answer = response.into_body().collect().await?.to_bytes();
+                let answer = exchange(&mut sender, request).await?;
                 if !call.expect.holds(&answer) {
                     bail!(
                         "wrong answer (expected {:?}): {}",

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 
-use super::{ServerProcess, Workload, client, request_mix};
+use super::{ServerProcess, Workload, client, exchange, request_mix};
 
 #[derive(clap::Args)]
 pub struct QueueArgs {
@@ -103,13 +103,7 @@ async fn one(
                     .header("content-type", "application/json; charset=utf-8")
                     .header("operationid", format!("bench-{c}-{i}"))
                     .body(Full::new(call.body.clone()))?;
-                let answer = sender
-                    .send_request(request)
-                    .await?
-                    .into_body()
-                    .collect()
-                    .await?
-                    .to_bytes();
+                let answer = exchange(&mut sender, request).await?;
                 if !call.expect.holds(&answer) {
                     bail!("wrong answer: {}", String::from_utf8_lossy(&answer));
                 }
@@ -146,13 +140,7 @@ async fn one(
 async fn handled(addr: std::net::SocketAddr) -> anyhow::Result<u64> {
     let mut sender = client(addr).await?;
     let request = http::Request::get("/metrics").body(Full::new(bytes::Bytes::new()))?;
-    let body = sender
-        .send_request(request)
-        .await?
-        .into_body()
-        .collect()
-        .await?
-        .to_bytes();
+    let body = exchange(&mut sender, request).await?;
     let text = String::from_utf8_lossy(&body);
     Ok(text
         .lines()

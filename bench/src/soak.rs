@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
 use tokio::sync::Mutex;
 
-use crate::{Expect, ServerProcess, Workload, request_mix};
+use crate::{Expect, Sender, ServerProcess, Workload, client, exchange, request_mix};
 
 #[derive(clap::Args)]
 pub struct SoakArgs {
@@ -146,7 +145,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             let mut i = c * 7;
             while Instant::now() < until {
-                let Ok(mut sender) = connect(addr).await else {
+                let Ok(mut sender) = client(addr).await else {
                     stats[minute_of(Instant::now())].lock().await.failed += 1;
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
@@ -185,7 +184,7 @@ pub async fn run(args: SoakArgs) -> anyhow::Result<()> {
                 let body = body.clone();
                 tokio::spawn(async move {
                     let sent = Instant::now();
-                    let answer = match connect(addr).await {
+                    let answer = match client(addr).await {
                         Ok(mut sender) => send(&mut sender, KICK_PATH, body).await.ok(),
                         Err(_) => None,
                     };
@@ -266,16 +265,6 @@ fn kick_body(reason: &str) -> Bytes {
     Bytes::from(format!("{body}\n"))
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<Sender> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    Ok(sender)
-}
-
 async fn send(sender: &mut Sender, path: &str, body: Bytes) -> anyhow::Result<Bytes> {
     let request = http::Request::post(path)
         .header("host", "127.0.0.1:10006")
@@ -283,8 +272,7 @@ async fn send(sender: &mut Sender, path: &str, body: Bytes) -> anyhow::Result<By
         .header("operationid", "soak")
         .header("content-length", body.len())
         .body(Full::new(body))?;
-    let response = sender.send_request(request).await?;
-    Ok(response.into_body().collect().await?.to_bytes())
+    exchange(sender, request).await
 }
 
 fn rss_kib(pid: u32) -> u64 {

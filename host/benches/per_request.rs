@@ -19,7 +19,7 @@ use callback_host::protocol::{self, CallbackResponse};
 use callback_host::registry::{CurrentPlugins, Link, Registry};
 use callback_host::runtime::budget::MemoryBudget;
 use callback_host::runtime::engine::{self, EpochTicker};
-use callback_host::runtime::plugin::{Loading, load_plugin};
+use callback_host::runtime::plugin::{Loading, file_digest, load_plugin};
 
 const KICK: &str = "callbackAfterKickGroupCommand";
 const BODY: &[u8] = b"{\"callbackCommand\":\"callbackAfterKickGroupCommand\",\"groupID\":\"G001\",\"kickedUserIDs\":[\"user123\",\"user456\"],\"reason\":\"Violation of group rules\"}\n";
@@ -46,7 +46,9 @@ fn per_request(c: &mut Criterion) {
         budget: &budget,
         capabilities: &capabilities,
     };
-    let plugin = Arc::new(load_plugin(&loading, &plugin_path, &bytes, limits).expect("plugin"));
+    let plugin = Arc::new(
+        load_plugin(&loading, &plugin_path, &bytes, file_digest(&bytes), limits).expect("plugin"),
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -98,7 +100,16 @@ fn per_request(c: &mut Criterion) {
     // The same plugin kept between requests (reuse mode: no instantiation).
     let mut reuse_limits = limits;
     reuse_limits.reuse_instances = u32::MAX;
-    let kept = Arc::new(load_plugin(&loading, &plugin_path, &bytes, reuse_limits).expect("plugin"));
+    let kept = Arc::new(
+        load_plugin(
+            &loading,
+            &plugin_path,
+            &bytes,
+            file_digest(&bytes),
+            reuse_limits,
+        )
+        .expect("plugin"),
+    );
     let kept_link = Link {
         plugin: Arc::clone(&kept),
         entry: kept.handles[0].entry,

@@ -17,7 +17,6 @@ pub struct Link {
 }
 
 /// The chain of each command, in file-name order (`10-guard.wasm` before `20-audit.wasm`).
-#[derive(Default)]
 pub struct Registry {
     /// By command name (OpenIM's), including commands the host does not know that a JSON plugin
     /// declared.
@@ -29,6 +28,13 @@ pub struct Registry {
     /// When this set was put in force (ms since the Unix epoch): a rollout watcher sees a
     /// replica's last reload in `/readyz`.
     since_ms: u64,
+}
+
+impl Default for Registry {
+    /// No plugins, since now.
+    fn default() -> Self {
+        Self::new(Vec::new(), &BTreeSet::new())
+    }
 }
 
 impl Registry {
@@ -81,6 +87,16 @@ impl Registry {
     /// Drops every plugin's idle instances (when the memory budget runs short); returns how many.
     pub fn drop_idle(&self) -> usize {
         self.plugins.iter().map(|p| p.drop_idle()).sum()
+    }
+
+    /// Whether this registry holds exactly `plugins` (the same loaded instances, in order).
+    pub fn holds(&self, plugins: &[Arc<Plugin>]) -> bool {
+        self.plugins.len() == plugins.len()
+            && self
+                .plugins
+                .iter()
+                .zip(plugins)
+                .all(|(a, b)| Arc::ptr_eq(a, b))
     }
 
     /// Names of every loaded plugin, in order.

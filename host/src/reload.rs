@@ -14,7 +14,6 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
-use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
@@ -25,7 +24,7 @@ use crate::registry::{CurrentPlugins, Registry};
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::cache::CompileCache;
 use crate::runtime::plugin::{
-    LoadError, Loading, Plugin, load_plugin, plugin_files, plugin_name, read_plugin,
+    LoadError, Loading, Plugin, file_digest, load_plugin, plugin_files, plugin_name, read_plugin,
 };
 use crate::runtime::sandbox::PluginState;
 
@@ -98,7 +97,7 @@ impl Loader {
             let Ok(bytes) = read_plugin(&path) else {
                 continue;
             };
-            let seen: [u8; 32] = Sha256::digest(&bytes).into();
+            let seen = file_digest(&bytes);
             present.insert(file.clone());
             let previous = self.files.remove(&file);
             let entry = match previous {
@@ -136,8 +135,12 @@ impl Loader {
                 tracing::warn!(plugin = %name, "shadow_plugins names a plugin that is not loaded");
             }
         }
-        self.current
-            .set(Registry::new(plugins, &self.config.shadow_plugins));
+        // A scan that changed nothing (a file touched, a version that failed to load) keeps the
+        // set in force, and with it the time `/readyz` reports it came into force.
+        if !self.current.get().holds(&plugins) {
+            self.current
+                .set(Registry::new(plugins, &self.config.shadow_plugins));
+        }
         Ok(errors)
     }
 
@@ -158,7 +161,7 @@ impl Loader {
             budget: &self.budget,
             capabilities: &self.capabilities,
         };
-        match load_plugin(&loading, path, bytes, limits) {
+        match load_plugin(&loading, path, bytes, seen, limits) {
             Ok(plugin) => {
                 if previous.is_some() {
                     self.metrics

@@ -17,7 +17,7 @@ use crate::runtime::budget::MemoryBudget;
 use crate::runtime::engine::{self, EpochTicker};
 use crate::runtime::limits::Failure;
 use crate::runtime::plugin::{
-    Entry, LoadError, Loading, Plugin, load_plugin, plugin_name, read_plugin,
+    Entry, LoadError, Loading, Plugin, file_digest, load_plugin, plugin_name, read_plugin,
 };
 
 /// A sample kick, used by `call` when given no request.
@@ -67,7 +67,7 @@ fn engine_and_plugin(
         budget: &budget,
         capabilities,
     };
-    let plugin = load_plugin(&loading, path, &bytes, limits)?;
+    let plugin = load_plugin(&loading, path, &bytes, file_digest(&bytes), limits)?;
     Ok((engine, plugin))
 }
 

@@ -279,7 +279,11 @@ impl App {
                 }
                 Err(_) => {
                     ready = false;
-                    body["queue_error"] = "the queue's store did not answer within 800 ms".into();
+                    body["queue_error"] = format!(
+                        "the queue's store did not answer within {} ms",
+                        PATIENCE.as_millis()
+                    )
+                    .into();
                 }
             }
         }

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use sha2::Digest as _;
 use wasmtime::component::{Component, ComponentExportIndex, Instance, InstancePre, Linker, Val};
 use wasmtime::{Engine, Store};
 
@@ -152,11 +151,19 @@ pub struct Loading<'a> {
     pub capabilities: &'a Capabilities,
 }
 
-/// Compiles and validates the `bytes` of the plugin file at `path`.
+/// The SHA-256 of a plugin file's bytes: what tells versions apart (reload) and replicas' plugin
+/// sets (`/readyz`).
+pub fn file_digest(bytes: &[u8]) -> [u8; 32] {
+    <sha2::Sha256 as sha2::Digest>::digest(bytes).into()
+}
+
+/// Compiles and validates the `bytes` of the plugin file at `path`, whose [`file_digest`] is
+/// `sha256`.
 pub fn load_plugin(
     loading: &Loading<'_>,
     path: &Path,
     bytes: &[u8],
+    sha256: [u8; 32],
     limits: PluginLimits,
 ) -> Result<Plugin, LoadError> {
     let Loading {
@@ -237,7 +244,7 @@ pub fn load_plugin(
         handles,
         idle: Mutex::new(Vec::new()),
         capabilities,
-        sha256: sha2::Sha256::digest(bytes).into(),
+        sha256,
     })
 }
 
