@@ -4,6 +4,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use common::{component, example, repo_root};
 
@@ -116,6 +117,54 @@ fn call_runs_one_request_and_reports_its_cost() {
         "{}",
         text(&out.stderr)
     );
+}
+
+#[test]
+fn check_and_call_stop_a_plugin_whose_commands_never_returns_at_its_deadline() {
+    let looping = component("looping_commands");
+    let dir = tempfile::tempdir().unwrap();
+    // A 2 s timeout less the 500 ms safety margin: 1.5 s for `commands()`.
+    let config = dir.path().join("short.toml");
+    std::fs::write(
+        &config,
+        "safety_margin_ms = 500\n[defaults]\ntimeout_secs = 2\n",
+    )
+    .unwrap();
+    for tool in ["check", "call"] {
+        let started = Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_callback-host"))
+            .args([tool, path(&looping), "--config", path(&config)])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Before the fix the tools spun for good: give up on them after a minute.
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                panic!("callback-host {tool} still running after a minute");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took = started.elapsed();
+        let out = child.wait_with_output().unwrap();
+        let stderr = text(&out.stderr);
+        assert!(!out.status.success(), "{tool}: {stderr}");
+        assert!(
+            stderr.contains(
+                "calling commands() failed: timeout: still running at the deadline (1500 ms)"
+            ),
+            "{tool}: {stderr}"
+        );
+        // The deadline plus a second, plus compiling the component (no compile cache here) on a
+        // busy 2-core machine.
+        assert!(
+            took < Duration::from_millis(1500 + 1000 + 2500),
+            "{tool} took {took:?}"
+        );
+    }
 }
 
 /// Runs `new LANG NAME --dir DIR --callback CMD` (without `--callback` for the kick, the

@@ -262,11 +262,12 @@ fn the_deadline_is_the_only_default_limit_and_fuel_is_still_reported() {
 #[test]
 fn an_answer_of_megabytes_is_a_named_failure_not_forwarded() {
     let server = hostile_then_guard("");
-    // The 8 MiB texts are refused by the caps; the guard after it still decides.
+    // The 8 MiB texts are over the whole-answer cap: refused before the host copies them; the
+    // guard after it still decides.
     assert_eq!(server.kick_decision(&["admin"], "huge"), GUARD_REFUSAL);
     let line = server.wait_for_log(&["plugin failed", "10-hostile", "outcome=\"invalid_answer\""]);
     assert!(
-        line.contains("errMsg is 8388608 bytes, over the cap of 4096"),
+        line.contains("take more than 1048576 bytes, the cap of a whole answer"),
         "{line}"
     );
     assert!(
@@ -307,20 +308,227 @@ fn a_plugin_cannot_flood_the_log_or_hold_up_other_requests_with_it() {
         assert!(took < TIMEOUT, "answered after {took:?}");
     }
     assert_eq!(server.kick_decision(&["admin"], "log-loop"), GUARD_REFUSAL);
-    // At most 100 lines and 64 KiB per call reach the log; the rest is counted once.
+    // At most 8 KiB per call reach the log (each line counted with 256 bytes for its tags, so
+    // at most 32 lines); the rest is counted once.
     server.wait_for_log(&[
-        "log lines over the cap",
+        "plugin output over the cap",
         "plugin=10-hostile",
         "dropped_lines=",
     ]);
-    server.wait_for_log(&["log lines over the cap", "dropped_bytes="]);
+    server.wait_for_log(&["plugin output over the cap", "dropped_bytes="]);
+    // A log line of 8 MiB is more than a host call may hand the host at once: the call fails.
+    server.wait_for_log(&[
+        "plugin failed",
+        "a host call was handed more than 1048576 bytes",
+    ]);
     let log = server.log();
     let flood_lines = log
         .lines()
         .filter(|l| l.contains("flooding the log"))
         .count();
-    assert!(flood_lines <= 11 * 100, "{flood_lines} lines of flood");
-    assert!(log.len() < 8 << 20, "the log grew to {} bytes", log.len());
+    assert!(flood_lines <= 11 * 32, "{flood_lines} lines of flood");
+    assert!(log.len() < 1 << 20, "the log grew to {} bytes", log.len());
+}
+
+/// What the forging plugins write before their forged line: a line of the host's own text format.
+const FORGED: &str = "2026-01-01T00:00:00.000000Z  INFO callback_host: FORGED by a plugin";
+
+/// Posts `body` to `path` under operationID `op` (the forger's instruction) and waits until the
+/// host has answered it (its `request answered` line); returns the answer and the bytes the
+/// log grew by meanwhile.
+fn forge(server: &Server, path: &str, op: &str, body: &str) -> (common::HttpResponse, String) {
+    let before = server.log().len();
+    let response = server.raw(&common::openim_request(path, op, body.as_bytes()));
+    server.wait_until(&format!("{op} answered"), || {
+        server.log()[before..]
+            .lines()
+            .any(|l| l.contains("request answered") && l.contains(op))
+    });
+    (response, server.log()[before..].to_owned())
+}
+
+#[test]
+fn a_plugin_can_neither_forge_nor_flood_the_log_on_any_path() {
+    let send = common::request_fixture("callbackBeforeSendSingleMsgCommand");
+    let modify = common::request_fixture("callbackBeforeMsgModifyCommand");
+    let kick = common::kick_body("G001", &["admin"], "r");
+    let (send_path, modify_path) = (
+        "/callbackExample/callbackBeforeSendSingleMsgCommand",
+        "/callbackExample/callbackBeforeMsgModifyCommand",
+    );
+    // (command path, body, the forger's instruction, whether the forged text reaches the log).
+    let cases = [
+        (KICK_PATH, &kick, "unknown-field", true),
+        (modify_path, &modify, "map-key", true),
+        (KICK_PATH, &kick, "err-text", true),
+        (KICK_PATH, &kick, "not-json", false),
+        (KICK_PATH, &kick, "huge", false),
+        (KICK_PATH, &kick, "stdout", true),
+        (KICK_PATH, &kick, "log", true),
+        (KICK_PATH, &kick, "panic", true),
+    ];
+    for json in [false, true] {
+        let server = Server::start_with_args(
+            &[
+                ("10-forger.wasm", component("forger")),
+                ("20-guard.wasm", component("guard")),
+                // Refused at load: its `commands()` declares a forged name of 100 KB.
+                ("30-forged-commands.wasm", component("forged_commands")),
+            ],
+            &config(""),
+            if json { &["--log-json"] } else { &[] },
+        );
+        let load = server.wait_for_log(&["30-forged-commands", "is not a callback command"]);
+        assert!(load.contains("FORGED") && load.len() < 4096, "{load}");
+        for (path, body, op, echoed) in cases {
+            let (response, grown) = forge(&server, path, op, body);
+            assert_eq!(response.status, 200, "{op}: {}", response.body);
+            assert!(
+                grown.len() < 16 << 10,
+                "{op}: one request grew the log by {} bytes:\n{grown}",
+                grown.len()
+            );
+            if echoed {
+                assert!(grown.contains("FORGED by a plugin"), "{op}: {grown}");
+            }
+        }
+        // Plugin text reaches an answer as JSON (escaped by JSON, whole): OpenIM shows it.
+        let (refused, _) = forge(&server, send_path, "err-text", &send);
+        let answer = refused.json();
+        assert_eq!(answer["errCode"], 5001, "{}", refused.body);
+        assert!(
+            answer["errMsg"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("\n{FORGED}")),
+            "{}",
+            refused.body
+        );
+        if !json {
+            // The guard after the forger still decides a kick.
+            assert_eq!(server.kick_decision(&["admin"], "r"), GUARD_REFUSAL);
+        }
+
+        let log = server.log();
+        assert!(
+            !log.contains('\r') && !log.contains('\u{1b}'),
+            "a plugin's control characters reached the log raw"
+        );
+        for line in log.lines() {
+            assert!(
+                !line.starts_with(FORGED),
+                "a forged line in the log: {line}"
+            );
+            if json {
+                assert!(
+                    serde_json::from_str::<serde_json::Value>(line).is_ok(),
+                    "not a JSON line: {line}"
+                );
+            } else {
+                // Each line is one of the host's: a timestamp, then a level.
+                let level = line.get(27..).unwrap_or("").trim_start();
+                assert!(
+                    line.as_bytes().get(26) == Some(&b'Z')
+                        && ["TRACE", "DEBUG", "INFO", "WARN", "ERROR"]
+                            .iter()
+                            .any(|l| level.starts_with(l)),
+                    "not a line of the host's: {line}"
+                );
+            }
+        }
+        // Each path was taken, and showed the plugin's text escaped.
+        for part in [
+            "unknown answer field",
+            "after-callback refused by a plugin",
+            "the answer is not JSON",
+            "the cap of a whole answer",
+            "stream",
+            "plugin output over the cap",
+            "unreachable executed",
+        ] {
+            assert!(log.contains(part), "no {part:?} in the log:\n{log}");
+        }
+        // A newline of the plugin's shows as `\n` (itself escaped once more in a JSON line).
+        let escaped = if json {
+            "\\\\n2026-01-01"
+        } else {
+            "\\n2026-01-01"
+        };
+        assert!(log.contains(escaped), "{log}");
+        // The map key of a change is the plugin's too: the error's path shows it escaped.
+        assert!(log.contains(&format!("options.{escaped}")), "{log}");
+    }
+
+    // A shadow plugin's answer, quoted in a disagreement, is escaped and capped the same way.
+    let shadowed = Server::start(
+        &[
+            ("10-guard.wasm", component("guard")),
+            ("20-forger.wasm", component("forger")),
+        ],
+        &format!("shadow_plugins = [\"20-forger\"]\n{}", config("")),
+    );
+    let (_, _) = forge(&shadowed, KICK_PATH, "err-text", &kick);
+    let line = shadowed.wait_for_log(&["shadow plugin disagrees", "20-forger"]);
+    assert!(
+        line.contains("FORGED by a plugin") && !line.contains('\r'),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_typed_answer_over_the_whole_answer_cap_is_refused_before_the_host_copies_it() {
+    let server = Server::start(
+        &[
+            ("10-alias.wasm", component("alias_answer")),
+            ("20-guard.wasm", component("guard")),
+        ],
+        &config(""),
+    );
+    let path = "/callbackExample/callbackBeforeMsgModifyCommand";
+    let body = common::request_fixture("callbackBeforeMsgModifyCommand");
+    let before = server.peak_rss_bytes();
+    for _ in 0..3 {
+        let response = server.post(path, &body);
+        assert_eq!(response.status, 200);
+        // The policy (continue) drops the failed plugin's changes: no alias reaches OpenIM.
+        assert!(
+            response.body.len() < 4096 && !response.body.contains("aaaa"),
+            "{} bytes: {}",
+            response.body.len(),
+            &response.body[..response.body.len().min(300)]
+        );
+        assert_eq!(response.json()["actionCode"], 0);
+    }
+    let line = server.wait_for_log(&[
+        "plugin failed",
+        "10-alias",
+        "outcome=\"invalid_answer\"",
+        "the cap of a whole answer",
+    ]);
+    assert!(line.contains("1048576 bytes"), "{line}");
+    // Lifted whole, the answer was 123 MB (and the host peaked at over 600 MiB); refused at the
+    // cap, the host never held more than a MiB of it.
+    let grown = server.peak_rss_bytes().saturating_sub(before);
+    assert!(grown < 48 << 20, "peak RSS grew by {} MiB", grown >> 20);
+}
+
+#[test]
+fn a_plugin_whose_commands_never_returns_is_refused_at_load_within_its_deadline() {
+    let started = Instant::now();
+    let server = Server::start(
+        &[
+            ("10-looping.wasm", component("looping_commands")),
+            ("20-guard.wasm", component("guard")),
+        ],
+        &config(""),
+    );
+    let line = server.wait_for_log(&["10-looping", "calling commands() failed", "timeout"]);
+    assert!(
+        line.contains("still running at the deadline (1500 ms)"),
+        "{line}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(server.kick_decision(&["admin"], "r"), GUARD_REFUSAL);
 }
 
 /// The memory budget of these tests, and what the host itself may add to it (its code, the

@@ -18,7 +18,7 @@ use callback_host::protocol::schema::Catalog;
 use callback_host::protocol::{self, CallbackResponse};
 use callback_host::registry::{CurrentPlugins, Link, Registry};
 use callback_host::runtime::budget::MemoryBudget;
-use callback_host::runtime::engine::{self, EpochTicker};
+use callback_host::runtime::engine;
 use callback_host::runtime::plugin::{Loading, file_digest, load_plugin};
 
 const KICK: &str = "callbackAfterKickGroupCommand";
@@ -30,7 +30,6 @@ fn per_request(c: &mut Criterion) {
     let config = Arc::new(Config::default());
     let engine = engine::build_engine(&config).expect("engine");
     let linker = engine::build_linker(&engine).expect("linker");
-    let _ticker = EpochTicker::start(&engine).expect("ticker");
     let bytes = std::fs::read(&plugin_path).expect("read plugin");
     let limits = config.plugin("10-guard");
     let budget = Arc::new(MemoryBudget::new(config.memory_budget));

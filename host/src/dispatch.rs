@@ -30,8 +30,9 @@ use crate::record::{self, Record, Recorder};
 use crate::registry::{CurrentPlugins, Link, Registry};
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::limits::Failure;
+use crate::runtime::output::CallTag;
 use crate::runtime::plugin::{Entry, Plugin, WarmInstance};
-use crate::runtime::sandbox::CallTag;
+use crate::untrusted::{ANSWER_CAP, Untrusted};
 
 /// One delivery of a callback, as received.
 #[derive(Debug, Clone)]
@@ -260,7 +261,9 @@ impl Dispatcher {
                     }
                     Ok(answer) if answer == given => "agree",
                     Ok(answer) => {
-                        tracing::info!(%plugin, %given, shadow = %answer, "shadow plugin disagrees with the answer given");
+                        tracing::info!(%plugin, given = %Untrusted::capped(&given.to_string(), ANSWER_CAP),
+                            shadow = %Untrusted::capped(&answer.to_string(), ANSWER_CAP),
+                            "shadow plugin disagrees with the answer given");
                         if let Some(recorder) = &self.recorder {
                             recorder.record(Record {
                                 kind: record::Kind::Shadow,
@@ -703,7 +706,7 @@ impl Dispatcher {
 /// with the plugin's answer.
 fn log_after_refusal(plugin: &Arc<str>, response: &CallbackResponse) {
     tracing::info!(%plugin, outcome = "refused",
-        answer = %String::from_utf8_lossy(&response.to_json()),
+        answer = %Untrusted::capped(&String::from_utf8_lossy(&response.to_json()), ANSWER_CAP),
         "after-callback refused by a plugin; answering go on");
 }
 

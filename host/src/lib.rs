@@ -28,6 +28,8 @@
 //! - [`storage`]: the redb files the host writes (key-value, queue), made durable in groups.
 //! - [`tools`]: `check` and `call`, the plugin tools of the command line.
 //! - [`scaffold`]: `new`, plugin projects for each language (templates in `host/templates/`).
+//! - [`untrusted`]: the one rule for text a plugin (or a client) wrote on its way into the log or
+//!   an error: escaped and capped.
 
 pub mod capabilities;
 pub mod config;
@@ -44,6 +46,7 @@ pub mod runtime;
 pub mod scaffold;
 pub mod storage;
 pub mod tools;
+pub mod untrusted;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -58,7 +61,6 @@ use crate::metrics::Metrics;
 use crate::registry::CurrentPlugins;
 use crate::reload::{Loader, Watch};
 use crate::runtime::budget::MemoryBudget;
-use crate::runtime::engine::EpochTicker;
 use crate::runtime::plugin::LoadError;
 
 /// A host ready to serve: the app plus what must live as long as it.
@@ -73,8 +75,6 @@ pub struct Host {
     watch: Option<Watch>,
     /// What plugins may use; its config values change on reload.
     capabilities: Arc<Capabilities>,
-    /// Advances the epoch while the host lives; without it no deadline fires.
-    _ticker: EpochTicker,
 }
 
 impl Host {
@@ -132,8 +132,6 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         runtime::trust::check_private(dir, "the compile cache directory")?;
     }
     let metrics = Arc::new(Metrics::default());
-    // Plugins may run at load time (a JSON plugin's `commands()`): deadlines need the ticker.
-    let ticker = EpochTicker::start(&engine).context("starting the epoch ticker thread")?;
     let current = Arc::new(CurrentPlugins::default());
     let budget = Arc::new(MemoryBudget::new(config.memory_budget));
     let capabilities = Arc::new(
@@ -215,7 +213,6 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         loader: Some(loader),
         watch: None,
         capabilities,
-        _ticker: ticker,
     })
 }
 

@@ -14,7 +14,7 @@ use crate::protocol::schema::Catalog;
 use crate::protocol::{self, BodyError, CallbackResponse};
 use crate::registry::{CurrentPlugins, Link};
 use crate::runtime::budget::MemoryBudget;
-use crate::runtime::engine::{self, EpochTicker};
+use crate::runtime::engine;
 use crate::runtime::limits::Failure;
 use crate::runtime::plugin::{
     Entry, LoadError, Loading, Plugin, file_digest, load_plugin, plugin_name, read_plugin,
@@ -152,7 +152,6 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
     let parsed = command
         .map(|c| protocol::parse(c, protocol::text(body.as_bytes())?))
         .transpose()?;
-    let _ticker = EpochTicker::start(&engine).map_err(|e| ToolError::Engine(e.to_string()))?;
     let dispatcher = Dispatcher::new(
         engine,
         Arc::new(CurrentPlugins::default()),

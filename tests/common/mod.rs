@@ -225,11 +225,21 @@ impl Server {
 
     /// The server's resident memory now, in bytes (VmRSS).
     pub fn rss_bytes(&self) -> u64 {
+        self.memory_status("VmRSS:")
+    }
+
+    /// The most resident memory the server has had, in bytes (VmHWM).
+    pub fn peak_rss_bytes(&self) -> u64 {
+        self.memory_status("VmHWM:")
+    }
+
+    /// A memory line of `/proc/PID/status` (`VmRSS:`, `VmHWM:`), in bytes.
+    fn memory_status(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
         let kib: u64 = status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .expect("VmRSS in /proc/PID/status")
+            .find_map(|l| l.strip_prefix(field))
+            .unwrap_or_else(|| panic!("{field} in /proc/PID/status"))
             .trim()
             .trim_end_matches("kB")
             .trim()

@@ -8,6 +8,7 @@ use wasmtime::component::Val;
 use super::CallbackResponse;
 use super::convert::{self, describe};
 use super::schema::{Command, RecordShape, Shape};
+use crate::untrusted::Untrusted;
 
 /// Why a plugin's answer cannot be forwarded. The plugin failed; the command's policy answers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,8 +25,10 @@ pub const MAX_ERR_TEXT: usize = 4 << 10;
 pub const MAX_CHANGE_STRING: usize = 64 << 10;
 /// Most entries of a list (or map) of a change.
 pub const MAX_CHANGE_LIST: usize = 10_000;
-/// Largest answer a JSON plugin may return, in bytes.
-pub const MAX_JSON_ANSWER: usize = 1 << 20;
+/// Largest answer a plugin may return, in bytes: a JSON plugin's text, or what a typed answer's
+/// strings and lists take (wasmtime checks it as it copies them out of the plugin, see
+/// [`crate::runtime::store`]).
+pub const MAX_ANSWER_BYTES: usize = 1 << 20;
 
 /// Checks an answer against the caps above, so that no plugin can make the host send OpenIM
 /// (or write to its log) an answer of megabytes.
@@ -122,9 +125,9 @@ pub fn from_json(
     command: Option<&Command>,
     text: &str,
 ) -> Result<(CallbackResponse, Option<Val>), InvalidAnswer> {
-    if text.len() > MAX_JSON_ANSWER {
+    if text.len() > MAX_ANSWER_BYTES {
         return Err(invalid(format!(
-            "the answer is {} bytes, over the cap of {MAX_JSON_ANSWER}",
+            "the answer is {} bytes, over the cap of {MAX_ANSWER_BYTES}",
             text.len()
         )));
     }
@@ -168,6 +171,8 @@ pub fn from_json(
                 let allowed: Vec<&str> = changes
                     .map(|c| c.fields.iter().map(|f| f.json.as_str()).collect())
                     .unwrap_or_default();
+                // The name is the plugin's: escaped and capped, like all its text.
+                let other = Untrusted::new(other);
                 return Err(invalid(if allowed.is_empty() {
                     format!(
                         "unknown answer field `{other}`: this command's answer has only the five common fields"

@@ -12,10 +12,11 @@ use serde_json::{Map, Number, Value};
 use wasmtime::component::Val;
 
 use super::schema::{Field, RecordShape, Shape};
+use crate::untrusted::Untrusted;
 
 /// Why a JSON value does not fit a shape: where, and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{detail}{}", if path.is_empty() { String::new() } else { format!(" at {path}") })]
+#[error("{}{}", Untrusted::new(detail), if path.is_empty() { String::new() } else { format!(" at {}", Untrusted::new(path)) })]
 pub struct ShapeError {
     /// The JSON path, e.g. `memberList[2].userID`.
     pub path: String,

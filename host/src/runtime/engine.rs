@@ -1,14 +1,13 @@
-//! The wasmtime engine (pooling allocator, fuel, epoch interruption), the linker every plugin is
-//! instantiated against, and the epoch ticker thread that turns wall-clock time into epochs.
+//! The wasmtime engine (pooling allocator, fuel, epoch interruption) with the epoch ticker thread
+//! it owns, which turns wall-clock time into epochs, and the linker every plugin is instantiated
+//! against.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{
-    Config as WasmConfig, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+    Config as WasmConfig, Enabled, Engine, EngineWeak, InstanceAllocationStrategy,
+    PoolingAllocationConfig,
 };
 
 use crate::config::Config;
@@ -29,7 +28,8 @@ const KEEP_RESIDENT_TABLE_BYTES: usize = 1 << 20;
 /// Pool slots for idle instances of plugins in reuse mode (room for 8 such plugins).
 const IDLE_SLOTS: u32 = 8 * crate::runtime::plugin::MAX_IDLE_INSTANCES as u32;
 
-/// Builds the engine shared by every plugin.
+/// Builds the engine shared by every plugin, with its epoch ticker: whatever runs plugin code on
+/// it (a request, `commands()` at load, the `check` and `call` tools) runs under deadlines.
 pub fn build_engine(config: &Config) -> wasmtime::Result<Engine> {
     let mut wasm = WasmConfig::new();
     wasm.consume_fuel(config.fuel_metering)
@@ -38,7 +38,11 @@ pub fn build_engine(config: &Config) -> wasmtime::Result<Engine> {
         // Instances are created per request: copy-on-write memory images make that cheap.
         .memory_init_cow(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling(config)));
-    Engine::new(&wasm)
+    let engine = Engine::new(&wasm)?;
+    if config.epoch_interruption {
+        start_ticker(engine.weak()).map_err(wasmtime::Error::new)?;
+    }
+    Ok(engine)
 }
 
 /// Sizes the pooling allocator: `max_concurrent_calls` plugin instances alive at once, each with
@@ -104,46 +108,17 @@ pub fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
     Ok(linker)
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
-#[derive(Debug)]
-pub struct EpochTicker {
-    /// Set on drop to end the thread.
-    stop: Arc<AtomicBool>,
-    /// Joined on drop so no thread outlives the ticker.
-    thread: Option<JoinHandle<()>>,
-}
-
-impl EpochTicker {
-    /// Starts the ticker thread for `engine`.
-    pub fn start(engine: &Engine) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let weak = engine.weak();
-        let thread = std::thread::Builder::new()
-            .name("epoch-ticker".into())
-            .spawn({
-                let stop = Arc::clone(&stop);
-                move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(EPOCH_TICK);
-                        match weak.upgrade() {
-                            Some(engine) => engine.increment_epoch(),
-                            None => break,
-                        }
-                    }
-                }
-            })?;
-        Ok(Self {
-            stop,
-            thread: Some(thread),
+/// Advances the epoch of the engine behind `weak` every [`EPOCH_TICK`], for as long as the
+/// engine lives: the thread ends by itself within a tick of the engine's last clone being dropped.
+fn start_ticker(weak: EngineWeak) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
         })
-    }
-}
-
-impl Drop for EpochTicker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+        .map(drop)
 }

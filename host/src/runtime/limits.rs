@@ -13,6 +13,8 @@ use std::time::Duration;
 use wasmtime::Trap;
 
 use crate::config::PluginLimits;
+use crate::protocol::answer::MAX_ANSWER_BYTES;
+use crate::untrusted::Untrusted;
 
 /// The error the epoch callback raises when a running plugin passes its deadline.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,11 @@ impl PluginLimiter {
     }
 }
 
+/// How wasmtime's error begins when a plugin hands the host more than the store's hostcall fuel
+/// allows ([`crate::runtime::store`]). The error's type is private to wasmtime, so it is known by
+/// its text; a test holds this to the wasmtime in use.
+const TOO_MUCH_DATA: &str = "too much data is being copied between the host and the guest";
+
 /// Why a plugin call produced no usable answer. Every variant is logged with the plugin's name.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
@@ -118,12 +125,18 @@ pub enum Failure {
     Limit(#[from] LimitExceeded),
     #[error("stack overflow")]
     StackOverflow,
-    #[error("trap: {0}")]
+    #[error("trap: {}", shown(.0))]
     Trap(String),
-    #[error("instantiation failed: {0}")]
+    #[error("instantiation failed: {}", shown(.0))]
     Instantiate(String),
-    #[error("invalid answer: {0}")]
+    #[error("invalid answer: {}", shown(.0))]
     InvalidAnswer(String),
+}
+
+/// A failure's text as it reaches the log, `call`'s output or an error: it can carry what the
+/// plugin wrote (a field name, a panic message), so it is shown escaped and capped.
+fn shown(text: &str) -> Untrusted<'_> {
+    Untrusted::capped(text, crate::untrusted::LINE_CAP)
 }
 
 impl Failure {
@@ -152,7 +165,24 @@ impl Failure {
         if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
             return Self::Limit(limit.clone());
         }
-        tracing::debug!("plugin call failed: {error:?}");
+        if error.root_cause().to_string().starts_with(TOO_MUCH_DATA) {
+            // The bytes of the same place in memory count each time they are copied, so even an
+            // answer of ten thousand references to one buffer stops at the cap.
+            return if error.downcast_ref::<wasmtime::WasmBacktrace>().is_some() {
+                // Raised while the plugin ran: the arguments of one of its host calls.
+                Self::Trap(format!(
+                    "a host call was handed more than {MAX_ANSWER_BYTES} bytes at once"
+                ))
+            } else {
+                Self::InvalidAnswer(format!(
+                    "the answer's strings and lists take more than {MAX_ANSWER_BYTES} bytes, the cap of a whole answer"
+                ))
+            };
+        }
+        tracing::debug!(
+            "plugin call failed: {}",
+            Untrusted::capped(&format!("{error:?}"), crate::untrusted::LINE_CAP)
+        );
         match error.downcast_ref::<Trap>() {
             Some(Trap::OutOfFuel) => Self::Fuel { budget: fuel },
             Some(Trap::StackOverflow) => Self::StackOverflow,
@@ -161,12 +191,72 @@ impl Failure {
             }
             Some(trap) => Self::Trap(trap.to_string()),
             // Not a wasm trap: e.g. an answer that could not be read from the plugin's memory.
-            None => Self::Trap(one_line(&error.root_cause().to_string())),
+            None => Self::Trap(error.root_cause().to_string()),
         }
     }
 }
 
-/// Keeps a log line one line.
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::component::{Component, Linker};
+    use wasmtime::{Engine, Store};
+
+    /// Runs the export `f` of `wat` with a hostcall fuel of 1,000 bytes and classifies its error.
+    fn classify_run(wat: &str) -> Failure {
+        let engine = Engine::default();
+        let component = Component::new(&engine, wat).unwrap();
+        let mut linker = Linker::<()>::new(&engine);
+        linker
+            .root()
+            .func_wrap("log", |_, (_text,): (String,)| Ok(()))
+            .unwrap();
+        let mut store = Store::new(&engine, ());
+        store.set_hostcall_fuel(1_000);
+        let instance = linker.instantiate(&mut store, &component).unwrap();
+        let func = instance.get_func(&mut store, "f").unwrap();
+        let mut results =
+            vec![wasmtime::component::Val::Bool(false); func.ty(&store).results().len()];
+        let error = func.call(&mut store, &[], &mut results).unwrap_err();
+        Failure::classify(error, Duration::from_secs(1), 0)
+    }
+
+    #[test]
+    fn too_much_data_in_an_answer_is_an_invalid_answer_and_in_a_host_call_a_trap() {
+        // A string of 40,000 bytes returned: the answer is over the cap.
+        let answer = classify_run(
+            r#"(component
+                (core module $m
+                    (memory (export "mem") 1)
+                    (data (i32.const 65528) "\00\00\00\00\40\9c\00\00")
+                    (func (export "f") (result i32) i32.const 65528)
+                    (func (export "realloc") (param i32 i32 i32 i32) (result i32) unreachable))
+                (core instance $i (instantiate $m))
+                (func (export "f") (result string)
+                    (canon lift (core func $i "f") (memory (core memory $i "mem"))
+                        (realloc (core func $i "realloc")))))"#,
+        );
+        assert!(
+            matches!(&answer, Failure::InvalidAnswer(text) if text.contains("the cap of a whole answer")),
+            "{answer:?}"
+        );
+        // The same 40,000 bytes handed to a host function while the plugin runs.
+        let call = classify_run(
+            r#"(component
+                (import "log" (func $log (param "text" string)))
+                (core module $memory (memory (export "mem") 1))
+                (core instance $memory (instantiate $memory))
+                (core func $log (canon lower (func $log) (memory (core memory $memory "mem"))))
+                (core module $m
+                    (import "host" "log" (func $log (param i32 i32)))
+                    (func (export "f") (call $log (i32.const 0) (i32.const 40000))))
+                (core instance $i (instantiate $m
+                    (with "host" (instance (export "log" (func $log))))))
+                (func (export "f") (canon lift (core func $i "f"))))"#,
+        );
+        assert!(
+            matches!(&call, Failure::Trap(text) if text.contains("a host call was handed more")),
+            "{call:?}"
+        );
+    }
 }

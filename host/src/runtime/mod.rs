@@ -4,6 +4,7 @@
 //! - [`store`]: the one place a plugin store is made (limits, fuel, deadline, epoch callback).
 //! - [`sandbox`]: the store data of one call: WASI that grants nothing, plugin output and the
 //!   `log` import routed to the host's log.
+//! - [`output`]: a plugin's stdout, stderr and `log` import lines: one budget per call, escaped.
 //! - [`budget`]: the memory budget all plugin instances share.
 //! - [`limits`]: the resource limiter and the names of the ways a call fails.
 //! - [`cache`]: the on-disk cache of compiled plugins, checksummed.
@@ -16,6 +17,7 @@ pub mod budget;
 pub mod cache;
 pub mod engine;
 pub mod limits;
+pub mod output;
 pub mod plugin;
 pub mod sandbox;
 pub mod store;

@@ -17,7 +17,9 @@ use crate::protocol::schema::Catalog;
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::cache::{CompileCache, Source};
 use crate::runtime::limits::Failure;
-use crate::runtime::sandbox::{CallTag, PluginState};
+use crate::runtime::output::CallTag;
+use crate::runtime::sandbox::PluginState;
+use crate::untrusted::Untrusted;
 
 /// The generic interface: any command as JSON.
 pub const JSON_INTERFACE: &str = "openim:callback/json-handler@0.1.0";
@@ -104,20 +106,30 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("plugin {path} is not a WebAssembly component: {reason}")]
+    #[error("plugin {path} is not a WebAssembly component: {}", shown(reason))]
     NotAComponent { path: PathBuf, reason: String },
-    #[error("plugin {path} is not valid: {reason}")]
+    #[error("plugin {path} is not valid: {}", shown(reason))]
     Compile { path: PathBuf, reason: String },
     #[error(
-        "plugin {path} handles no callback: it exports no interface of openim:callback (such as openim:callback/kick-group-member@0.1.0 or {JSON_INTERFACE}); it exports: {exports}"
+        "plugin {path} handles no callback: it exports no interface of openim:callback (such as openim:callback/kick-group-member@0.1.0 or {JSON_INTERFACE}); it exports: {}",
+        shown(exports)
     )]
     NoCallbackExport { path: PathBuf, exports: String },
-    #[error("plugin {path} declares commands the host cannot take: {reason}")]
+    #[error(
+        "plugin {path} declares commands the host cannot take: {}",
+        shown(reason)
+    )]
     Declared { path: PathBuf, reason: String },
-    #[error("plugin {path} cannot be linked: {reason}")]
+    #[error("plugin {path} cannot be linked: {}", shown(reason))]
     Link { path: PathBuf, reason: String },
-    #[error("plugin {path} imports what it is not granted: {reason}")]
+    #[error("plugin {path} imports what it is not granted: {}", shown(reason))]
     NotGranted { path: PathBuf, reason: String },
+}
+
+/// A load error's reason as it reaches the log: it can quote the component (names in its bytes,
+/// what its `commands()` returned), so it is escaped and capped.
+fn shown(reason: &str) -> Untrusted<'_> {
+    Untrusted::capped(reason, crate::untrusted::LINE_CAP)
 }
 
 /// The plugin name of a file: its name without `.wasm`.
@@ -300,7 +312,8 @@ fn handlers(
                 }
                 None => {
                     return Err(HandlerError::Declared(format!(
-                        "{declared:?} is not a callback command (callback<Name>Command)"
+                        "`{}` is not a callback command (callback<Name>Command)",
+                        Untrusted::new(&declared)
                     )));
                 }
             };

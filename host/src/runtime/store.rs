@@ -1,5 +1,6 @@
 //! The one place a plugin store is made: the plugin's memory caps and the host's memory budget,
-//! the call's fuel budget and deadline, and the epoch callback that stops a running plugin at that deadline.
+//! the call's fuel budget and deadline, the epoch callback that stops a running plugin at that
+//! deadline, and the most a plugin may hand the host at once.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -8,9 +9,11 @@ use wasmtime::{Engine, Store, UpdateDeadline};
 
 use crate::capabilities::Granted;
 use crate::config::{Config, PluginLimits};
+use crate::protocol::answer::MAX_ANSWER_BYTES;
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::limits::{DeadlineExceeded, PluginLimiter};
-use crate::runtime::sandbox::{CallTag, PluginState};
+use crate::runtime::output::CallTag;
+use crate::runtime::sandbox::PluginState;
 
 /// A fresh store for one plugin instance, with its limits and deadline check.
 pub fn new_store(
@@ -31,6 +34,10 @@ pub fn new_store(
     );
     let mut store = Store::new(engine, state);
     store.limiter_async(|state| state);
+    // wasmtime counts what it copies out of the plugin's memory (strings and lists, every alias
+    // of the same bytes again) against this, before copying: an answer, or the arguments of one
+    // host call, of more than the cap fails before the host holds more than the cap.
+    store.set_hostcall_fuel(MAX_ANSWER_BYTES);
     if config.epoch_interruption {
         // Check the deadline at every epoch tick, yielding so other requests run meanwhile.
         store.epoch_deadline_callback(|store| {
