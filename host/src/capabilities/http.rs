@@ -347,9 +347,13 @@ async fn send(
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     // The connection runs on its own task, and never past the deadline.
     let connection = tokio::spawn(tokio::time::timeout(remaining(), connection));
-    let response = tokio::time::timeout(remaining(), sender.send_request(request))
-        .await
-        .map_err(|_| HttpError::ConnectionReadTimeout)??;
+    let response = match tokio::time::timeout(remaining(), sender.send_request(request)).await {
+        Err(_) => return Err(HttpError::ConnectionReadTimeout),
+        // The connection's task stops at the same deadline, and may do so first: the request
+        // then fails as "connection closed", but what ended it was the deadline.
+        Ok(Err(_)) if remaining().is_zero() => return Err(HttpError::ConnectionReadTimeout),
+        Ok(result) => result?,
+    };
     let io = async move {
         match connection.await {
             Ok(Ok(Ok(()))) => Ok(()),
