@@ -12,14 +12,16 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 use callback_host::capabilities::Capabilities;
 use callback_host::config::Config;
-use callback_host::dispatch::{Dispatcher, Input, Request};
+use callback_host::dispatch::{Attempt, Dispatcher, Input, Request};
 use callback_host::metrics::Metrics;
 use callback_host::protocol::schema::Catalog;
 use callback_host::protocol::{self, CallbackResponse};
 use callback_host::registry::{CurrentPlugins, Link, Registry};
 use callback_host::runtime::budget::MemoryBudget;
+use callback_host::runtime::call::Runner;
 use callback_host::runtime::engine;
-use callback_host::runtime::plugin::{Loading, file_digest, load_plugin};
+use callback_host::runtime::load::{Loading, load_plugin};
+use callback_host::runtime::plugin::file_digest;
 
 const KICK: &str = "callbackAfterKickGroupCommand";
 const BODY: &[u8] = b"{\"callbackCommand\":\"callbackAfterKickGroupCommand\",\"groupID\":\"G001\",\"kickedUserIDs\":[\"user123\",\"user456\"],\"reason\":\"Violation of group rules\"}\n";
@@ -37,13 +39,18 @@ fn per_request(c: &mut Criterion) {
         Arc::clone(&config),
         Arc::new(Metrics::default()),
     ));
+    let metrics = Arc::new(Metrics::default());
+    let runner = Arc::new(Runner::new(
+        engine,
+        Arc::clone(&config),
+        budget,
+        capabilities,
+        Arc::clone(&metrics),
+    ));
     let loading = Loading {
-        engine: &engine,
-        config: &config,
+        runner: &runner,
         linker: &linker,
         cache: None,
-        budget: &budget,
-        capabilities: &capabilities,
     };
     let plugin = Arc::new(
         load_plugin(&loading, &plugin_path, &bytes, file_digest(&bytes), limits).expect("plugin"),
@@ -78,12 +85,9 @@ fn per_request(c: &mut Criterion) {
         &std::collections::BTreeSet::new(),
     ));
     let dispatcher = Arc::new(Dispatcher::new(
-        engine.clone(),
+        Arc::clone(&runner),
         Arc::clone(&current),
-        Arc::clone(&config),
-        Arc::new(Metrics::default()),
-        Arc::clone(&budget),
-        Arc::clone(&capabilities),
+        metrics,
         None,
     ));
     let link = Link {
@@ -123,15 +127,15 @@ fn per_request(c: &mut Criterion) {
                 runtime.block_on(async {
                     let request = request();
                     let deadline = request.received + Duration::from_secs(4);
+                    let call = Attempt {
+                        link,
+                        position: 0,
+                        request: &request,
+                        deadline,
+                        fuel: 1_000_000_000,
+                    };
                     dispatcher
-                        .call(
-                            link,
-                            0,
-                            &request,
-                            Input::Typed(&parsed),
-                            deadline,
-                            1_000_000_000,
-                        )
+                        .call(call, Input::Typed(&parsed))
                         .await
                         .expect("call")
                 })

@@ -2,7 +2,7 @@
 //! once at start and resolved into per-command and per-plugin settings that the request path only
 //! reads.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -383,7 +383,7 @@ pub struct Grants {
     /// Its own quotas, over the `[keyvalue]` ones: key bytes, value bytes, keys per bucket.
     pub keyvalue_quotas: (Option<usize>, Option<usize>, Option<u64>),
     /// `wasi:http/outgoing-handler`: the origins it may call.
-    pub http: Vec<crate::capabilities::http::Origin>,
+    pub http: Vec<crate::origin::Origin>,
     /// Names of those origins may resolve to private or loopback addresses (an internal
     /// service); otherwise only origins given as such an address may reach one.
     pub http_private: bool,
@@ -699,26 +699,23 @@ impl Config {
         Ok(())
     }
 
-    /// Takes each callback's timeout (and whether it is enabled) from OpenIM's webhooks.yml, so
-    /// that the plugin deadline matches what OpenIM waits for. Overrides `timeout_secs` of the
-    /// TOML file for the callbacks the file configures.
-    pub fn apply_webhooks(
+    /// Takes each callback's timeout and whether OpenIM sends it (from OpenIM's webhooks.yml:
+    /// `(command, timeout_secs, enabled)`), so that the plugin deadline matches what OpenIM
+    /// waits for. Overrides `timeout_secs` of the TOML file for the callbacks given.
+    pub fn set_openim_callbacks(
         &mut self,
-        webhooks: &crate::webhooks::Webhooks,
+        callbacks: impl IntoIterator<Item = (&'static str, u64, bool)>,
     ) -> Result<(), ConfigError> {
-        for (command, hook) in &webhooks.callbacks {
+        let mut enabled = BTreeSet::new();
+        for (command, timeout_secs, sent) in callbacks {
             let mut settings = self.command(command).clone();
-            settings.timeout = effective_timeout(hook.timeout_secs);
+            settings.timeout = effective_timeout(timeout_secs);
             self.commands.insert(command, settings);
+            if sent {
+                enabled.insert(command);
+            }
         }
-        self.openim_enabled = Some(
-            webhooks
-                .callbacks
-                .iter()
-                .filter(|(_, hook)| hook.enabled)
-                .map(|(command, _)| *command)
-                .collect(),
-        );
+        self.openim_enabled = Some(enabled);
         self.validate()
     }
 

@@ -15,23 +15,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
-use wasmtime::Engine;
 use wasmtime::component::Val;
 
-use crate::capabilities::Capabilities;
 use crate::config::{CommandSettings, Config, FailurePolicy};
-use crate::metrics::{Metrics, ShadowLabels};
+use crate::metrics::{CallOutcome, Metrics, ShadowLabels};
 use crate::protocol::answer::{self, Merge};
 use crate::protocol::commands::Phase;
 use crate::protocol::schema::Catalog;
 use crate::protocol::schema::Command;
 use crate::protocol::{self, CallbackResponse};
+use crate::queue::{Deliver, Delivered, Event};
 use crate::record::{self, Record, Recorder};
 use crate::registry::{CurrentPlugins, Link, Registry};
 use crate::runtime::budget::MemoryBudget;
+pub use crate::runtime::call::CallStats;
+use crate::runtime::call::{Args, Call, Runner};
 use crate::runtime::limits::Failure;
-use crate::runtime::output::CallTag;
-use crate::runtime::plugin::{Entry, Plugin, WarmInstance};
+use crate::runtime::plugin::Entry;
 use crate::untrusted::{ANSWER_CAP, Untrusted};
 
 /// One delivery of a callback, as received.
@@ -73,6 +73,31 @@ impl Outcome {
     }
 }
 
+/// What a shadow plugin's answer was, next to the answer given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShadowVerdict {
+    /// The same answer.
+    Agree,
+    /// Another answer (logged, and recorded when recording is on).
+    Disagree,
+    /// The shadow plugin failed.
+    Failed,
+    /// Not run: too many shadow calls in flight (live traffic comes first).
+    Skipped,
+}
+
+impl ShadowVerdict {
+    /// The metric label.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Agree => "agree",
+            Self::Disagree => "disagree",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
 /// What one plugin's call means for the chain.
 enum Verdict {
     /// Go on with the next plugin (changes, if any, are merged).
@@ -88,10 +113,34 @@ enum Verdict {
 pub enum Input<'a> {
     /// The request record, for a typed interface.
     Typed(&'a Val),
-    /// The same, when the caller no longer needs it (no copy is made).
+    /// The same, owned (no further copy is made).
     Owned(Val),
     /// The request as JSON, for the generic interface.
     Json(&'a str),
+}
+
+/// One plugin's turn at a request: who, where in the chain, until when, with how much fuel.
+#[derive(Clone, Copy)]
+pub struct Attempt<'a> {
+    /// The plugin and how its handler is called.
+    pub link: &'a Link,
+    /// Its place in the chain (the `delivery` record's `chain-position`).
+    pub position: usize,
+    /// The request it handles.
+    pub request: &'a Request,
+    /// When its call must have finished.
+    pub deadline: Instant,
+    /// The instructions it may execute.
+    pub fuel: u64,
+}
+
+/// A plugin's answer, read and (unless a refusal) its changes merged.
+#[derive(Debug)]
+pub struct Answered {
+    /// The five common fields.
+    pub response: CallbackResponse,
+    /// What the call cost.
+    pub stats: CallStats,
 }
 
 /// What a plugin returned, before it is checked.
@@ -103,21 +152,15 @@ pub enum Reply {
 
 /// Runs callbacks through plugins.
 pub struct Dispatcher {
-    /// The engine all plugins were compiled with.
-    engine: Engine,
+    /// Runs each plugin call; holds the engine, the permits, the memory budget and what plugins
+    /// may use.
+    runner: Arc<Runner>,
     /// The plugins of each command; swapped by hot reload.
     plugins: Arc<CurrentPlugins>,
     /// Per-call counters and histograms.
     metrics: Arc<Metrics>,
     /// Timeouts, fuel and policies per command.
     config: Arc<Config>,
-    /// One permit per plugin instance alive at once, so the pooling allocator never runs out:
-    /// requests beyond it wait (within their deadline) instead of failing.
-    permits: Semaphore,
-    /// The memory all instances may hold at once; shared with the loader.
-    budget: Arc<MemoryBudget>,
-    /// What plugins may use beyond WASI's nothing; shared with the loader.
-    capabilities: Arc<Capabilities>,
     /// Writes sampled before-callbacks and shadow disagreements, when recording is on.
     recorder: Option<Recorder>,
     /// Shadow calls in flight at once (a quarter of `max_concurrent_calls`): beyond it a shadow
@@ -125,37 +168,20 @@ pub struct Dispatcher {
     shadow_permits: Semaphore,
 }
 
-/// What one plugin call cost.
-#[derive(Debug, Clone, Copy)]
-pub struct CallStats {
-    /// Fuel (instructions) the call consumed.
-    pub fuel_used: u64,
-    /// Wall-clock time of instantiate + call.
-    pub elapsed: Duration,
-    /// The most linear memory the instance had at once.
-    pub peak_memory_bytes: usize,
-}
-
 impl Dispatcher {
     pub fn new(
-        engine: Engine,
+        runner: Arc<Runner>,
         plugins: Arc<CurrentPlugins>,
-        config: Arc<Config>,
         metrics: Arc<Metrics>,
-        budget: Arc<MemoryBudget>,
-        capabilities: Arc<Capabilities>,
         recorder: Option<Recorder>,
     ) -> Self {
-        let permits = Semaphore::new(config.max_concurrent_calls as usize);
+        let config = Arc::clone(runner.config());
         let shadow_permits = Semaphore::new((config.max_concurrent_calls as usize / 4).max(1));
         Self {
-            engine,
+            runner,
             plugins,
             config,
             metrics,
-            permits,
-            budget,
-            capabilities,
             recorder,
             shadow_permits,
         }
@@ -168,7 +194,7 @@ impl Dispatcher {
 
     /// The memory budget, for status reporting.
     pub fn budget(&self) -> &MemoryBudget {
-        &self.budget
+        self.runner.budget()
     }
 
     /// The command called `name`: one OpenIM sends, or one a JSON plugin in force declared.
@@ -253,13 +279,13 @@ impl Dispatcher {
                 received: Instant::now(),
             };
             let verdict = match self.shadow_permits.try_acquire() {
-                Err(_) => "skipped",
+                Err(_) => ShadowVerdict::Skipped,
                 Ok(_permit) => match self.shadow_answer(link, &request, shape, body).await {
                     Err(failure) => {
                         tracing::warn!(%plugin, outcome = failure.kind(), "shadow plugin failed: {failure}");
-                        "failed"
+                        ShadowVerdict::Failed
                     }
-                    Ok(answer) if answer == given => "agree",
+                    Ok(answer) if answer == given => ShadowVerdict::Agree,
                     Ok(answer) => {
                         tracing::info!(%plugin, given = %Untrusted::capped(&given.to_string(), ANSWER_CAP),
                             shadow = %Untrusted::capped(&answer.to_string(), ANSWER_CAP),
@@ -278,7 +304,7 @@ impl Dispatcher {
                                 }),
                             });
                         }
-                        "disagree"
+                        ShadowVerdict::Disagree
                     }
                 },
             };
@@ -287,7 +313,7 @@ impl Dispatcher {
                 .get_or_create(&ShadowLabels {
                     command,
                     plugin: Arc::clone(plugin),
-                    verdict,
+                    verdict: verdict.as_str(),
                 })
                 .inc();
         }
@@ -305,43 +331,25 @@ impl Dispatcher {
         let parsed = shape
             .map(|s| protocol::parse(s, body))
             .transpose()
-            .map_err(|e| Failure::Instantiate(format!("the request no longer parses: {e}")))?;
+            .map_err(|e| Failure::Unparsable(e.to_string()))?;
         let mut merge = shape.zip(parsed).map(|(c, v)| Merge::new(c, v));
         let settings = self.config.command(request.command);
         let deadline = request.received + self.config.budget(request.command);
         let input = match (link.entry, &merge) {
-            (Entry::Typed(_), Some(merge)) => Input::Typed(&merge.request),
+            (Entry::Typed(_), Some(merge)) => Input::Owned(merge.request.clone()),
             _ => Input::Json(body),
         };
-        let started = Instant::now();
-        let result = self
-            .call(link, 0, request, input, deadline, settings.fuel)
-            .await
-            .and_then(|(reply, stats)| Ok((decode_reply(shape, reply)?, stats)));
-        let seconds = started.elapsed().as_secs_f64();
-        let ((response, changes), stats) = match result {
-            Ok(answered) => answered,
-            Err(failure) => {
-                self.metrics
-                    .call(&link.plugin.name, failure.kind(), seconds, None);
-                return Err(failure);
-            }
+        let call = Attempt {
+            link,
+            position: 0,
+            request,
+            deadline,
+            fuel: settings.fuel,
         };
-        let outcome = if response.is_refusal() {
-            "refused"
+        let answered = self.answer(call, input, shape, merge.as_mut()).await?;
+        let answer = if answered.response.is_refusal() {
+            answered.response.to_json()
         } else {
-            "ok"
-        };
-        self.metrics
-            .call(&link.plugin.name, outcome, seconds, Some(stats.fuel_used));
-        let answer = if response.is_refusal() {
-            response.to_json()
-        } else {
-            if let (Some(changes), Some(merge)) = (changes, merge.as_mut()) {
-                merge
-                    .apply(&changes)
-                    .map_err(|invalid| Failure::InvalidAnswer(invalid.0))?;
-            }
             merge
                 .as_ref()
                 .map_or_else(|| CallbackResponse::go_on().to_json(), Merge::go_on_answer)
@@ -386,7 +394,6 @@ impl Dispatcher {
             let plugin_deadline = deadline
                 .checked_sub(reserved_after[position])
                 .unwrap_or(request.received);
-            let started = Instant::now();
             let json_body;
             // The last plugin may take the request itself when nothing reads it afterwards.
             let take = position + 1 == chain.len()
@@ -395,67 +402,38 @@ impl Dispatcher {
                 (Entry::Typed(_), Some(merge)) if take => {
                     Input::Owned(std::mem::replace(&mut merge.request, Val::Bool(false)))
                 }
-                (Entry::Typed(_), Some(merge)) => Input::Typed(&merge.request),
+                (Entry::Typed(_), Some(merge)) => Input::Owned(merge.request.clone()),
                 (Entry::Json(_), Some(merge)) if merge.changed => {
                     json_body = merge.request_json();
                     Input::Json(&json_body)
                 }
                 _ => Input::Json(body),
             };
-            let result = self
-                .call(
-                    link,
-                    position,
-                    request,
-                    input,
-                    plugin_deadline,
-                    settings.fuel,
-                )
-                .await
-                .and_then(|(reply, stats)| {
-                    let (response, changes) = decode_reply(command, reply)?;
-                    Ok((response, changes, stats))
-                });
-            let seconds = started.elapsed().as_secs_f64();
-            let plugin = &link.plugin.name;
-            // The call's own outcome (`ok` or `refused`, also for an after-callback), and its fuel.
-            let (verdict, answered, fuel) = match result {
-                Err(failure) => (Verdict::Failed(failure), "ok", None),
-                Ok((response, changes, stats)) => {
-                    let answered = if response.is_refusal() {
-                        "refused"
-                    } else {
-                        "ok"
-                    };
-                    tracing::debug!(%plugin, refused = response.is_refusal(), fuel_used = stats.fuel_used,
-                        elapsed_us = stats.elapsed.as_micros() as u64, "plugin answered");
-                    let verdict = match (phase, response.is_refusal()) {
-                        (Phase::Before, true) => Verdict::Refused(response),
-                        (Phase::Before, false) => match (changes, &mut merge) {
-                            (Some(changes), Some(merge)) => match merge.apply(&changes) {
-                                Ok(()) => Verdict::Next,
-                                Err(invalid) => Verdict::Failed(Failure::InvalidAnswer(invalid.0)),
-                            },
-                            _ => Verdict::Next,
-                        },
-                        (Phase::After, refused) => {
-                            if refused {
-                                // OpenIM already carried it out: the answer stays "go on", and the
-                                // next plugins still see the event.
-                                log_after_refusal(plugin, &response);
-                            }
-                            Verdict::Next
-                        }
-                    };
-                    (verdict, answered, Some(stats.fuel_used))
-                }
+            let call = Attempt {
+                link,
+                position,
+                request,
+                deadline: plugin_deadline,
+                fuel: settings.fuel,
             };
-            match &verdict {
-                Verdict::Failed(failure) => {
-                    self.metrics.call(plugin, failure.kind(), seconds, None)
-                }
-                _ => self.metrics.call(plugin, answered, seconds, fuel),
-            }
+            // Only a before-callback's changes count; after-callbacks have none.
+            let merge_into = (phase == Phase::Before)
+                .then_some(&mut merge)
+                .and_then(Option::as_mut);
+            let plugin = &link.plugin.name;
+            let verdict = match self.answer(call, input, command, merge_into).await {
+                Err(failure) => Verdict::Failed(failure),
+                Ok(Answered { response, .. }) if response.is_refusal() => match phase {
+                    Phase::Before => Verdict::Refused(response),
+                    Phase::After => {
+                        // OpenIM already carried it out: the answer stays "go on", and the next
+                        // plugins still see the event.
+                        log_after_refusal(plugin, &response);
+                        Verdict::Next
+                    }
+                },
+                Ok(_) => Verdict::Next,
+            };
             match verdict {
                 Verdict::Next => {}
                 Verdict::Refused(response) => return (response.to_json(), Outcome::Refused),
@@ -476,11 +454,7 @@ impl Dispatcher {
 
     /// Delivers a stored after-callback to the plugins of its command that have not handled it
     /// yet, each under the command's whole budget from its own start; returns each one's result.
-    pub async fn deliver(
-        &self,
-        event: &crate::queue::Event,
-        redelivered: bool,
-    ) -> Vec<(Arc<str>, Result<(), Failure>)> {
+    pub async fn deliver(&self, event: &Event, redelivered: bool) -> Vec<Delivered> {
         let Some(command) = protocol::known_command(&event.command) else {
             return Vec::new();
         };
@@ -490,10 +464,10 @@ impl Dispatcher {
             Err(error) => {
                 // Validated when it was accepted: only a contract change can do this.
                 tracing::error!(%error, "a stored event no longer parses; dead-lettering it");
-                return vec![(
-                    "(host)".into(),
-                    Err(Failure::Instantiate(error.to_string())),
-                )];
+                return vec![Delivered {
+                    plugin: "(host)".into(),
+                    result: Err(Failure::Unparsable(error.to_string())),
+                }];
             }
         };
         let registry = self.plugins.get();
@@ -509,39 +483,31 @@ impl Dispatcher {
             if event.done.iter().any(|done| **done == **plugin) {
                 continue;
             }
-            let started = Instant::now();
-            let deadline = started + self.config.budget(command);
             let input = match (link.entry, &parsed) {
-                (Entry::Typed(_), Some(value)) => Input::Typed(value),
+                (Entry::Typed(_), Some(value)) => Input::Owned(value.clone()),
                 _ => Input::Json(&event.body),
             };
-            let result = self
-                .call(link, position, &request, input, deadline, settings.fuel)
-                .await
-                .and_then(|(reply, stats)| {
-                    let (response, _) = decode_reply(shape, reply)?;
-                    Ok((response, stats))
-                });
-            let seconds = started.elapsed().as_secs_f64();
+            let call = Attempt {
+                link,
+                position,
+                request: &request,
+                deadline: Instant::now() + self.config.budget(command),
+                fuel: settings.fuel,
+            };
+            let result = self.answer(call, input, shape, None).await;
             match &result {
-                Ok((response, stats)) => {
-                    let outcome = if response.is_refusal() {
-                        "refused"
-                    } else {
-                        "ok"
-                    };
-                    if response.is_refusal() {
-                        log_after_refusal(plugin, response);
-                    }
-                    self.metrics
-                        .call(plugin, outcome, seconds, Some(stats.fuel_used));
+                Ok(answered) if answered.response.is_refusal() => {
+                    log_after_refusal(plugin, &answered.response);
                 }
+                Ok(_) => {}
                 Err(failure) => {
                     tracing::warn!(%plugin, outcome = failure.kind(), redelivered, "plugin failed: {failure}");
-                    self.metrics.call(plugin, failure.kind(), seconds, None);
                 }
             }
-            results.push((Arc::clone(plugin), result.map(|_| ())));
+            results.push(Delivered {
+                plugin: Arc::clone(plugin),
+                result: result.map(|_| ()),
+            });
         }
         // Shadows see each event once, on its first delivery.
         if event.failures == 0 && !redelivered && !registry.shadows(command).is_empty() {
@@ -561,82 +527,63 @@ impl Dispatcher {
         results
     }
 
-    /// One call of one plugin, with the deadline at `deadline`.
+    /// Calls one plugin's handler and reads its answer against the command's shape: the one
+    /// path of the chain, shadows, the queue's workers and the `call` tool. Unless the plugin
+    /// refused, its changes are applied to `merge` (an answer whose changes break the command's
+    /// rules is the plugin's failure). The call is counted (outcome, time, fuel).
+    pub async fn answer(
+        &self,
+        call: Attempt<'_>,
+        input: Input<'_>,
+        shape: Option<&Command>,
+        merge: Option<&mut Merge<'_>>,
+    ) -> Result<Answered, Failure> {
+        let started = Instant::now();
+        let plugin = &call.link.plugin.name;
+        let result = self.call(call, input).await.and_then(|(reply, stats)| {
+            let (response, changes) = decode_reply(shape, reply)?;
+            if let (false, Some(changes), Some(merge)) = (response.is_refusal(), changes, merge) {
+                merge
+                    .apply(&changes)
+                    .map_err(|invalid| Failure::InvalidAnswer(invalid.0))?;
+            }
+            Ok(Answered { response, stats })
+        });
+        let seconds = started.elapsed().as_secs_f64();
+        match &result {
+            Ok(Answered { response, stats }) => {
+                tracing::debug!(%plugin, refused = response.is_refusal(), fuel_used = stats.fuel_used,
+                    elapsed_us = stats.elapsed.as_micros() as u64, "plugin answered");
+                let outcome = if response.is_refusal() {
+                    CallOutcome::Refused
+                } else {
+                    CallOutcome::Ok
+                };
+                self.metrics
+                    .call(plugin, outcome, seconds, Some(stats.fuel_used));
+            }
+            Err(failure) => {
+                let outcome = CallOutcome::Failed(failure.kind());
+                self.metrics.call(plugin, outcome, seconds, None);
+            }
+        }
+        result
+    }
+
+    /// One call of one plugin's handler.
     pub async fn call(
         &self,
-        link: &Link,
-        position: usize,
-        request: &Request,
+        call: Attempt<'_>,
         input: Input<'_>,
-        deadline: Instant,
-        fuel: u64,
     ) -> Result<(Reply, CallStats), Failure> {
-        let plugin: &Plugin = &link.plugin;
-        let budget = deadline.saturating_duration_since(request.received);
-        // Usually a slot is free; only wait (with a timer) when all are taken.
-        let _permit = match self.permits.try_acquire() {
-            Ok(permit) => permit,
-            Err(_) => {
-                match tokio::time::timeout_at(deadline.into(), self.permits.acquire()).await {
-                    Ok(Ok(permit)) => permit,
-                    // The semaphore is never closed; either way there is no slot before the deadline.
-                    Ok(Err(_)) | Err(_) => return Err(Failure::NoTimeLeft),
-                }
-            }
-        };
-        let _alive = InstanceCount::new(&self.metrics);
-        let started = Instant::now();
-        let time_left = deadline.saturating_duration_since(started);
-        if time_left.is_zero() {
-            return Err(Failure::NoTimeLeft);
-        }
-        let tag = Arc::new(CallTag {
-            plugin: Arc::clone(&plugin.name),
-            command: request.command,
-            operation_id: Arc::clone(&request.operation_id),
-        });
-        // In reuse mode, an instance from an earlier request; otherwise a fresh store.
-        let (mut store, warm_instance, uses) = match plugin.take_idle() {
-            Some(WarmInstance {
-                mut store,
-                instance,
-                uses,
-            }) => {
-                store.data_mut().begin_call(tag, deadline);
-                (store, Some(instance), uses)
-            }
-            None => (
-                crate::runtime::store::new_store(
-                    &self.engine,
-                    &self.config,
-                    plugin.limits,
-                    &self.budget,
-                    self.capabilities.granted(&plugin.capabilities),
-                    tag,
-                    deadline,
-                ),
-                None,
-                0,
-            ),
-        };
-        crate::runtime::store::arm(&mut store, &self.config, fuel)
-            .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
-        let delivery = Val::Record(vec![
-            (
-                "operation-id".into(),
-                Val::String(request.operation_id.to_string()),
-            ),
-            ("command".into(), Val::String(request.command.to_owned())),
-            (
-                "time-left-ms".into(),
-                Val::U32(u32::try_from(time_left.as_millis()).unwrap_or(u32::MAX)),
-            ),
-            (
-                "chain-position".into(),
-                Val::U32(u32::try_from(position).unwrap_or(u32::MAX)),
-            ),
-        ]);
-        let (index, argument) = match (link.entry, input) {
+        let Attempt {
+            link,
+            position,
+            request,
+            deadline,
+            fuel,
+        } = call;
+        let (export, argument) = match (link.entry, input) {
             (Entry::Typed(index), Input::Typed(value)) => (index, value.clone()),
             (Entry::Typed(index), Input::Owned(value)) => (index, value),
             (Entry::Json(index), Input::Json(text)) => (index, Val::String(text.to_owned())),
@@ -646,33 +593,22 @@ impl Dispatcher {
                 ));
             }
         };
-        let call = async {
-            let instance = match warm_instance {
-                Some(instance) => instance,
-                None => plugin
-                    .pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(|e| Failure::Instantiate(format!("{e:#}")))?,
-            };
-            let func = instance
-                .get_func(&mut store, index)
-                .ok_or_else(|| Failure::Instantiate("the handler export is missing".into()))?;
-            let mut result = [Val::Bool(false)];
-            func.call_async(&mut store, &[delivery, argument], &mut result)
-                .await
-                .map_err(|e| Failure::classify(e, budget, fuel))?;
-            let [result] = result;
-            Ok::<_, Failure>((instance, result))
-        };
-        let (instance, result) = match tokio::time::timeout_at(deadline.into(), call).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(Failure::TimeoutInHostCall {
-                    budget_ms: budget.as_millis(),
-                });
-            }
-        };
+        let (result, stats) = self
+            .runner
+            .run(Call {
+                plugin: &link.plugin,
+                export,
+                command: request.command,
+                operation_id: &request.operation_id,
+                args: Args::Handle {
+                    position,
+                    request: argument,
+                },
+                deadline,
+                budget: deadline.saturating_duration_since(request.received),
+                fuel,
+            })
+            .await?;
         let reply = match (link.entry, result) {
             (Entry::Json(_), Val::String(text)) => Reply::Json(text),
             (Entry::Json(_), _) => {
@@ -680,25 +616,17 @@ impl Dispatcher {
             }
             (Entry::Typed(_), value) => Reply::Typed(value),
         };
-        let stats = CallStats {
-            fuel_used: if self.config.fuel_metering {
-                fuel.saturating_sub(store.get_fuel().unwrap_or(0))
-            } else {
-                0
-            },
-            elapsed: started.elapsed(),
-            peak_memory_bytes: store.data().limiter.peak_memory_bytes(),
-        };
-        // Only an instance that answered is kept: one that failed is never run again.
-        let uses = uses + 1;
-        if uses < plugin.limits.reuse_instances {
-            plugin.put_idle(WarmInstance {
-                store,
-                instance,
-                uses,
-            });
-        }
         Ok((reply, stats))
+    }
+}
+
+impl Deliver for Dispatcher {
+    fn deliver(
+        &self,
+        event: &Event,
+        redelivered: bool,
+    ) -> impl std::future::Future<Output = Vec<Delivered>> + Send {
+        Dispatcher::deliver(self, event, redelivered)
     }
 }
 
@@ -739,21 +667,5 @@ pub fn policy_answer(
             settings.refuse_err_msg.clone(),
             format!("plugin {plugin} failed: {}", failure.kind()),
         )),
-    }
-}
-
-/// Counts a plugin instance as alive while it exists.
-struct InstanceCount<'a>(&'a Metrics);
-
-impl<'a> InstanceCount<'a> {
-    fn new(metrics: &'a Metrics) -> Self {
-        metrics.instances.inc();
-        Self(metrics)
-    }
-}
-
-impl Drop for InstanceCount<'_> {
-    fn drop(&mut self) {
-        self.0.instances.dec();
     }
 }

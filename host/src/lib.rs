@@ -10,18 +10,22 @@
 //! - [`webhooks`]: reading OpenIM's own `config/webhooks.yml` (timeouts, enabled callbacks).
 //! - [`protocol`]: OpenIM's wire format: the table of the 52 commands, the shapes of their requests
 //!   and answers read from `wit/`, JSON to component values and back, the answers' rules.
-//! - [`runtime`]: running plugins: the engine, the one store builder, the sandbox, limits, the
-//!   compile cache, loading a plugin and finding what it handles.
+//! - [`runtime`]: running plugins: the engine and its epoch ticker, the one store builder, the
+//!   sandbox, plugin output, limits, the compile cache, what a plugin is, loading one, and the one
+//!   plugin call ([`runtime::call::Runner`]) that everything running plugin code goes through.
 //! - [`capabilities`]: what a plugin may use beyond WASI's nothing, when granted: its config
 //!   values, key-value buckets, outbound HTTP.
 //! - [`registry`]: the chain of plugins of each command, in order; the swappable current set.
 //! - [`reload`]: scanning the plugin directory at start and on every change (hot reload).
-//! - [`dispatch`]: the one chain runner: a callback through its plugins under deadlines and policy.
+//! - [`dispatch`]: the one chain runner: a callback through its plugins under deadlines and policy;
+//!   its `answer` reads, merges and counts a plugin's answer the same way for the chain, shadows,
+//!   the queue's workers and the `call` tool.
 //! - [`queue`]: the durable queue of `queued` after-callbacks (a redb file, or a Redis stream
 //!   shared by replicas): answered once stored, delivered by workers with retries and dead
 //!   letters.
 //! - [`record`]: sampled before-callbacks and shadow disagreements, written for `replay`.
 //! - [`replay`]: `callback-host replay`, recorded callbacks or dead letters through new plugins.
+//! - [`origin`]: an origin of outbound HTTP as a grant lists it, and what it allows.
 //! - [`metrics`]: Prometheus metrics owned by the app.
 //! - [`http`]: the accept loop with its connection limits, who may call (auth, TLS), routing a
 //!   request to an answer, the 4xx answers.
@@ -36,6 +40,7 @@ pub mod config;
 pub mod dispatch;
 pub mod http;
 pub mod metrics;
+pub mod origin;
 pub mod protocol;
 pub mod queue;
 pub mod record;
@@ -61,7 +66,8 @@ use crate::metrics::Metrics;
 use crate::registry::CurrentPlugins;
 use crate::reload::{Loader, Watch};
 use crate::runtime::budget::MemoryBudget;
-use crate::runtime::plugin::LoadError;
+use crate::runtime::call::Runner;
+use crate::runtime::load::LoadError;
 
 /// A host ready to serve: the app plus what must live as long as it.
 pub struct Host {
@@ -143,14 +149,18 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         let current = Arc::clone(&current);
         move || current.get().drop_idle()
     });
-    let mut loader = Loader::new(
-        engine.clone(),
-        linker,
+    let runner = Arc::new(Runner::new(
+        engine,
         Arc::clone(&config),
+        budget,
+        Arc::clone(&capabilities),
+        Arc::clone(&metrics),
+    ));
+    let mut loader = Loader::new(
+        Arc::clone(&runner),
+        linker,
         Arc::clone(&metrics),
         Arc::clone(&current),
-        Arc::clone(&budget),
-        Arc::clone(&capabilities),
     );
     let load_errors = loader
         .scan()
@@ -177,12 +187,9 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         }
     }
     let dispatcher = Arc::new(Dispatcher::new(
-        engine,
+        runner,
         current,
-        Arc::clone(&config),
         Arc::clone(&metrics),
-        budget,
-        Arc::clone(&capabilities),
         record::Recorder::open(&config.record, metrics.records_dropped.clone())
             .context("opening the record file")?,
     ));

@@ -372,7 +372,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.openim_webhooks {
         let webhooks = Webhooks::load(path)?;
-        config.apply_webhooks(&webhooks)?;
+        webhooks.apply_to(&mut config)?;
         if !webhooks.unknown_keys.is_empty() {
             tracing::warn!(file = %path.display(), keys = ?webhooks.unknown_keys,
                 "webhooks.yml keys that name no callback this host knows; ignored");

@@ -30,6 +30,28 @@ pub struct CallLabels {
     pub outcome: &'static str,
 }
 
+/// How a plugin call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// It answered "go on" (with changes or not).
+    Ok,
+    /// It answered a refusal.
+    Refused,
+    /// It failed: the failure's kind (`timeout`, `fuel`, `trap`, `invalid_answer`...).
+    Failed(&'static str),
+}
+
+impl CallOutcome {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Refused => "refused",
+            Self::Failed(kind) => kind,
+        }
+    }
+}
+
 /// Labels naming a plugin.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginLabels {
@@ -58,6 +80,25 @@ pub struct ShadowLabels {
     /// `agree`, `disagree`, `failed` (the shadow plugin failed) or `skipped` (too many shadow
     /// calls in flight: live traffic comes first).
     pub verdict: &'static str,
+}
+
+/// Why the watchdog ended a connection (the metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// The client did not send a request's headers within the read timeout.
+    ReadTimeout,
+    /// The connection was idle past the idle timeout.
+    IdleTimeout,
+}
+
+impl Closed {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadTimeout => "read_timeout",
+            Self::IdleTimeout => "idle_timeout",
+        }
+    }
 }
 
 /// Labels of a connection the server closed.
@@ -411,7 +452,7 @@ impl Metrics {
     }
 
     /// Counts a connection closed by a timeout.
-    pub fn connection_closed(&self, why: crate::http::connection::Closed) {
+    pub fn connection_closed(&self, why: Closed) {
         self.connections_closed
             .get_or_create(&ClosedLabels {
                 reason: why.as_str(),
@@ -419,27 +460,25 @@ impl Metrics {
             .inc();
     }
 
-    /// Shows what the serving plugins handle.
-    pub fn set_handles(&self, plugins: &[Arc<crate::runtime::plugin::Plugin>]) {
+    /// Shows what the serving plugins handle: each (plugin, command) pair.
+    pub fn set_handles<'a>(&self, handles: impl IntoIterator<Item = (&'a Arc<str>, &'static str)>) {
         self.handles.clear();
-        for plugin in plugins {
-            for handler in &plugin.handles {
-                self.handles
-                    .get_or_create(&HandlesLabels {
-                        plugin: Arc::clone(&plugin.name),
-                        command: handler.command,
-                    })
-                    .set(1);
-            }
+        for (plugin, command) in handles {
+            self.handles
+                .get_or_create(&HandlesLabels {
+                    plugin: Arc::clone(plugin),
+                    command,
+                })
+                .set(1);
         }
     }
 
     /// Counts a plugin call.
-    pub fn call(&self, plugin: &Arc<str>, outcome: &'static str, seconds: f64, fuel: Option<u64>) {
+    pub fn call(&self, plugin: &Arc<str>, outcome: CallOutcome, seconds: f64, fuel: Option<u64>) {
         self.calls
             .get_or_create(&CallLabels {
                 plugin: Arc::clone(plugin),
-                outcome,
+                outcome: outcome.as_str(),
             })
             .inc();
         let labels = PluginLabels {

@@ -2,7 +2,9 @@
 //! reload swaps in a new set while requests in flight keep the set they started with.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use sha2::{Digest as _, Sha256};
 
@@ -146,17 +148,16 @@ impl Registry {
 /// The current registry. A request takes the registry once and keeps it to its end, so a swap
 /// never changes the plugins of a request in flight.
 #[derive(Default)]
-pub struct CurrentPlugins(RwLock<Arc<Registry>>);
+pub struct CurrentPlugins(ArcSwap<Registry>);
 
 impl CurrentPlugins {
     /// The registry in force now.
     pub fn get(&self) -> Arc<Registry> {
-        // A poisoned lock only means a writer panicked after the swap; the value is whole.
-        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+        self.0.load_full()
     }
 
     /// Puts `registry` in force for requests that start from now on.
     pub fn set(&self, registry: Registry) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
+        self.0.store(Arc::new(registry));
     }
 }

@@ -14,18 +14,15 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
-use wasmtime::Engine;
 use wasmtime::component::Linker;
 
-use crate::capabilities::Capabilities;
 use crate::config::Config;
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::registry::{CurrentPlugins, Registry};
-use crate::runtime::budget::MemoryBudget;
 use crate::runtime::cache::CompileCache;
-use crate::runtime::plugin::{
-    LoadError, Loading, Plugin, file_digest, load_plugin, plugin_files, plugin_name, read_plugin,
-};
+use crate::runtime::call::Runner;
+use crate::runtime::load::{LoadError, Loading, load_plugin, read_plugin};
+use crate::runtime::plugin::{Plugin, file_digest, plugin_files, plugin_name};
 use crate::runtime::sandbox::PluginState;
 
 /// How long the directory must be quiet before a scan.
@@ -41,40 +38,38 @@ struct Entry {
 
 /// Loads the plugin directory and keeps it in step with the files.
 pub struct Loader {
-    engine: Engine,
+    /// Compiles with its engine; runs a JSON plugin's `commands()` at load.
+    runner: Arc<Runner>,
+    /// The host's imports every plugin is linked against.
     linker: Linker<PluginState>,
+    /// The plugin directory, each plugin's limits, the shadow plugins.
     config: Arc<Config>,
+    /// Where compiled plugins are kept, if anywhere.
     cache: Option<CompileCache>,
+    /// Counts reloads.
     metrics: Arc<Metrics>,
+    /// The plugin set in force, swapped after each scan.
     current: Arc<CurrentPlugins>,
-    /// The memory budget a JSON plugin's load-time call counts against.
-    budget: Arc<MemoryBudget>,
-    /// What plugins may use beyond WASI's nothing.
-    capabilities: Arc<Capabilities>,
     /// Every `*.wasm` last seen, by file name.
     files: BTreeMap<String, Entry>,
 }
 
 impl Loader {
     pub fn new(
-        engine: Engine,
+        runner: Arc<Runner>,
         linker: Linker<PluginState>,
-        config: Arc<Config>,
         metrics: Arc<Metrics>,
         current: Arc<CurrentPlugins>,
-        budget: Arc<MemoryBudget>,
-        capabilities: Arc<Capabilities>,
     ) -> Self {
+        let config = Arc::clone(runner.config());
         let cache = config.cache_dir.clone().map(CompileCache::new);
         Self {
-            engine,
+            runner,
             linker,
             config,
             cache,
             metrics,
             current,
-            budget,
-            capabilities,
             files: BTreeMap::new(),
         }
     }
@@ -129,7 +124,11 @@ impl Loader {
             .filter_map(|e| e.serving.clone())
             .collect();
         self.metrics.plugins_loaded.set(plugins.len() as i64);
-        self.metrics.set_handles(&plugins);
+        self.metrics.set_handles(
+            plugins
+                .iter()
+                .flat_map(|p| p.handles.iter().map(|h| (&p.name, h.command))),
+        );
         for name in &self.config.shadow_plugins {
             if !plugins.iter().any(|p| *p.name == **name) {
                 tracing::warn!(plugin = %name, "shadow_plugins names a plugin that is not loaded");
@@ -154,12 +153,9 @@ impl Loader {
     ) -> Entry {
         let limits = self.config.plugin(&plugin_name(path));
         let loading = Loading {
-            engine: &self.engine,
-            config: &self.config,
+            runner: &self.runner,
             linker: &self.linker,
             cache: self.cache.as_ref(),
-            budget: &self.budget,
-            capabilities: &self.capabilities,
         };
         match load_plugin(&loading, path, bytes, seen, limits) {
             Ok(plugin) => {
@@ -201,6 +197,33 @@ fn is_plugin_file(path: &Path) -> bool {
             .is_some_and(|name| !name.to_string_lossy().starts_with('.'))
 }
 
+/// Runs `act` on a thread named `name` after each burst of `changes`, once they have been quiet
+/// for [`QUIET`] (a copy in progress writes many times), until the sender side is dropped. Our
+/// own rather than a debouncer crate's: the events are filtered before they count (only plugin
+/// files, only the config file), and SIGHUP sends into the same channel.
+fn after_each_burst(
+    name: &str,
+    changes: mpsc::Receiver<()>,
+    mut act: impl FnMut() + Send + 'static,
+) -> notify::Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            while changes.recv().is_ok() {
+                loop {
+                    match changes.recv_timeout(QUIET) {
+                        Ok(()) => continue,
+                        Err(mpsc::RecvTimeoutError::Timeout) => break,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
+                act();
+            }
+        })
+        .map(drop)
+        .map_err(notify::Error::io)
+}
+
 /// Watches the plugin directory and rescans after each burst of changes, on a thread of its own,
 /// until dropped.
 pub struct Watch {
@@ -224,24 +247,11 @@ impl Watch {
                 }
             })?;
         watcher.watch(&dir, RecursiveMode::NonRecursive)?;
-        std::thread::Builder::new()
-            .name("plugin-watch".into())
-            .spawn(move || {
-                while changes.recv().is_ok() {
-                    // Wait for the burst to end: a copy in progress writes many times.
-                    loop {
-                        match changes.recv_timeout(QUIET) {
-                            Ok(()) => continue,
-                            Err(mpsc::RecvTimeoutError::Timeout) => break,
-                            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                        }
-                    }
-                    if let Err(error) = loader.scan() {
-                        tracing::error!(dir = %dir.display(), %error, "cannot scan the plugin directory");
-                    }
-                }
-            })
-            .map_err(notify::Error::io)?;
+        after_each_burst("plugin-watch", changes, move || {
+            if let Err(error) = loader.scan() {
+                tracing::error!(dir = %dir.display(), %error, "cannot scan the plugin directory");
+            }
+        })?;
         Ok(Self { _watcher: watcher })
     }
 }
@@ -274,20 +284,12 @@ impl ConfigWatch {
                 }
             })?;
         watcher.watch(&dir, RecursiveMode::NonRecursive)?;
-        std::thread::Builder::new()
-            .name("config-watch".into())
-            .spawn(move || {
-                while changes.recv().is_ok() {
-                    while changes.recv_timeout(QUIET).is_ok() {}
-                    match Config::load(&path) {
-                        Ok(config) => apply(config),
-                        Err(error) => {
-                            tracing::error!(%error, "config not reloaded; the settings in force stay");
-                        }
-                    }
-                }
-            })
-            .map_err(notify::Error::io)?;
+        after_each_burst("config-watch", changes, move || match Config::load(&path) {
+            Ok(config) => apply(config),
+            Err(error) => {
+                tracing::error!(%error, "config not reloaded; the settings in force stay");
+            }
+        })?;
         Ok(Self {
             _watcher: watcher,
             trigger: events,

@@ -115,7 +115,7 @@ pub async fn replay(
                     .deliver(event, false)
                     .await
                     .into_iter()
-                    .filter_map(|(plugin, result)| result.err().map(|e| format!("{plugin}: {e}")))
+                    .filter_map(|d| d.result.err().map(|e| format!("{}: {e}", d.plugin)))
                     .collect();
                 if failures.is_empty() {
                     summary.same_or_handled += 1;

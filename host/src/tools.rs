@@ -7,18 +7,18 @@ use std::time::Instant;
 
 use crate::capabilities::{Capabilities, ImportStatus, import_status};
 use crate::config::Config;
-use crate::dispatch::{CallStats, Dispatcher, Input, Request, decode_reply, policy_answer};
+use crate::dispatch::{Answered, Attempt, CallStats, Dispatcher, Input, Request, policy_answer};
 use crate::metrics::Metrics;
 use crate::protocol::answer::Merge;
 use crate::protocol::schema::Catalog;
 use crate::protocol::{self, BodyError, CallbackResponse};
 use crate::registry::{CurrentPlugins, Link};
 use crate::runtime::budget::MemoryBudget;
+use crate::runtime::call::Runner;
 use crate::runtime::engine;
 use crate::runtime::limits::Failure;
-use crate::runtime::plugin::{
-    Entry, LoadError, Loading, Plugin, file_digest, load_plugin, plugin_name, read_plugin,
-};
+use crate::runtime::load::{LoadError, Loading, load_plugin, read_plugin};
+use crate::runtime::plugin::{Entry, Plugin, file_digest, plugin_name};
 
 /// A sample kick, used by `call` when given no request.
 pub const SAMPLE_KICK: &str = "{\"callbackCommand\":\"callbackAfterKickGroupCommand\",\"groupID\":\"G001\",\"kickedUserIDs\":[\"user123\",\"admin\"],\"reason\":\"Violation of group rules\"}\n";
@@ -49,42 +49,47 @@ pub struct CheckReport {
     pub imports: Vec<(String, ImportStatus)>,
 }
 
-fn engine_and_plugin(
+/// The runner a tool calls plugins with (the server's engine, limits and capabilities), and the
+/// plugin at `path` loaded with it exactly as the server would.
+fn runner_and_plugin(
     path: &Path,
-    config: &Config,
-    capabilities: &Capabilities,
-) -> Result<(wasmtime::Engine, Plugin), ToolError> {
-    let engine = engine::build_engine(config).map_err(|e| ToolError::Engine(format!("{e:#}")))?;
+    config: Arc<Config>,
+    capabilities: Arc<Capabilities>,
+    metrics: Arc<Metrics>,
+) -> Result<(Runner, Plugin), ToolError> {
+    let engine = engine::build_engine(&config).map_err(|e| ToolError::Engine(format!("{e:#}")))?;
     let linker = engine::build_linker(&engine).map_err(|e| ToolError::Engine(format!("{e:#}")))?;
+    let budget = Arc::new(MemoryBudget::new(config.memory_budget));
+    let runner = Runner::new(engine, Arc::clone(&config), budget, capabilities, metrics);
     let bytes = read_plugin(path)?;
     let limits = config.plugin(&plugin_name(path));
-    let budget = Arc::new(MemoryBudget::new(config.memory_budget));
     let loading = Loading {
-        engine: &engine,
-        config,
+        runner: &runner,
         linker: &linker,
         cache: None,
-        budget: &budget,
-        capabilities,
     };
     let plugin = load_plugin(&loading, path, &bytes, file_digest(&bytes), limits)?;
-    Ok((engine, plugin))
+    Ok((runner, plugin))
 }
 
 /// Loads `path` exactly as the server would and lists what it handles, exports and imports.
 pub fn check(path: &Path, config: &Config) -> Result<CheckReport, ToolError> {
     let config = Arc::new(config.clone());
     let metrics = Arc::new(Metrics::default());
-    let capabilities = Capabilities::values_only(Arc::clone(&config), metrics);
-    let (engine, plugin) = engine_and_plugin(path, &config, &capabilities)?;
+    let capabilities = Arc::new(Capabilities::values_only(
+        Arc::clone(&config),
+        Arc::clone(&metrics),
+    ));
+    let (runner, plugin) = runner_and_plugin(path, config, capabilities, metrics)?;
+    let engine = runner.engine();
     let ty = plugin.pre.component().component_type();
     let exports = ty
-        .exports(&engine)
+        .exports(engine)
         .map(|(name, _)| name.to_owned())
         .filter(|name| name.starts_with("openim:callback/"))
         .collect();
     let imports = ty
-        .imports(&engine)
+        .imports(engine)
         .map(|(name, _)| {
             let status = import_status(&plugin.name, name, &plugin.capabilities.grants);
             (name.to_owned(), status)
@@ -134,7 +139,12 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
             .await
             .map_err(|e| ToolError::Engine(format!("{e:#}")))?,
     );
-    let (engine, plugin) = engine_and_plugin(path, &config, &capabilities)?;
+    let (runner, plugin) = runner_and_plugin(
+        path,
+        Arc::clone(&config),
+        capabilities,
+        Arc::clone(&metrics),
+    )?;
     let handler = plugin
         .handles
         .iter()
@@ -153,12 +163,9 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
         .map(|c| protocol::parse(c, protocol::text(body.as_bytes())?))
         .transpose()?;
     let dispatcher = Dispatcher::new(
-        engine,
+        Arc::new(runner),
         Arc::new(CurrentPlugins::default()),
-        Arc::clone(&config),
         metrics,
-        Arc::new(MemoryBudget::new(config.memory_budget)),
-        capabilities,
         None,
     );
     let received = Instant::now();
@@ -169,35 +176,31 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
     };
     let settings = config.command(handler.command);
     let deadline = received + config.budget(handler.command);
-    let input = match (&handler.entry, &parsed) {
-        (Entry::Typed(_), Some(value)) => Input::Typed(value),
+    let mut merge = command.zip(parsed).map(|(c, v)| Merge::new(c, v));
+    let input = match (&handler.entry, &merge) {
+        (Entry::Typed(_), Some(merge)) => Input::Owned(merge.request.clone()),
         _ => Input::Json(body),
     };
     let link = Link {
         plugin: Arc::new(plugin),
         entry: handler.entry,
     };
+    let call = Attempt {
+        link: &link,
+        position: 0,
+        request: &request,
+        deadline,
+        fuel: settings.fuel,
+    };
     let outcome = dispatcher
-        .call(&link, 0, &request, input, deadline, settings.fuel)
+        .answer(call, input, command, merge.as_mut())
         .await
-        .and_then(|(reply, stats)| {
-            let (response, changes) = decode_reply(command, reply)?;
-            if response.is_refusal() {
-                return Ok((response.to_json(), stats));
-            }
-            let answer = match (command, parsed) {
-                (Some(command), Some(parsed)) => {
-                    let mut merge = Merge::new(command, parsed);
-                    if let Some(changes) = changes {
-                        merge
-                            .apply(&changes)
-                            .map_err(|e| Failure::InvalidAnswer(e.0))?;
-                    }
-                    merge.go_on_answer()
-                }
+        .map(|Answered { response, stats }| {
+            let answer = match &merge {
+                Some(merge) if !response.is_refusal() => merge.go_on_answer(),
                 _ => response.to_json(),
             };
-            Ok((answer, stats))
+            (answer, stats)
         });
     match outcome {
         Ok((answer, stats)) => Ok(CallReport {

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::config::{ConfigError, effective_timeout};
+use crate::config::{Config, ConfigError, effective_timeout};
 use crate::protocol::commands;
 
 /// What the file says about one callback.
@@ -32,6 +32,17 @@ pub struct Webhooks {
     /// Keys that name no callback this host knows (listed in a warning, not an error: OpenIM's
     /// file has keys for callbacks its current code never sends).
     pub unknown_keys: Vec<String>,
+}
+
+impl Webhooks {
+    /// Puts the file's timeouts, and which callbacks OpenIM sends, in force in `config`.
+    pub fn apply_to(&self, config: &mut Config) -> Result<(), ConfigError> {
+        config.set_openim_callbacks(
+            self.callbacks
+                .iter()
+                .map(|(command, hook)| (*command, hook.timeout_secs, hook.enabled)),
+        )
+    }
 }
 
 /// The command a webhooks.yml key configures (the table is in [`crate::protocol::commands`]).

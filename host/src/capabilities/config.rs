@@ -9,7 +9,6 @@ use wasmtime::component::Linker;
 use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 
 use crate::config::Config;
-use crate::runtime::sandbox::PluginState;
 
 /// Every plugin's values, swapped as a whole on reload.
 #[derive(Default)]
@@ -54,9 +53,11 @@ fn empty() -> Arc<WasiConfigVariables> {
     Arc::clone(EMPTY.get_or_init(|| Arc::new(WasiConfigVariables::new())))
 }
 
-/// Adds `wasi:config/store`, reading the calling plugin's values.
-pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
-    wasmtime_wasi_config::add_to_linker(linker, |state: &mut PluginState| {
-        WasiConfig::from(&*state.config_values)
-    })
+/// Adds `wasi:config/store` for store data that gives the calling plugin's values (one plugin's
+/// [`ConfigValues::of`]).
+pub fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> WasiConfig<'_>,
+) -> wasmtime::Result<()> {
+    wasmtime_wasi_config::add_to_linker(linker, view)
 }

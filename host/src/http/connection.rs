@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::HttpLimits;
+pub use crate::metrics::Closed;
 use crate::metrics::Metrics;
 
 /// How long a closing connection keeps reading (and discarding) what the client still sends, so
@@ -39,25 +40,6 @@ enum Phase {
     Busy,
     /// Answered; waiting for the next request on a keep-alive connection.
     Idle,
-}
-
-/// Why the watchdog ended a connection (the metric label).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Closed {
-    /// The client did not send a request's headers within the read timeout.
-    ReadTimeout,
-    /// The connection was idle past the idle timeout.
-    IdleTimeout,
-}
-
-impl Closed {
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ReadTimeout => "read_timeout",
-            Self::IdleTimeout => "idle_timeout",
-        }
-    }
 }
 
 /// The phase of one connection and since when, shared by its stream and its service.

@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, OwnedSemaphorePermit, mpsc};
 
 use crate::config::{QueueBackend, QueueSettings};
-use crate::dispatch::Dispatcher;
 use crate::metrics::Metrics;
+use crate::runtime::limits::Failure;
 
 pub use embedded::QueueFile;
 
@@ -45,6 +45,26 @@ pub struct Event {
     pub failures: u32,
     /// Plugins that handled it: a retry skips them.
     pub done: Vec<String>,
+}
+
+/// Hands a stored event to the plugins of its command that have not handled it yet: the chain
+/// ([`crate::dispatch::Dispatcher`]) does it for the workers, and the queue needs nothing else of it.
+pub trait Deliver: Send + Sync + 'static {
+    /// Runs the plugins of `event`'s command that are not in `event.done`; says how each did.
+    fn deliver(
+        &self,
+        event: &Event,
+        redelivered: bool,
+    ) -> impl std::future::Future<Output = Vec<Delivered>> + Send;
+}
+
+/// How one plugin did with one delivery of an event.
+#[derive(Debug)]
+pub struct Delivered {
+    /// The plugin's name: recorded in the event's `done` once it handled it.
+    pub plugin: Arc<str>,
+    /// Handled, or why not.
+    pub result: Result<(), Failure>,
 }
 
 /// A dead letter: an event that kept failing, and why.
@@ -141,7 +161,7 @@ impl Queue {
 
     /// Starts `settings.workers` workers delivering events through `dispatcher` (and, for
     /// Redis, the tasks that read, claim and retry events).
-    pub fn start_workers(self: &Arc<Self>, dispatcher: Arc<Dispatcher>) {
+    pub fn start_workers(self: &Arc<Self>, dispatcher: Arc<impl Deliver>) {
         let Some(inbox) = self.inbox.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
         };
@@ -159,7 +179,7 @@ impl Queue {
                 loop {
                     let job = inbox.lock().await.recv().await;
                     let Some(job) = job else { return };
-                    queue.deliver(&dispatcher, job).await;
+                    queue.deliver(&*dispatcher, job).await;
                 }
             });
         }
@@ -169,13 +189,13 @@ impl Queue {
     /// buries it.
     #[tracing::instrument(name = "queued", skip_all,
         fields(command = %job.event.command, event = %job.id, operation_id = %job.event.operation_id))]
-    async fn deliver(self: &Arc<Self>, dispatcher: &Dispatcher, mut job: Job) {
+    async fn deliver(self: &Arc<Self>, dispatcher: &impl Deliver, mut job: Job) {
         if job.redelivered {
             self.metrics.queue_redeliveries.inc();
         }
         let results = dispatcher.deliver(&job.event, job.redelivered).await;
         let mut failed = Vec::new();
-        for (plugin, result) in results {
+        for Delivered { plugin, result } in results {
             match result {
                 Ok(()) => job.event.done.push(plugin.to_string()),
                 Err(cause) => failed.push(format!("{plugin}: {cause}")),

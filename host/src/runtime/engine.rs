@@ -102,8 +102,8 @@ pub fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     bindings::openim::callback::log::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)?;
-    crate::capabilities::config::add_to_linker(&mut linker)?;
-    crate::capabilities::keyvalue::add_to_linker(&mut linker)?;
+    crate::capabilities::config::add_to_linker(&mut linker, PluginState::config_view)?;
+    crate::capabilities::keyvalue::add_to_linker(&mut linker, PluginState::keyvalue_view)?;
     crate::capabilities::http::add_to_linker(&mut linker)?;
     Ok(linker)
 }

@@ -131,6 +131,10 @@ pub enum Failure {
     Instantiate(String),
     #[error("invalid answer: {}", shown(.0))]
     InvalidAnswer(String),
+    /// Not the plugin's doing: a stored or recorded request that no longer fits its command's
+    /// shape (the contract changed since it was accepted), so no plugin could be given it.
+    #[error("the request no longer parses: {}", shown(.0))]
+    Unparsable(String),
 }
 
 /// A failure's text as it reaches the log, `call`'s output or an error: it can carry what the
@@ -152,6 +156,7 @@ impl Failure {
             Self::Trap(_) => "trap",
             Self::Instantiate(_) => "instantiate",
             Self::InvalidAnswer(_) => "invalid_answer",
+            Self::Unparsable(_) => "unparsable_request",
         }
     }
 

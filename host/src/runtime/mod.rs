@@ -1,5 +1,7 @@
 //! Running plugins: everything between a compiled component and one sandboxed call.
 //!
+//! - [`call`]: the one plugin call: permit, store or warm instance, delivery, deadline, failure
+//!   cause, cost. Everything that runs a plugin goes through its [`call::Runner`].
 //! - [`engine`]: the wasmtime engine (pooling allocator, fuel, epochs), the linker, the epoch ticker.
 //! - [`store`]: the one place a plugin store is made (limits, fuel, deadline, epoch callback).
 //! - [`sandbox`]: the store data of one call: WASI that grants nothing, plugin output and the
@@ -8,15 +10,19 @@
 //! - [`budget`]: the memory budget all plugin instances share.
 //! - [`limits`]: the resource limiter and the names of the ways a call fails.
 //! - [`cache`]: the on-disk cache of compiled plugins, checksummed.
-//! - [`plugin`]: compiling and validating `plugins/*.wasm` at load time; what each handles.
+//! - [`plugin`]: what a loaded plugin is: its linked component, limits, grants, handlers, idle
+//!   instances.
+//! - [`load`]: compiling and validating `plugins/*.wasm` at load time; what each handles.
 //! - [`trust`]: refusing plugin and cache directories that other users can write to.
 //! - [`bindings`]: Rust types generated from `wit/` for the host's own imports (`log`).
 
 pub mod bindings;
 pub mod budget;
 pub mod cache;
+pub mod call;
 pub mod engine;
 pub mod limits;
+pub mod load;
 pub mod output;
 pub mod plugin;
 pub mod sandbox;

@@ -8,6 +8,10 @@ use std::time::Instant;
 use wasmtime::ResourceLimiterAsync;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_config::WasiConfig;
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
+
+use crate::capabilities::keyvalue::KvView;
 
 use crate::runtime::bindings::Level;
 use crate::runtime::budget::{MemoryBudget, Reservation};
@@ -135,28 +139,6 @@ impl ResourceLimiterAsync for PluginState {
     }
 }
 
-impl PluginState {
-    /// The resources the guest holds (WASI's and the capabilities').
-    pub fn table_ref(&self) -> &ResourceTable {
-        &self.table
-    }
-
-    /// The HTTP state and the resources, borrowed together.
-    pub fn http_and_table(
-        &mut self,
-    ) -> (
-        &mut crate::capabilities::http::HttpInstance,
-        &mut ResourceTable,
-    ) {
-        (&mut self.http, &mut self.table)
-    }
-
-    /// The resources the guest holds, to add or remove one.
-    pub fn table_mut(&mut self) -> &mut ResourceTable {
-        &mut self.table
-    }
-}
-
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         let output = &self.output;
@@ -171,5 +153,27 @@ impl WasiView for PluginState {
 impl crate::runtime::bindings::openim::callback::log::Host for PluginState {
     async fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
         self.output.log(level, &message, &fields);
+    }
+}
+
+impl WasiHttpView for PluginState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.http.view(&mut self.table)
+    }
+}
+
+impl PluginState {
+    /// The plugin's `wasi:config` values, as the interface reads them.
+    pub fn config_view(&mut self) -> WasiConfig<'_> {
+        WasiConfig::from(&*self.config_values)
+    }
+
+    /// What the key-value interfaces work on for one call.
+    pub fn keyvalue_view(&mut self) -> KvView<'_> {
+        KvView {
+            instance: &self.keyvalue,
+            table: &mut self.table,
+            deadline: self.deadline,
+        }
     }
 }

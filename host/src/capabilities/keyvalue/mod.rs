@@ -12,11 +12,10 @@ mod redis;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::component::{HasSelf, Linker, Resource};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::config::{KeyValueBackend, KeyValueSettings};
 use crate::metrics::Metrics;
-use crate::runtime::sandbox::PluginState;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -228,21 +227,42 @@ pub struct KvInstance {
     pub access: Option<Arc<Access>>,
 }
 
-/// Adds the three interfaces to the linker.
-pub fn add_to_linker(linker: &mut Linker<PluginState>) -> wasmtime::Result<()> {
-    bindings::Imports::add_to_linker::<_, HasSelf<PluginState>>(linker, |state| state)
+/// What the key-value interfaces work on during one call: the plugin's access, the store's
+/// resources (its open buckets), the call's deadline.
+pub struct KvView<'a> {
+    /// The plugin's access, if granted.
+    pub instance: &'a KvInstance,
+    /// The store's resources, where open buckets live.
+    pub table: &'a mut ResourceTable,
+    /// No backend call outlives it.
+    pub deadline: std::time::Instant,
 }
 
-impl PluginState {
+/// Names [`KvView`] as the data the interfaces' host traits are implemented on.
+struct KvData;
+
+impl HasData for KvData {
+    type Data<'a> = KvView<'a>;
+}
+
+/// Adds the three interfaces to the linker, for store data that gives a [`KvView`].
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    view: fn(&mut T) -> KvView<'_>,
+) -> wasmtime::Result<()> {
+    bindings::Imports::add_to_linker::<T, KvData>(linker, view)
+}
+
+impl KvView<'_> {
     fn kv(&self) -> Result<Arc<Access>, store::Error> {
-        self.keyvalue
+        self.instance
             .access
             .clone()
             .ok_or(store::Error::AccessDenied)
     }
 
     fn namespace(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<Arc<str>> {
-        Ok(Arc::clone(&self.table_ref().get(bucket)?.namespace))
+        Ok(Arc::clone(&self.table.get(bucket)?.namespace))
     }
 }
 
@@ -264,7 +284,7 @@ async fn kv_call<T>(
     result.map_err(|error| store::Error::Other(error.to_string()))
 }
 
-impl store::Host for PluginState {
+impl store::Host for KvView<'_> {
     async fn open(
         &mut self,
         identifier: String,
@@ -281,11 +301,11 @@ impl store::Host for PluginState {
                 return Ok(Err(store::Error::AccessDenied));
             }
         };
-        Ok(Ok(self.table_mut().push(Bucket { namespace })?))
+        Ok(Ok(self.table.push(Bucket { namespace })?))
     }
 }
 
-impl store::HostBucket for PluginState {
+impl store::HostBucket for KvView<'_> {
     async fn get(
         &mut self,
         bucket: Resource<Bucket>,
@@ -366,12 +386,12 @@ impl store::HostBucket for PluginState {
     }
 
     async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
-        self.table_mut().delete(bucket)?;
+        self.table.delete(bucket)?;
         Ok(())
     }
 }
 
-impl atomics::Host for PluginState {
+impl atomics::Host for KvView<'_> {
     async fn increment(
         &mut self,
         bucket: Resource<Bucket>,
@@ -395,7 +415,7 @@ impl atomics::Host for PluginState {
     }
 }
 
-impl batch::Host for PluginState {
+impl batch::Host for KvView<'_> {
     async fn get_many(
         &mut self,
         bucket: Resource<Bucket>,
