@@ -1,0 +1,114 @@
+//! The plugin authors' tools: `check` (what a file handles and imports), `call` (one request
+//! through a plugin under the configured limits), `new` (a plugin project), `replay` (recorded
+//! callbacks or dead letters through a plugin directory).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use callback_host::scaffold::Language;
+
+use super::{init_logging, load_config, runtime};
+
+pub fn check(file: &Path, config: Option<&Path>) -> anyhow::Result<()> {
+    let report = callback_host::tools::check(file, &load_config(config)?)?;
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "ok: {} handles {} callback{}",
+        file.display(),
+        report.handles.len(),
+        if report.handles.len() == 1 { "" } else { "s" }
+    )?;
+    for (command, how) in &report.handles {
+        writeln!(out, "  handles {command}  [{how}]")?;
+    }
+    for export in &report.exports {
+        writeln!(out, "  exports {export}")?;
+    }
+    for (import, status) in &report.imports {
+        writeln!(out, "  imports {import}  [{status}]")?;
+    }
+    Ok(())
+}
+
+pub fn call(file: &Path, request: Option<&Path>, config: Option<&Path>) -> anyhow::Result<()> {
+    let body = match request {
+        Some(path) if path == Path::new("-") => std::io::read_to_string(std::io::stdin())?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
+        None => callback_host::tools::SAMPLE_KICK.to_owned(),
+    };
+    let config = Arc::new(load_config(config)?);
+    let _logging = init_logging(false);
+    let report = runtime()?.block_on(callback_host::tools::call(file, config, &body))?;
+    let mut out = std::io::stdout();
+    writeln!(out, "{}", String::from_utf8_lossy(&report.answer))?;
+    if let Some(stats) = report.stats {
+        eprintln!(
+            "fuel used: {}, time: {:.3} ms, peak memory: {} KiB",
+            stats.fuel_used,
+            stats.elapsed.as_secs_f64() * 1000.0,
+            stats.peak_memory_bytes / 1024
+        );
+    }
+    if let Some(failure) = report.failure {
+        anyhow::bail!(
+            "plugin failed ({}): {failure}; the answer above is the failure policy's",
+            failure.kind()
+        );
+    }
+    Ok(())
+}
+
+/// `new`: a plugin project for `callback` in `dir/name/`.
+pub fn new(language: Language, name: &str, dir: &Path, callback: &str) -> anyhow::Result<()> {
+    let root = callback_host::scaffold::new_plugin(language, name, dir, callback)?;
+    println!(
+        "created {}: run {}/build.sh to build {}",
+        root.display(),
+        root.display(),
+        dir.join(format!("{name}.wasm")).display()
+    );
+    Ok(())
+}
+
+/// What `replay` runs through the plugins.
+pub enum Replayed {
+    /// A record file (the configured one when `None`).
+    Recorded(Option<PathBuf>),
+    /// The queue's dead letters.
+    DeadLetters,
+}
+
+/// `replay`: recorded callbacks or dead letters through the plugins of `plugins`.
+pub fn replay(
+    plugins: PathBuf,
+    replayed: Replayed,
+    requeue: bool,
+    config: Option<&Path>,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let mut config = load_config(config)?;
+    if let Some(dir) = cache_dir {
+        config.cache_dir = Some(dir);
+    }
+    let source = match replayed {
+        Replayed::DeadLetters => callback_host::replay::Source::DeadLetters,
+        Replayed::Recorded(file) => callback_host::replay::Source::Recorded(
+            file.unwrap_or_else(|| config.record.path.clone()),
+        ),
+    };
+    let _log = init_logging(false);
+    runtime()?.block_on(callback_host::replay::replay(
+        &config,
+        plugins,
+        source,
+        requeue,
+        &mut std::io::stdout(),
+    ))?;
+    Ok(())
+}
