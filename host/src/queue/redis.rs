@@ -382,7 +382,11 @@ impl Reader {
                 Err(error) => {
                     tracing::warn!("reading the queue's stream failed: {error:#}");
                     tokio::time::sleep(Duration::from_millis(500)).await;
-                    if error.to_string().contains("NOGROUP") {
+                    // The group is gone (the stream was deleted): make it again.
+                    let code = error
+                        .downcast_ref::<redis::RedisError>()
+                        .and_then(redis::RedisError::code);
+                    if code == Some("NOGROUP") {
                         let _ = create_group(&mut connection, &self.keys).await;
                     }
                 }

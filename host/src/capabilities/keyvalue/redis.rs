@@ -14,7 +14,9 @@ pub struct RedisStore {
 }
 
 /// Sets or increments KEYS[1], indexed in KEYS[2]. ARGV: mode (`set`/`incr`), value or delta,
-/// time to live in ms (0: none), the entry quota.
+/// time to live in ms (0: none), the entry quota. Refuses with the status `QUOTA` (a new key over
+/// the quota) or `NOTANUMBER` (an increment of a value that is not an integer): answers, not
+/// errors, so that they are told apart by value rather than by an error's text.
 const WRITE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -23,7 +25,7 @@ local ttl = tonumber(ARGV[3])
 local exists = redis.call('EXISTS', KEYS[1]) == 1
 if not exists then
   if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[4]) then
-    return redis.error_reply('QUOTA')
+    return redis.status_reply('QUOTA')
   end
   if ttl > 0 then
     redis.call('ZADD', KEYS[2], now + ttl, KEYS[1])
@@ -32,7 +34,10 @@ if not exists then
   end
 end
 if ARGV[1] == 'incr' then
-  local value = redis.call('INCRBY', KEYS[1], ARGV[2])
+  local value = redis.pcall('INCRBY', KEYS[1], ARGV[2])
+  if type(value) == 'table' and value.err then
+    return redis.status_reply('NOTANUMBER')
+  end
   if not exists and ttl > 0 then
     redis.call('PEXPIRE', KEYS[1], ttl)
   end
@@ -106,17 +111,15 @@ impl RedisStore {
             .arg(limits.max_entries)
             .invoke_async(&mut connection)
             .await
-            .map_err(|error| {
-                if error.to_string().contains("QUOTA") {
-                    KvError::Quota(format!(
-                        "the bucket holds {} keys, the limit",
-                        limits.max_entries
-                    ))
-                } else if error.to_string().contains("not an integer") {
-                    KvError::NotANumber(k.to_owned())
-                } else {
-                    backend(error)
+            .map_err(backend)
+            .and_then(|value| match value {
+                redis::Value::SimpleString(status) if status == "QUOTA" => Err(KvError::Quota(
+                    format!("the bucket holds {} keys, the limit", limits.max_entries),
+                )),
+                redis::Value::SimpleString(status) if status == "NOTANUMBER" => {
+                    Err(KvError::NotANumber(k.to_owned()))
                 }
+                value => Ok(value),
             })
     }
 
