@@ -10,6 +10,12 @@
 //! - A plugin that fails (or never got to run) is failed under the command's policy.
 //! - No plugin can starve the ones after it: each keeps back its `reserve` from the deadlines of
 //!   the plugins before it.
+//!
+//! Shadow plugins ([`shadow`]) and the queue's deliveries ([`deliver`]) read answers the same way
+//! ([`Dispatcher::answer`]).
+
+mod deliver;
+mod shadow;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,13 +24,11 @@ use tokio::sync::Semaphore;
 use wasmtime::component::Val;
 
 use crate::config::{CommandSettings, Config, FailurePolicy};
-use crate::metrics::{CallOutcome, Metrics, ShadowLabels};
+use crate::metrics::{CallOutcome, Metrics};
 use crate::protocol::answer::{self, Merge};
 use crate::protocol::commands::Phase;
-use crate::protocol::schema::Catalog;
 use crate::protocol::schema::Command;
 use crate::protocol::{self, CallbackResponse};
-use crate::queue::{Deliver, Delivered, Event};
 use crate::record::{self, Record, Recorder};
 use crate::registry::{CurrentPlugins, Link, Registry};
 use crate::runtime::budget::MemoryBudget;
@@ -69,31 +73,6 @@ impl Outcome {
             Self::NoPlugin => "no_plugin",
             Self::Failed(kind) => kind,
             Self::Queued => "queued",
-        }
-    }
-}
-
-/// What a shadow plugin's answer was, next to the answer given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ShadowVerdict {
-    /// The same answer.
-    Agree,
-    /// Another answer (logged, and recorded when recording is on).
-    Disagree,
-    /// The shadow plugin failed.
-    Failed,
-    /// Not run: too many shadow calls in flight (live traffic comes first).
-    Skipped,
-}
-
-impl ShadowVerdict {
-    /// The metric label.
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Agree => "agree",
-            Self::Disagree => "disagree",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
         }
     }
 }
@@ -258,105 +237,6 @@ impl Dispatcher {
         (answer, outcome)
     }
 
-    /// Runs the shadow plugins of `command` on a request that was answered `given`, and counts
-    /// (logs, records) whether each would have answered the same. Off the answer path.
-    #[tracing::instrument(name = "shadow", skip_all, fields(command, operation_id = %operation_id))]
-    async fn shadow(
-        &self,
-        registry: &Registry,
-        command: &'static str,
-        operation_id: Arc<str>,
-        body: &str,
-        given: &[u8],
-    ) {
-        let shape = Catalog::get().command(command);
-        let given: serde_json::Value = serde_json::from_slice(given).unwrap_or_default();
-        for link in registry.shadows(command) {
-            let plugin = &link.plugin.name;
-            let request = Request {
-                command,
-                operation_id: Arc::clone(&operation_id),
-                received: Instant::now(),
-            };
-            let verdict = match self.shadow_permits.try_acquire() {
-                Err(_) => ShadowVerdict::Skipped,
-                Ok(_permit) => match self.shadow_answer(link, &request, shape, body).await {
-                    Err(failure) => {
-                        tracing::warn!(%plugin, outcome = failure.kind(), "shadow plugin failed: {failure}");
-                        ShadowVerdict::Failed
-                    }
-                    Ok(answer) if answer == given => ShadowVerdict::Agree,
-                    Ok(answer) => {
-                        tracing::info!(%plugin, given = %Untrusted::capped(&given.to_string(), ANSWER_CAP),
-                            shadow = %Untrusted::capped(&answer.to_string(), ANSWER_CAP),
-                            "shadow plugin disagrees with the answer given");
-                        if let Some(recorder) = &self.recorder {
-                            recorder.record(Record {
-                                kind: record::Kind::Shadow,
-                                command: command.to_owned(),
-                                operation_id: operation_id.to_string(),
-                                at_ms: crate::unix_ms(),
-                                body: body.to_owned(),
-                                answer: given.clone(),
-                                shadow: Some(record::ShadowAnswer {
-                                    plugin: plugin.to_string(),
-                                    answer,
-                                }),
-                            });
-                        }
-                        ShadowVerdict::Disagree
-                    }
-                },
-            };
-            self.metrics
-                .shadow
-                .get_or_create(&ShadowLabels {
-                    command,
-                    plugin: Arc::clone(plugin),
-                    verdict: verdict.as_str(),
-                })
-                .inc();
-        }
-    }
-
-    /// What one plugin alone would have answered `body`: its refusal, or "go on" with its
-    /// changes, in the form OpenIM is answered.
-    async fn shadow_answer(
-        &self,
-        link: &Link,
-        request: &Request,
-        shape: Option<&Command>,
-        body: &str,
-    ) -> Result<serde_json::Value, Failure> {
-        let parsed = shape
-            .map(|s| protocol::parse(s, body))
-            .transpose()
-            .map_err(|e| Failure::Unparsable(e.to_string()))?;
-        let mut merge = shape.zip(parsed).map(|(c, v)| Merge::new(c, v));
-        let settings = self.config.command(request.command);
-        let deadline = request.received + self.config.budget(request.command);
-        let input = match (link.entry, &merge) {
-            (Entry::Typed(_), Some(merge)) => Input::Owned(merge.request.clone()),
-            _ => Input::Json(body),
-        };
-        let call = Attempt {
-            link,
-            position: 0,
-            request,
-            deadline,
-            fuel: settings.fuel,
-        };
-        let answered = self.answer(call, input, shape, merge.as_mut()).await?;
-        let answer = if answered.response.is_refusal() {
-            answered.response.to_json()
-        } else {
-            merge
-                .as_ref()
-                .map_or_else(|| CallbackResponse::go_on().to_json(), Merge::go_on_answer)
-        };
-        Ok(serde_json::from_slice(&answer).unwrap_or_default())
-    }
-
     async fn chain(
         &self,
         registry: &Registry,
@@ -452,81 +332,6 @@ impl Dispatcher {
         (go_on(&merge), Outcome::Ok)
     }
 
-    /// Delivers a stored after-callback to the plugins of its command that have not handled it
-    /// yet, each under the command's whole budget from its own start; returns each one's result.
-    pub async fn deliver(&self, event: &Event, redelivered: bool) -> Vec<Delivered> {
-        let Some(command) = protocol::known_command(&event.command) else {
-            return Vec::new();
-        };
-        let shape = Catalog::get().command(command);
-        let parsed = match shape.map(|s| protocol::parse(s, &event.body)).transpose() {
-            Ok(parsed) => parsed,
-            Err(error) => {
-                // Validated when it was accepted: only a contract change can do this.
-                tracing::error!(%error, "a stored event no longer parses; dead-lettering it");
-                return vec![Delivered {
-                    plugin: "(host)".into(),
-                    result: Err(Failure::Unparsable(error.to_string())),
-                }];
-            }
-        };
-        let registry = self.plugins.get();
-        let settings = self.config.command(command);
-        let request = Request {
-            command,
-            operation_id: event.operation_id.as_str().into(),
-            received: Instant::now(),
-        };
-        let mut results = Vec::new();
-        for (position, link) in registry.chain(command).iter().enumerate() {
-            let plugin = &link.plugin.name;
-            if event.done.iter().any(|done| **done == **plugin) {
-                continue;
-            }
-            let input = match (link.entry, &parsed) {
-                (Entry::Typed(_), Some(value)) => Input::Owned(value.clone()),
-                _ => Input::Json(&event.body),
-            };
-            let call = Attempt {
-                link,
-                position,
-                request: &request,
-                deadline: Instant::now() + self.config.budget(command),
-                fuel: settings.fuel,
-            };
-            let result = self.answer(call, input, shape, None).await;
-            match &result {
-                Ok(answered) if answered.response.is_refusal() => {
-                    log_after_refusal(plugin, &answered.response);
-                }
-                Ok(_) => {}
-                Err(failure) => {
-                    tracing::warn!(%plugin, outcome = failure.kind(), redelivered, "plugin failed: {failure}");
-                }
-            }
-            results.push(Delivered {
-                plugin: Arc::clone(plugin),
-                result: result.map(|_| ()),
-            });
-        }
-        // Shadows see each event once, on its first delivery.
-        if event.failures == 0 && !redelivered && !registry.shadows(command).is_empty() {
-            let given = match shape.zip(parsed) {
-                Some((shape, parsed)) => Merge::new(shape, parsed).go_on_answer(),
-                None => CallbackResponse::go_on().to_json(),
-            };
-            self.shadow(
-                &registry,
-                command,
-                request.operation_id,
-                &event.body,
-                &given,
-            )
-            .await;
-        }
-        results
-    }
-
     /// Calls one plugin's handler and reads its answer against the command's shape: the one
     /// path of the chain, shadows, the queue's workers and the `call` tool. Unless the plugin
     /// refused, its changes are applied to `merge` (an answer whose changes break the command's
@@ -617,16 +422,6 @@ impl Dispatcher {
             (Entry::Typed(_), value) => Reply::Typed(value),
         };
         Ok((reply, stats))
-    }
-}
-
-impl Deliver for Dispatcher {
-    fn deliver(
-        &self,
-        event: &Event,
-        redelivered: bool,
-    ) -> impl std::future::Future<Output = Vec<Delivered>> + Send {
-        Dispatcher::deliver(self, event, redelivered)
     }
 }
 

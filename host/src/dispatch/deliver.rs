@@ -1,0 +1,100 @@
+//! Queued after-callbacks: a stored event delivered to the plugins of its command that have not
+//! handled it yet (the queue's workers call this through [`crate::queue::Deliver`]).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Attempt, Dispatcher, Input, Request, log_after_refusal};
+use crate::protocol::answer::Merge;
+use crate::protocol::schema::Catalog;
+use crate::protocol::{self, CallbackResponse};
+use crate::queue::{Deliver, Delivered, Event};
+use crate::runtime::limits::Failure;
+use crate::runtime::plugin::Entry;
+
+impl Dispatcher {
+    /// Delivers a stored after-callback to the plugins of its command that have not handled it
+    /// yet, each under the command's whole budget from its own start; returns each one's result.
+    pub async fn deliver(&self, event: &Event, redelivered: bool) -> Vec<Delivered> {
+        let Some(command) = protocol::known_command(&event.command) else {
+            return Vec::new();
+        };
+        let shape = Catalog::get().command(command);
+        let parsed = match shape.map(|s| protocol::parse(s, &event.body)).transpose() {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                // Validated when it was accepted: only a contract change can do this.
+                tracing::error!(%error, "a stored event no longer parses; dead-lettering it");
+                return vec![Delivered {
+                    plugin: "(host)".into(),
+                    result: Err(Failure::Unparsable(error.to_string())),
+                }];
+            }
+        };
+        let registry = self.plugins.get();
+        let settings = self.config.command(command);
+        let request = Request {
+            command,
+            operation_id: event.operation_id.as_str().into(),
+            received: Instant::now(),
+        };
+        let mut results = Vec::new();
+        for (position, link) in registry.chain(command).iter().enumerate() {
+            let plugin = &link.plugin.name;
+            if event.done.iter().any(|done| **done == **plugin) {
+                continue;
+            }
+            let input = match (link.entry, &parsed) {
+                (Entry::Typed(_), Some(value)) => Input::Owned(value.clone()),
+                _ => Input::Json(&event.body),
+            };
+            let call = Attempt {
+                link,
+                position,
+                request: &request,
+                deadline: Instant::now() + self.config.budget(command),
+                fuel: settings.fuel,
+            };
+            let result = self.answer(call, input, shape, None).await;
+            match &result {
+                Ok(answered) if answered.response.is_refusal() => {
+                    log_after_refusal(plugin, &answered.response);
+                }
+                Ok(_) => {}
+                Err(failure) => {
+                    tracing::warn!(%plugin, outcome = failure.kind(), redelivered, "plugin failed: {failure}");
+                }
+            }
+            results.push(Delivered {
+                plugin: Arc::clone(plugin),
+                result: result.map(|_| ()),
+            });
+        }
+        // Shadows see each event once, on its first delivery.
+        if event.failures == 0 && !redelivered && !registry.shadows(command).is_empty() {
+            let given = match shape.zip(parsed) {
+                Some((shape, parsed)) => Merge::new(shape, parsed).go_on_answer(),
+                None => CallbackResponse::go_on().to_json(),
+            };
+            self.shadow(
+                &registry,
+                command,
+                request.operation_id,
+                &event.body,
+                &given,
+            )
+            .await;
+        }
+        results
+    }
+}
+
+impl Deliver for Dispatcher {
+    fn deliver(
+        &self,
+        event: &Event,
+        redelivered: bool,
+    ) -> impl std::future::Future<Output = Vec<Delivered>> + Send {
+        Dispatcher::deliver(self, event, redelivered)
+    }
+}

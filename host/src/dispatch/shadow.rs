@@ -1,0 +1,142 @@
+//! Shadow plugins: run beside the chain, off the answer path, on the same request; what each
+//! would have answered is compared with the answer given, counted, logged and recorded.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Attempt, Dispatcher, Input, Request};
+use crate::metrics::ShadowLabels;
+use crate::protocol::answer::Merge;
+use crate::protocol::schema::{Catalog, Command};
+use crate::protocol::{self, CallbackResponse};
+use crate::record::{self, Record};
+use crate::registry::{Link, Registry};
+use crate::runtime::limits::Failure;
+use crate::runtime::plugin::Entry;
+use crate::untrusted::{ANSWER_CAP, Untrusted};
+
+/// What a shadow plugin's answer was, next to the answer given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShadowVerdict {
+    /// The same answer.
+    Agree,
+    /// Another answer (logged, and recorded when recording is on).
+    Disagree,
+    /// The shadow plugin failed.
+    Failed,
+    /// Not run: too many shadow calls in flight (live traffic comes first).
+    Skipped,
+}
+
+impl ShadowVerdict {
+    /// The metric label.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Agree => "agree",
+            Self::Disagree => "disagree",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+impl Dispatcher {
+    /// Runs the shadow plugins of `command` on a request that was answered `given`, and counts
+    /// (logs, records) whether each would have answered the same. Off the answer path.
+    #[tracing::instrument(name = "shadow", skip_all, fields(command, operation_id = %operation_id))]
+    pub(super) async fn shadow(
+        &self,
+        registry: &Registry,
+        command: &'static str,
+        operation_id: Arc<str>,
+        body: &str,
+        given: &[u8],
+    ) {
+        let shape = Catalog::get().command(command);
+        let given: serde_json::Value = serde_json::from_slice(given).unwrap_or_default();
+        for link in registry.shadows(command) {
+            let plugin = &link.plugin.name;
+            let request = Request {
+                command,
+                operation_id: Arc::clone(&operation_id),
+                received: Instant::now(),
+            };
+            let verdict = match self.shadow_permits.try_acquire() {
+                Err(_) => ShadowVerdict::Skipped,
+                Ok(_permit) => match self.shadow_answer(link, &request, shape, body).await {
+                    Err(failure) => {
+                        tracing::warn!(%plugin, outcome = failure.kind(), "shadow plugin failed: {failure}");
+                        ShadowVerdict::Failed
+                    }
+                    Ok(answer) if answer == given => ShadowVerdict::Agree,
+                    Ok(answer) => {
+                        tracing::info!(%plugin, given = %Untrusted::capped(&given.to_string(), ANSWER_CAP),
+                            shadow = %Untrusted::capped(&answer.to_string(), ANSWER_CAP),
+                            "shadow plugin disagrees with the answer given");
+                        if let Some(recorder) = &self.recorder {
+                            recorder.record(Record {
+                                kind: record::Kind::Shadow,
+                                command: command.to_owned(),
+                                operation_id: operation_id.to_string(),
+                                at_ms: crate::unix_ms(),
+                                body: body.to_owned(),
+                                answer: given.clone(),
+                                shadow: Some(record::ShadowAnswer {
+                                    plugin: plugin.to_string(),
+                                    answer,
+                                }),
+                            });
+                        }
+                        ShadowVerdict::Disagree
+                    }
+                },
+            };
+            self.metrics
+                .shadow
+                .get_or_create(&ShadowLabels {
+                    command,
+                    plugin: Arc::clone(plugin),
+                    verdict: verdict.as_str(),
+                })
+                .inc();
+        }
+    }
+
+    /// What one plugin alone would have answered `body`: its refusal, or "go on" with its
+    /// changes, in the form OpenIM is answered.
+    async fn shadow_answer(
+        &self,
+        link: &Link,
+        request: &Request,
+        shape: Option<&Command>,
+        body: &str,
+    ) -> Result<serde_json::Value, Failure> {
+        let parsed = shape
+            .map(|s| protocol::parse(s, body))
+            .transpose()
+            .map_err(|e| Failure::Unparsable(e.to_string()))?;
+        let mut merge = shape.zip(parsed).map(|(c, v)| Merge::new(c, v));
+        let settings = self.config.command(request.command);
+        let deadline = request.received + self.config.budget(request.command);
+        let input = match (link.entry, &merge) {
+            (Entry::Typed(_), Some(merge)) => Input::Owned(merge.request.clone()),
+            _ => Input::Json(body),
+        };
+        let call = Attempt {
+            link,
+            position: 0,
+            request,
+            deadline,
+            fuel: settings.fuel,
+        };
+        let answered = self.answer(call, input, shape, merge.as_mut()).await?;
+        let answer = if answered.response.is_refusal() {
+            answered.response.to_json()
+        } else {
+            merge
+                .as_ref()
+                .map_or_else(|| CallbackResponse::go_on().to_json(), Merge::go_on_answer)
+        };
+        Ok(serde_json::from_slice(&answer).unwrap_or_default())
+    }
+}
