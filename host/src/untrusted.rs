@@ -40,6 +40,11 @@ impl<'a> Untrusted<'a> {
     pub fn capped(text: &'a str, cap: usize) -> Self {
         Self { text, cap }
     }
+
+    /// `text`, capped at [`LINE_CAP`]: a line of a plugin's, or a failure's message.
+    pub fn line(text: &'a str) -> Self {
+        Self::capped(text, LINE_CAP)
+    }
 }
 
 /// `text`, escaped and capped at [`MESSAGE_CAP`], as an owned string.

@@ -77,16 +77,6 @@ impl Outcome {
     }
 }
 
-/// What one plugin's call means for the chain.
-enum Verdict {
-    /// Go on with the next plugin (changes, if any, are merged).
-    Next,
-    /// A before-callback refused: the answer.
-    Refused(CallbackResponse),
-    /// The plugin failed, or answered what cannot be forwarded.
-    Failed(Failure),
-}
-
 /// What a plugin is given.
 #[derive(Debug)]
 pub enum Input<'a> {
@@ -301,23 +291,15 @@ impl Dispatcher {
                 .then_some(&mut merge)
                 .and_then(Option::as_mut);
             let plugin = &link.plugin.name;
-            let verdict = match self.answer(call, input, command, merge_into).await {
-                Err(failure) => Verdict::Failed(failure),
+            match self.answer(call, input, command, merge_into).await {
                 Ok(Answered { response, .. }) if response.is_refusal() => match phase {
-                    Phase::Before => Verdict::Refused(response),
-                    Phase::After => {
-                        // OpenIM already carried it out: the answer stays "go on", and the next
-                        // plugins still see the event.
-                        log_after_refusal(plugin, &response);
-                        Verdict::Next
-                    }
+                    Phase::Before => return (response.to_json(), Outcome::Refused),
+                    // OpenIM already carried it out: the answer stays "go on", and the next
+                    // plugins still see the event.
+                    Phase::After => log_after_refusal(plugin, &response),
                 },
-                Ok(_) => Verdict::Next,
-            };
-            match verdict {
-                Verdict::Next => {}
-                Verdict::Refused(response) => return (response.to_json(), Outcome::Refused),
-                Verdict::Failed(failure) => {
+                Ok(_) => {}
+                Err(failure) => {
                     let not_run = matches!(failure, Failure::NoTimeLeft);
                     tracing::warn!(%plugin, outcome = failure.kind(), policy = ?settings.failure_policy,
                         not_run, "plugin failed: {failure}");

@@ -111,6 +111,8 @@ impl PluginLimiter {
 const TOO_MUCH_DATA: &str = "too much data is being copied between the host and the guest";
 
 /// Why a plugin call produced no usable answer. Every variant is logged with the plugin's name.
+/// The texts a failure carries can hold what the plugin wrote (a field name, a panic message):
+/// they are shown through [`Untrusted::line`], escaped and capped.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
     #[error("timeout: still running at the deadline ({budget_ms} ms)")]
@@ -125,22 +127,16 @@ pub enum Failure {
     Limit(#[from] LimitExceeded),
     #[error("stack overflow")]
     StackOverflow,
-    #[error("trap: {}", shown(.0))]
+    #[error("trap: {}", Untrusted::line(.0))]
     Trap(String),
-    #[error("instantiation failed: {}", shown(.0))]
+    #[error("instantiation failed: {}", Untrusted::line(.0))]
     Instantiate(String),
-    #[error("invalid answer: {}", shown(.0))]
+    #[error("invalid answer: {}", Untrusted::line(.0))]
     InvalidAnswer(String),
     /// Not the plugin's doing: a stored or recorded request that no longer fits its command's
     /// shape (the contract changed since it was accepted), so no plugin could be given it.
-    #[error("the request no longer parses: {}", shown(.0))]
+    #[error("the request no longer parses: {}", Untrusted::line(.0))]
     Unparsable(String),
-}
-
-/// A failure's text as it reaches the log, `call`'s output or an error: it can carry what the
-/// plugin wrote (a field name, a panic message), so it is shown escaped and capped.
-fn shown(text: &str) -> Untrusted<'_> {
-    Untrusted::capped(text, crate::untrusted::LINE_CAP)
 }
 
 impl Failure {
@@ -186,7 +182,7 @@ impl Failure {
         }
         tracing::debug!(
             "plugin call failed: {}",
-            Untrusted::capped(&format!("{error:?}"), crate::untrusted::LINE_CAP)
+            Untrusted::line(&format!("{error:?}"))
         );
         match error.downcast_ref::<Trap>() {
             Some(Trap::OutOfFuel) => Self::Fuel { budget: fuel },

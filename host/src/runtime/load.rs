@@ -32,30 +32,30 @@ pub enum LoadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("plugin {path} is not a WebAssembly component: {}", shown(reason))]
+    #[error(
+        "plugin {path} is not a WebAssembly component: {}",
+        Untrusted::line(reason)
+    )]
     NotAComponent { path: PathBuf, reason: String },
-    #[error("plugin {path} is not valid: {}", shown(reason))]
+    #[error("plugin {path} is not valid: {}", Untrusted::line(reason))]
     Compile { path: PathBuf, reason: String },
     #[error(
         "plugin {path} handles no callback: it exports no interface of openim:callback (such as openim:callback/kick-group-member@0.1.0 or {JSON_INTERFACE}); it exports: {}",
-        shown(exports)
+        Untrusted::line(exports)
     )]
     NoCallbackExport { path: PathBuf, exports: String },
     #[error(
         "plugin {path} declares commands the host cannot take: {}",
-        shown(reason)
+        Untrusted::line(reason)
     )]
     Declared { path: PathBuf, reason: String },
-    #[error("plugin {path} cannot be linked: {}", shown(reason))]
+    #[error("plugin {path} cannot be linked: {}", Untrusted::line(reason))]
     Link { path: PathBuf, reason: String },
-    #[error("plugin {path} imports what it is not granted: {}", shown(reason))]
+    #[error(
+        "plugin {path} imports what it is not granted: {}",
+        Untrusted::line(reason)
+    )]
     NotGranted { path: PathBuf, reason: String },
-}
-
-/// A load error's reason as it reaches the log: it can quote the component (names in its bytes,
-/// what its `commands()` returned), so it is escaped and capped.
-fn shown(reason: &str) -> Untrusted<'_> {
-    Untrusted::capped(reason, crate::untrusted::LINE_CAP)
 }
 
 /// Reads a plugin file.

@@ -106,7 +106,7 @@ impl PluginOutput {
         if !lines.take(cost) {
             return;
         }
-        let message = Untrusted::capped(message, LINE_CAP);
+        let message = Untrusted::line(message);
         let tag = &lines.tag;
         macro_rules! emit {
             ($level:expr) => {
@@ -176,7 +176,7 @@ impl Lines {
             return;
         }
         let text = String::from_utf8_lossy(line);
-        let text = Untrusted::capped(&text, LINE_CAP);
+        let text = Untrusted::line(&text);
         let tag = &self.tag;
         if cut > 0 {
             tracing::info!(target: "plugin", plugin = %tag.plugin, command = tag.command,
@@ -233,10 +233,7 @@ impl std::fmt::Display for FieldList<'_> {
             if i > 0 {
                 f.write_str(" ")?;
             }
-            let (key, value) = (
-                Untrusted::capped(key, LINE_CAP),
-                Untrusted::capped(value, LINE_CAP),
-            );
+            let (key, value) = (Untrusted::line(key), Untrusted::line(value));
             write!(f, "{key}=\"{value}\"")?;
         }
         Ok(())

@@ -34,7 +34,9 @@ pub struct PluginState {
     /// The instant the call must have finished by; read by the epoch callback.
     pub deadline: Instant,
     /// Its stdout, stderr and `log` import lines, under one budget per call.
-    output: PluginOutput,
+    /// Made on the first line a call writes (WASI's streams or the `log` import), so a call that
+    /// writes nothing allocates nothing for it.
+    output: Option<PluginOutput>,
     /// The host-wide memory budget this instance's memories count against.
     budget: Arc<MemoryBudget>,
     /// The plugin's `wasi:config` values.
@@ -45,6 +47,11 @@ pub struct PluginState {
     http: crate::capabilities::http::HttpInstance,
     /// What this instance holds of the budget; given back when the store is dropped.
     reservation: Reservation,
+}
+
+/// The call's output, made on first use.
+fn output<'a>(output: &'a mut Option<PluginOutput>, tag: &Arc<CallTag>) -> &'a PluginOutput {
+    output.get_or_insert_with(|| PluginOutput::new(Arc::clone(tag)))
 }
 
 /// The WASI context, which grants nothing; its stdout and stderr go to the plugin's output.
@@ -74,7 +81,7 @@ impl PluginState {
             wasi: None,
             table: ResourceTable::new(),
             limiter,
-            output: PluginOutput::new(Arc::clone(&tag)),
+            output: None,
             tag,
             deadline,
             budget,
@@ -85,7 +92,9 @@ impl PluginState {
     /// Prepares a reused instance's store for its next call: new identity, new deadline, output
     /// lines of the previous call flushed.
     pub fn begin_call(&mut self, tag: Arc<CallTag>, deadline: Instant) {
-        self.output.begin_call(Arc::clone(&tag));
+        if let Some(output) = &self.output {
+            output.begin_call(Arc::clone(&tag));
+        }
         self.tag = tag;
         self.deadline = deadline;
         self.http.set_deadline(deadline);
@@ -141,7 +150,7 @@ impl ResourceLimiterAsync for PluginState {
 
 impl WasiView for PluginState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        let output = &self.output;
+        let output = output(&mut self.output, &self.tag);
         let wasi = self.wasi.get_or_insert_with(|| wasi_ctx(output));
         WasiCtxView {
             ctx: wasi,
@@ -152,7 +161,7 @@ impl WasiView for PluginState {
 
 impl crate::runtime::bindings::openim::callback::log::Host for PluginState {
     async fn log(&mut self, level: Level, message: String, fields: Vec<(String, String)>) {
-        self.output.log(level, &message, &fields);
+        output(&mut self.output, &self.tag).log(level, &message, &fields);
     }
 }
 
