@@ -127,8 +127,8 @@ struct Target {
     key: &'static str,
     /// Name in the table.
     name: &'static str,
-    /// The plugin file served, or `None` for the native baseline.
-    plugin: Option<&'static str>,
+    /// What serves the requests.
+    served: Served,
     /// The plugin's `reuse_instances` (1: a fresh instance per request).
     reuse: u32,
     /// Extra host-server flags (`--no-fuel`, `--no-epoch`).
@@ -137,11 +137,39 @@ struct Target {
     workload: Workload,
 }
 
+/// What serves a target's requests.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Served {
+    /// The native baseline of the workload (no host, no Wasm).
+    Native,
+    /// The host with no plugin: its own cost (HTTP, parsing, routing, the answer, metrics).
+    HostAlone,
+    /// The host with this example plugin.
+    Plugin(&'static str),
+}
+
+impl Served {
+    fn plugin(self) -> Option<&'static str> {
+        match self {
+            Self::Plugin(file) => Some(file),
+            Self::Native | Self::HostAlone => None,
+        }
+    }
+}
+
 const TARGETS: &[Target] = &[
     Target {
         key: "native",
         name: "native (no Wasm)",
-        plugin: None,
+        served: Served::Native,
+        reuse: 1,
+        flags: &[],
+        workload: Workload::Kick,
+    },
+    Target {
+        key: "host-alone",
+        name: "host with no plugin (HTTP, parse, answer)",
+        served: Served::HostAlone,
         reuse: 1,
         flags: &[],
         workload: Workload::Kick,
@@ -149,7 +177,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "rust",
         name: "Rust guard",
-        plugin: Some("10-guard.wasm"),
+        served: Served::Plugin("10-guard.wasm"),
         reuse: 1,
         flags: &[],
         workload: Workload::Kick,
@@ -157,7 +185,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "c",
         name: "C guard",
-        plugin: Some("11-guard-c.wasm"),
+        served: Served::Plugin("11-guard-c.wasm"),
         reuse: 1,
         flags: &[],
         workload: Workload::Kick,
@@ -165,7 +193,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "js",
         name: "JavaScript guard",
-        plugin: Some("12-guard-js.wasm"),
+        served: Served::Plugin("12-guard-js.wasm"),
         reuse: 1,
         flags: &[],
         workload: Workload::Kick,
@@ -173,7 +201,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "python",
         name: "Python guard",
-        plugin: Some("13-guard-py.wasm"),
+        served: Served::Plugin("13-guard-py.wasm"),
         reuse: 1,
         flags: &[],
         workload: Workload::Kick,
@@ -181,7 +209,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "go",
         name: "Go guard",
-        plugin: Some("14-guard-go.wasm"),
+        served: Served::Plugin("14-guard-go.wasm"),
         reuse: 1,
         flags: &[],
         workload: Workload::Kick,
@@ -189,7 +217,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "rust-nofuel",
         name: "Rust guard, fuel_metering = false",
-        plugin: Some("10-guard.wasm"),
+        served: Served::Plugin("10-guard.wasm"),
         reuse: 1,
         flags: &["--no-fuel"],
         workload: Workload::Kick,
@@ -197,7 +225,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "rust-noepoch",
         name: "Rust guard, epoch_interruption = false",
-        plugin: Some("10-guard.wasm"),
+        served: Served::Plugin("10-guard.wasm"),
         reuse: 1,
         flags: &["--no-epoch"],
         workload: Workload::Kick,
@@ -205,7 +233,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "rust-reuse",
         name: "Rust guard, reuse_instances = 1000",
-        plugin: Some("10-guard.wasm"),
+        served: Served::Plugin("10-guard.wasm"),
         reuse: 1000,
         flags: &[],
         workload: Workload::Kick,
@@ -213,7 +241,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "js-reuse",
         name: "JavaScript guard, reuse_instances = 1000",
-        plugin: Some("12-guard-js.wasm"),
+        served: Served::Plugin("12-guard-js.wasm"),
         reuse: 1000,
         flags: &[],
         workload: Workload::Kick,
@@ -221,7 +249,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "python-reuse",
         name: "Python guard, reuse_instances = 1000",
-        plugin: Some("13-guard-py.wasm"),
+        served: Served::Plugin("13-guard-py.wasm"),
         reuse: 1000,
         flags: &[],
         workload: Workload::Kick,
@@ -229,7 +257,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "go-reuse",
         name: "Go guard, reuse_instances = 1000",
-        plugin: Some("14-guard-go.wasm"),
+        served: Served::Plugin("14-guard-go.wasm"),
         reuse: 1000,
         flags: &[],
         workload: Workload::Kick,
@@ -237,7 +265,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "rust-queued",
         name: "Rust guard, delivery = \"queued\" (answered once stored)",
-        plugin: Some("10-guard.wasm"),
+        served: Served::Plugin("10-guard.wasm"),
         reuse: 1,
         flags: &["--queued"],
         workload: Workload::Kick,
@@ -245,7 +273,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "native-ratelimit",
         name: "native rate limit, embedded store (no Wasm)",
-        plugin: None,
+        served: Served::Native,
         reuse: 1,
         flags: &[],
         workload: Workload::RateLimitEmbedded,
@@ -253,7 +281,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "rust-ratelimit",
         name: "Rust rate limit, embedded store (1 increment)",
-        plugin: Some("40-rate-limit.wasm"),
+        served: Served::Plugin("40-rate-limit.wasm"),
         reuse: 1,
         flags: &[],
         workload: Workload::RateLimitEmbedded,
@@ -261,7 +289,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "native-ratelimit-redis",
         name: "native rate limit, Redis (no Wasm)",
-        plugin: None,
+        served: Served::Native,
         reuse: 1,
         flags: &[],
         workload: Workload::RateLimitRedis,
@@ -269,7 +297,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "rust-ratelimit-redis",
         name: "Rust rate limit, Redis (1 increment)",
-        plugin: Some("40-rate-limit.wasm"),
+        served: Served::Plugin("40-rate-limit.wasm"),
         reuse: 1,
         flags: &[],
         workload: Workload::RateLimitRedis,
@@ -277,7 +305,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "native-moderation",
         name: "native moderation (no Wasm)",
-        plugin: None,
+        served: Served::Native,
         reuse: 1,
         flags: &[],
         workload: Workload::Moderation,
@@ -285,7 +313,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "rust-moderation",
         name: "Rust moderation (send + modify)",
-        plugin: Some("30-moderation.wasm"),
+        served: Served::Plugin("30-moderation.wasm"),
         reuse: 1,
         flags: &[],
         workload: Workload::Moderation,
@@ -293,7 +321,7 @@ const TARGETS: &[Target] = &[
     Target {
         key: "rust-moderation-reuse",
         name: "Rust moderation, reuse_instances = 1000",
-        plugin: Some("30-moderation.wasm"),
+        served: Served::Plugin("30-moderation.wasm"),
         reuse: 1000,
         flags: &[],
         workload: Workload::Moderation,
@@ -369,6 +397,24 @@ struct Trial {
     requests_per_sec: f64,
     latency_us: Histogram<u64>,
     peak_rss_kib: u64,
+    /// The server's CPU time per answered request over the measured window (µs): what a
+    /// request costs the server, less sensitive than req/s to what else runs on the machine.
+    cpu_us_per_request: Option<f64>,
+}
+
+impl Results {
+    /// The median round's server CPU time per request (µs), NaN where it could not be read.
+    fn cpu(&self) -> f64 {
+        let rounds: Vec<f64> = self
+            .trials
+            .iter()
+            .filter_map(|t| t.cpu_us_per_request)
+            .collect();
+        if rounds.is_empty() {
+            return f64::NAN;
+        }
+        median(rounds)
+    }
 }
 
 /// Per-target results over all rounds.
@@ -387,7 +433,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         .iter()
         .filter(|t| args.targets.iter().any(|k| k == t.key))
     {
-        let (size_bytes, compile_ms, cached_load_ms) = match target.plugin {
+        let (size_bytes, compile_ms, cached_load_ms) = match target.served.plugin() {
             Some(file) => {
                 let path = args.plugins.join(file);
                 if !path.exists() {
@@ -431,9 +477,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             let redis_url = redis.as_ref().map(|r| r.url.as_str());
             let trial = trial(&result.target, &args, cache.path(), bodies, redis_url).await?;
             eprintln!(
-                "  {:.0} req/s, p99 {} us",
+                "  {:.0} req/s, p99 {} us, server CPU {:.1} us/request",
                 trial.requests_per_sec,
-                trial.latency_us.value_at_quantile(0.99)
+                trial.latency_us.value_at_quantile(0.99),
+                trial.cpu_us_per_request.unwrap_or(f64::NAN)
             );
             result.trials.push(trial);
         }
@@ -612,8 +659,8 @@ async fn trial(
     let plugin_dir = tempfile::tempdir()?;
     let exe = std::env::current_exe()?;
     let mut command = Command::new(exe);
-    match target.plugin {
-        None => {
+    match target.served {
+        Served::Native => {
             let workload = match target.workload {
                 Workload::Kick => "kick",
                 Workload::Moderation => "moderation",
@@ -626,8 +673,10 @@ async fn trial(
                 command.env("BENCH_REDIS_URL", url);
             }
         }
-        Some(file) => {
-            std::fs::copy(args.plugins.join(file), plugin_dir.path().join(file))?;
+        Served::HostAlone | Served::Plugin(_) => {
+            if let Some(file) = target.served.plugin() {
+                std::fs::copy(args.plugins.join(file), plugin_dir.path().join(file))?;
+            }
             command
                 .arg("host-server")
                 .arg("--plugins")
@@ -645,24 +694,44 @@ async fn trial(
         }
     }
     let mut server = ServerProcess::start(command)?;
-    let load = drive(
-        server.addr,
-        Load {
-            connections: args.connections,
-            warmup: args.warmup,
-            seconds: args.seconds,
-        },
-        bodies,
-    )
-    .await;
+    let load = Load {
+        connections: args.connections,
+        warmup: args.warmup,
+        seconds: args.seconds,
+    };
+    // The server's CPU time over the measured window, read beside the load.
+    let pid = server.pid();
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs_f64(load.warmup)).await;
+        let before = cpu_time(pid);
+        tokio::time::sleep(Duration::from_secs_f64(load.seconds)).await;
+        Some(cpu_time(pid)?.saturating_sub(before?))
+    });
+    let driven = drive(server.addr, load, bodies).await;
     let peak_rss_kib = server.peak_rss_kib();
+    let cpu = cpu.await?;
     server.stop();
-    let (requests_per_sec, latency_us) = load?;
+    let (requests_per_sec, latency_us) = driven?;
+    let requests = requests_per_sec * load.seconds;
     Ok(Trial {
         requests_per_sec,
         latency_us,
         peak_rss_kib,
+        cpu_us_per_request: cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / requests.max(1.0)),
     })
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat` (in clock ticks of
+/// 10 ms: over a measured window of seconds, within a percent).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) end with ')'; utime and stime are
+    // the 14th and 15th fields of the line.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
 }
 
 /// A server child process, killed on drop.
@@ -814,13 +883,17 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn render(results: &[Results], args: &RunArgs) -> String {
-    let native_rps = |workload: Workload| {
+    let native = |workload: Workload| {
         results
             .iter()
-            .find(|r| r.target.plugin.is_none() && r.target.workload == workload)
+            .find(|r| r.target.served == Served::Native && r.target.workload == workload)
+    };
+    let native_rps = |workload: Workload| {
+        native(workload)
             .map(|r| median(r.trials.iter().map(|t| t.requests_per_sec).collect()))
             .unwrap_or(f64::NAN)
     };
+    let native_cpu = |workload: Workload| native(workload).map_or(f64::NAN, Results::cpu);
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -838,11 +911,14 @@ fn render(results: &[Results], args: &RunArgs) -> String {
          {} connections, {} rounds of {} s per target (alternated); a fresh instance per request and \
          fuel and epoch deadlines on unless the row says otherwise. Each row is compared with the native baseline \
          of its workload (the kick rows with the kick baseline, the rate-limit rows with a native server doing the same increment on the same store through the same code, the moderation rows with the moderation baseline). req/s is the median round; latencies are over all rounds; \
-         RSS is the server's peak resident memory.\n\n",
+         RSS is the server's peak resident memory. CPU/request is the server process's CPU time \
+         (user + system, the kernel's TCP included) per answer over the measured window, median round; \
+         \"native/CPU\" is the native baseline's CPU per request over the row's: the share of native \
+         efficiency, which depends less than req/s on what else the machine runs.\n\n",
         args.connections, args.rounds, args.seconds
     );
-    out.push_str("| target | component size | compile | load from cache | req/s | vs native | p50 | p99 | p99.9 | peak RSS |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| target | component size | compile | load from cache | req/s | vs native | CPU/request | native/CPU | p50 | p99 | p99.9 | peak RSS |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         let rps = median(r.trials.iter().map(|t| t.requests_per_sec).collect());
         let mut all = Histogram::<u64>::new(3).expect("histogram");
@@ -852,13 +928,15 @@ fn render(results: &[Results], args: &RunArgs) -> String {
         let rss = r.trials.iter().map(|t| t.peak_rss_kib).max().unwrap_or(0);
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {:.0} | {:.1}% | {} | {} | {} | {:.1} MiB |\n",
+            "| {} | {} | {} | {} | {:.0} | {:.1}% | {:.1} µs | {:.1}% | {} | {} | {} | {:.1} MiB |\n",
             r.target.name,
             opt(r.size_bytes.map(size)),
             opt(r.compile_ms.map(|d| micros(d.as_micros() as u64))),
             opt(r.cached_load_ms.map(|d| micros(d.as_micros() as u64))),
             rps,
             100.0 * rps / native_rps(r.target.workload),
+            r.cpu(),
+            100.0 * native_cpu(r.target.workload) / r.cpu(),
             micros(all.value_at_quantile(0.50)),
             micros(all.value_at_quantile(0.99)),
             micros(all.value_at_quantile(0.999)),
