@@ -1,7 +1,7 @@
 //! Clients that misbehave, over real sockets: each is cut off or bounded by an HTTP limit, and
 //! well-behaved clients keep being answered meanwhile.
 
-mod common;
+use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;

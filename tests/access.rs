@@ -2,7 +2,7 @@
 //! Basic-auth form included), TLS, the admin allow-list, the start-up refusals, and directories
 //! other users can write to.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

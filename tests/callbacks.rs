@@ -2,7 +2,7 @@
 //! JSON reaches a plugin that handles it (typed and as JSON) and a bad body gets a clear 4xx; the
 //! chain's rules for before-callbacks that change the operation; the example plugins end to end.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

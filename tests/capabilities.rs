@@ -2,7 +2,7 @@
 //! key-value state (`wasi:keyvalue`) on the embedded store and on a real Redis, and the grants
 //! that decide it, over HTTP against the real binary.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! The plugin tools of the command line: `check`, `call` and `new`.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -8,10 +8,16 @@ use std::time::{Duration, Instant};
 
 use common::{component, example, repo_root};
 
+/// Runs `callback-host ARGS` with the tests' compile cache (as `check` and `call` share the
+/// server's).
 fn host(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_callback-host"))
         .args(args)
         .env("RUST_LOG", "warn")
+        .env(
+            "CALLBACK_HOST_CACHE_DIR",
+            repo_root().join("target/test-compile-cache"),
+        )
         .stdin(Stdio::null())
         .output()
         .expect("run callback-host")
@@ -45,6 +51,24 @@ fn check_accepts_plugins_and_says_why_it_refuses_others() {
         "{stdout}"
     );
     assert!(stdout.contains("imports wasi:cli/environment@"), "{stdout}");
+
+    // `check` and `call` keep what they compile in the compile cache `serve` uses (here one of
+    // their own, made private on first use), one entry per component.
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().join("compiled");
+    for tool in ["check", "call"] {
+        let out = host(&[tool, path(&guard), "--cache-dir", path(&cache_dir)]);
+        assert!(out.status.success(), "{tool}: {}", text(&out.stderr));
+    }
+    let entries: Vec<_> = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        entries.len() == 1 && entries[0].to_string_lossy().ends_with(".cwasm"),
+        "{entries:?}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let not_wasm = dir.path().join("notes.wasm");
@@ -135,6 +159,7 @@ fn check_and_call_stop_a_plugin_whose_commands_never_returns_at_its_deadline() {
         let mut child = Command::new(env!("CARGO_BIN_EXE_callback-host"))
             .args([tool, path(&looping), "--config", path(&config)])
             .env("RUST_LOG", "warn")
+            .env("CALLBACK_HOST_CACHE_DIR", dir.path().join("cache"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -158,8 +183,8 @@ fn check_and_call_stop_a_plugin_whose_commands_never_returns_at_its_deadline() {
             ),
             "{tool}: {stderr}"
         );
-        // The deadline plus a second, plus compiling the component (no compile cache here) on a
-        // busy 2-core machine.
+        // The deadline plus a second, plus compiling the component (the first run fills the
+        // cache) on a busy 2-core machine.
         assert!(
             took < Duration::from_millis(1500 + 1000 + 2500),
             "{tool} took {took:?}"
@@ -184,6 +209,9 @@ fn new_and_build(plugins: &Path, language: &str, name: &str, callback: &str) -> 
             repo_root().join(".tools/py/bin/componentize-py"),
         )
         .env("GO", repo_root().join(".tools/go/bin/go"))
+        // The Rust projects share one target directory, kept between runs: their dependencies
+        // (wit-bindgen) are built once, not once per project and run.
+        .env("CARGO_TARGET_DIR", repo_root().join("target/new-projects"))
         .output()
         .unwrap();
     assert!(

@@ -1,7 +1,7 @@
 //! One policy, five languages: the guard plugin written in Rust, C, JavaScript, Python and Go must
 //! give byte-identical answers to the same corpus of OpenIM requests, through the real HTTP host.
 
-mod common;
+use crate::common;
 
 use common::{GO_ON, Server, example};
 

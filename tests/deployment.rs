@@ -2,7 +2,7 @@
 //! validate against Kubernetes' API schemas offline, they fit what the host does (probes, grace
 //! period, secrets, a read-only root), and the host serves with their config as they run it.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

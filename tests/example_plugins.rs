@@ -1,7 +1,7 @@
 //! The example plugins end to end, the loading of a plugin directory with broken files in it,
 //! and a bounded load.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

@@ -15,7 +15,7 @@
 //! run gives each a second. A failing input is written to `target/fuzz-failures/` and the seed
 //! printed; `FUZZ_SEED=<seed>` replays it.
 
-mod common;
+use crate::common;
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;

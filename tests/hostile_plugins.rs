@@ -1,7 +1,7 @@
 //! Plugins that misbehave: each failure yields the policy answer before OpenIM's timeout, a log
 //! line that names the plugin and the cause, and leaves other plugins and requests unaffected.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! Running the host in production: hot reload under load, admin endpoints, metrics.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::sync::Arc;

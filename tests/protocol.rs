@@ -1,6 +1,6 @@
 //! The HTTP endpoint against OpenIM's real requests, byte for byte, and every kind of bad input.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 

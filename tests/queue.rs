@@ -1,7 +1,7 @@
 //! `queued` after-callbacks: answered as soon as they are stored, delivered by workers with
 //! retries and dead letters, never lost across a crash of the host.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::net::TcpStream;

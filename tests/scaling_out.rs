@@ -1,7 +1,7 @@
 //! Replicas behind a load balancer: three hosts behind a real HAProxy, sharing one real Redis
 //! for key-value state and the after-callback queue, as the README's "Scaling out" deploys them.
 
-mod common;
+use crate::common;
 
 use std::io::Write as _;
 use std::net::TcpStream;

@@ -2,7 +2,7 @@
 //! delaying the answer), recorded callbacks, and `callback-host replay` through a new plugin
 //! directory.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -237,7 +237,7 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 /// Creates `dir` (and its parents) readable and writable by the host's user only, if missing.
-fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

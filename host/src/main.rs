@@ -32,6 +32,9 @@ pub enum Command {
         /// TOML config file (for the plugin's limits)
         #[arg(long, env = "CALLBACK_HOST_CONFIG")]
         config: Option<PathBuf>,
+        /// Directory of the compile cache, shared with `serve` [default: as `serve`]
+        #[arg(long, env = "CALLBACK_HOST_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
     },
     /// Run one request (any command, named by its callbackCommand) through a plugin under the
     /// configured limits and print the answer the server would give.
@@ -43,6 +46,9 @@ pub enum Command {
         /// TOML config file (timeout, fuel, memory, failure policy)
         #[arg(long, env = "CALLBACK_HOST_CONFIG")]
         config: Option<PathBuf>,
+        /// Directory of the compile cache, shared with `serve` [default: as `serve`]
+        #[arg(long, env = "CALLBACK_HOST_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
     },
     /// Run recorded callbacks, or the queue's dead letters, through a plugin directory and say
     /// where the answers differ from the recorded ones (or which dead letters are handled now).
@@ -151,12 +157,17 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => cli::serve::serve(args),
-        Command::Check { file, config } => cli::tools::check(&file, config.as_deref()),
+        Command::Check {
+            file,
+            config,
+            cache_dir,
+        } => cli::tools::check(&file, config.as_deref(), cache_dir),
         Command::Call {
             file,
             request,
             config,
-        } => cli::tools::call(&file, request.as_deref(), config.as_deref()),
+            cache_dir,
+        } => cli::tools::call(&file, request.as_deref(), config.as_deref(), cache_dir),
         Command::Queue { action, config } => cli::queue::queue(action, config.as_deref()),
         Command::Replay {
             plugins,

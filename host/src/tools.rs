@@ -14,6 +14,7 @@ use crate::protocol::schema::Catalog;
 use crate::protocol::{self, BodyError, CallbackResponse};
 use crate::registry::{CurrentPlugins, Link};
 use crate::runtime::budget::MemoryBudget;
+use crate::runtime::cache::CompileCache;
 use crate::runtime::call::Runner;
 use crate::runtime::engine;
 use crate::runtime::limits::Failure;
@@ -63,13 +64,25 @@ fn runner_and_plugin(
     let runner = Runner::new(engine, Arc::clone(&config), budget, capabilities, metrics);
     let bytes = read_plugin(path)?;
     let limits = config.plugin(&plugin_name(path));
+    let cache = compile_cache(&config);
     let loading = Loading {
         runner: &runner,
         linker: &linker,
-        cache: None,
+        cache: cache.as_ref(),
     };
     let plugin = load_plugin(&loading, path, &bytes, file_digest(&bytes), limits)?;
     Ok((runner, plugin))
+}
+
+/// The server's compile cache, when its directory exists (or can be made) and is private like
+/// the server requires: `check` and `call` then load a plugin the server or an earlier run
+/// compiled in milliseconds (a Python or JS component takes seconds to compile). A cache that
+/// cannot be used is left out; the tool compiles.
+fn compile_cache(config: &Config) -> Option<CompileCache> {
+    let dir = config.cache_dir.as_ref()?;
+    crate::create_private_dir(dir).ok()?;
+    crate::runtime::trust::check_private(dir, "the compile cache directory").ok()?;
+    Some(CompileCache::new(dir.clone()))
 }
 
 /// Loads `path` exactly as the server would and lists what it handles, exports and imports.

@@ -8,12 +8,23 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use callback_host::config::Config;
 use callback_host::scaffold::Language;
 
 use super::{init_logging, load_config, runtime};
 
-pub fn check(file: &Path, config: Option<&Path>) -> anyhow::Result<()> {
-    let report = callback_host::tools::check(file, &load_config(config)?)?;
+/// The config of a tool: the file's (or the defaults), with the compile cache given on the
+/// command line.
+fn tool_config(config: Option<&Path>, cache_dir: Option<PathBuf>) -> anyhow::Result<Config> {
+    let mut config = load_config(config)?;
+    if let Some(dir) = cache_dir {
+        config.cache_dir = (!dir.as_os_str().is_empty()).then_some(dir);
+    }
+    Ok(config)
+}
+
+pub fn check(file: &Path, config: Option<&Path>, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let report = callback_host::tools::check(file, &tool_config(config, cache_dir)?)?;
     let mut out = std::io::stdout();
     writeln!(
         out,
@@ -34,7 +45,12 @@ pub fn check(file: &Path, config: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn call(file: &Path, request: Option<&Path>, config: Option<&Path>) -> anyhow::Result<()> {
+pub fn call(
+    file: &Path,
+    request: Option<&Path>,
+    config: Option<&Path>,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let body = match request {
         Some(path) if path == Path::new("-") => std::io::read_to_string(std::io::stdin())?,
         Some(path) => {
@@ -42,7 +58,7 @@ pub fn call(file: &Path, request: Option<&Path>, config: Option<&Path>) -> anyho
         }
         None => callback_host::tools::SAMPLE_KICK.to_owned(),
     };
-    let config = Arc::new(load_config(config)?);
+    let config = Arc::new(tool_config(config, cache_dir)?);
     let _logging = init_logging(false);
     let report = runtime()?.block_on(callback_host::tools::call(file, config, &body))?;
     let mut out = std::io::stdout();
@@ -92,10 +108,7 @@ pub fn replay(
     config: Option<&Path>,
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    let mut config = load_config(config)?;
-    if let Some(dir) = cache_dir {
-        config.cache_dir = Some(dir);
-    }
+    let config = tool_config(config, cache_dir)?;
     let source = match replayed {
         Replayed::DeadLetters => callback_host::replay::Source::DeadLetters,
         Replayed::Recorded(file) => callback_host::replay::Source::Recorded(

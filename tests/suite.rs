@@ -1,0 +1,33 @@
+//! The integration suite, one test binary: the example plugins and test fixtures are built from
+//! source once for all of it ([`common::wasm_dir`]), and the real `callback-host` binary is
+//! started by the tests that need a server.
+//!
+//! - `app`: the protocol through the app function in process (no port, no plugins).
+//! - `protocol`, `callbacks`, `conformance`: OpenIM's requests byte for byte, every command, the
+//!   answers OpenIM reads.
+//! - `hostile_plugins`, `example_plugins`, `capabilities`: plugins against the limits, the shipped
+//!   examples, config values, key-value and outbound HTTP.
+//! - `abusive_clients`, `access`: what reaches the port (slow, oversized, unauthorized clients).
+//! - `queue`, `operations`, `trying_rules`, `scaling_out`, `deployment`: the durable queue,
+//!   reload and shutdown, recording/replay/shadows, replicas behind HAProxy, the manifests.
+//! - `cli`: the tools (`check`, `call`, `new`, `probe`...).
+//! - `fuzz`: everything an untrusted party controls, mutated (`FUZZ_SEED` replays a failure).
+
+mod common;
+
+mod abusive_clients;
+mod access;
+mod app;
+mod callbacks;
+mod capabilities;
+mod cli;
+mod conformance;
+mod deployment;
+mod example_plugins;
+mod fuzz;
+mod hostile_plugins;
+mod operations;
+mod protocol;
+mod queue;
+mod scaling_out;
+mod trying_rules;
