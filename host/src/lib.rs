@@ -5,8 +5,9 @@
 //! `{actionCode, errCode, errMsg, errDlt, nextCode}` before OpenIM's timeout.
 //!
 //! # Layout
-//! - [`config`]: settings from the TOML file, flags and environment; per-command timeouts, fuel and
-//!   failure policy; per-plugin memory caps and reserve.
+//! - [`config`]: settings from the TOML file, flags and environment, plain data at the bottom;
+//!   one module per section (per command, per plugin, HTTP and access, the capabilities' grants
+//!   and stores, the queue and the record), each with its resolution and checks.
 //! - [`webhooks`]: reading OpenIM's own `config/webhooks.yml` (timeouts, enabled callbacks).
 //! - [`protocol`]: OpenIM's wire format: the table of the 52 commands, the shapes of their requests
 //!   and answers read from `wit/`, JSON to component values and back, the answers' rules.

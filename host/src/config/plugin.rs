@@ -1,0 +1,74 @@
+//! What is resolved per plugin: `[plugin_defaults]` and `[plugins_limits.X]` (memory, core
+//! instances and tables, instance reuse, the time kept back for it in a chain).
+
+use std::time::Duration;
+
+use super::file::PluginFile;
+use super::{ConfigError, DEFAULT_RESERVE_MS};
+
+/// Resolved resource caps of one plugin instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PluginLimits {
+    /// Largest size of each linear memory, in bytes.
+    pub memory_bytes: usize,
+    /// Core instances a component may create (Python and JS runtimes create a dozen or so).
+    pub max_instances: usize,
+    /// Tables a component may create.
+    pub max_tables: usize,
+    /// Elements of each table.
+    pub max_table_elements: usize,
+    /// Requests one instance serves before it is discarded. 1 (the default) is a fresh instance
+    /// per request; more trades isolation between requests (globals persist) for speed.
+    pub reuse_instances: u32,
+    /// Time kept back for this plugin from the plugins before it in a chain, so that one stuck
+    /// plugin cannot leave the ones after it no time (a guard after it still runs).
+    pub reserve: Duration,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        Self {
+            // Enough for the Python and JS runtimes' heaps; a Rust plugin needs a few MiB.
+            memory_bytes: 128 << 20,
+            max_instances: 64,
+            max_tables: 64,
+            max_table_elements: 100_000,
+            reuse_instances: 1,
+            reserve: Duration::from_millis(DEFAULT_RESERVE_MS),
+        }
+    }
+}
+
+pub(super) fn resolve_plugin(
+    base: &PluginLimits,
+    file: &PluginFile,
+    key: &str,
+) -> Result<PluginLimits, ConfigError> {
+    let memory_bytes = match file.memory_mib {
+        None => base.memory_bytes,
+        Some(mib @ 1..=4096) => (mib as usize) << 20,
+        Some(mib) => {
+            return Err(ConfigError::Invalid {
+                key: format!("{key}.memory_mib"),
+                reason: format!("{mib} is outside 1..=4096"),
+            });
+        }
+    };
+    Ok(PluginLimits {
+        memory_bytes,
+        max_instances: file.max_instances.unwrap_or(base.max_instances),
+        max_tables: file.max_tables.unwrap_or(base.max_tables),
+        max_table_elements: file.max_table_elements.unwrap_or(base.max_table_elements),
+        reuse_instances: match file.reuse_instances {
+            None => base.reuse_instances,
+            Some(0) => {
+                return Err(ConfigError::Invalid {
+                    key: format!("{key}.reuse_instances"),
+                    reason: "must be at least 1 (1 is a fresh instance per request)".into(),
+                });
+            }
+            Some(n) => n,
+        },
+        reserve: file.reserve_ms.map_or(base.reserve, Duration::from_millis),
+    })
+}

@@ -1,0 +1,93 @@
+use super::*;
+
+#[test]
+fn commands_inherit_defaults_and_timeouts_follow_openim() {
+    let config = Config::parse(
+        Path::new("t.toml"),
+        r#"
+        [defaults]
+        fuel = 1000
+        [commands.callbackAfterKickGroupCommand]
+        timeout_secs = 30
+        failure_policy = "refuse"
+        "#,
+    )
+    .unwrap();
+    let kick = config.command("callbackAfterKickGroupCommand");
+    assert_eq!(kick.timeout, Duration::from_secs(15));
+    assert_eq!(kick.fuel, 1000);
+    assert_eq!(kick.failure_policy, FailurePolicy::Refuse);
+    assert_eq!(
+        config.command("callbackAfterQuitGroupCommand").timeout,
+        Duration::from_secs(5)
+    );
+    assert_eq!(effective_timeout(0), Duration::from_secs(15));
+}
+
+#[test]
+fn rejects_typos_with_the_key() {
+    let err =
+        Config::parse(Path::new("t.toml"), "[commands.callbackAfterKickGroup]\n").unwrap_err();
+    assert!(
+        err.to_string().contains("commands.callbackAfterKickGroup"),
+        "{err}"
+    );
+    let err = Config::parse(Path::new("t.toml"), "[defaults]\ntimeout = 3\n").unwrap_err();
+    assert!(err.to_string().contains("unknown field `timeout`"), "{err}");
+    let err = Config::parse(Path::new("t.toml"), "safety_margin_ms = 9000\n").unwrap_err();
+    assert!(err.to_string().contains("safety_margin_ms"), "{err}");
+}
+
+#[test]
+fn the_memory_budget_must_fit_a_plugin_and_the_machine() {
+    let err = Config::parse(
+        Path::new("t.toml"),
+        "memory_budget_mib = 200\n[plugins_limits.big]\nmemory_mib = 300\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("memory_budget_mib")
+            && err
+                .to_string()
+                .contains("less than one plugin may use (300 MiB"),
+        "{err}"
+    );
+    let machine = machine_memory_bytes().expect("this machine reports its memory") >> 20;
+    let err = Config::parse(
+        Path::new("t.toml"),
+        &format!("memory_budget_mib = {}\n", machine + 1024),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("more than this machine's"),
+        "{err}"
+    );
+    let config = Config::default();
+    assert!(config.memory_budget <= 1 << 30);
+    assert!(config.memory_budget >= config.largest_memory_bytes());
+}
+
+#[test]
+fn http_limits_and_access_are_validated() {
+    let err = Config::parse(Path::new("t.toml"), "[http]\nread_timeout_ms = 5\n").unwrap_err();
+    assert!(err.to_string().contains("http.read_timeout_ms"), "{err}");
+    let err =
+        Config::parse(Path::new("t.toml"), "[auth]\nallow = [\"10.0.0.0/33\"]\n").unwrap_err();
+    assert!(err.to_string().contains("auth.allow"), "{err}");
+    let config = Config::parse(
+        Path::new("t.toml"),
+        "listen = \"0.0.0.0:10006\"\n[auth]\nallow = [\"10.0.0.0/8\", \"192.168.1.7\"]\n",
+    )
+    .unwrap();
+    assert_eq!(config.access.allow.as_ref().map(Vec::len), Some(2));
+}
+
+#[test]
+fn the_readme_example_config_is_valid() {
+    let readme = include_str!("../../../README.md");
+    let start = readme.find("```toml\n").expect("README has a toml block") + 8;
+    let end = start + readme[start..].find("```").expect("the block ends");
+    let config = Config::parse(Path::new("README.md"), &readme[start..end]).unwrap();
+    assert_eq!(config.plugin("10-guard").memory_bytes, 16 << 20);
+    assert_eq!(config.listen.port(), 10006);
+}
