@@ -113,7 +113,7 @@ struct RunArgs {
     /// rust-noepoch, rust-reuse, js-reuse, python-reuse, go-reuse, native-moderation, rust-moderation,
     /// rust-moderation-reuse, rust-queued, native-ratelimit, rust-ratelimit,
     /// native-ratelimit-redis, rust-ratelimit-redis.
-    #[arg(long, value_delimiter = ',', default_values_t = ["native", "rust", "c", "js", "python", "go", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse", "go-reuse", "rust-queued", "native-moderation", "rust-moderation", "rust-moderation-reuse", "native-ratelimit", "rust-ratelimit", "native-ratelimit-redis", "rust-ratelimit-redis"].map(String::from))]
+    #[arg(long, value_delimiter = ',', default_values_t = ["native", "host-alone", "rust", "c", "js", "python", "go", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse", "go-reuse", "rust-queued", "native-moderation", "rust-moderation", "rust-moderation-reuse", "native-ratelimit", "rust-ratelimit", "native-ratelimit-redis", "rust-ratelimit-redis"].map(String::from))]
     targets: Vec<String>,
     /// Replace the results section of this README (between the bench markers).
     #[arg(long)]
