@@ -497,20 +497,15 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// Compile time without a cache, and load time from the compile cache, of one plugin.
 fn load_times(path: &Path, cache_dir: &Path) -> anyhow::Result<(Duration, Duration)> {
     let config = Config::default();
-    let engine = callback_host::runtime::engine::build_engine(&config)
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    let engine = callback_host::runtime::engine::build_engine(&config)?;
     let bytes = std::fs::read(path)?;
     let started = Instant::now();
-    wasmtime::component::Component::new(&engine, &bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    wasmtime::component::Component::new(&engine, &bytes)?;
     let compile = started.elapsed();
     let cache = callback_host::runtime::cache::CompileCache::new(cache_dir.to_owned());
-    cache
-        .load_or_compile(&engine, &bytes)
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    cache.load_or_compile(&engine, &bytes)?;
     let started = Instant::now();
-    cache
-        .load_or_compile(&engine, &bytes)
-        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    cache.load_or_compile(&engine, &bytes)?;
     Ok((compile, started.elapsed()))
 }
 

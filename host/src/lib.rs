@@ -127,10 +127,10 @@ impl Host {
 /// fail is checked here, before the server listens.
 pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
     let engine = runtime::engine::build_engine(&config)
-        .map_err(|e| anyhow::anyhow!("{e:#}"))
+        .map_err(anyhow::Error::from)
         .context("configuring the wasmtime engine")?;
     let linker = runtime::engine::build_linker(&engine)
-        .map_err(|e| anyhow::anyhow!("{e:#}"))
+        .map_err(anyhow::Error::from)
         .context("linking the host interfaces")?;
     runtime::trust::check_private(&config.plugins_dir, "the plugin directory")?;
     if let Some(dir) = &config.cache_dir {

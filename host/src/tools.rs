@@ -29,8 +29,9 @@ pub const SAMPLE_KICK: &str = "{\"callbackCommand\":\"callbackAfterKickGroupComm
 pub enum ToolError {
     #[error(transparent)]
     Load(#[from] LoadError),
-    #[error("cannot set up the engine: {0}")]
-    Engine(String),
+    /// The engine, the linker or the capabilities could not be set up (the error's chain kept).
+    #[error("cannot set up the engine: {0:#}")]
+    Engine(anyhow::Error),
     #[error("the request has no callbackCommand naming a command OpenIM sends")]
     NoCommand,
     #[error("the plugin does not handle {0} (it handles: {1})")]
@@ -58,8 +59,8 @@ fn runner_and_plugin(
     capabilities: Arc<Capabilities>,
     metrics: Arc<Metrics>,
 ) -> Result<(Runner, Plugin), ToolError> {
-    let engine = engine::build_engine(&config).map_err(|e| ToolError::Engine(format!("{e:#}")))?;
-    let linker = engine::build_linker(&engine).map_err(|e| ToolError::Engine(format!("{e:#}")))?;
+    let engine = engine::build_engine(&config).map_err(|e| ToolError::Engine(e.into()))?;
+    let linker = engine::build_linker(&engine).map_err(|e| ToolError::Engine(e.into()))?;
     let budget = Arc::new(MemoryBudget::new(config.memory_budget));
     let runner = Runner::new(engine, Arc::clone(&config), budget, capabilities, metrics);
     let bytes = read_plugin(path)?;
@@ -150,7 +151,7 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
     let capabilities = Arc::new(
         Capabilities::open(Arc::clone(&config), Arc::clone(&metrics))
             .await
-            .map_err(|e| ToolError::Engine(format!("{e:#}")))?,
+            .map_err(ToolError::Engine)?,
     );
     let (runner, plugin) = runner_and_plugin(
         path,

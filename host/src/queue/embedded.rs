@@ -328,6 +328,7 @@ fn group_commit(
                 }
             }
             Err(error) => {
+                // One error for every waiter of the group, and errors are not Clone: its text.
                 let message = format!("{error:#}");
                 for (_, done) in batch {
                     let _ = done.send(Err(anyhow::anyhow!("storing the event: {message}")));

@@ -176,8 +176,7 @@ impl Runner {
                 0,
             ),
         };
-        store::arm(&mut store, &self.config, fuel)
-            .map_err(|e| Failure::Instantiate(format!("{e:#}")))?;
+        store::arm(&mut store, &self.config, fuel).map_err(Failure::Instantiate)?;
         let params = match args {
             Args::None => Vec::new(),
             Args::Handle { position, request } => vec![
@@ -203,11 +202,11 @@ impl Runner {
                     .pre
                     .instantiate_async(&mut store)
                     .await
-                    .map_err(|e| Failure::Instantiate(format!("{e:#}")))?,
+                    .map_err(Failure::Instantiate)?,
             };
-            let func = instance
-                .get_func(&mut store, export)
-                .ok_or_else(|| Failure::Instantiate("the export is missing".into()))?;
+            let func = instance.get_func(&mut store, export).ok_or_else(|| {
+                Failure::Instantiate(wasmtime::format_err!("the export is missing"))
+            })?;
             let mut result = [Val::Bool(false)];
             func.call_async(&mut store, &params, &mut result)
                 .await

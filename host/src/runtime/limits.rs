@@ -129,8 +129,9 @@ pub enum Failure {
     StackOverflow,
     #[error("trap: {}", Untrusted::line(.0))]
     Trap(String),
-    #[error("instantiation failed: {}", Untrusted::line(.0))]
-    Instantiate(String),
+    /// Keeps wasmtime's error, with its chain; shown whole (`{:#}`), escaped.
+    #[error("instantiation failed: {}", Untrusted::line(&format!("{:#}", .0)))]
+    Instantiate(wasmtime::Error),
     #[error("invalid answer: {}", Untrusted::line(.0))]
     InvalidAnswer(String),
     /// Not the plugin's doing: a stored or recorded request that no longer fits its command's

@@ -37,8 +37,12 @@ pub enum LoadError {
         Untrusted::line(reason)
     )]
     NotAComponent { path: PathBuf, reason: String },
-    #[error("plugin {path} is not valid: {}", Untrusted::line(reason))]
-    Compile { path: PathBuf, reason: String },
+    #[error("plugin {path} is not valid: {}", Untrusted::line(&format!("{cause:#}")))]
+    Compile {
+        path: PathBuf,
+        /// wasmtime's error, with its chain (not named `source`: it is shown in the message).
+        cause: wasmtime::Error,
+    },
     #[error(
         "plugin {path} handles no callback: it exports no interface of openim:callback (such as openim:callback/kick-group-member@0.1.0 or {JSON_INTERFACE}); it exports: {}",
         Untrusted::line(exports)
@@ -49,8 +53,12 @@ pub enum LoadError {
         Untrusted::line(reason)
     )]
     Declared { path: PathBuf, reason: String },
-    #[error("plugin {path} cannot be linked: {}", Untrusted::line(reason))]
-    Link { path: PathBuf, reason: String },
+    #[error("plugin {path} cannot be linked: {}", Untrusted::line(&format!("{cause:#}")))]
+    Link {
+        path: PathBuf,
+        /// wasmtime's error, with its chain.
+        cause: wasmtime::Error,
+    },
     #[error(
         "plugin {path} imports what it is not granted: {}",
         Untrusted::line(reason)
@@ -101,14 +109,14 @@ pub fn load_plugin(
         Some(cache) => cache.load_or_compile(engine, bytes),
         None => Component::new(engine, bytes).map(|c| (c, Source::Compiled)),
     };
-    let (component, source) = compiled.map_err(|e| LoadError::Compile {
+    let (component, source) = compiled.map_err(|cause| LoadError::Compile {
         path: path.to_owned(),
-        reason: format!("{e:#}"),
+        cause,
     })?;
     let load_ms = started.elapsed().as_millis();
-    let link_error = |e: wasmtime::Error| LoadError::Link {
+    let link_error = |cause: wasmtime::Error| LoadError::Link {
         path: path.to_owned(),
-        reason: format!("{e:#}"),
+        cause,
     };
     let pre = linker.instantiate_pre(&component).map_err(link_error)?;
     let name: Arc<str> = plugin_name(path).into();
@@ -251,7 +259,7 @@ fn declared_commands(
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_time()
                     .build()
-                    .map_err(|e| Failure::Instantiate(e.to_string()))?;
+                    .map_err(|e| Failure::Instantiate(wasmtime::Error::new(e)))?;
                 let (result, _) = runtime.block_on(runner.run(Call {
                     plugin,
                     export,
@@ -275,9 +283,9 @@ fn declared_commands(
             })
             .join()
             .unwrap_or_else(|_| {
-                Err(Failure::Instantiate(
-                    "commands() panicked the loader".into(),
-                ))
+                Err(Failure::Instantiate(wasmtime::format_err!(
+                    "commands() panicked the loader"
+                )))
             })
     })
 }
