@@ -7,10 +7,12 @@
 //!   answers OpenIM reads.
 //! - `hostile_plugins`, `example_plugins`, `capabilities`: plugins against the limits, the shipped
 //!   examples, config values, key-value and outbound HTTP.
-//! - `abusive_clients`, `access`: what reaches the port (slow, oversized, unauthorized clients).
-//! - `queue`, `operations`, `trying_rules`, `scaling_out`, `deployment`: the durable queue,
-//!   reload and shutdown, recording/replay/shadows, replicas behind HAProxy, the manifests.
-//! - `cli`: the tools (`check`, `call`, `new`, `probe`...).
+//! - `abusive_clients`, `access`: clients that misbehave over real sockets; who may call (every
+//!   authentication mode, TLS, the admin allow-list).
+//! - `queue`, `operations`, `trying_rules`, `scaling_out`, `deployment`: the durable queue; hot
+//!   reload, admin endpoints and metrics; shadows, recording and replay; replicas behind HAProxy;
+//!   the container image and the Kubernetes manifests.
+//! - `cli`: the plugin tools (`check`, `call`, `new`).
 //! - `fuzz`: everything an untrusted party controls, mutated (`FUZZ_SEED` replays a failure).
 
 mod common;
