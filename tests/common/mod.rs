@@ -1,4 +1,4 @@
-//! Shared test harness: builds the guest components from source (once per test binary), starts
+//! Shared test harness: builds the guest components from source (once for the whole suite), starts
 //! the real `callback-host` binary on port 0 with a chosen plugin directory and config, and talks
 //! to it over real TCP.
 
@@ -17,7 +17,7 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// Installs what the tests need (`scripts/install-toolchains.sh`: plugin toolchains, Redis,
-/// HAProxy, the manifest validator), once per test binary; quick when all is there.
+/// HAProxy, the manifest validator), once for the whole suite; quick when all is there.
 pub fn toolchains() {
     static INSTALLED: OnceLock<()> = OnceLock::new();
     INSTALLED.get_or_init(|| {
@@ -32,8 +32,8 @@ pub fn toolchains() {
 }
 
 /// Builds every example plugin (through `scripts/build-plugins.sh`, the same entry point the
-/// README uses, which installs missing toolchains) and the hostile fixtures, once per test binary.
-/// Returns the directory holding the built Rust components.
+/// README uses, which installs missing toolchains) and the hostile fixtures, once for the whole
+/// suite. Returns the directory holding the built Rust components.
 pub fn wasm_dir() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
