@@ -2,8 +2,6 @@
 //! the real `callback-host` binary on port 0 with a chosen plugin directory and config, and talks
 //! to it over real TCP.
 
-#![allow(dead_code)] // helpers some modules of the suite keep for later
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
