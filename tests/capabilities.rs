@@ -490,6 +490,13 @@ fn outbound_http_reaches_listed_origins_only_within_the_deadline_and_the_caps() 
         started.elapsed()
     );
     server.wait_for_log(&["plugin failed", "10-fetch", "outcome=\"timeout\""]);
+    // The slow request is counted when its task, which wasmtime-wasi-http runs apart from the
+    // call, is dropped after the call was stopped: a moment after the failure is logged.
+    let timeouts =
+        "callback_host_outbound_http_requests_total{plugin=\"10-fetch\",outcome=\"timeout\"}";
+    server.wait_until("the slow request to be counted", || {
+        server.metric(timeouts) > 0.0
+    });
     let metrics = Server::get(&server.addr, "/metrics").body;
     for line in [
         // The huge response's headers came back: ok (its body then failed in the plugin).
