@@ -60,14 +60,17 @@ fn check_accepts_plugins_and_says_why_it_refuses_others() {
         let out = host(&[tool, path(&guard), "--cache-dir", path(&cache_dir)]);
         assert!(out.status.success(), "{tool}: {}", text(&out.stderr));
     }
-    let entries: Vec<_> = std::fs::read_dir(&cache_dir)
+    let mut entries: Vec<_> = std::fs::read_dir(&cache_dir)
         .unwrap()
         .filter_map(Result::ok)
-        .map(|e| e.file_name())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
+    entries.sort();
     assert!(
-        entries.len() == 1 && entries[0].to_string_lossy().ends_with(".cwasm"),
-        "{entries:?}"
+        entries.len() == 2
+            && entries[0].ends_with(".cwasm")
+            && entries[1] == format!("{}.sha256", entries[0]),
+        "an entry and its checksum: {entries:?}"
     );
 
     let dir = tempfile::tempdir().unwrap();

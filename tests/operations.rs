@@ -220,11 +220,14 @@ fn a_corrupt_compile_cache_entry_is_rebuilt_not_trusted() {
     let first = start();
     first.wait_for_log(&["plugin loaded", "10-guard", "from=\"compiled\""]);
     drop(first);
+    // One entry, and its checksum beside it.
     let entries: Vec<_> = std::fs::read_dir(cache.path())
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
         .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].with_extension("cwasm.sha256").exists());
     let second = start();
     second.wait_for_log(&["plugin loaded", "10-guard", "from=\"cache\""]);
     drop(second);

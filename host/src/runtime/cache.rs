@@ -2,10 +2,15 @@
 //! its precompiled form takes milliseconds.
 //!
 //! An entry is keyed by the SHA-256 of the component's bytes and a hash of the engine's
-//! configuration and wasmtime version, and holds the SHA-256 of its own payload, so a stale entry
-//! is never found and a corrupt one (truncated, edited, bit-flipped) is detected, removed and
-//! rebuilt instead of being trusted. Entries are written to a temporary file and renamed into
-//! place, so a crash never leaves a half-written entry under a valid name.
+//! configuration and wasmtime version, and is checked against the SHA-256 of its payload kept
+//! beside it (`<entry>.sha256`), so a stale entry is never found and a corrupt one (truncated,
+//! edited, bit-flipped) is detected, removed and rebuilt instead of being trusted. Files are
+//! written under temporary names and renamed into place (the checksum first), so a crash never
+//! leaves a half-written entry under a valid name.
+//!
+//! A valid entry is loaded by mapping the file (`Component::deserialize_file`): its compiled code
+//! stays backed by the file, shared with the page cache and brought in as it runs, instead of a
+//! private copy of the whole 40 MB of a Python or JavaScript runtime's code in every host.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -54,6 +59,13 @@ impl CompileCache {
         Ok((component, Source::Compiled))
     }
 
+    /// Where the checksum of `entry` is kept.
+    fn checksum_path(entry: &Path) -> PathBuf {
+        let mut name = entry.as_os_str().to_owned();
+        name.push(".sha256");
+        PathBuf::from(name)
+    }
+
     fn entry_path(&self, engine: &Engine, bytes: &[u8]) -> PathBuf {
         let mut engine_hash = std::hash::DefaultHasher::new();
         engine
@@ -69,10 +81,18 @@ impl CompileCache {
 
     /// A valid entry's component, or `None` (missing, corrupt or incompatible entries are removed).
     fn read(&self, engine: &Engine, entry: &Path) -> Option<Component> {
-        let file = std::fs::read(entry).ok()?;
-        let valid = file.len() > 32 && Sha256::digest(&file[32..]).as_slice() == &file[..32];
-        let component = if valid {
-            deserialize_checked(engine, &file[32..]).map_err(|e| format!("{e:#}"))
+        let checksum = Self::checksum_path(entry);
+        let expected = std::fs::read(&checksum).ok()?;
+        let Ok(file) = std::fs::read(entry) else {
+            let _ = std::fs::remove_file(&checksum);
+            return None;
+        };
+        let component = if Sha256::digest(&file).as_slice() == expected.as_slice() {
+            // Mapped from the file; where the file cannot be mapped executable (a `noexec`
+            // mount), from the bytes just checked.
+            map_checked(engine, entry)
+                .or_else(|_| deserialize_checked(engine, &file))
+                .map_err(|e| format!("{e:#}"))
         } else {
             Err("checksum mismatch".to_owned())
         };
@@ -81,6 +101,7 @@ impl CompileCache {
             Err(reason) => {
                 tracing::warn!(path = %entry.display(), %reason, "corrupt compile cache entry; rebuilding");
                 let _ = std::fs::remove_file(entry);
+                let _ = std::fs::remove_file(&checksum);
                 None
             }
         }
@@ -88,13 +109,27 @@ impl CompileCache {
 
     fn write(&self, entry: &Path, serialized: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let temp = entry.with_extension(format!("tmp{}", std::process::id()));
-        let mut file = Vec::with_capacity(32 + serialized.len());
-        file.extend_from_slice(&Sha256::digest(serialized));
-        file.extend_from_slice(serialized);
-        std::fs::write(&temp, &file)?;
-        std::fs::rename(&temp, entry)
+        let temp = |path: &Path| {
+            let mut name = path.as_os_str().to_owned();
+            name.push(format!(".tmp{}", std::process::id()));
+            PathBuf::from(name)
+        };
+        let checksum = Self::checksum_path(entry);
+        let (temp_entry, temp_checksum) = (temp(entry), temp(&checksum));
+        std::fs::write(&temp_entry, serialized)?;
+        std::fs::write(&temp_checksum, Sha256::digest(serialized))?;
+        std::fs::rename(&temp_checksum, &checksum)?;
+        std::fs::rename(&temp_entry, entry)
     }
+}
+
+/// Maps a precompiled component from its cache file, whose bytes were just checked.
+#[allow(unsafe_code)]
+fn map_checked(engine: &Engine, entry: &Path) -> wasmtime::Result<Component> {
+    // SAFETY: as for `deserialize_checked`: the file's SHA-256 matched the checksum written with
+    // it, its name carries this engine's compatibility hash, and the directory is writable only
+    // by the host's user (checked at start), who does not edit it while the host runs.
+    unsafe { Component::deserialize_file(engine, entry) }
 }
 
 /// Deserializes a precompiled component.
@@ -141,6 +176,20 @@ mod tests {
             cache.load_or_compile(&engine, &wat).unwrap().1,
             Source::Compiled
         );
+
+        // An entry whose checksum is gone is not trusted either; the component loaded from a
+        // valid entry (mapped from its file) runs.
+        std::fs::remove_file(CompileCache::checksum_path(&entry)).unwrap();
+        assert_eq!(
+            cache.load_or_compile(&engine, &wat).unwrap().1,
+            Source::Compiled
+        );
+        let (component, source) = cache.load_or_compile(&engine, &wat).unwrap();
+        assert_eq!(source, Source::Cache);
+        let mut store = wasmtime::Store::new(&engine, ());
+        wasmtime::component::Linker::new(&engine)
+            .instantiate(&mut store, &component)
+            .expect("a mapped component instantiates");
     }
 
     #[test]
