@@ -205,7 +205,11 @@ impl Server {
     /// Stops the server gracefully (SIGTERM) and hands back its directory (config, plugins), to
     /// start it again.
     pub fn terminate_and_keep_dir(mut self) -> tempfile::TempDir {
-        assert!(self.terminate(), "the server exited with an error");
+        assert!(
+            self.terminate(),
+            "the server exited with an error; log:\n{}",
+            self.log()
+        );
         std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
     }
 

@@ -59,6 +59,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let config = Arc::new(config);
     runtime()?.block_on(async {
+        // Before anything starts: a SIGTERM that comes while the host is starting (or right after
+        // it says it listens) stops it gracefully instead of killing it.
+        let stop_signal = StopSignal::install()?;
         let mut host = callback_host::build(Arc::clone(&config)).await?;
         if !args.no_watch {
             host.watch()?;
@@ -122,7 +125,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 wait(stopped.clone()),
             ))
         });
-        shutdown_signal().await;
+        stop_signal.received().await;
         let _ = stop.send(true);
         let _ = callbacks.await;
         if let Some(admin) = admin {
@@ -141,26 +144,45 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     Ok(listener)
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(term) => term,
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
+/// SIGINT (Ctrl-C) and SIGTERM, listened for from the moment it is installed: a signal that
+/// arrives before [`StopSignal::received`] is awaited is kept, not lost to the default action.
+#[cfg(unix)]
+struct StopSignal {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+#[cfg(unix)]
+impl StopSignal {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    /// Resolves on the first SIGINT or SIGTERM.
+    async fn received(mut self) {
+        let name = tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+        };
+        tracing::info!(signal = name, "stopping: finishing the requests in flight");
+    }
+}
+
+/// Elsewhere, Ctrl-C only.
+#[cfg(not(unix))]
+struct StopSignal;
+
+#[cfg(not(unix))]
+impl StopSignal {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self)
+    }
+
+    async fn received(self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
