@@ -333,3 +333,87 @@ fn replicas_on_one_redis_stream_handle_each_event_once_and_take_over_a_dead_ones
         "{ready}"
     );
 }
+
+/// Kicks sent as fast as the host answers from `senders` connections until one fails (the host
+/// was killed); returns the operation ids answered "go on".
+fn load_until_killed(addr: &str, senders: usize) -> Vec<String> {
+    let threads: Vec<_> = (0..senders)
+        .map(|s| {
+            let addr = addr.to_owned();
+            std::thread::spawn(move || {
+                let mut answered = Vec::new();
+                let Ok(mut stream) = TcpStream::connect(&addr) else {
+                    return answered;
+                };
+                let body = kick_body("G", &["u"], "work 1");
+                for i in 0.. {
+                    let op = format!("op-{s}-{i}");
+                    if stream
+                        .write_all(&openim_request(KICK_PATH, &op, body.as_bytes()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        read_response(&mut stream)
+                    })) {
+                        Ok(response) if response.body == GO_ON => answered.push(op),
+                        _ => break,
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_sigkill_under_load_loses_no_answered_event_in_either_durability() {
+    for durability in ["process", "machine"] {
+        let queue = tempfile::tempdir().unwrap();
+        let config = config(
+            queue.path(),
+            &format!("workers = 2\ndurability = \"{durability}\"\n"),
+        );
+        let server = hostile(&config);
+        let load = {
+            let addr = server.addr.clone();
+            std::thread::spawn(move || load_until_killed(&addr, 4))
+        };
+        // Killed in the middle of the load: answers were in flight, the last ones answered only
+        // in the journal (the queue file is made durable every 100 ms).
+        server.wait_until("a few hundred answers", || {
+            server.metric(
+                "callback_host_requests_total{command=\"callbackAfterKickGroupCommand\",outcome=\"queued\"}",
+            ) >= 300.0
+        });
+        let before = server.log();
+        let dir = server.kill_and_keep_dir();
+        let answered = load.join().unwrap();
+        assert!(
+            answered.len() >= 300,
+            "{durability}: {} answered",
+            answered.len()
+        );
+
+        let server = Server::start_in(dir, &config, &["--admin-listen", "127.0.0.1:0"]);
+        server.wait_for_log(&["put back in the queue from its journal"]);
+        server.wait_until("every answered event to be handled", || {
+            let log = format!("{before}{}", server.log());
+            let handled: std::collections::HashSet<&str> = log
+                .lines()
+                .filter(|l| l.contains("queued event handled"))
+                .filter_map(|l| l.split("operation_id=").nth(1))
+                .filter_map(|rest| rest.split('}').next())
+                .collect();
+            answered.iter().all(|op| handled.contains(op.as_str()))
+        });
+        server.wait_until("the queue to be empty", || {
+            server.metric("callback_host_queue_depth ") == 0.0
+        });
+    }
+}

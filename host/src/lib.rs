@@ -82,6 +82,8 @@ pub struct Host {
     watch: Option<Watch>,
     /// What plugins may use; its config values change on reload.
     capabilities: Arc<Capabilities>,
+    /// The threads the queue's workers deliver on (when a command is queued).
+    _deliveries: Option<queue::Deliveries>,
 }
 
 impl Host {
@@ -197,14 +199,16 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
     let any_queued = protocol::commands::COMMANDS
         .iter()
         .any(|c| config.queued(c));
-    let queue = if any_queued {
+    let (queue, deliveries) = if any_queued {
         let queue = queue::Queue::open(config.queue.clone(), Arc::clone(&metrics))
             .await
             .context("opening the after-callback queue")?;
-        queue.start_workers(Arc::clone(&dispatcher));
-        Some(queue)
+        let deliveries =
+            queue::Deliveries::start().context("starting the queue's delivery threads")?;
+        queue.start_workers(Arc::clone(&dispatcher), &deliveries);
+        (Some(queue), Some(deliveries))
     } else {
-        None
+        (None, None)
     };
     let app = Arc::new(App {
         dispatcher,
@@ -221,6 +225,7 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         loader: Some(loader),
         watch: None,
         capabilities,
+        _deliveries: deliveries,
     })
 }
 

@@ -16,6 +16,7 @@ use redb::{Database, Durability, WriteTransaction};
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// A redb file whose writes are made durable in groups.
+#[derive(Clone)]
 pub struct GroupedFile {
     /// The database.
     pub db: Arc<Database>,
@@ -42,7 +43,7 @@ impl GroupedFile {
             .spawn(move || {
                 while let Some(db) = weak.upgrade() {
                     if written.swap(false, Ordering::AcqRel) {
-                        flush(&db);
+                        let _ = make_durable(&db);
                     }
                     drop(db);
                     std::thread::sleep(FLUSH_EVERY);
@@ -67,15 +68,20 @@ impl GroupedFile {
 
     /// Makes every commit durable now (when the host stops).
     pub fn flush(&self) {
+        let _ = self.sync();
+    }
+
+    /// Makes every commit durable now, or says why it could not.
+    pub fn sync(&self) -> Result<(), redb::Error> {
         self.dirty.store(false, Ordering::Release);
-        flush(&self.db);
+        make_durable(&self.db)
     }
 }
 
-fn flush(db: &Database) {
-    if let Ok(mut txn) = db.begin_write()
-        && txn.set_durability(Durability::Immediate).is_ok()
-    {
-        let _ = txn.commit();
-    }
+/// An empty durable commit: every commit before it becomes durable with it.
+fn make_durable(db: &Database) -> Result<(), redb::Error> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    txn.commit()?;
+    Ok(())
 }

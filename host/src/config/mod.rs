@@ -34,7 +34,9 @@ pub use command::{CommandSettings, Delivery, FailurePolicy, effective_timeout};
 pub use file::{CommandFile, FileConfig, PluginFile};
 pub use http::{AuthFile, HttpFile, HttpLimits, TlsFile};
 pub use plugin::PluginLimits;
-pub use queue::{QueueBackend, QueueFile, QueueSettings, RecordFile, RecordSettings};
+pub use queue::{
+    QueueBackend, QueueDurability, QueueFile, QueueSettings, RecordFile, RecordSettings,
+};
 
 use capabilities::{resolve_grants, resolve_keyvalue, resolve_values};
 use command::resolve_command;
@@ -168,6 +170,14 @@ impl Config {
             refuse_err_code: 5001,
             refuse_err_msg: "callback plugin failed".to_owned(),
         };
+        if file.queue.backend == Some(QueueBackend::Redis) && file.queue.durability.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "queue.durability".to_owned(),
+                reason: "applies to the embedded queue; a Redis queue is as durable as the \
+                         server's appendonly and appendfsync"
+                    .to_owned(),
+            });
+        }
         let defaults = resolve_command(&builtin, &file.defaults, "defaults")?;
         let mut commands = HashMap::new();
         for (name, section) in &file.commands {
@@ -255,6 +265,7 @@ impl Config {
                 workers: file.queue.workers.unwrap_or(8).max(1),
                 max_attempts: file.queue.max_attempts.unwrap_or(5).max(1),
                 retry_base: Duration::from_millis(file.queue.retry_base_ms.unwrap_or(500)),
+                durability: file.queue.durability.unwrap_or(QueueDurability::Process),
             },
             record: RecordSettings {
                 path: file

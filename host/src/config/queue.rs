@@ -19,6 +19,7 @@ pub struct QueueFile {
     pub workers: Option<usize>,
     pub max_attempts: Option<u32>,
     pub retry_base_ms: Option<u64>,
+    pub durability: Option<QueueDurability>,
 }
 
 /// Where the queue lives.
@@ -29,6 +30,18 @@ pub enum QueueBackend {
     Embedded,
     /// A Redis stream with a consumer group, shared by replicas.
     Redis,
+}
+
+/// When an appended event counts as stored (the embedded queue; Redis's is its `appendfsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueDurability {
+    /// Written to the operating system before the answer, flushed to disk within a few ms: an
+    /// answered event survives any crash of the host process; a crash of the machine may lose
+    /// the last few ms of them.
+    Process,
+    /// Flushed to disk before the answer: an answered event survives a crash of the machine too.
+    Machine,
 }
 
 /// Resolved `[queue]` settings.
@@ -53,6 +66,8 @@ pub struct QueueSettings {
     pub max_attempts: u32,
     /// The first retry's delay; each next one doubles it.
     pub retry_base: Duration,
+    /// What an answered event survives (embedded).
+    pub durability: QueueDurability,
 }
 
 /// The `[record]` section.

@@ -91,3 +91,29 @@ fn the_readme_example_config_is_valid() {
     assert_eq!(config.plugin("10-guard").memory_bytes, 16 << 20);
     assert_eq!(config.listen.port(), 10006);
 }
+
+#[test]
+fn queue_durability_is_process_unless_set_and_only_for_the_embedded_queue() {
+    let parse = |text: &str| Config::parse(Path::new("t.toml"), text);
+    assert_eq!(
+        parse("").unwrap().queue.durability,
+        QueueDurability::Process
+    );
+    assert_eq!(
+        parse("[queue]\ndurability = \"machine\"\n")
+            .unwrap()
+            .queue
+            .durability,
+        QueueDurability::Machine
+    );
+    let err = parse("[queue]\ndurability = \"disk\"\n").unwrap_err();
+    assert!(err.to_string().contains("unknown variant `disk`"), "{err}");
+    let err = parse(
+        "[queue]\nbackend = \"redis\"\nredis_url = \"redis://127.0.0.1/\"\ndurability = \"machine\"\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("queue.durability") && err.to_string().contains("appendfsync"),
+        "{err}"
+    );
+}

@@ -1,19 +1,21 @@
-//! The embedded store of the queue: a redb file of this host's own. Appends are
-//! group-committed: one thread writes every event waiting at that moment in one durable
-//! transaction, so durability costs one disk flush per group, not per request. Completions and
-//! retries are committed at once and made durable in groups ([`crate::storage`]): after a crash,
+//! The embedded store of the queue: a redb file of this host's own, and its [`journal`]. An
+//! append is written to the journal by the request (and, in `machine` durability, waits for its
+//! flush to disk) and answered; a thread of its own then puts every appended event waiting at
+//! that moment in the file in one commit, made durable with the next group ([`crate::storage`]),
+//! and hands them to the workers.
+//! Completions and retries are committed at once and made durable in groups too: after a crash,
 //! an event may be delivered again. Retries wait in this process (their state is in the file).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use redb::{
     Database, ReadableDatabase as _, ReadableTable as _, ReadableTableMetadata as _,
     TableDefinition,
 };
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc};
 
+use super::journal::{self, Journal};
 use super::{DeadLetter, Event, EventId, Job, Settlement};
 use crate::config::QueueSettings;
 use crate::metrics::Metrics;
@@ -28,10 +30,12 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// The file, the room left, and where loaded and appended events go.
 pub struct FileStore {
-    /// The events and dead letters; appends commit durably, the rest in groups.
+    /// The events and dead letters, every commit made durable with the next group.
     file: GroupedFile,
-    /// The group committer's inbox.
-    appends: std::sync::mpsc::Sender<(Event, oneshot::Sender<anyhow::Result<u64>>)>,
+    /// Where an appended event is safe before it is answered.
+    journal: Arc<Journal>,
+    /// The inserter's inbox: appended events, in id order, on their way into the file.
+    inserts: std::sync::mpsc::Sender<(u64, Event)>,
     /// One permit per event that may still be stored.
     room: Arc<Semaphore>,
     /// The workers' inbox (retries go back there after their delay).
@@ -45,16 +49,14 @@ impl FileStore {
         settings: &QueueSettings,
         jobs: mpsc::UnboundedSender<Job>,
     ) -> anyhow::Result<Self> {
-        // Appends commit durably themselves (group_commit); completions and retries in groups.
         let file = GroupedFile::open(&settings.path, "queue")?;
         let db = &file.db;
-        {
-            let txn = db.begin_write()?;
-            txn.open_table(EVENTS)?;
-            txn.open_table(DEAD)?;
-            txn.open_table(META)?;
-            txn.commit()?;
-        }
+        let next = recover(db, &settings.path)?;
+        let journal = Arc::new(Journal::create(
+            &journal::path_beside(&settings.path),
+            settings.durability,
+            next,
+        )?);
         let room = Arc::new(Semaphore::new(settings.max_events));
         let mut pending = 0;
         {
@@ -79,22 +81,26 @@ impl FileStore {
                 "events stored before the restart are delivered again (a plugin may see one twice)"
             );
         }
-        let (appends, requests) = std::sync::mpsc::channel();
-        let committer = Arc::clone(db);
-        let sent = jobs.clone();
+        let (inserts, appended) = std::sync::mpsc::channel();
+        let inserter = Inserter {
+            file: file.clone(),
+            journal: Arc::clone(&journal),
+            jobs: jobs.clone(),
+        };
         std::thread::Builder::new()
-            .name("queue-commit".into())
-            .spawn(move || group_commit(&committer, &requests, &sent))?;
+            .name("queue-insert".into())
+            .spawn(move || inserter.run(&appended))?;
         Ok(Self {
             file,
-            appends,
+            journal,
+            inserts,
             room,
             jobs,
         })
     }
 
-    /// Stores `event` durably, waiting until `deadline` for room. `Ok(false)`: no room came in
-    /// time (the caller delivers it inline).
+    /// Stores `event` (as safe as the durability says), waiting until `deadline` for room.
+    /// `Ok(false)`: no room came in time (the caller delivers it inline).
     pub async fn append(
         &self,
         event: Event,
@@ -116,13 +122,12 @@ impl FileStore {
                 }
             }
         };
-        let (done, stored) = oneshot::channel();
-        self.appends
-            .send((event, done))
-            .map_err(|_| anyhow::anyhow!("the queue's commit thread stopped"))?;
-        stored
-            .await
-            .context("the queue's commit thread stopped")??;
+        self.journal
+            .append(event, deadline, |id, event| {
+                // In id order (the journal is held): the inserter keeps the file's `next` right.
+                let _ = self.inserts.send((id, event));
+            })
+            .await?;
         permit.forget();
         Ok(true)
     }
@@ -222,6 +227,8 @@ impl QueueFile {
             ),
             other => anyhow::anyhow!("opening the queue {}: {other}", path.display()),
         })?;
+        // What a killed host answered but had not put in the file yet.
+        recover(&db, path)?;
         Ok(Self { db })
     }
 
@@ -283,57 +290,113 @@ impl QueueFile {
     }
 }
 
-/// The group committer: writes every append waiting at that moment in one durable transaction,
-/// answers each, and hands the events to the workers.
-fn group_commit(
-    db: &Database,
-    requests: &std::sync::mpsc::Receiver<(Event, oneshot::Sender<anyhow::Result<u64>>)>,
-    jobs: &mpsc::UnboundedSender<Job>,
-) {
-    while let Ok(first) = requests.recv() {
-        let mut batch = vec![first];
-        while batch.len() < 1024 {
-            match requests.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+/// Puts back in the queue file at `path` every event its journal holds that the file had not
+/// durably reached (a crash came between the answer and the file's next durable commit),
+/// durably; then deletes the journal. Returns the next event id.
+fn recover(db: &Database, path: &std::path::Path) -> anyhow::Result<u64> {
+    let journal = journal::path_beside(path);
+    let events = journal::read(&journal)?;
+    let txn = db.begin_write()?;
+    let (next, recovered) = {
+        txn.open_table(DEAD)?;
+        let mut meta = txn.open_table(META)?;
+        let mut stored = txn.open_table(EVENTS)?;
+        // Every durable append so far is below it: a record under it is in the file already
+        // (or was delivered since, durably).
+        let durable = meta.get("next")?.map_or(1, |v| v.value());
+        let (mut next, mut recovered) = (durable, 0);
+        for (id, event) in events.iter().filter(|(id, _)| *id >= durable) {
+            stored.insert(*id, serde_json::to_string(event)?.as_str())?;
+            next = next.max(id + 1);
+            recovered += 1;
+        }
+        meta.insert("next", next)?;
+        (next, recovered)
+    };
+    txn.commit()?;
+    journal::remove(&journal)?;
+    if recovered > 0 {
+        tracing::warn!(
+            recovered,
+            journal = %journal.display(),
+            "events answered just before the host stopped were put back in the queue from its journal"
+        );
+    }
+    Ok(next)
+}
+
+/// Puts appended events in the file and hands them to the workers; rotates the journal.
+struct Inserter {
+    /// The queue file.
+    file: GroupedFile,
+    /// Rotated when long, its old part deleted once the file holds it durably.
+    journal: Arc<Journal>,
+    /// The workers' inbox.
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl Inserter {
+    /// Takes every appended event waiting at that moment, in id order, into the file in one
+    /// commit (made durable with the file's next group), then to the workers; until the store is
+    /// dropped.
+    fn run(self, appended: &std::sync::mpsc::Receiver<(u64, Event)>) {
+        // The id every event of the set-aside journal is below, while there is one.
+        let mut rotated_below = None;
+        while let Ok(first) = appended.recv() {
+            let mut batch = vec![first];
+            while batch.len() < 1024 {
+                match appended.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let inserted_below = batch.last().map_or(0, |(id, _)| id + 1);
+            if let Err(error) = self.insert(&batch, inserted_below) {
+                // They are in the journal: a restart puts them in the file and delivers them.
+                tracing::error!(error = %format!("{error:#}"), first_id = batch[0].0,
+                    "queued events could not be put in the queue file; they are delivered now and again after a restart");
+            }
+            for (id, event) in batch {
+                let _ = self.jobs.send(Job {
+                    id: EventId::File(id),
+                    event,
+                    redelivered: false,
+                    slot: None,
+                });
+            }
+            if let Err(error) = self.rotate(&mut rotated_below, inserted_below) {
+                tracing::error!(error = %format!("{error:#}"), "rotating the queue journal failed; it keeps growing");
             }
         }
-        let written = (|| -> anyhow::Result<Vec<u64>> {
-            let txn = db.begin_write()?;
-            let mut ids = Vec::with_capacity(batch.len());
-            {
-                let mut meta = txn.open_table(META)?;
-                let mut events = txn.open_table(EVENTS)?;
-                let mut next = meta.get("next")?.map_or(1, |v| v.value());
-                for (event, _) in &batch {
-                    events.insert(next, serde_json::to_string(event)?.as_str())?;
-                    ids.push(next);
-                    next += 1;
-                }
-                meta.insert("next", next)?;
+    }
+
+    /// Puts `batch` in the file, in one commit made durable with the next group.
+    fn insert(&self, batch: &[(u64, Event)], next: u64) -> anyhow::Result<()> {
+        let txn = self.file.begin()?;
+        {
+            let mut stored = txn.open_table(EVENTS)?;
+            for (id, event) in batch {
+                stored.insert(*id, serde_json::to_string(event)?.as_str())?;
             }
-            txn.commit()?;
-            Ok(ids)
-        })();
-        match written {
-            Ok(ids) => {
-                for ((event, done), id) in batch.into_iter().zip(ids) {
-                    let _ = done.send(Ok(id));
-                    let _ = jobs.send(Job {
-                        id: EventId::File(id),
-                        event,
-                        redelivered: false,
-                        slot: None,
-                    });
-                }
-            }
-            Err(error) => {
-                // One error for every waiter of the group, and errors are not Clone: its text.
-                let message = format!("{error:#}");
-                for (_, done) in batch {
-                    let _ = done.send(Err(anyhow::anyhow!("storing the event: {message}")));
-                }
-            }
+            txn.open_table(META)?.insert("next", next)?;
         }
+        self.file.commit(txn)?;
+        Ok(())
+    }
+
+    /// Sets a long journal aside; deletes the one set aside once every event it held is in the
+    /// file (`inserted_below`) and the file is made durable.
+    fn rotate(&self, rotated_below: &mut Option<u64>, inserted_below: u64) -> anyhow::Result<()> {
+        if rotated_below.is_none() {
+            *rotated_below = self.journal.rotate_if_long()?;
+        }
+        if let Some(below) = *rotated_below
+            && inserted_below >= below
+        {
+            self.file.sync()?;
+            self.journal.drop_old()?;
+            *rotated_below = None;
+        }
+        Ok(())
     }
 }

@@ -3,10 +3,12 @@
 //! plugins from there, with retries and a dead-letter store. An answered event survives a crash or
 //! restart of the host.
 //!
-//! - Stores ([`Store`]): [`embedded`], a redb file of this host's own (group commits: one disk
-//!   flush per group of appends, not per request); or [`redis`], a Redis stream with a consumer
-//!   group shared by replicas (each event goes to one replica; the pending events of a replica
-//!   that died are claimed by another once they have been idle for `claim_idle_ms`).
+//! - Stores ([`Store`]): [`embedded`], a redb file of this host's own behind its [`journal`] (an
+//!   appended event is answered once written to the journal: to the operating system, or to disk,
+//!   as `[queue] durability` says); or [`redis`], a Redis stream with a consumer group shared by
+//!   replicas (each event goes to one replica; the pending events of a replica that died are
+//!   claimed by another once they have been idle for `claim_idle_ms`).
+//! - Workers deliver on [`Deliveries`]' threads, below the priority of those that answer.
 //! - Guarantee: **at least once per plugin**. A plugin that handled an event is recorded with it,
 //!   and a retry skips it; but an event in flight when its host died is delivered again (after
 //!   the restart, or by another replica), so a plugin may see it twice. Such deliveries are
@@ -16,6 +18,7 @@
 //!   timeout) for room, and when none comes it is delivered inline instead. Nothing is dropped.
 
 pub mod embedded;
+pub mod journal;
 pub mod redis;
 
 use std::sync::Arc;
@@ -143,8 +146,8 @@ impl Queue {
         }))
     }
 
-    /// Stores `event` durably, waiting until `deadline` for room. `Ok(false)`: no room came in
-    /// time (the caller delivers it inline).
+    /// Stores `event` (as durably as the store promises), waiting until `deadline` for room.
+    /// `Ok(false)`: no room came in time (the caller delivers it inline).
     pub async fn append(&self, event: Event, deadline: Instant) -> anyhow::Result<bool> {
         match &self.store {
             Store::File(file) => file.append(event, deadline, &self.metrics).await,
@@ -159,9 +162,9 @@ impl Queue {
         }
     }
 
-    /// Starts `settings.workers` workers delivering events through `dispatcher` (and, for
-    /// Redis, the tasks that read, claim and retry events).
-    pub fn start_workers(self: &Arc<Self>, dispatcher: Arc<impl Deliver>) {
+    /// Starts `settings.workers` workers delivering events through `dispatcher` on
+    /// `deliveries`' threads (and, for Redis, the tasks that read, claim and retry events).
+    pub fn start_workers(self: &Arc<Self>, dispatcher: Arc<impl Deliver>, deliveries: &Deliveries) {
         let Some(inbox) = self.inbox.lock().unwrap_or_else(|e| e.into_inner()).take() else {
             return;
         };
@@ -175,7 +178,7 @@ impl Queue {
                 Arc::clone(&inbox),
                 Arc::clone(&dispatcher),
             );
-            tokio::spawn(async move {
+            deliveries.handle().spawn(async move {
                 loop {
                     let job = inbox.lock().await.recv().await;
                     let Some(job) = job else { return };
@@ -246,6 +249,51 @@ impl Queue {
             self.metrics.queue_depth.set(*depth as i64);
         }
         stats
+    }
+}
+
+/// The threads queued events are delivered on: as many as cores, at a lower scheduling priority
+/// than the threads that answer OpenIM (nice 10). When the cores are busy, answers come first
+/// and the queue absorbs the burst; idle cores go to the deliveries. Stopped when dropped.
+pub struct Deliveries {
+    /// Taken on drop (a runtime cannot be dropped inside another: it is shut down instead).
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+/// The nice value of the delivery threads (0 is the default, 19 the lowest priority).
+const DELIVERY_NICE: i32 = 10;
+
+impl Deliveries {
+    pub fn start() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("queue-delivery")
+            .on_thread_start(|| {
+                // Linux: each thread has its own nice value; `None` (0) lowers only this one.
+                #[cfg(target_os = "linux")]
+                if let Err(error) = rustix::process::setpriority_process(None, DELIVERY_NICE) {
+                    tracing::warn!(%error, "a queue delivery thread keeps the default priority");
+                }
+            })
+            .enable_all()
+            .build()?;
+        Ok(Self {
+            runtime: Some(runtime),
+        })
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime
+            .as_ref()
+            .expect("running until dropped")
+            .handle()
+    }
+}
+
+impl Drop for Deliveries {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 
