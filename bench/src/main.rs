@@ -24,7 +24,7 @@ use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
-use callback_host::config::Config;
+use callback_host::config::{Config, QueueDurability};
 
 mod native;
 mod queue;
@@ -71,9 +71,10 @@ enum Cmd {
         /// A TOML config file to start from (grants, key-value store).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Deliver the kick through the durable queue (answered once stored).
+        /// Deliver the kick through the durable queue, answered once stored with this
+        /// durability ("process" or "machine").
         #[arg(long)]
-        queued: bool,
+        queued: Option<String>,
     },
 }
 
@@ -267,7 +268,7 @@ const TARGETS: &[Target] = &[
         name: "Rust guard, delivery = \"queued\" (answered once stored)",
         served: Served::Plugin("10-guard.wasm"),
         reuse: 1,
-        flags: &["--queued"],
+        flags: &["--queued", "process"],
         workload: Workload::Kick,
     },
     Target {
@@ -362,10 +363,16 @@ fn main() -> anyhow::Result<()> {
             // Inline unless asked: the rows measure the plugins, one row the queue.
             let kick = "callbackAfterKickGroupCommand";
             let mut settings = config.command(kick).clone();
-            settings.delivery = if queued {
-                callback_host::config::Delivery::Queued
-            } else {
-                callback_host::config::Delivery::Inline
+            settings.delivery = match queued.as_deref() {
+                None => callback_host::config::Delivery::Inline,
+                Some(durability) => {
+                    config.queue.durability = match durability {
+                        "process" => QueueDurability::Process,
+                        "machine" => QueueDurability::Machine,
+                        other => anyhow::bail!("--queued {other}: process or machine"),
+                    };
+                    callback_host::config::Delivery::Queued
+                }
             };
             config.commands.insert(kick, settings);
             config.queue.path = config.plugins_dir.join("queue.redb");

@@ -1,5 +1,5 @@
 //! `callback-bench queue`: after-callbacks (kicks, to one plugin) as OpenIM sends them (2 connections: its webhook
-//! workers) and at 16 connections, inline and queued (embedded store): how fast OpenIM is
+//! workers) and at 16 connections, inline and queued (embedded store, in each durability): how fast OpenIM is
 //! answered (latency, answers/s) and how many events/s the plugins sustain until the last event
 //! is handled.
 
@@ -41,12 +41,15 @@ pub async fn run(args: QueueArgs) -> anyhow::Result<()> {
     let cache = tempfile::tempdir()?;
     let mut rows = Vec::new();
     for &connections in &args.connections {
-        for queued in [false, true] {
-            eprintln!("{connections} connections, queued: {queued}");
+        for queued in [None, Some("process"), Some("machine")] {
+            eprintln!("{connections} connections, queued: {queued:?}");
             let run = one(&args, cache.path(), connections, queued).await?;
             rows.push(format!(
                 "| {} | {connections} | {:.0} | {} µs | {} µs | {:.0} |",
-                if queued { "queued" } else { "inline" },
+                match queued {
+                    Some(durability) => format!("queued, {durability}"),
+                    None => "inline".to_owned(),
+                },
                 run.answers_per_sec,
                 run.latency_us.value_at_quantile(0.5),
                 run.latency_us.value_at_quantile(0.99),
@@ -70,7 +73,7 @@ async fn one(
     args: &QueueArgs,
     cache: &std::path::Path,
     connections: usize,
-    queued: bool,
+    queued: Option<&str>,
 ) -> anyhow::Result<Run> {
     let plugins = tempfile::tempdir()?;
     std::fs::copy(
@@ -84,7 +87,12 @@ async fn one(
         .arg(plugins.path())
         .arg("--cache-dir")
         .arg(cache)
-        .args(queued.then_some("--queued"));
+        .args(
+            queued
+                .map(|durability| ["--queued", durability])
+                .into_iter()
+                .flatten(),
+        );
     let server = ServerProcess::start(command)?;
     let addr = server.addr;
     let bodies = Arc::new(request_mix(Workload::Kick));
@@ -118,7 +126,7 @@ async fn one(
     }
     let answered = started.elapsed();
     let sent = per_connection * connections;
-    if queued {
+    if queued.is_some() {
         let deadline = Instant::now() + Duration::from_secs(300);
         while handled(addr).await? < sent as u64 {
             if Instant::now() > deadline {
