@@ -169,25 +169,62 @@ impl Drop for Pending<'_> {
 /// Checks `request` against the grant, then sends it within the deadline and the caps.
 async fn send(
     access: &HttpAccess,
-    mut request: http::Request<WasiBody>,
+    request: http::Request<WasiBody>,
     deadline: Instant,
 ) -> SendResult {
-    let uri = request.uri().clone();
+    let (parts, body) = request.into_parts();
+    let admitted = match admit(access, &parts.uri, deadline).await {
+        Ok(admitted) => admitted,
+        Err(error) => {
+            // The plugin may still be writing the body: it is read to the end (and dropped) so
+            // that the plugin sees this error, not a write to a closed body racing it.
+            tokio::spawn(discard(body, deadline));
+            return Err(error);
+        }
+    };
+    connect_and_send(
+        access,
+        http::Request::from_parts(parts, body),
+        admitted,
+        deadline,
+    )
+    .await
+}
+
+/// Reads `body` to its end (or the deadline) and drops what it reads.
+async fn discard(mut body: WasiBody, deadline: Instant) {
+    let _ = tokio::time::timeout_at(deadline.into(), async {
+        while let Some(Ok(_)) = body.frame().await {}
+    })
+    .await;
+}
+
+/// Where an admitted request goes, and its place among the plugin's requests in flight.
+struct Admitted {
+    scheme: Scheme,
+    /// The host as the plugin named it (no brackets): TLS verifies it.
+    host: String,
+    /// The address checked, which the request goes to.
+    address: SocketAddr,
+    /// Held until the response body is done.
+    permit: OwnedSemaphorePermit,
+}
+
+/// The grant's decision on `uri`: an origin it lists, within the plugin's requests in flight, to
+/// an address it may reach.
+async fn admit(
+    access: &HttpAccess,
+    uri: &http::Uri,
+    deadline: Instant,
+) -> Result<Admitted, HttpError> {
     let scheme = match uri.scheme_str() {
         Some("http") => Scheme::Http,
         Some("https") => Scheme::Https,
         _ => return Err(HttpError::HttpRequestUriInvalid),
     };
-    let host = uri
-        .host()
-        .ok_or(HttpError::HttpRequestUriInvalid)?
-        .to_owned();
+    let host = uri.host().ok_or(HttpError::HttpRequestUriInvalid)?;
     let port = uri.port_u16().unwrap_or(scheme.default_port());
-    let Some(origin) = access
-        .origins
-        .iter()
-        .find(|o| o.allows(scheme, &host, port))
-    else {
+    let Some(origin) = access.origins.iter().find(|o| o.allows(scheme, host, port)) else {
         return Err(HttpError::HttpRequestDenied);
     };
     let remaining = || deadline.saturating_duration_since(Instant::now());
@@ -214,6 +251,28 @@ async fn send(
         .into_iter()
         .find(|a| listed_address || access.private || is_public(a.ip()))
         .ok_or(HttpError::DestinationIpProhibited)?;
+    Ok(Admitted {
+        scheme,
+        host: bare.to_owned(),
+        address,
+        permit,
+    })
+}
+
+/// Sends an admitted request to its checked address, within the deadline and the caps.
+async fn connect_and_send(
+    access: &HttpAccess,
+    mut request: http::Request<WasiBody>,
+    Admitted {
+        scheme,
+        host: bare,
+        address,
+        permit,
+    }: Admitted,
+    deadline: Instant,
+) -> SendResult {
+    let remaining = || deadline.saturating_duration_since(Instant::now());
+    let uri = request.uri().clone();
     // On the wire the request line carries only the path; the Host header keeps the name.
     *request.uri_mut() = http::Uri::builder()
         .path_and_query(uri.path_and_query().map_or("/", |p| p.as_str()))
@@ -228,7 +287,7 @@ async fn send(
     let stream: Box<dyn Stream> = match scheme {
         Scheme::Http => Box::new(tcp),
         Scheme::Https => {
-            let name = rustls_pki_types::ServerName::try_from(bare.to_owned())?;
+            let name = rustls_pki_types::ServerName::try_from(bare)?;
             let tls = tokio::time::timeout(remaining(), access.tls.connect(name, tcp))
                 .await
                 .map_err(|_| HttpError::ConnectionTimeout)?
