@@ -121,7 +121,11 @@ go_plugin() { # <source dir> <world> <plugin file>
   sed -i "s#=> ../go-wit#=> $root/plugins/go-wit#" "$w/go.mod"
   (cd "$w" && GOOS=wasip1 GOARCH=wasm GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod \
     "$root/.tools/go/bin/go" build -buildmode=c-shared -o core.wasm .)
-  wasm-tools component embed "$wit" --world "$world" "$w/core.wasm" -o "$w/embedded.wasm"
+  # Go's runtime starts once, here (Wizer runs _initialize and keeps the memory it leaves):
+  # each fresh instance begins from that snapshot instead of starting the runtime again.
+  "$root/.tools/wizer/node_modules/.bin/wizer" --allow-wasi --init-func _initialize \
+    -o "$w/core.init.wasm" "$w/core.wasm"
+  wasm-tools component embed "$wit" --world "$world" "$w/core.init.wasm" -o "$w/embedded.wasm"
   wasm-tools component new "$w/embedded.wasm" --adapt "wasi_snapshot_preview1=$adapter" \
     -o "$w/$name.wasm"
   publish "$w/$name.wasm" "$file"

