@@ -403,6 +403,9 @@ async fn host_server(config: Config) -> anyhow::Result<()> {
 struct Trial {
     requests_per_sec: f64,
     latency_us: Histogram<u64>,
+    /// The server's resident memory once started (the plugin loaded), before any request.
+    idle_rss_kib: u64,
+    /// The most the server had resident by the end of the load.
     peak_rss_kib: u64,
     /// The server's CPU time per answered request over the measured window (µs): what a
     /// request costs the server, less sensitive than req/s to what else runs on the machine.
@@ -696,6 +699,7 @@ async fn trial(
         }
     }
     let mut server = ServerProcess::start(command)?;
+    let idle_rss_kib = server.status_kib("VmRSS:");
     let load = Load {
         connections: args.connections,
         warmup: args.warmup,
@@ -710,7 +714,7 @@ async fn trial(
         Some(cpu_time(pid)?.saturating_sub(before?))
     });
     let driven = drive(server.addr, load, bodies).await;
-    let peak_rss_kib = server.peak_rss_kib();
+    let peak_rss_kib = server.status_kib("VmHWM:");
     let cpu = cpu.await?;
     server.stop();
     let (requests_per_sec, latency_us) = driven?;
@@ -718,6 +722,7 @@ async fn trial(
     Ok(Trial {
         requests_per_sec,
         latency_us,
+        idle_rss_kib,
         peak_rss_kib,
         cpu_us_per_request: cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / requests.max(1.0)),
     })
@@ -758,14 +763,15 @@ impl ServerProcess {
         Ok(Self { child, addr })
     }
 
-    /// VmHWM: the most memory the process has had resident.
-    fn peak_rss_kib(&self) -> u64 {
+    /// A memory line of `/proc/PID/status` in KiB: `VmRSS:` (resident now), `VmHWM:` (the
+    /// most it has had resident).
+    fn status_kib(&self, field: &str) -> u64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .ok()
             .and_then(|status| {
                 status
                     .lines()
-                    .find(|l| l.starts_with("VmHWM:"))
+                    .find(|l| l.starts_with(field))
                     .and_then(|l| l.split_whitespace().nth(1))
                     .and_then(|v| v.parse().ok())
             })
@@ -913,14 +919,14 @@ fn render(results: &[Results], args: &RunArgs) -> String {
          {} connections, {} rounds of {} s per target (alternated); a fresh instance per request and \
          fuel and epoch deadlines on unless the row says otherwise. Each row is compared with the native baseline \
          of its workload (the kick rows with the kick baseline, the rate-limit rows with a native server doing the same increment on the same store through the same code, the moderation rows with the moderation baseline). req/s is the median round; latencies are over all rounds; \
-         RSS is the server's peak resident memory. CPU/request is the server process's CPU time \
+         idle RSS is the server's resident memory once started with its plugin (median round), peak RSS the most it had under the load (\"+load\": peak minus idle). CPU/request is the server process's CPU time \
          (user + system, the kernel's TCP included) per answer over the measured window, median round; \
          \"native/CPU\" is the native baseline's CPU per request over the row's: the share of native \
          efficiency, which depends less than req/s on what else the machine runs.\n\n",
         args.connections, args.rounds, args.seconds
     );
-    out.push_str("| target | component size | compile | load from cache | req/s | vs native | CPU/request | native/CPU | p50 | p99 | p99.9 | peak RSS |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| target | component size | compile | load from cache | req/s | vs native | CPU/request | native/CPU | p50 | p99 | p99.9 | idle RSS | peak RSS | +load |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         let rps = median(r.trials.iter().map(|t| t.requests_per_sec).collect());
         let mut all = Histogram::<u64>::new(3).expect("histogram");
@@ -928,9 +934,10 @@ fn render(results: &[Results], args: &RunArgs) -> String {
             let _ = all.add(&t.latency_us);
         }
         let rss = r.trials.iter().map(|t| t.peak_rss_kib).max().unwrap_or(0);
+        let idle = median(r.trials.iter().map(|t| t.idle_rss_kib as f64).collect());
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {:.0} | {:.1}% | {:.1} µs | {:.1}% | {} | {} | {} | {:.1} MiB |\n",
+            "| {} | {} | {} | {} | {:.0} | {:.1}% | {:.1} µs | {:.1}% | {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB |\n",
             r.target.name,
             opt(r.size_bytes.map(size)),
             opt(r.compile_ms.map(|d| micros(d.as_micros() as u64))),
@@ -942,7 +949,9 @@ fn render(results: &[Results], args: &RunArgs) -> String {
             micros(all.value_at_quantile(0.50)),
             micros(all.value_at_quantile(0.99)),
             micros(all.value_at_quantile(0.999)),
+            idle / 1024.0,
             rss as f64 / 1024.0,
+            (rss as f64 - idle) / 1024.0,
         ));
     }
     out
