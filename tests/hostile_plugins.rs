@@ -92,6 +92,39 @@ fn a_looping_plugin_does_not_hold_up_other_requests() {
 }
 
 #[test]
+fn a_plugin_capped_at_one_call_at_once_runs_its_calls_one_after_another() {
+    let capped = |cap: &str| {
+        Server::start(
+            &[("10-hostile.wasm", component("hostile"))],
+            &config(&format!("[plugins_limits.10-hostile]\n{cap}")),
+        )
+    };
+    for (cap, one_after_another) in [("max_concurrent_calls = 1\n", true), ("", false)] {
+        let server = capped(cap);
+        let started = Instant::now();
+        let calls: Vec<_> = (0..2)
+            .map(|_| common::kick_in_background(server.addr.clone(), "work 400"))
+            .collect();
+        let last = calls
+            .into_iter()
+            .map(|call| {
+                let (response, done) = call.join().unwrap();
+                assert_eq!(response.body, GO_ON);
+                done
+            })
+            .max()
+            .unwrap();
+        let took = last - started;
+        // Capped, the second call waited for the first (2 x 400 ms); not capped, they overlap.
+        assert_eq!(
+            took >= Duration::from_millis(800),
+            one_after_another,
+            "{cap:?}: {took:?}"
+        );
+    }
+}
+
+#[test]
 fn fuel_exhaustion_is_named_and_after_callbacks_still_go_on() {
     // `refuse` applies to before-callbacks only: an after-callback has already happened.
     let server = hostile_then_guard(

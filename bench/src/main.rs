@@ -75,6 +75,9 @@ enum Cmd {
         /// durability ("process" or "machine").
         #[arg(long)]
         queued: Option<String>,
+        /// The plugin's own cap on calls at once (`max_concurrent_calls` per plugin).
+        #[arg(long)]
+        plugin_calls: Option<u32>,
     },
 }
 
@@ -110,11 +113,11 @@ struct RunArgs {
     /// Directory of the built example plugins.
     #[arg(long, default_value = "plugins")]
     plugins: PathBuf,
-    /// Targets to run, comma-separated: native, rust, c, js, python, go, rust-nofuel,
+    /// Targets to run, comma-separated: native, host-alone, rust, c, js, python, go, js-capped, python-capped, rust-nofuel,
     /// rust-noepoch, rust-reuse, js-reuse, python-reuse, go-reuse, native-moderation, rust-moderation,
     /// rust-moderation-reuse, rust-queued, native-ratelimit, rust-ratelimit,
     /// native-ratelimit-redis, rust-ratelimit-redis.
-    #[arg(long, value_delimiter = ',', default_values_t = ["native", "host-alone", "rust", "c", "js", "python", "go", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse", "go-reuse", "rust-queued", "native-moderation", "rust-moderation", "rust-moderation-reuse", "native-ratelimit", "rust-ratelimit", "native-ratelimit-redis", "rust-ratelimit-redis"].map(String::from))]
+    #[arg(long, value_delimiter = ',', default_values_t = ["native", "host-alone", "rust", "c", "js", "python", "go", "js-capped", "python-capped", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse", "go-reuse", "rust-queued", "native-moderation", "rust-moderation", "rust-moderation-reuse", "native-ratelimit", "rust-ratelimit", "native-ratelimit-redis", "rust-ratelimit-redis"].map(String::from))]
     targets: Vec<String>,
     /// Replace the results section of this README (between the bench markers).
     #[arg(long)]
@@ -213,6 +216,22 @@ const TARGETS: &[Target] = &[
         served: Served::Plugin("14-guard-go.wasm"),
         reuse: 1,
         flags: &[],
+        workload: Workload::Kick,
+    },
+    Target {
+        key: "js-capped",
+        name: "JavaScript guard, max_concurrent_calls = 2",
+        served: Served::Plugin("12-guard-js.wasm"),
+        reuse: 1,
+        flags: &["--plugin-calls", "2"],
+        workload: Workload::Kick,
+    },
+    Target {
+        key: "python-capped",
+        name: "Python guard, max_concurrent_calls = 2",
+        served: Served::Plugin("13-guard-py.wasm"),
+        reuse: 1,
+        flags: &["--plugin-calls", "2"],
         workload: Workload::Kick,
     },
     Target {
@@ -347,6 +366,7 @@ fn main() -> anyhow::Result<()> {
             no_epoch,
             config,
             queued,
+            plugin_calls,
         }) => {
             let base = match config {
                 Some(path) => Config::load(&path)?,
@@ -360,6 +380,7 @@ fn main() -> anyhow::Result<()> {
                 ..base
             };
             config.plugin_defaults.reuse_instances = reuse;
+            config.plugin_defaults.max_concurrent_calls = plugin_calls;
             // Inline unless asked: the rows measure the plugins, one row the queue.
             let kick = "callbackAfterKickGroupCommand";
             let mut settings = config.command(kick).clone();
@@ -700,6 +721,8 @@ async fn trial(
     }
     let mut server = ServerProcess::start(command)?;
     let idle_rss_kib = server.status_kib("VmRSS:");
+    // The peak from here on: what the load adds, not the start (compiling, `commands()` at load).
+    server.reset_peak_rss();
     let load = Load {
         connections: args.connections,
         warmup: args.warmup,
@@ -761,6 +784,13 @@ impl ServerProcess {
             .with_context(|| format!("server did not start: {line:?}"))?
             .parse()?;
         Ok(Self { child, addr })
+    }
+
+    /// Resets VmHWM to the memory resident now (Linux: `5` to `/proc/PID/clear_refs`).
+    fn reset_peak_rss(&self) {
+        if let Err(error) = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5") {
+            eprintln!("cannot reset the server's peak RSS ({error}): the peak includes its start");
+        }
     }
 
     /// A memory line of `/proc/PID/status` in KiB: `VmRSS:` (resident now), `VmHWM:` (the
@@ -919,7 +949,7 @@ fn render(results: &[Results], args: &RunArgs) -> String {
          {} connections, {} rounds of {} s per target (alternated); a fresh instance per request and \
          fuel and epoch deadlines on unless the row says otherwise. Each row is compared with the native baseline \
          of its workload (the kick rows with the kick baseline, the rate-limit rows with a native server doing the same increment on the same store through the same code, the moderation rows with the moderation baseline). req/s is the median round; latencies are over all rounds; \
-         idle RSS is the server's resident memory once started with its plugin (median round), peak RSS the most it had under the load (\"+load\": peak minus idle). CPU/request is the server process's CPU time \
+         idle RSS is the server's resident memory once started with its plugin (median round), peak RSS the most it had under the load (its start excluded; \"+load\": peak minus idle). CPU/request is the server process's CPU time \
          (user + system, the kernel's TCP included) per answer over the measured window, median round; \
          \"native/CPU\" is the native baseline's CPU per request over the row's: the share of native \
          efficiency, which depends less than req/s on what else the machine runs.\n\n",

@@ -83,4 +83,5 @@ pub struct PluginFile {
     pub max_table_elements: Option<usize>,
     pub reuse_instances: Option<u32>,
     pub reserve_ms: Option<u64>,
+    pub max_concurrent_calls: Option<u32>,
 }

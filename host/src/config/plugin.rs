@@ -1,5 +1,5 @@
 //! What is resolved per plugin: `[plugin_defaults]` and `[plugins_limits.X]` (memory, core
-//! instances and tables, instance reuse, the time kept back for it in a chain).
+//! instances and tables, instance reuse, the time kept back for it in a chain, its calls at once).
 
 use std::time::Duration;
 
@@ -23,6 +23,11 @@ pub struct PluginLimits {
     /// Time kept back for this plugin from the plugins before it in a chain, so that one stuck
     /// plugin cannot leave the ones after it no time (a guard after it still runs).
     pub reserve: Duration,
+    /// Calls of this plugin at once (its instances alive at once), beyond which a call waits
+    /// within its deadline; `None`: only the host's `max_concurrent_calls`. For a CPU-bound
+    /// plugin with a large heap (Python, JavaScript), a few per core bound the memory a burst
+    /// dirties at no cost in throughput.
+    pub max_concurrent_calls: Option<u32>,
 }
 
 impl Default for PluginLimits {
@@ -35,6 +40,7 @@ impl Default for PluginLimits {
             max_table_elements: 100_000,
             reuse_instances: 1,
             reserve: Duration::from_millis(DEFAULT_RESERVE_MS),
+            max_concurrent_calls: None,
         }
     }
 }
@@ -59,16 +65,36 @@ pub(super) fn resolve_plugin(
         max_instances: file.max_instances.unwrap_or(base.max_instances),
         max_tables: file.max_tables.unwrap_or(base.max_tables),
         max_table_elements: file.max_table_elements.unwrap_or(base.max_table_elements),
-        reuse_instances: match file.reuse_instances {
-            None => base.reuse_instances,
-            Some(0) => {
-                return Err(ConfigError::Invalid {
-                    key: format!("{key}.reuse_instances"),
-                    reason: "must be at least 1 (1 is a fresh instance per request)".into(),
-                });
-            }
-            Some(n) => n,
-        },
+        reuse_instances: at_least_one(
+            file.reuse_instances,
+            key,
+            "reuse_instances",
+            " (1 is a fresh instance per request)",
+        )?
+        .unwrap_or(base.reuse_instances),
         reserve: file.reserve_ms.map_or(base.reserve, Duration::from_millis),
+        max_concurrent_calls: at_least_one(
+            file.max_concurrent_calls,
+            key,
+            "max_concurrent_calls",
+            "",
+        )?
+        .or(base.max_concurrent_calls),
     })
+}
+
+/// `value` of `[key] name`, refused when 0 (`why` ends the message).
+fn at_least_one(
+    value: Option<u32>,
+    key: &str,
+    name: &str,
+    why: &str,
+) -> Result<Option<u32>, ConfigError> {
+    match value {
+        Some(0) => Err(ConfigError::Invalid {
+            key: format!("{key}.{name}"),
+            reason: format!("must be at least 1{why}"),
+        }),
+        value => Ok(value),
+    }
 }

@@ -117,3 +117,24 @@ fn queue_durability_is_process_unless_set_and_only_for_the_embedded_queue() {
         "{err}"
     );
 }
+
+#[test]
+fn a_plugin_may_have_its_own_cap_on_calls_at_once() {
+    let config = Config::parse(
+        Path::new("t.toml"),
+        "[plugins_limits.13-guard-py]\nmax_concurrent_calls = 2\n",
+    )
+    .unwrap();
+    assert_eq!(config.plugin("13-guard-py").max_concurrent_calls, Some(2));
+    assert_eq!(config.plugin("10-guard").max_concurrent_calls, None);
+    let err = Config::parse(
+        Path::new("t.toml"),
+        "[plugin_defaults]\nmax_concurrent_calls = 0\n",
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("plugin_defaults.max_concurrent_calls"),
+        "{err}"
+    );
+}

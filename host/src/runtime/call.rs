@@ -68,6 +68,22 @@ pub enum Args {
     Handle { position: usize, request: Val },
 }
 
+/// A permit of `slots`: at once when one is free (no timer), else the first freed before
+/// `deadline`.
+async fn slot(
+    slots: &Semaphore,
+    deadline: Instant,
+) -> Result<tokio::sync::SemaphorePermit<'_>, Failure> {
+    match slots.try_acquire() {
+        Ok(permit) => Ok(permit),
+        Err(_) => match tokio::time::timeout_at(deadline.into(), slots.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphores are never closed; either way there is no slot before the deadline.
+            Ok(Err(_)) | Err(_) => Err(Failure::NoTimeLeft),
+        },
+    }
+}
+
 /// What one plugin call cost.
 #[derive(Debug, Clone, Copy)]
 pub struct CallStats {
@@ -130,17 +146,12 @@ impl Runner {
             budget,
             fuel,
         } = call;
-        // Usually a slot is free; only wait (with a timer) when all are taken.
-        let _permit = match self.permits.try_acquire() {
-            Ok(permit) => permit,
-            Err(_) => {
-                match tokio::time::timeout_at(deadline.into(), self.permits.acquire()).await {
-                    Ok(Ok(permit)) => permit,
-                    // The semaphore is never closed; either way there is no slot before the deadline.
-                    Ok(Err(_)) | Err(_) => return Err(Failure::NoTimeLeft),
-                }
-            }
+        // The plugin's own cap first: a call waiting for it holds no slot of the host's.
+        let _plugin_slot = match &plugin.calls {
+            Some(calls) => Some(slot(calls, deadline).await?),
+            None => None,
         };
+        let _slot = slot(&self.permits, deadline).await?;
         let _alive = InstanceCount::new(&self.metrics);
         let started = Instant::now();
         let time_left = deadline.saturating_duration_since(started);

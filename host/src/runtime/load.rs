@@ -144,6 +144,9 @@ pub fn load_plugin(
         idle: Mutex::new(Vec::new()),
         capabilities,
         sha256,
+        calls: limits
+            .max_concurrent_calls
+            .map(|calls| tokio::sync::Semaphore::new(calls as usize)),
     };
     plugin.handles = handlers(runner, &plugin).map_err(|reason| match reason {
         HandlerError::None => LoadError::NoCallbackExport {

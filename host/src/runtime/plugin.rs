@@ -29,6 +29,8 @@ pub struct Plugin {
     pub capabilities: PluginCapabilities,
     /// SHA-256 of the file it was loaded from: tells replicas' plugin sets apart in `/readyz`.
     pub sha256: [u8; 32],
+    /// One permit per call it may have at once (`limits.max_concurrent_calls`), when capped.
+    pub calls: Option<tokio::sync::Semaphore>,
 }
 
 /// An instance kept between requests in reuse mode, with its store.
