@@ -21,9 +21,9 @@
 //! - [`dispatch`]: the one chain runner: a callback through its plugins under deadlines and policy;
 //!   its `answer` reads, merges and counts a plugin's answer the same way for the chain, shadows,
 //!   the queue's workers and the `call` tool.
-//! - [`queue`]: the durable queue of `queued` after-callbacks (a redb file, or a Redis stream
-//!   shared by replicas): answered once stored, delivered by workers with retries and dead
-//!   letters.
+//! - [`queue`]: the durable queue of `queued` after-callbacks (a redb file behind its journal,
+//!   or a Redis stream shared by replicas): answered once stored, delivered by workers (on
+//!   threads below the answers' priority) with retries and dead letters.
 //! - [`record`]: sampled before-callbacks and shadow disagreements, written for `replay`.
 //! - [`replay`]: `callback-host replay`, recorded callbacks or dead letters through new plugins.
 //! - [`origin`]: an origin of outbound HTTP as a grant lists it, and what it allows.
