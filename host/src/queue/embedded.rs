@@ -34,8 +34,9 @@ pub struct FileStore {
     file: GroupedFile,
     /// Where an appended event is safe before it is answered.
     journal: Arc<Journal>,
-    /// The inserter's inbox: appended events, in id order, on their way into the file.
-    inserts: std::sync::mpsc::Sender<(u64, Event)>,
+    /// The inserter's inbox: appended events (with their JSON), in id order, on their way into
+    /// the file.
+    inserts: std::sync::mpsc::Sender<Appended>,
     /// One permit per event that may still be stored.
     room: Arc<Semaphore>,
     /// The workers' inbox (retries go back there after their delay).
@@ -122,10 +123,12 @@ impl FileStore {
                 }
             }
         };
+        // Serialized once: the journal's line and the file's value.
+        let json = serde_json::to_string(&event)?;
         self.journal
-            .append(event, deadline, |id, event| {
+            .append(json, deadline, |id, json| {
                 // In id order (the journal is held): the inserter keeps the file's `next` right.
-                let _ = self.inserts.send((id, event));
+                let _ = self.inserts.send(Appended { id, event, json });
             })
             .await?;
         permit.forget();
@@ -325,6 +328,14 @@ fn recover(db: &Database, path: &std::path::Path) -> anyhow::Result<u64> {
     Ok(next)
 }
 
+/// An event written to the journal, on its way into the file.
+struct Appended {
+    id: u64,
+    event: Event,
+    /// `event` as the file stores it (serialized once, for the journal).
+    json: String,
+}
+
 /// Puts appended events in the file and hands them to the workers; rotates the journal.
 struct Inserter {
     /// The queue file.
@@ -339,7 +350,7 @@ impl Inserter {
     /// Takes every appended event waiting at that moment, in id order, into the file in one
     /// commit (made durable with the file's next group), then to the workers; until the store is
     /// dropped.
-    fn run(self, appended: &std::sync::mpsc::Receiver<(u64, Event)>) {
+    fn run(self, appended: &std::sync::mpsc::Receiver<Appended>) {
         // The id every event of the set-aside journal is below, while there is one.
         let mut rotated_below = None;
         while let Ok(first) = appended.recv() {
@@ -350,13 +361,13 @@ impl Inserter {
                     Err(_) => break,
                 }
             }
-            let inserted_below = batch.last().map_or(0, |(id, _)| id + 1);
+            let inserted_below = batch.last().map_or(0, |last| last.id + 1);
             if let Err(error) = self.insert(&batch, inserted_below) {
                 // They are in the journal: a restart puts them in the file and delivers them.
-                tracing::error!(error = %format!("{error:#}"), first_id = batch[0].0,
+                tracing::error!(error = %format!("{error:#}"), first_id = batch[0].id,
                     "queued events could not be put in the queue file; they are delivered now and again after a restart");
             }
-            for (id, event) in batch {
+            for Appended { id, event, .. } in batch {
                 let _ = self.jobs.send(Job {
                     id: EventId::File(id),
                     event,
@@ -371,12 +382,12 @@ impl Inserter {
     }
 
     /// Puts `batch` in the file, in one commit made durable with the next group.
-    fn insert(&self, batch: &[(u64, Event)], next: u64) -> anyhow::Result<()> {
+    fn insert(&self, batch: &[Appended], next: u64) -> anyhow::Result<()> {
         let txn = self.file.begin()?;
         {
             let mut stored = txn.open_table(EVENTS)?;
-            for (id, event) in batch {
-                stored.insert(*id, serde_json::to_string(event)?.as_str())?;
+            for Appended { id, json, .. } in batch {
+                stored.insert(*id, json.as_str())?;
             }
             txn.open_table(META)?.insert("next", next)?;
         }

@@ -12,8 +12,9 @@
 //! goes back in the file ([`super::embedded`]). Past [`ROTATE_AFTER_BYTES`] the journal is
 //! rotated: the full one is set aside (`.old`) and deleted once the file holds all it held durably.
 //!
-//! Records are JSON lines, `{"id":7,"event":{...}}`: readable with any tool; a line a crash cut
-//! short (its `write` never returned, so it was never answered) is left out with a warning.
+//! Records are JSON lines, `{"event":{...},"id":7}` (the event as the queue file stores it):
+//! readable with any tool; a line a crash cut short (its `write` never returned, so it was never
+//! answered) is left out with a warning.
 
 use std::fs::File;
 use std::io::{Read as _, Seek as _, Write as _};
@@ -23,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::Event;
@@ -61,13 +62,6 @@ struct Writer {
     next: u64,
 }
 
-/// One appended event, as a line of the journal.
-#[derive(Serialize)]
-struct Record<'a> {
-    id: u64,
-    event: &'a Event,
-}
-
 /// A record read back.
 #[derive(Deserialize)]
 struct Recovered {
@@ -77,16 +71,12 @@ struct Recovered {
 
 /// The journal beside the queue file at `queue`: `queue.redb` -> `queue.redb.journal`.
 pub fn path_beside(queue: &Path) -> PathBuf {
-    let mut name = queue.as_os_str().to_owned();
-    name.push(".journal");
-    PathBuf::from(name)
+    crate::with_suffix(queue, ".journal")
 }
 
 /// Where a rotated journal waits to be deleted.
 fn old_path(journal: &Path) -> PathBuf {
-    let mut name = journal.as_os_str().to_owned();
-    name.push(".old");
-    PathBuf::from(name)
+    crate::with_suffix(journal, ".old")
 }
 
 /// Reads back the events of the journal at `path` (a rotated one first), in the order they were
@@ -164,20 +154,26 @@ impl Journal {
         })
     }
 
-    /// Writes `event` in one `write`, gives it the next id, and calls `then` with the id still
-    /// holding the journal (so that what follows sees the ids in order); then, in `machine`
-    /// durability, waits (until `deadline`) for the flush to disk. Returns the id.
+    /// Writes the event `json` (as the queue file stores it) in one `write`, gives it the next
+    /// id, and calls `then` with the id and `json` still holding the journal (so that what
+    /// follows sees the ids in order); then, in `machine` durability, waits (until `deadline`)
+    /// for the flush to disk. Returns the id.
     pub async fn append(
         &self,
-        event: Event,
+        json: String,
         deadline: Instant,
-        then: impl FnOnce(u64, Event),
+        then: impl FnOnce(u64, String),
     ) -> anyhow::Result<u64> {
+        // The line is built before the journal is held; only its id is added under the lock.
+        let mut line = Vec::with_capacity(json.len() + 32);
+        line.extend_from_slice(b"{\"event\":");
+        line.extend_from_slice(json.as_bytes());
+        line.extend_from_slice(b",\"id\":");
         let id = {
             let mut writer = lock(&self.writer);
             let id = writer.next;
-            let mut line = serde_json::to_vec(&Record { id, event: &event })?;
-            line.push(b'\n');
+            line.extend_from_slice(id.to_string().as_bytes());
+            line.extend_from_slice(b"}\n");
             if let Err(error) = (&*writer.current).write_all(&line) {
                 // No half record may stay in front of the next one: back to where it started.
                 let start = writer.len;
@@ -189,7 +185,7 @@ impl Journal {
             }
             writer.len += line.len() as u64;
             writer.next += 1;
-            then(id, event);
+            then(id, json);
             id
         };
         if self.durability == QueueDurability::Machine {

@@ -61,9 +61,7 @@ impl CompileCache {
 
     /// Where the checksum of `entry` is kept.
     fn checksum_path(entry: &Path) -> PathBuf {
-        let mut name = entry.as_os_str().to_owned();
-        name.push(".sha256");
-        PathBuf::from(name)
+        crate::with_suffix(entry, ".sha256")
     }
 
     fn entry_path(&self, engine: &Engine, bytes: &[u8]) -> PathBuf {
@@ -109,11 +107,7 @@ impl CompileCache {
 
     fn write(&self, entry: &Path, serialized: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let temp = |path: &Path| {
-            let mut name = path.as_os_str().to_owned();
-            name.push(format!(".tmp{}", std::process::id()));
-            PathBuf::from(name)
-        };
+        let temp = |path: &Path| crate::with_suffix(path, &format!(".tmp{}", std::process::id()));
         let checksum = Self::checksum_path(entry);
         let (temp_entry, temp_checksum) = (temp(entry), temp(&checksum));
         std::fs::write(&temp_entry, serialized)?;
