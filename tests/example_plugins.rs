@@ -56,10 +56,8 @@ fn guard_refuses_protected_users_and_audit_logs_the_rest() {
 
 #[test]
 fn broken_files_are_reported_by_name_and_skipped() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::dir_with_plugins(&[("10-guard.wasm", component("guard"))]);
     let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(component("guard"), plugins.join("10-guard.wasm")).unwrap();
     std::fs::write(plugins.join("01-text.wasm"), "not wasm at all").unwrap();
     // A core module: the header of WebAssembly version 1.
     std::fs::write(plugins.join("02-core.wasm"), b"\0asm\x01\0\0\0").unwrap();

@@ -295,15 +295,11 @@ fn a_file_written_continuously_beside_the_plugins_does_not_stop_hot_reload() {
 fn a_sigterm_while_the_host_starts_stops_it_gracefully_once_started() {
     // A fresh compile cache: the Go guard takes seconds to compile, so the signal, sent when the
     // first plugin is loaded, comes while the host is still starting.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = common::dir_with_plugins(&[
+        ("10-guard.wasm", component("guard")),
+        ("14-guard-go.wasm", example("14-guard-go.wasm")),
+    ]);
     let plugins = dir.path().join("plugins");
-    std::fs::create_dir(&plugins).unwrap();
-    std::fs::copy(component("guard"), plugins.join("10-guard.wasm")).unwrap();
-    std::fs::copy(
-        example("14-guard-go.wasm"),
-        plugins.join("14-guard-go.wasm"),
-    )
-    .unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_callback-host"))
         .current_dir(dir.path())
         .args(["serve", "--listen", "127.0.0.1:0", "--plugins"])
@@ -318,11 +314,7 @@ fn a_sigterm_while_the_host_starts_stops_it_gracefully_once_started() {
     let mut line = String::new();
     std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
     assert!(line.contains("plugin loaded plugin=10-guard"), "{line}");
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::sigterm(child.id());
     let log = std::io::read_to_string(stderr).unwrap();
     let exit = child.wait().unwrap();
     // Not killed by the signal: the host finished starting, then stopped as it does when serving.

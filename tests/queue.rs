@@ -354,9 +354,7 @@ fn load_until_killed(addr: &str, senders: usize) -> Vec<String> {
                     {
                         break;
                     }
-                    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        read_response(&mut stream)
-                    })) {
+                    match common::try_read_response(&mut stream) {
                         Ok(response) if response.body == GO_ON => answered.push(op),
                         _ => break,
                     }

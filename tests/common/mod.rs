@@ -97,6 +97,26 @@ pub fn cli(dir: &Path, args: &[&std::ffi::OsStr]) -> String {
 }
 
 /// A running `callback-host serve`, killed on drop.
+/// A temp dir whose `plugins/` folder holds `plugins` (file name there, built component).
+pub fn dir_with_plugins(plugins: &[(&str, PathBuf)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plugin_dir = dir.path().join("plugins");
+    std::fs::create_dir(&plugin_dir).expect("plugin dir");
+    for (file, source) in plugins {
+        std::fs::copy(source, plugin_dir.join(file)).expect("copy plugin");
+    }
+    dir
+}
+
+/// Sends SIGTERM to process `pid`.
+pub fn sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM {pid}");
+}
+
 pub struct Server {
     child: Child,
     /// The bound address, from the `listening on http://ADDR` line.
@@ -117,13 +137,7 @@ impl Server {
 
     /// Like [`Server::start`], with extra command-line arguments.
     pub fn start_with_args(plugins: &[(&str, PathBuf)], config: &str, args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let plugin_dir = dir.path().join("plugins");
-        std::fs::create_dir(&plugin_dir).expect("plugin dir");
-        for (file, source) in plugins {
-            std::fs::copy(source, plugin_dir.join(file)).expect("copy plugin");
-        }
-        Self::start_in(dir, config, args)
+        Self::start_in(dir_with_plugins(plugins), config, args)
     }
 
     /// Starts the host on a prepared temp dir whose `plugins/` folder is already filled.
@@ -319,11 +333,7 @@ impl Server {
 
     /// Sends SIGTERM and waits for the process to exit; returns whether it exited successfully.
     pub fn terminate(&mut self) -> bool {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
+        sigterm(self.child.id());
         self.child.wait().expect("wait for the server").success()
     }
 
@@ -513,15 +523,24 @@ impl HttpResponse {
 
 /// Reads one HTTP/1.1 response with a Content-Length body.
 pub fn read_response(stream: &mut TcpStream) -> HttpResponse {
+    try_read_response(stream).unwrap_or_else(|error| panic!("reading the response: {error}"))
+}
+
+/// Like [`read_response`], with an error when the connection fails or closes mid-response (a
+/// server that was killed).
+pub fn try_read_response(stream: &mut TcpStream) -> std::io::Result<HttpResponse> {
     let mut buf = Vec::new();
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
-        let n = stream.read(&mut byte).expect("read response head");
-        assert!(
-            n == 1,
-            "connection closed mid-response: {:?}",
-            String::from_utf8_lossy(&buf)
-        );
+        if stream.read(&mut byte)? != 1 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "connection closed mid-response: {:?}",
+                    String::from_utf8_lossy(&buf)
+                ),
+            ));
+        }
         buf.push(byte[0]);
     }
     let head = String::from_utf8(buf).unwrap();
@@ -541,12 +560,12 @@ pub fn read_response(stream: &mut TcpStream) -> HttpResponse {
         .map(|(_, v)| v.parse().unwrap())
         .expect("content-length");
     let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).unwrap();
-    HttpResponse {
+    stream.read_exact(&mut body)?;
+    Ok(HttpResponse {
         status,
         headers,
         body: String::from_utf8(body).unwrap(),
-    }
+    })
 }
 
 /// A real `redis-server` on a free loopback port, without persistence, stopped on drop.
