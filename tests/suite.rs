@@ -12,6 +12,8 @@
 //! - `queue`, `operations`, `trying_rules`, `scaling_out`, `deployment`: the durable queue; hot
 //!   reload, admin endpoints and metrics; shadows, recording and replay; replicas behind HAProxy;
 //!   the container image and the Kubernetes manifests.
+//! - `console`: the admin listener's console in a real browser (chromium), its actions, the
+//!   misread refusal warning.
 //! - `cli`: the plugin tools (`check`, `call`, `new`).
 //! - `fuzz`: everything an untrusted party controls, mutated (`FUZZ_SEED` replays a failure).
 
@@ -24,6 +26,7 @@ mod callbacks;
 mod capabilities;
 mod cli;
 mod conformance;
+mod console;
 mod deployment;
 mod example_plugins;
 mod fuzz;

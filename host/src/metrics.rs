@@ -196,6 +196,9 @@ pub struct Metrics {
     pub records_dropped: Counter<u64, AtomicU64>,
     /// Shadow plugins' answers compared with the answers given, by command, plugin and verdict.
     pub shadow: Family<ShadowLabels, Counter>,
+    /// Answers with `nextCode 1` and a non-zero `actionCode` (OpenIM goes on), by plugin and
+    /// command: a refusal that does not refuse.
+    pub misread_refusals: Family<HandlesLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -229,6 +232,12 @@ impl Default for Metrics {
         let queue_duplicates = Counter::default();
         let shadow = Family::default();
         let records_dropped = Counter::default();
+        let misread_refusals = Family::default();
+        registry.register(
+            "misread_refusals",
+            "Answers with nextCode 1 and a non-zero actionCode, which OpenIM reads as go on",
+            misread_refusals.clone(),
+        );
         registry.register(
             "records_dropped",
             "Records dropped because the record writer fell behind",
@@ -379,6 +388,7 @@ impl Default for Metrics {
             queue_duplicates,
             records_dropped,
             shadow,
+            misread_refusals,
         }
     }
 }
@@ -436,6 +446,17 @@ impl Metrics {
                 .get_or_create(&CommandLabels { command })
                 .observe(seconds);
         }
+    }
+
+    /// Counts an answer of `plugin` for `command` that OpenIM reads as go on although it says
+    /// `nextCode 1`.
+    pub fn misread_refusal(&self, plugin: &Arc<str>, command: &'static str) {
+        self.misread_refusals
+            .get_or_create(&HandlesLabels {
+                plugin: Arc::clone(plugin),
+                command,
+            })
+            .inc();
     }
 
     /// Counts an open connection until the returned guard drops.

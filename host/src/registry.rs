@@ -26,7 +26,7 @@ pub struct Registry {
     /// The shadow plugins of each command: run off the answer path, compared, never deciding.
     shadows: HashMap<&'static str, Vec<Link>>,
     /// Every plugin, in order.
-    plugins: Vec<Arc<Plugin>>,
+    pub plugins: Vec<Arc<Plugin>>,
     /// When this set was put in force (ms since the Unix epoch): a rollout watcher sees a
     /// replica's last reload in `/readyz`.
     since_ms: u64,
@@ -148,16 +148,47 @@ impl Registry {
 /// The current registry. A request takes the registry once and keeps it to its end, so a swap
 /// never changes the plugins of a request in flight.
 #[derive(Default)]
-pub struct CurrentPlugins(ArcSwap<Registry>);
+pub struct CurrentPlugins {
+    /// The registry in force.
+    set: ArcSwap<Registry>,
+    /// The plugin files of the last scan that did not load, for the console.
+    failed: std::sync::Mutex<Vec<FailedLoad>>,
+}
+
+/// A plugin file that did not load (its previous version, if any, still serves).
+#[derive(Debug, Clone)]
+pub struct FailedLoad {
+    /// The file's name in the plugin directory.
+    pub file: String,
+    /// Why, as logged.
+    pub reason: String,
+    /// When the load was tried (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// Whether a previous version of the plugin still serves.
+    pub previous_serving: bool,
+}
 
 impl CurrentPlugins {
     /// The registry in force now.
     pub fn get(&self) -> Arc<Registry> {
-        self.0.load_full()
+        self.set.load_full()
     }
 
     /// Puts `registry` in force for requests that start from now on.
     pub fn set(&self, registry: Registry) {
-        self.0.store(Arc::new(registry));
+        self.set.store(Arc::new(registry));
+    }
+
+    /// The files that did not load in the last scan.
+    pub fn failed(&self) -> Vec<FailedLoad> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Says which files did not load in the last scan.
+    pub fn set_failed(&self, failed: Vec<FailedLoad>) {
+        *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = failed;
     }
 }

@@ -18,7 +18,7 @@ use wasmtime::component::Linker;
 
 use crate::config::Config;
 use crate::metrics::{Metrics, ReloadLabels};
-use crate::registry::{CurrentPlugins, Registry};
+use crate::registry::{CurrentPlugins, FailedLoad, Registry};
 use crate::runtime::cache::CompileCache;
 use crate::runtime::call::Runner;
 use crate::runtime::load::{LoadError, Loading, load_plugin, read_plugin};
@@ -34,6 +34,8 @@ struct Entry {
     seen: [u8; 32],
     /// The plugin serving for this file: the last version that loaded.
     serving: Option<Arc<Plugin>>,
+    /// Why the version last seen did not load, when it did not.
+    failed: Option<FailedLoad>,
 }
 
 /// Loads the plugin directory and keeps it in step with the files.
@@ -123,6 +125,12 @@ impl Loader {
             .values()
             .filter_map(|e| e.serving.clone())
             .collect();
+        self.current.set_failed(
+            self.files
+                .values()
+                .filter_map(|e| e.failed.clone())
+                .collect(),
+        );
         self.metrics.plugins_loaded.set(plugins.len() as i64);
         self.metrics.set_handles(
             plugins
@@ -168,6 +176,7 @@ impl Loader {
                 Entry {
                     seen,
                     serving: Some(Arc::new(plugin)),
+                    failed: None,
                 }
             }
             Err(error) => {
@@ -179,10 +188,19 @@ impl Loader {
                     .reloads
                     .get_or_create(&ReloadLabels { result: "failed" })
                     .inc();
+                let failed = FailedLoad {
+                    file: path
+                        .file_name()
+                        .map_or_else(String::new, |f| f.to_string_lossy().into_owned()),
+                    reason: error.to_string(),
+                    at_ms: crate::unix_ms(),
+                    previous_serving: previous.is_some(),
+                };
                 errors.push(error);
                 Entry {
                     seen,
                     serving: previous,
+                    failed: Some(failed),
                 }
             }
         }

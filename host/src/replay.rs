@@ -88,8 +88,8 @@ pub async fn replay(
                     operation_id: record.operation_id.as_str().into(),
                     received: Instant::now(),
                 };
-                let (answer, _) = dispatcher.run(&request, shape, parsed, &record.body).await;
-                let answer: Value = serde_json::from_slice(&answer).unwrap_or_default();
+                let chained = dispatcher.run(&request, shape, parsed, &record.body).await;
+                let answer: Value = serde_json::from_slice(&chained.answer).unwrap_or_default();
                 let changes = differences(&record.answer, &answer);
                 if changes.is_empty() {
                     summary.same_or_handled += 1;

@@ -136,6 +136,9 @@ pub struct CallReport {
     pub failure: Option<Failure>,
     /// What the call cost (when it finished).
     pub stats: Option<CallStats>,
+    /// The plugin's own answer, when it wrote `nextCode 1` with a non-zero `actionCode`: meant
+    /// as a refusal, read by OpenIM as "go on".
+    pub misread_refusal: Option<CallbackResponse>,
 }
 
 /// Runs one request (any command; the body's `callbackCommand` names it) through the plugin at
@@ -181,6 +184,7 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
         Arc::new(CurrentPlugins::default()),
         metrics,
         None,
+        Arc::new(crate::activity::Activity::default()),
     );
     let received = Instant::now();
     let request = Request {
@@ -214,13 +218,15 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
                 Some(merge) if !response.is_refusal() => merge.go_on_answer(),
                 _ => response.to_json(),
             };
-            (answer, stats)
+            let misread = response.is_misread_refusal().then_some(response);
+            (answer, stats, misread)
         });
     match outcome {
-        Ok((answer, stats)) => Ok(CallReport {
+        Ok((answer, stats, misread_refusal)) => Ok(CallReport {
             answer,
             failure: None,
             stats: Some(stats),
+            misread_refusal,
         }),
         Err(failure) => {
             let answer = policy_answer(settings, &link.plugin.name, &failure)
@@ -230,6 +236,7 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
                 answer,
                 failure: Some(failure),
                 stats: None,
+                misread_refusal: None,
             })
         }
     }

@@ -63,6 +63,13 @@ pub fn call(
     let report = runtime()?.block_on(callback_host::tools::call(file, config, &body))?;
     let mut out = std::io::stdout();
     writeln!(out, "{}", String::from_utf8_lossy(&report.answer))?;
+    if let Some(own) = &report.misread_refusal {
+        eprintln!(
+            "warning: the plugin answered nextCode 1 with actionCode {} (errCode {}): OpenIM reads \
+             that as go on, not a refusal; to refuse, answer actionCode 0 with nextCode 1",
+            own.action_code, own.err_code
+        );
+    }
     if let Some(stats) = report.stats {
         eprintln!(
             "fuel used: {}, time: {:.3} ms, peak memory: {} KiB",

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Attempt, Dispatcher, Input, Request, log_after_refusal};
+use super::{Attempt, Dispatcher, Input, Request, log_after_refusal, step};
+use crate::activity::Trace;
 use crate::protocol::answer::Merge;
 use crate::protocol::schema::Catalog;
 use crate::protocol::{self, CallbackResponse};
@@ -39,6 +40,7 @@ impl Dispatcher {
             received: Instant::now(),
         };
         let mut results = Vec::new();
+        let mut steps = Vec::new();
         for (position, link) in registry.chain(command).iter().enumerate() {
             let plugin = &link.plugin.name;
             if event.done.iter().any(|done| **done == **plugin) {
@@ -55,7 +57,9 @@ impl Dispatcher {
                 deadline: Instant::now() + self.config.budget(command),
                 fuel: settings.fuel,
             };
+            let started = Instant::now();
             let result = self.answer(call, input, shape, None).await;
+            steps.push(step(plugin, started, &result));
             match &result {
                 Ok(answered) if answered.response.is_refusal() => {
                     log_after_refusal(plugin, &answered.response);
@@ -70,6 +74,18 @@ impl Dispatcher {
                 result: result.map(|_| ()),
             });
         }
+        let failed = results.iter().find_map(|d| d.result.as_ref().err());
+        self.activity.delivered(Trace {
+            at_ms: crate::unix_ms(),
+            command,
+            path: None,
+            operation_id: Arc::clone(&request.operation_id),
+            outcome: failed.map_or("delivered", Failure::kind),
+            micros: request.received.elapsed().as_micros() as u64,
+            steps,
+            answer: String::new(),
+            body: None,
+        });
         // Shadows see each event once, on its first delivery.
         if event.failures == 0 && !redelivered && !registry.shadows(command).is_empty() {
             let given = match shape.zip(parsed) {

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasmtime::component::Val;
 
+use crate::activity::{Activity, Decision, Step};
 use crate::config::{CommandSettings, Config, FailurePolicy};
 use crate::metrics::{CallOutcome, Metrics};
 use crate::protocol::answer::{self, Merge};
@@ -75,6 +76,17 @@ impl Outcome {
             Self::Queued => "queued",
         }
     }
+}
+
+/// What the chain answered a callback, and how each plugin took part.
+#[derive(Debug)]
+pub struct Chained {
+    /// The JSON answer for OpenIM.
+    pub answer: Vec<u8>,
+    /// What the request came to.
+    pub outcome: Outcome,
+    /// Each plugin's turn, in chain order (for the console).
+    pub steps: Vec<Step>,
 }
 
 /// What a plugin is given.
@@ -135,6 +147,8 @@ pub struct Dispatcher {
     /// Shadow calls in flight at once (a quarter of `max_concurrent_calls`): beyond it a shadow
     /// call is skipped, so shadows never crowd out live traffic.
     shadow_permits: Semaphore,
+    /// What the console shows: shadow disagreements and misread refusals are kept here.
+    activity: Arc<Activity>,
 }
 
 impl Dispatcher {
@@ -143,6 +157,7 @@ impl Dispatcher {
         plugins: Arc<CurrentPlugins>,
         metrics: Arc<Metrics>,
         recorder: Option<Recorder>,
+        activity: Arc<Activity>,
     ) -> Self {
         let config = Arc::clone(runner.config());
         let shadow_permits = Semaphore::new((config.max_concurrent_calls as usize / 4).max(1));
@@ -153,7 +168,13 @@ impl Dispatcher {
             metrics,
             recorder,
             shadow_permits,
+            activity,
         }
+    }
+
+    /// What the host did lately, for the console.
+    pub fn activity(&self) -> &Arc<Activity> {
+        &self.activity
     }
 
     /// The settings in force.
@@ -187,10 +208,13 @@ impl Dispatcher {
         command: Option<&Command>,
         parsed: Option<Val>,
         body: &str,
-    ) -> (Vec<u8>, Outcome) {
+    ) -> Chained {
         // One set of plugins for the whole request, shadows included, even across a reload.
         let registry = self.plugins.get();
-        let (answer, outcome) = self.chain(&registry, request, command, parsed, body).await;
+        let mut steps = Vec::new();
+        let (answer, outcome) = self
+            .chain(&registry, request, command, parsed, body, &mut steps)
+            .await;
         tracing::debug!(
             outcome = outcome.as_str(),
             elapsed_us = request.received.elapsed().as_micros() as u64,
@@ -224,7 +248,11 @@ impl Dispatcher {
                     .await;
             });
         }
-        (answer, outcome)
+        Chained {
+            answer,
+            outcome,
+            steps,
+        }
     }
 
     async fn chain(
@@ -234,6 +262,7 @@ impl Dispatcher {
         command: Option<&Command>,
         parsed: Option<Val>,
         body: &str,
+        steps: &mut Vec<Step>,
     ) -> (Vec<u8>, Outcome) {
         let phase = command.map_or(Phase::Before, |c| c.spec.phase);
         let settings = self.config.command(request.command);
@@ -291,7 +320,10 @@ impl Dispatcher {
                 .then_some(&mut merge)
                 .and_then(Option::as_mut);
             let plugin = &link.plugin.name;
-            match self.answer(call, input, command, merge_into).await {
+            let started = Instant::now();
+            let result = self.answer(call, input, command, merge_into).await;
+            steps.push(step(plugin, started, &result));
+            match result {
                 Ok(Answered { response, .. }) if response.is_refusal() => match phase {
                     Phase::Before => return (response.to_json(), Outcome::Refused),
                     // OpenIM already carried it out: the answer stays "go on", and the next
@@ -341,6 +373,9 @@ impl Dispatcher {
             Ok(Answered { response, stats }) => {
                 tracing::debug!(%plugin, refused = response.is_refusal(), fuel_used = stats.fuel_used,
                     elapsed_us = stats.elapsed.as_micros() as u64, "plugin answered");
+                if response.is_misread_refusal() {
+                    self.misread_refusal(plugin, call.request.command, response);
+                }
                 let outcome = if response.is_refusal() {
                     CallOutcome::Refused
                 } else {
@@ -355,6 +390,24 @@ impl Dispatcher {
             }
         }
         result
+    }
+
+    /// Counts an answer with `nextCode 1` and a non-zero `actionCode` (OpenIM goes on), and warns
+    /// the first time a plugin gives one for a command.
+    fn misread_refusal(
+        &self,
+        plugin: &Arc<str>,
+        command: &'static str,
+        response: &CallbackResponse,
+    ) {
+        self.metrics.misread_refusal(plugin, command);
+        if self.activity.misread_refusal(plugin, command) {
+            tracing::warn!(%plugin, command, action_code = response.action_code,
+                "the plugin answered nextCode 1 with actionCode {}: OpenIM reads that as go on, \
+                 not a refusal (only actionCode 0 with nextCode 1 refuses); warned once per plugin \
+                 and command, counted in callback_host_misread_refusals_total",
+                response.action_code);
+        }
     }
 
     /// One call of one plugin's handler.
@@ -404,6 +457,28 @@ impl Dispatcher {
             (Entry::Typed(_), value) => Reply::Typed(value),
         };
         Ok((reply, stats))
+    }
+}
+
+/// One plugin's turn, as the console shows it: its decision, since `started`.
+fn step(plugin: &Arc<str>, started: Instant, result: &Result<Answered, Failure>) -> Step {
+    Step {
+        plugin: Arc::clone(plugin),
+        decision: match result {
+            Ok(Answered { response, .. }) if response.is_refusal() => Decision::Refused {
+                err_code: response.err_code,
+                err_msg: response.err_msg.clone(),
+            },
+            Ok(_) => Decision::GoOn,
+            Err(failure) => Decision::Failed {
+                cause: failure.kind(),
+                detail: failure.to_string(),
+            },
+        },
+        micros: started.elapsed().as_micros() as u64,
+        misread_refusal: result
+            .as_ref()
+            .is_ok_and(|a| a.response.is_misread_refusal()),
     }
 }
 

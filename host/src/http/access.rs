@@ -125,6 +125,17 @@ impl Access {
         Ok(())
     }
 
+    /// Checks a request from `peer` to the console: from an admin network, and with the Basic
+    /// credentials when they are set (the console shows callbacks and can change state; the
+    /// probes and `/metrics` stay reachable without them).
+    pub fn check_console(&self, peer: IpAddr, headers: &HeaderMap) -> Result<(), Denied> {
+        self.check_admin(peer)?;
+        match &self.basic {
+            Some(expected) if !basic_matches(headers, expected) => Err(Denied::Credentials),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks a request from `peer` to an admin endpoint.
     pub fn check_admin(&self, peer: IpAddr) -> Result<(), Denied> {
         if contains(&self.admin_allow, peer) {

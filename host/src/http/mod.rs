@@ -4,11 +4,13 @@
 //! - [`server`]: the HTTP/1.1 accept loop: the connection cap and graceful shutdown.
 //! - [`connection`]: one connection under its read and idle timeouts, closed gracefully.
 //! - [`routing`]: an HTTP request to an answer (callbacks and the admin endpoints).
+//! - [`console`]: the web page of the admin listener and its JSON (what the host is doing).
 //! - [`access`]: who may call (Basic credentials, secret path, source networks).
 //! - [`errors`]: rejected requests and their 4xx answers.
 
 pub mod access;
 pub mod connection;
+pub mod console;
 pub mod errors;
 pub mod routing;
 pub mod server;

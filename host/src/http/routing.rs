@@ -10,14 +10,17 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 
+use crate::activity::{Activity, Captured, Step, Trace};
 use crate::config::HttpLimits;
 use crate::dispatch::{self, Dispatcher};
 use crate::http::access::{Access, Denied};
+use crate::http::console;
 use crate::http::errors::RequestError;
 use crate::metrics::Metrics;
 use crate::protocol::schema::Catalog;
 use crate::protocol::{self, CallbackResponse};
 use crate::queue::{Event, Queue};
+use crate::untrusted::Untrusted;
 
 /// Everything a request needs; shared by every connection.
 pub struct App {
@@ -60,6 +63,9 @@ impl App {
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        if routes != Routes::Callbacks && console::serves(request.uri().path()) {
+            return console::handle(&self, peer, request).await;
+        }
         if routes != Routes::Callbacks
             && request.method() == Method::GET
             && let Some(response) = self.admin(request.uri().path()).await
@@ -79,7 +85,7 @@ impl App {
             return text_response(
                 StatusCode::NOT_FOUND,
                 "text/plain",
-                "admin endpoints: /healthz /readyz /metrics\n".into(),
+                "admin endpoints: /healthz /readyz /metrics /console\n".into(),
             );
         }
         let received = Instant::now();
@@ -99,23 +105,45 @@ impl App {
             received,
             answered: false,
         };
-        let result = self.answer(request, peer, received, &operation_id).await;
+        let mut seen = Seen::default();
+        let result = self
+            .answer(request, peer, received, &operation_id, &mut seen)
+            .await;
         pending.answered = true;
+        let path = uri.path();
         match result {
             Ok((command, answer, outcome)) => {
                 self.metrics
                     .request(command, outcome.as_str(), received.elapsed().as_secs_f64());
+                self.keep(
+                    command,
+                    path,
+                    &operation_id,
+                    outcome.as_str(),
+                    received,
+                    &answer,
+                    seen,
+                );
                 json_bytes(StatusCode::OK, answer)
             }
             Err(error) => {
-                let path = uri.path();
                 let command = self.command_of(path).unwrap_or("unknown");
                 let outcome = error.outcome();
                 self.metrics
                     .request(command, outcome, received.elapsed().as_secs_f64());
                 tracing::warn!(%path, %peer, operation_id = %operation_id, outcome,
                     kind = error.kind(), "rejected: {error}");
-                let mut response = json_response(error.status(), &error.answer());
+                let answer = error.answer();
+                self.keep(
+                    command,
+                    path,
+                    &operation_id,
+                    outcome,
+                    received,
+                    &answer.to_json(),
+                    seen,
+                );
+                let mut response = json_response(error.status(), &answer);
                 match error {
                     RequestError::MethodNotAllowed(_) => {
                         response
@@ -144,12 +172,47 @@ impl App {
         }
     }
 
+    /// Keeps an answered callback for the console's recent list and charts.
+    #[allow(clippy::too_many_arguments)]
+    fn keep(
+        &self,
+        command: &'static str,
+        path: &str,
+        operation_id: &Arc<str>,
+        outcome: &'static str,
+        received: Instant,
+        answer: &[u8],
+        seen: Seen,
+    ) {
+        self.dispatcher.activity().record(Trace {
+            at_ms: crate::unix_ms(),
+            command,
+            path: (command == "unknown").then(|| self.shown_path(path)),
+            operation_id: Arc::clone(operation_id),
+            outcome,
+            micros: received.elapsed().as_micros() as u64,
+            steps: seen.steps,
+            answer: Activity::answer_text(answer),
+            body: seen.body,
+        });
+    }
+
+    /// A path as the console may show it: the secret path segment, if any, hidden.
+    fn shown_path(&self, path: &str) -> String {
+        let path = match &self.access.secret_path {
+            Some(secret) => path.replace(secret.as_str(), "<secret>"),
+            None => path.to_owned(),
+        };
+        Untrusted::capped(&path, 256).to_string()
+    }
+
     async fn answer<B>(
         &self,
         request: Request<B>,
         peer: IpAddr,
         received: Instant,
         operation_id: &Arc<str>,
+        seen: &mut Seen,
     ) -> Result<(&'static str, Vec<u8>, dispatch::Outcome), RequestError>
     where
         B: Body<Data = Bytes>,
@@ -164,6 +227,7 @@ impl App {
         self.check_headers(request.headers())?;
         let command = self.command_of(request.uri().path())?;
         let body = self.read_body(request).await?;
+        seen.body = self.dispatcher.activity().captured(command, &body);
         let delivery = dispatch::Request {
             command,
             operation_id: Arc::clone(operation_id),
@@ -208,8 +272,9 @@ impl App {
                 }
             }
         }
-        let (answer, outcome) = self.dispatcher.run(&delivery, shape, parsed, text).await;
-        Ok((command, answer, outcome))
+        let chained = self.dispatcher.run(&delivery, shape, parsed, text).await;
+        seen.steps = chained.steps;
+        Ok((command, chained.answer, chained.outcome))
     }
 
     /// The command named by the last segment of the path, under any prefix: one OpenIM sends, or
@@ -360,6 +425,15 @@ impl App {
     }
 }
 
+/// What the console keeps of a request besides its answer, gathered on its way.
+#[derive(Default)]
+struct Seen {
+    /// Each plugin's turn.
+    steps: Vec<Step>,
+    /// The body, when its command's capture is on.
+    body: Option<Captured>,
+}
+
 /// A callback request not answered yet. Dropped before it is answered, the client left (OpenIM
 /// gave up at its timeout, or the connection broke): logged and counted, never silent.
 struct Pending<'a> {
@@ -385,6 +459,17 @@ impl Drop for Pending<'_> {
         self.app
             .metrics
             .request(command, "abandoned", elapsed.as_secs_f64());
+        self.app.dispatcher.activity().record(Trace {
+            at_ms: crate::unix_ms(),
+            command,
+            path: None,
+            operation_id: self.operation_id.into(),
+            outcome: "abandoned",
+            micros: elapsed.as_micros() as u64,
+            steps: Vec::new(),
+            answer: String::new(),
+            body: None,
+        });
         tracing::warn!(
             path = self.path,
             operation_id = self.operation_id,
@@ -400,7 +485,7 @@ fn last_segment(path: &str) -> &str {
     path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
 }
 
-fn text_response(
+pub(super) fn text_response(
     status: StatusCode,
     content_type: &'static str,
     body: String,

@@ -66,6 +66,12 @@ impl CallbackResponse {
         self.action_code == 0 && self.next_code == 1
     }
 
+    /// `nextCode 1` with a non-zero `actionCode`: written as a refusal, read by OpenIM as "go on"
+    /// (only `actionCode 0` refuses). The mistake OpenIM's users report most.
+    pub fn is_misread_refusal(&self) -> bool {
+        self.next_code == 1 && self.action_code != 0
+    }
+
     /// The JSON bytes of the answer.
     pub fn to_json(&self) -> Vec<u8> {
         // Serializing a struct of integers and strings cannot fail.

@@ -195,6 +195,36 @@ impl FileStore {
     pub fn stats(&self) -> anyhow::Result<(u64, Option<Duration>)> {
         stats(&self.file.db)
     }
+
+    /// The dead letters, oldest first (for the console).
+    pub fn dead_letters(&self) -> anyhow::Result<Vec<(u64, DeadLetter)>> {
+        dead_letters(&self.file.db)
+    }
+
+    /// Puts dead letters back in the queue of the running host (every one, or those named in
+    /// `only`; their failures forgotten), as far as there is room, and hands them to the
+    /// workers. Returns how many.
+    pub fn requeue(&self, only: Option<&[String]>) -> anyhow::Result<usize> {
+        let mut letters = dead_letters(&self.file.db)?;
+        if let Some(only) = only {
+            letters.retain(|(id, _)| only.contains(&id.to_string()));
+        }
+        letters.truncate(self.room.available_permits());
+        let txn = self.file.begin()?;
+        let moved = requeue_in(&txn, letters, None)?;
+        self.file.commit(txn)?;
+        self.room.forget_permits(moved.len());
+        let count = moved.len();
+        for (id, event) in moved {
+            let _ = self.jobs.send(Job {
+                id: EventId::File(id),
+                event,
+                redelivered: false,
+                slot: None,
+            });
+        }
+        Ok(count)
+    }
 }
 
 fn stats(db: &Database) -> anyhow::Result<(u64, Option<Duration>)> {
@@ -244,39 +274,17 @@ impl QueueFile {
 
     /// The dead letters, oldest first.
     pub fn dead_letters(&self) -> anyhow::Result<Vec<(u64, DeadLetter)>> {
-        let read = self.db.begin_read()?;
-        let dead = read.open_table(DEAD)?;
-        let mut letters = Vec::new();
-        for row in dead.iter()? {
-            let (id, json) = row?;
-            letters.push((id.value(), serde_json::from_str(json.value())?));
-        }
-        Ok(letters)
+        dead_letters(&self.db)
     }
 
     /// Puts the dead letters back in the queue (every one, or those named in `only`; their
     /// failures forgotten, the plugins that handled them still skipped): the next start
     /// delivers them. Returns how many.
     pub fn requeue(&self, only: Option<&[String]>) -> anyhow::Result<usize> {
-        let mut letters = self.dead_letters()?;
-        if let Some(only) = only {
-            letters.retain(|(id, _)| only.contains(&id.to_string()));
-        }
         let txn = self.db.begin_write()?;
-        {
-            let mut events = txn.open_table(EVENTS)?;
-            let mut dead = txn.open_table(DEAD)?;
-            for (id, letter) in &letters {
-                let event = Event {
-                    failures: 0,
-                    ..letter.event.clone()
-                };
-                events.insert(*id, serde_json::to_string(&event)?.as_str())?;
-                dead.remove(*id)?;
-            }
-        }
+        let requeued = requeue_in(&txn, dead_letters(&self.db)?, only)?;
         txn.commit()?;
-        Ok(letters.len())
+        Ok(requeued.len())
     }
 
     /// Deletes the dead letters. Returns how many.
@@ -291,6 +299,43 @@ impl QueueFile {
         txn.commit()?;
         Ok(count)
     }
+}
+
+/// The dead letters of the file, oldest first.
+fn dead_letters(db: &Database) -> anyhow::Result<Vec<(u64, DeadLetter)>> {
+    let read = db.begin_read()?;
+    let dead = read.open_table(DEAD)?;
+    let mut letters = Vec::new();
+    for row in dead.iter()? {
+        let (id, json) = row?;
+        letters.push((id.value(), serde_json::from_str(json.value())?));
+    }
+    Ok(letters)
+}
+
+/// Moves `letters` (those named in `only`, when given) back to the events in `txn`, their
+/// failures forgotten. Returns the events moved.
+fn requeue_in(
+    txn: &redb::WriteTransaction,
+    mut letters: Vec<(u64, DeadLetter)>,
+    only: Option<&[String]>,
+) -> anyhow::Result<Vec<(u64, Event)>> {
+    if let Some(only) = only {
+        letters.retain(|(id, _)| only.contains(&id.to_string()));
+    }
+    let mut events = txn.open_table(EVENTS)?;
+    let mut dead = txn.open_table(DEAD)?;
+    let mut moved = Vec::with_capacity(letters.len());
+    for (id, letter) in letters {
+        let event = Event {
+            failures: 0,
+            ..letter.event
+        };
+        events.insert(id, serde_json::to_string(&event)?.as_str())?;
+        dead.remove(id)?;
+        moved.push((id, event));
+    }
+    Ok(moved)
 }
 
 /// Puts back in the queue file at `path` every event its journal holds that the file had not

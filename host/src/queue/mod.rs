@@ -250,6 +250,46 @@ impl Queue {
         }
         stats
     }
+
+    /// Where the events are kept: `embedded` or `redis` (never the Redis url, which may hold a
+    /// password).
+    pub fn backend(&self) -> &'static str {
+        match &self.store {
+            Store::File(_) => "embedded",
+            Store::Redis(_) => "redis",
+        }
+    }
+
+    /// The dead letters with their ids, oldest first (with Redis, every replica's).
+    pub async fn dead_letters(&self) -> anyhow::Result<Vec<(String, DeadLetter)>> {
+        match &self.store {
+            Store::File(file) => Ok(file
+                .dead_letters()?
+                .into_iter()
+                .map(|(id, letter)| (id.to_string(), letter))
+                .collect()),
+            Store::Redis(_) => {
+                redis::StreamAdmin::open(&self.settings)
+                    .await?
+                    .dead_letters()
+                    .await
+            }
+        }
+    }
+
+    /// Puts dead letters (every one, or those named in `only`) back in the running queue, their
+    /// failures forgotten; the workers deliver them again. Returns how many.
+    pub async fn requeue(&self, only: Option<&[String]>) -> anyhow::Result<usize> {
+        match &self.store {
+            Store::File(file) => file.requeue(only),
+            Store::Redis(_) => {
+                redis::StreamAdmin::open(&self.settings)
+                    .await?
+                    .requeue(only)
+                    .await
+            }
+        }
+    }
 }
 
 /// The threads queued events are delivered on: as many as cores, at a lower scheduling priority

@@ -144,6 +144,8 @@ pub fn load_plugin(
         idle: Mutex::new(Vec::new()),
         capabilities,
         sha256,
+        file_bytes: bytes.len() as u64,
+        loaded_ms: crate::unix_ms(),
         calls: limits
             .max_concurrent_calls
             .map(|calls| tokio::sync::Semaphore::new(calls as usize)),

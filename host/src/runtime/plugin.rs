@@ -29,6 +29,10 @@ pub struct Plugin {
     pub capabilities: PluginCapabilities,
     /// SHA-256 of the file it was loaded from: tells replicas' plugin sets apart in `/readyz`.
     pub sha256: [u8; 32],
+    /// Size of that file, for the console.
+    pub file_bytes: u64,
+    /// When this version was loaded (ms since the Unix epoch), for the console.
+    pub loaded_ms: u64,
     /// One permit per call it may have at once (`limits.max_concurrent_calls`), when capped.
     pub calls: Option<tokio::sync::Semaphore>,
 }

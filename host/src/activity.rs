@@ -1,0 +1,514 @@
+//! What the host did lately, kept in memory for the console: the last callbacks with each
+//! plugin's decision, per-command counts and latencies over the last minutes, shadow
+//! disagreements, answers that do not mean what they seem to, and which commands have their
+//! request bodies captured for a while.
+//!
+//! Everything here is bounded (a ring of callbacks, a window of buckets) and lost on restart: the
+//! durable record of what happened is the log, `/metrics` and the record file.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+
+use crate::untrusted::{ANSWER_CAP, Untrusted};
+
+/// Callbacks kept in the ring of recent ones.
+pub const RECENT: usize = 500;
+/// Shadow disagreements kept.
+pub const DISAGREEMENTS: usize = 50;
+/// Width of one bucket of the per-command series, in seconds.
+pub const BUCKET_SECONDS: u64 = 5;
+/// Buckets kept per command: ten minutes.
+pub const BUCKETS: usize = 120;
+/// Largest captured body kept; longer ones are cut and marked.
+pub const CAPTURE_CAP: usize = 16 * 1024;
+/// Longest capture an operator may switch on at once.
+pub const CAPTURE_MAX_SECONDS: u64 = 3600;
+
+/// One plugin's turn in a callback's chain.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// The plugin's name.
+    pub plugin: Arc<str>,
+    /// What it decided.
+    pub decision: Decision,
+    /// How long its call took, in microseconds.
+    pub micros: u64,
+    /// It answered `nextCode 1` with a non-zero `actionCode`: OpenIM goes on (see
+    /// [`crate::protocol::CallbackResponse::is_misread_refusal`]).
+    pub misread_refusal: bool,
+}
+
+/// What a plugin decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Go on (with its changes, if any).
+    GoOn,
+    /// A refusal, with the code and message OpenIM hands to its caller.
+    Refused { err_code: i32, err_msg: String },
+    /// It failed: the failure's kind and what happened.
+    Failed { cause: &'static str, detail: String },
+}
+
+impl Decision {
+    fn to_json(&self) -> Value {
+        match self {
+            Self::GoOn => json!({"kind": "go_on"}),
+            Self::Refused { err_code, err_msg } => {
+                json!({"kind": "refused", "err_code": err_code, "err_msg": err_msg})
+            }
+            Self::Failed { cause, detail } => {
+                json!({"kind": "failed", "cause": cause, "detail": detail})
+            }
+        }
+    }
+}
+
+/// A request body kept for the console, when capture is on for its command.
+#[derive(Debug, Clone)]
+pub struct Captured {
+    /// The body, cut at [`CAPTURE_CAP`].
+    pub text: String,
+    /// Its whole size in bytes.
+    pub bytes: usize,
+}
+
+/// One callback as the console shows it.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    /// When it was answered (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// The command (`unknown` when the path named none).
+    pub command: &'static str,
+    /// The path asked for, when it named no command: the usual "my callback did not arrive".
+    pub path: Option<String>,
+    /// OpenIM's operationID header.
+    pub operation_id: Arc<str>,
+    /// What the request came to: the `outcome` label of the request metric; for the delivery
+    /// of a queued event, `delivered` or the first plugin failure's kind.
+    pub outcome: &'static str,
+    /// From request to answer, in microseconds.
+    pub micros: u64,
+    /// Each plugin's turn, in chain order.
+    pub steps: Vec<Step>,
+    /// The answer OpenIM got (cut at 2 KiB).
+    pub answer: String,
+    /// The request body, when captured.
+    pub body: Option<Captured>,
+}
+
+/// A shadow plugin that would have answered differently.
+#[derive(Debug, Clone)]
+pub struct Disagreement {
+    pub at_ms: u64,
+    pub command: &'static str,
+    pub operation_id: Arc<str>,
+    pub plugin: Arc<str>,
+    /// The answer OpenIM was given.
+    pub given: Value,
+    /// What the shadow plugin would have answered.
+    pub shadow: Value,
+}
+
+/// Counts and latencies of one command over one bucket.
+#[derive(Debug, Clone)]
+struct Bucket {
+    /// Which bucket of time: seconds since the epoch / [`BUCKET_SECONDS`].
+    slot: u64,
+    /// Callbacks answered.
+    count: u32,
+    /// Refused by a plugin.
+    refused: u32,
+    /// Not answered by the plugins (failure policy answers, bad requests, clients gone), by cause.
+    failed: BTreeMap<&'static str, u32>,
+    /// Latency histogram, [`BINS_PER_OCTAVE`] bins per doubling from [`FIRST_BIN_MICROS`].
+    latency: [u32; LATENCY_BINS],
+}
+
+const LATENCY_BINS: usize = 80;
+const BINS_PER_OCTAVE: f64 = 4.0;
+const FIRST_BIN_MICROS: f64 = 8.0;
+
+fn latency_bin(micros: u64) -> usize {
+    let octaves = ((micros.max(1) as f64) / FIRST_BIN_MICROS).log2();
+    ((octaves * BINS_PER_OCTAVE).ceil().max(0.0) as usize).min(LATENCY_BINS - 1)
+}
+
+/// The upper bound of a latency bin, in microseconds.
+fn bin_micros(bin: usize) -> u64 {
+    (FIRST_BIN_MICROS * 2f64.powf(bin as f64 / BINS_PER_OCTAVE)).round() as u64
+}
+
+impl Bucket {
+    fn new(slot: u64) -> Self {
+        Self {
+            slot,
+            count: 0,
+            refused: 0,
+            failed: BTreeMap::new(),
+            latency: [0; LATENCY_BINS],
+        }
+    }
+
+    /// The latency under which `share` of the callbacks were answered (a bin's upper bound).
+    fn percentile(&self, share: f64) -> u64 {
+        let total: u64 = self.latency.iter().map(|&n| u64::from(n)).sum();
+        let wanted = (total as f64 * share).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (bin, &n) in self.latency.iter().enumerate() {
+            seen += u64::from(n);
+            if seen >= wanted {
+                return bin_micros(bin);
+            }
+        }
+        0
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "t_ms": self.slot * BUCKET_SECONDS * 1000,
+            "count": self.count,
+            "refused": self.refused,
+            "failed": self.failed,
+            "p50_us": self.percentile(0.5),
+            "p99_us": self.percentile(0.99),
+        })
+    }
+}
+
+/// Misread refusals of one plugin for one command.
+#[derive(Debug, Clone, Copy, Default)]
+struct Misread {
+    /// How many.
+    count: u64,
+    /// When the last came (ms since the Unix epoch).
+    last_ms: u64,
+}
+
+/// What the host did lately. Shared by the request path (each answered callback), the chain
+/// (shadows, misread refusals) and the console (which reads it).
+#[derive(Default)]
+pub struct Activity {
+    /// The last [`RECENT`] callbacks, newest last.
+    recent: Mutex<VecDeque<Arc<Trace>>>,
+    /// Buckets of each command, oldest first, the last [`BUCKETS`].
+    series: Mutex<HashMap<&'static str, VecDeque<Bucket>>>,
+    /// The last [`DISAGREEMENTS`] shadow disagreements, newest last.
+    disagreements: Mutex<VecDeque<Disagreement>>,
+    /// Misread refusals seen, by plugin and command: the count, and when last.
+    misread: Mutex<BTreeMap<(Arc<str>, &'static str), Misread>>,
+    /// Commands whose bodies are captured, until when (ms since the epoch).
+    capture: Mutex<BTreeMap<&'static str, u64>>,
+    /// Whether any capture was switched on: a request checks this before the lock.
+    capturing: AtomicBool,
+    /// Callbacks seen since start, for the console's totals.
+    total: AtomicU64,
+}
+
+impl Activity {
+    /// Keeps one answered callback: in the ring and in its command's bucket.
+    pub fn record(&self, trace: Trace) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        let slot = trace.at_ms / 1000 / BUCKET_SECONDS;
+        {
+            let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+            let buckets = series.entry(trace.command).or_default();
+            if buckets.back().is_none_or(|b| b.slot != slot) {
+                buckets.push_back(Bucket::new(slot));
+            }
+            while buckets
+                .front()
+                .is_some_and(|b| b.slot + BUCKETS as u64 <= slot)
+            {
+                buckets.pop_front();
+            }
+            let bucket = buckets.back_mut().expect("pushed above");
+            bucket.count += 1;
+            match trace.outcome {
+                "ok" | "queued" | "no_plugin" => {}
+                "refused" => bucket.refused += 1,
+                cause => *bucket.failed.entry(cause).or_default() += 1,
+            }
+            bucket.latency[latency_bin(trace.micros)] += 1;
+        }
+        self.keep(trace);
+    }
+
+    fn keep(&self, trace: Trace) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back(Arc::new(trace));
+    }
+
+    /// Keeps one delivery of a queued event: in the ring only (its callback was counted when it
+    /// was answered).
+    pub fn delivered(&self, trace: Trace) {
+        self.keep(trace);
+    }
+
+    /// The answer text kept with a callback.
+    pub fn answer_text(answer: &[u8]) -> String {
+        let text = String::from_utf8_lossy(answer);
+        Untrusted::capped(&text, ANSWER_CAP).to_string()
+    }
+
+    /// The recent callbacks, newest first, those of `command` and `outcome` when given (an
+    /// outcome of `failed` takes every failure cause).
+    pub fn recent(&self, command: Option<&str>, outcome: Option<&str>, limit: usize) -> Value {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let wanted = |trace: &Trace| {
+            command.is_none_or(|c| trace.command == c)
+                && outcome.is_none_or(|o| match o {
+                    "failed" => !matches!(
+                        trace.outcome,
+                        "ok" | "queued" | "no_plugin" | "refused" | "delivered"
+                    ),
+                    o => trace.outcome == o,
+                })
+        };
+        let traces: Vec<Value> = recent
+            .iter()
+            .rev()
+            .filter(|t| wanted(t))
+            .take(limit)
+            .map(|t| trace_json(t))
+            .collect();
+        json!({ "callbacks": traces, "total": self.total.load(Ordering::Relaxed) })
+    }
+
+    /// Each command's buckets over the last ten minutes.
+    pub fn series(&self) -> Value {
+        let now_slot = crate::unix_ms() / 1000 / BUCKET_SECONDS;
+        let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let commands: BTreeMap<&str, Vec<Value>> = series
+            .iter()
+            .map(|(command, buckets)| {
+                let kept = buckets
+                    .iter()
+                    .filter(|b| b.slot + BUCKETS as u64 > now_slot)
+                    .map(Bucket::to_json)
+                    .collect();
+                (*command, kept)
+            })
+            .collect();
+        json!({
+            "bucket_seconds": BUCKET_SECONDS,
+            "now_ms": crate::unix_ms(),
+            "window_seconds": BUCKET_SECONDS * BUCKETS as u64,
+            "commands": commands,
+        })
+    }
+
+    /// Keeps a shadow disagreement.
+    pub fn disagreed(&self, disagreement: Disagreement) {
+        let mut kept = self.disagreements.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() == DISAGREEMENTS {
+            kept.pop_front();
+        }
+        kept.push_back(disagreement);
+    }
+
+    /// The shadow disagreements, newest first.
+    pub fn disagreements(&self) -> Value {
+        let kept = self.disagreements.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter()
+            .rev()
+            .map(|d| {
+                json!({
+                    "at_ms": d.at_ms,
+                    "command": d.command,
+                    "operation_id": &*d.operation_id,
+                    "plugin": &*d.plugin,
+                    "given": d.given,
+                    "shadow": d.shadow,
+                })
+            })
+            .collect()
+    }
+
+    /// Counts a misread refusal of `plugin` for `command`; true the first time (to warn once).
+    pub fn misread_refusal(&self, plugin: &Arc<str>, command: &'static str) -> bool {
+        let mut seen = self.misread.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = seen.entry((Arc::clone(plugin), command)).or_default();
+        entry.count += 1;
+        entry.last_ms = crate::unix_ms();
+        entry.count == 1
+    }
+
+    /// The misread refusals seen, by plugin and command.
+    pub fn misread_refusals(&self) -> Value {
+        let seen = self.misread.lock().unwrap_or_else(|e| e.into_inner());
+        seen.iter()
+            .map(|((plugin, command), seen)| {
+                json!({"plugin": &**plugin, "command": command, "count": seen.count,
+                       "last_ms": seen.last_ms})
+            })
+            .collect()
+    }
+
+    /// Captures the bodies of `command` for `seconds` (0: stops).
+    pub fn capture(&self, command: &'static str, seconds: u64) {
+        let mut capture = self.capture.lock().unwrap_or_else(|e| e.into_inner());
+        if seconds == 0 {
+            capture.remove(command);
+        } else {
+            let seconds = seconds.min(CAPTURE_MAX_SECONDS);
+            capture.insert(command, crate::unix_ms() + seconds * 1000);
+            self.capturing.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The commands captured now, until when (ms since the epoch).
+    pub fn captures(&self) -> BTreeMap<&'static str, u64> {
+        let now = crate::unix_ms();
+        let mut capture = self.capture.lock().unwrap_or_else(|e| e.into_inner());
+        capture.retain(|_, until| *until > now);
+        if capture.is_empty() {
+            self.capturing.store(false, Ordering::Relaxed);
+        }
+        capture.clone()
+    }
+
+    /// The body to keep with a callback of `command`, when its capture is on.
+    pub fn captured(&self, command: &str, body: &[u8]) -> Option<Captured> {
+        if !self.capturing.load(Ordering::Relaxed) {
+            return None;
+        }
+        let until = *self
+            .capture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(command)?;
+        if until <= crate::unix_ms() {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&body[..body.len().min(CAPTURE_CAP)]).into_owned();
+        Some(Captured {
+            text,
+            bytes: body.len(),
+        })
+    }
+}
+
+fn trace_json(trace: &Trace) -> Value {
+    let steps: Vec<Value> = trace
+        .steps
+        .iter()
+        .map(|s| {
+            json!({
+                "plugin": &*s.plugin,
+                "decision": s.decision.to_json(),
+                "micros": s.micros,
+                "misread_refusal": s.misread_refusal,
+            })
+        })
+        .collect();
+    let mut value = json!({
+        "at_ms": trace.at_ms,
+        "command": trace.command,
+        "operation_id": &*trace.operation_id,
+        "outcome": trace.outcome,
+        "micros": trace.micros,
+        "steps": steps,
+        "answer": trace.answer,
+    });
+    if let Some(path) = &trace.path {
+        value["path"] = path.as_str().into();
+    }
+    if let Some(body) = &trace.body {
+        value["body"] = json!({
+            "text": body.text,
+            "bytes": body.bytes,
+            "truncated": body.bytes > body.text.len(),
+        });
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace(command: &'static str, outcome: &'static str, micros: u64) -> Trace {
+        Trace {
+            at_ms: crate::unix_ms(),
+            command,
+            path: None,
+            operation_id: "op".into(),
+            outcome,
+            micros,
+            steps: Vec::new(),
+            answer: String::new(),
+            body: None,
+        }
+    }
+
+    #[test]
+    fn percentiles_come_from_the_bins_upper_bounds() {
+        let activity = Activity::default();
+        for _ in 0..98 {
+            activity.record(trace("cb", "ok", 100));
+        }
+        activity.record(trace("cb", "refused", 5_000));
+        activity.record(trace("cb", "timeout", 5_000));
+        let series = activity.series();
+        let bucket = &series["commands"]["cb"][0];
+        assert_eq!(bucket["count"], 100);
+        assert_eq!(bucket["refused"], 1);
+        assert_eq!(bucket["failed"]["timeout"], 1);
+        let (p50, p99) = (
+            bucket["p50_us"].as_u64().unwrap(),
+            bucket["p99_us"].as_u64().unwrap(),
+        );
+        assert!((100..=120).contains(&p50), "p50 {p50}");
+        assert!((5_000..=6_000).contains(&p99), "p99 {p99}");
+    }
+
+    #[test]
+    fn the_ring_keeps_the_newest_and_filters() {
+        let activity = Activity::default();
+        for i in 0..RECENT + 10 {
+            activity.record(trace(
+                "cb",
+                if i % 2 == 0 { "ok" } else { "fuel" },
+                i as u64,
+            ));
+        }
+        let all = activity.recent(None, None, 1000);
+        assert_eq!(all["callbacks"].as_array().unwrap().len(), RECENT);
+        assert_eq!(all["callbacks"][0]["micros"], (RECENT + 9) as u64);
+        let failed = activity.recent(Some("cb"), Some("failed"), 1000);
+        assert!(
+            failed["callbacks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["outcome"] == "fuel")
+        );
+        assert!(
+            activity.recent(Some("other"), None, 10)["callbacks"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn capture_is_bounded_in_time_and_size() {
+        let activity = Activity::default();
+        assert!(activity.captured("cb", b"{}").is_none());
+        activity.capture("cb", 60);
+        let big = vec![b'a'; CAPTURE_CAP + 10];
+        let captured = activity.captured("cb", &big).unwrap();
+        assert_eq!(captured.text.len(), CAPTURE_CAP);
+        assert_eq!(captured.bytes, CAPTURE_CAP + 10);
+        assert!(activity.captured("other", b"{}").is_none());
+        activity.capture("cb", 0);
+        assert!(activity.captured("cb", b"{}").is_none());
+        assert!(activity.captures().is_empty());
+    }
+}
