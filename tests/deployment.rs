@@ -284,3 +284,154 @@ impl Drop for Stop {
             .output();
     }
 }
+
+/// The metric names an expression uses: the `callback_host_*` words in it. Recording rules'
+/// names (`level:metric:operations`) are the rules' own, not the host's: left out.
+fn metric_names(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+        .filter(|word| word.starts_with("callback_host_") && !word.contains(':'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every series name a `/metrics` text can hold: each `# TYPE` line's family, with the
+/// suffixes its type adds (`_total`; `_bucket`, `_sum`, `_count`).
+fn exported(metrics: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for line in metrics.lines() {
+        let Some(declared) = line.strip_prefix("# TYPE ") else {
+            continue;
+        };
+        let (family, kind) = declared.split_once(' ').unwrap();
+        match kind {
+            "counter" => {
+                names.insert(format!("{family}_total"));
+            }
+            "histogram" => {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    names.insert(format!("{family}{suffix}"));
+                }
+            }
+            _ => {
+                names.insert(family.to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// The expressions of the alert and recording rules, and of the Grafana dashboard's panels and
+/// variables.
+fn rule_and_dashboard_expressions() -> Vec<(String, String)> {
+    let root = common::repo_root().join("deploy");
+    let rules: serde_json::Value = serde_yaml_ng::from_str(
+        &std::fs::read_to_string(root.join("prometheus/callback-host.rules.yml")).unwrap(),
+    )
+    .unwrap();
+    let mut expressions = Vec::new();
+    for group in rules["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let name = rule["alert"].as_str().or(rule["record"].as_str()).unwrap();
+            expressions.push((
+                format!("rule {name}"),
+                rule["expr"].as_str().unwrap().into(),
+            ));
+        }
+    }
+    let dashboard: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("grafana/callback-host.json")).unwrap(),
+    )
+    .unwrap();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            expressions.push((
+                format!("panel {}", panel["title"]),
+                target["expr"].as_str().unwrap().into(),
+            ));
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().unwrap() {
+        if let Some(query) = variable["query"]["query"].as_str() {
+            expressions.push((format!("variable {}", variable["name"]), query.into()));
+        }
+    }
+    expressions
+}
+
+#[test]
+fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
+    common::toolchains();
+    let dir = common::repo_root().join("deploy/prometheus");
+    for args in [
+        ["check", "rules", "callback-host.rules.yml"],
+        ["test", "rules", "callback-host.rules.test.yml"],
+    ] {
+        let output = Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .expect("run promtool");
+        assert!(
+            output.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn every_metric_the_rules_and_the_dashboard_query_is_one_a_running_host_exports() {
+    // A host whose every metric family has a sample: a plugin that fails, one that answers a
+    // misread refusal, a shadow, a queue.
+    let queue = tempfile::tempdir().unwrap();
+    let server = Server::start_with_args(
+        &[
+            ("10-hostile.wasm", common::component("hostile")),
+            ("20-shadow.wasm", common::example("10-guard.wasm")),
+        ],
+        &format!(
+            "shadow_plugins = [\"20-shadow\"]\n\
+             [commands.callbackAfterKickGroupCommand]\ndelivery = \"queued\"\n\
+             [queue]\npath = {:?}\n",
+            queue.path().join("queue.redb").to_str().unwrap()
+        ),
+        &["--admin-listen", "127.0.0.1:0"],
+    );
+    for reason in ["misread", "panic", "fine"] {
+        assert_eq!(server.kick(&["u1"], reason).status, 200);
+    }
+    server.wait_until("the shadow and the misread refusal to be counted", || {
+        server.metric("callback_host_shadow_total{") > 0.0
+            && server.metric("callback_host_misread_refusals_total{") > 0.0
+    });
+    let metrics = Server::get(server.admin_addr.as_deref().unwrap(), "/metrics").body;
+    let exported = exported(&metrics);
+    let mut missing = Vec::new();
+    let expressions = rule_and_dashboard_expressions();
+    assert!(expressions.len() > 30, "{expressions:?}");
+    // An alert may use a recording rule of the file instead (which uses the host's metrics).
+    let recorded: Vec<String> = expressions
+        .iter()
+        .filter_map(|(place, _)| place.strip_prefix("rule "))
+        .filter(|name| name.contains(':'))
+        .map(str::to_owned)
+        .collect();
+    for (place, expr) in &expressions {
+        let names = metric_names(expr);
+        assert!(
+            !names.is_empty() || recorded.iter().any(|r| expr.contains(r.as_str())),
+            "{place} names no metric of the host: {expr}"
+        );
+        missing.extend(
+            names
+                .into_iter()
+                .filter(|name| !exported.contains(name))
+                .map(|name| format!("{place}: {name}")),
+        );
+    }
+    assert!(missing.is_empty(), "not exported: {missing:?}\n{metrics}");
+    // The check itself tells a name that is not there.
+    assert!(!exported.contains("callback_host_request_total"));
+    assert!(exported.contains("callback_host_requests_total"));
+}

@@ -196,6 +196,9 @@ pub struct Metrics {
     pub records_dropped: Counter<u64, AtomicU64>,
     /// Shadow plugins' answers compared with the answers given, by command, plugin and verdict.
     pub shadow: Family<ShadowLabels, Counter>,
+    /// 1 when the stores this replica needs answer (as `/readyz`), 0 when not; set when
+    /// `/metrics` or `/readyz` is read.
+    pub ready: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Answers with `nextCode 1` and a non-zero `actionCode` (OpenIM goes on), by plugin and
     /// command: a refusal that does not refuse.
     pub misread_refusals: Family<HandlesLabels, Counter>,
@@ -233,6 +236,12 @@ impl Default for Metrics {
         let shadow = Family::default();
         let records_dropped = Counter::default();
         let misread_refusals = Family::default();
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 when the stores this replica needs answer (as /readyz), else 0",
+            ready.clone(),
+        );
         registry.register(
             "misread_refusals",
             "Answers with nextCode 1 and a non-zero actionCode, which OpenIM reads as go on",
@@ -388,6 +397,7 @@ impl Default for Metrics {
             queue_duplicates,
             records_dropped,
             shadow,
+            ready,
             misread_refusals,
         }
     }

@@ -296,12 +296,11 @@ impl App {
             )),
             "/readyz" => Some(self.readiness().await),
             "/metrics" => Some({
-                if let Some(queue) = &self.queue
-                    && let Ok((_, oldest)) = queue.stats().await
-                {
+                let probe = self.probe().await;
+                if probe.queue_depth.is_some() {
                     self.metrics
                         .queue_oldest_seconds
-                        .set(oldest.map_or(0.0, |age| age.as_secs_f64()));
+                        .set(probe.queue_oldest.map_or(0.0, |age| age.as_secs_f64()));
                 }
                 let budget = self.dispatcher.budget();
                 self.metrics.memory_budget.set(budget.bytes() as i64);
@@ -332,23 +331,49 @@ impl App {
             "plugin_sha256": registry.digests(),
             "handles": registry.handles(),
         });
+        let probe = self.probe().await;
+        if let Some(depth) = probe.queue_depth {
+            body["queue_depth"] = depth.into();
+        }
+        if let Some(error) = &probe.queue_error {
+            body["queue_error"] = error.as_str().into();
+        }
+        if let Some(error) = probe.keyvalue_error {
+            body["keyvalue_error"] = error.into();
+        }
+        body["ready"] = probe.ready.into();
+        let status = if probe.ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        text_response(status, "application/json", body.to_string())
+    }
+
+    /// Whether the stores this replica needs answer: what `/readyz` says, and the
+    /// `callback_host_ready` gauge (set here, so `/metrics` carries it for alerts).
+    async fn probe(&self) -> Probe {
         // A probe waits about a second: a store slower than that counts as not answering.
         const PATIENCE: Duration = Duration::from_millis(800);
-        let mut ready = true;
+        let mut probe = Probe {
+            ready: true,
+            queue_depth: None,
+            queue_oldest: None,
+            queue_error: None,
+            keyvalue_error: None,
+        };
         if let Some(queue) = &self.queue {
             match tokio::time::timeout(PATIENCE, queue.stats()).await {
-                Ok(Ok((depth, _))) => body["queue_depth"] = depth.into(),
-                Ok(Err(error)) => {
-                    ready = false;
-                    body["queue_error"] = format!("{error:#}").into();
+                Ok(Ok((depth, oldest))) => {
+                    probe.queue_depth = Some(depth);
+                    probe.queue_oldest = oldest;
                 }
+                Ok(Err(error)) => probe.queue_error = Some(format!("{error:#}")),
                 Err(_) => {
-                    ready = false;
-                    body["queue_error"] = format!(
+                    probe.queue_error = Some(format!(
                         "the queue's store did not answer within {} ms",
                         PATIENCE.as_millis()
-                    )
-                    .into();
+                    ));
                 }
             }
         }
@@ -357,16 +382,11 @@ impl App {
                 .await
                 .unwrap_or(false)
         {
-            ready = false;
-            body["keyvalue_error"] = "the key-value store does not answer".into();
+            probe.keyvalue_error = Some("the key-value store does not answer");
         }
-        body["ready"] = ready.into();
-        let status = if ready {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        };
-        text_response(status, "application/json", body.to_string())
+        probe.ready = probe.queue_error.is_none() && probe.keyvalue_error.is_none();
+        self.metrics.ready.set(i64::from(probe.ready));
+        probe
     }
 
     /// Refuses more headers, or bigger ones, than the limits allow.
@@ -423,6 +443,20 @@ impl App {
             Err(error) => Err(RequestError::BodyRead(error.to_string())),
         }
     }
+}
+
+/// What a readiness probe found.
+struct Probe {
+    /// Every store this replica needs answered.
+    ready: bool,
+    /// Events in the queue, when it answered.
+    queue_depth: Option<u64>,
+    /// Age of its oldest event.
+    queue_oldest: Option<Duration>,
+    /// Why the queue did not answer.
+    queue_error: Option<String>,
+    /// Why the key-value store did not answer.
+    keyvalue_error: Option<&'static str>,
 }
 
 /// What the console keeps of a request besides its answer, gathered on its way.
