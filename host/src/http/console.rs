@@ -10,7 +10,6 @@
 //! plugin config value.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,8 +19,10 @@ use hyper::body::Body;
 use serde_json::{Value, json};
 
 use crate::activity::CAPTURE_MAX_SECONDS;
-use crate::http::access::Denied;
-use crate::http::routing::{App, text_response};
+use crate::dispatch::Dispatcher;
+use crate::http::access::{Access, Denied};
+use crate::http::respond;
+use crate::queue::Queue;
 use crate::runtime::plugin::{Entry, Plugin};
 
 /// The page, its script and its style, embedded.
@@ -39,24 +40,33 @@ const MAX_POST_BYTES: usize = 4096;
 /// Most recent callbacks one answer lists.
 const MAX_LISTED: usize = 500;
 
+/// What the console reads and acts on: the app's parts, lent for one request.
+pub struct Parts<'a> {
+    /// The plugins in force, the settings, and what the host did lately.
+    pub dispatcher: &'a Dispatcher,
+    /// The queue, when a command is queued: its depth and dead letters, and requeue.
+    pub queue: Option<&'a Queue>,
+    /// Who may use the console.
+    pub access: &'a Access,
+}
+
 /// Whether `path` is the console's.
 pub fn serves(path: &str) -> bool {
     path == "/console" || path.starts_with("/console/")
 }
 
 /// Answers one request to the console.
-pub async fn handle<B>(app: &Arc<App>, peer: IpAddr, request: Request<B>) -> Response<Full<Bytes>>
+pub async fn handle<B>(app: Parts<'_>, peer: IpAddr, request: Request<B>) -> Response<Full<Bytes>>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     if let Err(denied) = app.access.check_console(peer, request.headers()) {
         tracing::warn!(%peer, path = request.uri().path(), ?denied, "console request refused");
-        let mut response = secured(text_response(
+        let mut response = secured(respond::with_body(
             denied_status(denied),
             "text/plain; charset=utf-8",
-            "the console answers admin networks (admin_allow) with the Basic credentials, when set\n"
-                .into(),
+            "the console answers admin networks (admin_allow) with the Basic credentials, when set\n",
         ));
         if denied == Denied::Credentials {
             response.headers_mut().insert(
@@ -72,13 +82,13 @@ where
         (Method::GET, "/console" | "/console/") => asset("text/html; charset=utf-8", PAGE),
         (Method::GET, "/console/console.js") => asset("text/javascript; charset=utf-8", SCRIPT),
         (Method::GET, "/console/console.css") => asset("text/css; charset=utf-8", STYLE),
-        (Method::GET, "/console/api/overview") => json_ok(&overview(app).await),
+        (Method::GET, "/console/api/overview") => json_ok(&overview(&app).await),
         (Method::GET, "/console/api/series") => json_ok(&app.dispatcher.activity().series()),
-        (Method::GET, "/console/api/recent") => json_ok(&recent(app, &query)),
+        (Method::GET, "/console/api/recent") => json_ok(&recent(&app, &query)),
         (Method::POST, "/console/api/capture" | "/console/api/requeue") => {
             match post_body(request).await {
-                Ok(body) if path.ends_with("capture") => capture(app, &body),
-                Ok(body) => requeue(app, &body).await,
+                Ok(body) if path.ends_with("capture") => capture(&app, &body),
+                Ok(body) => requeue(&app, &body).await,
                 Err((status, why)) => problem(status, &why),
             }
         }
@@ -134,11 +144,11 @@ fn asset(content_type: &'static str, text: &'static str) -> Response<Full<Bytes>
 }
 
 fn json_ok(value: &Value) -> Response<Full<Bytes>> {
-    text_response(StatusCode::OK, "application/json", value.to_string())
+    respond::with_body(StatusCode::OK, "application/json", value.to_string())
 }
 
 fn problem(status: StatusCode, error: &str) -> Response<Full<Bytes>> {
-    text_response(
+    respond::with_body(
         status,
         "application/json",
         json!({ "error": error }).to_string(),
@@ -160,7 +170,7 @@ where
     .map_err(|_| {
         (
             StatusCode::REQUEST_TIMEOUT,
-            "the body came too slowly".into(),
+            "the body came too slowly".to_owned(),
         )
     })?
     .map_err(|_| {
@@ -203,7 +213,7 @@ fn same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
 
 /// The plugin set, the files that failed to load, the queue, captures, shadows and misread
 /// refusals: everything of the page that is not a chart or the recent list.
-async fn overview(app: &App) -> Value {
+async fn overview(app: &Parts<'_>) -> Value {
     let dispatcher = &app.dispatcher;
     let config = dispatcher.config();
     let registry = dispatcher.plugins().get();
@@ -256,7 +266,7 @@ async fn overview(app: &App) -> Value {
     })
 }
 
-fn plugin_json(app: &App, plugin: &Plugin) -> Value {
+fn plugin_json(app: &Parts<'_>, plugin: &Plugin) -> Value {
     let config = app.dispatcher.config();
     let limits = &plugin.limits;
     let grants = &plugin.capabilities.grants;
@@ -298,7 +308,7 @@ fn plugin_json(app: &App, plugin: &Plugin) -> Value {
     })
 }
 
-async fn queue_json(app: &App) -> Value {
+async fn queue_json(app: &Parts<'_>) -> Value {
     let Some(queue) = &app.queue else {
         return Value::Null;
     };
@@ -336,7 +346,7 @@ async fn queue_json(app: &App) -> Value {
 }
 
 /// `?command=...&outcome=...&limit=...`: the recent callbacks, filtered.
-fn recent(app: &App, query: &str) -> Value {
+fn recent(app: &Parts<'_>, query: &str) -> Value {
     let mut command = None;
     let mut outcome = None;
     let mut limit = 100;
@@ -354,7 +364,7 @@ fn recent(app: &App, query: &str) -> Value {
 }
 
 /// `{"command": ..., "seconds": N}`: captures the command's bodies for N seconds (0 stops).
-fn capture(app: &App, body: &Value) -> Response<Full<Bytes>> {
+fn capture(app: &Parts<'_>, body: &Value) -> Response<Full<Bytes>> {
     let Some(name) = body["command"].as_str() else {
         return problem(StatusCode::BAD_REQUEST, "give the command to capture");
     };
@@ -379,7 +389,7 @@ fn capture(app: &App, body: &Value) -> Response<Full<Bytes>> {
 }
 
 /// `{"ids": [...]}` (or `{}` for every one): puts dead letters back in the queue.
-async fn requeue(app: &App, body: &Value) -> Response<Full<Bytes>> {
+async fn requeue(app: &Parts<'_>, body: &Value) -> Response<Full<Bytes>> {
     let Some(queue) = &app.queue else {
         return problem(
             StatusCode::CONFLICT,

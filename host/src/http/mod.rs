@@ -6,11 +6,13 @@
 //! - [`routing`]: an HTTP request to an answer (callbacks and the admin endpoints).
 //! - [`console`]: the web page of the admin listener and its JSON (what the host is doing).
 //! - [`access`]: who may call (Basic credentials, secret path, source networks).
+//! - [`respond`]: building an answer (status, content type, body).
 //! - [`errors`]: rejected requests and their 4xx answers.
 
 pub mod access;
 pub mod connection;
 pub mod console;
 pub mod errors;
+pub mod respond;
 pub mod routing;
 pub mod server;

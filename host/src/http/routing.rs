@@ -14,8 +14,8 @@ use crate::activity::{Activity, Captured, Step, Trace};
 use crate::config::HttpLimits;
 use crate::dispatch::{self, Dispatcher};
 use crate::http::access::{Access, Denied};
-use crate::http::console;
 use crate::http::errors::RequestError;
+use crate::http::{console, respond};
 use crate::metrics::Metrics;
 use crate::protocol::schema::Catalog;
 use crate::protocol::{self, CallbackResponse};
@@ -64,7 +64,12 @@ impl App {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         if routes != Routes::Callbacks && console::serves(request.uri().path()) {
-            return console::handle(&self, peer, request).await;
+            let parts = console::Parts {
+                dispatcher: &self.dispatcher,
+                queue: self.queue.as_deref(),
+                access: &self.access,
+            };
+            return console::handle(parts, peer, request).await;
         }
         if routes != Routes::Callbacks
             && request.method() == Method::GET
@@ -82,10 +87,10 @@ impl App {
             };
         }
         if routes == Routes::Admin {
-            return text_response(
+            return respond::with_body(
                 StatusCode::NOT_FOUND,
                 "text/plain",
-                "admin endpoints: /healthz /readyz /metrics /console\n".into(),
+                "admin endpoints: /healthz /readyz /metrics /console\n",
             );
         }
         let received = Instant::now();
@@ -289,10 +294,10 @@ impl App {
     /// The admin endpoints.
     async fn admin(&self, path: &str) -> Option<Response<Full<Bytes>>> {
         match path {
-            "/healthz" => Some(text_response(
+            "/healthz" => Some(respond::with_body(
                 StatusCode::OK,
                 "application/json",
-                "{\"status\":\"ok\"}".into(),
+                "{\"status\":\"ok\"}",
             )),
             "/readyz" => Some(self.readiness().await),
             "/metrics" => Some({
@@ -308,7 +313,7 @@ impl App {
                     .memory_reserved
                     .set(budget.in_use_bytes() as i64);
                 self.metrics.sample_process();
-                text_response(
+                respond::with_body(
                     StatusCode::OK,
                     "application/openmetrics-text; version=1.0.0; charset=utf-8",
                     self.metrics.render(),
@@ -347,7 +352,7 @@ impl App {
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
-        text_response(status, "application/json", body.to_string())
+        respond::with_body(status, "application/json", body.to_string())
     }
 
     /// Whether the stores this replica needs answer: what `/readyz` says, and the
@@ -519,32 +524,12 @@ fn last_segment(path: &str) -> &str {
     path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
 }
 
-pub(super) fn text_response(
-    status: StatusCode,
-    content_type: &'static str,
-    body: String,
-) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
-    response
-}
-
 fn json_response(status: StatusCode, answer: &CallbackResponse) -> Response<Full<Bytes>> {
     json_bytes(status, answer.to_json())
 }
 
 fn json_bytes(status: StatusCode, answer: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(answer)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    response
+    respond::with_body(status, "application/json", answer)
 }
 
 #[cfg(test)]
