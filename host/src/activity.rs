@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 
-use crate::untrusted::{ANSWER_CAP, Untrusted};
+use bytes::Bytes;
+
+use crate::untrusted::ANSWER_CAP;
 
 /// Callbacks kept in the ring of recent ones.
 pub const RECENT: usize = 500;
@@ -93,8 +95,8 @@ pub struct Trace {
     pub micros: u64,
     /// Each plugin's turn, in chain order.
     pub steps: Vec<Step>,
-    /// The answer OpenIM got (cut at 2 KiB).
-    pub answer: String,
+    /// The answer OpenIM got, as sent (shared with the response; cut at 2 KiB when shown).
+    pub answer: Bytes,
     /// The request body, when captured.
     pub body: Option<Captured>,
 }
@@ -248,12 +250,6 @@ impl Activity {
     /// was answered).
     pub fn delivered(&self, trace: Trace) {
         self.keep(trace);
-    }
-
-    /// The answer text kept with a callback.
-    pub fn answer_text(answer: &[u8]) -> String {
-        let text = String::from_utf8_lossy(answer);
-        Untrusted::capped(&text, ANSWER_CAP).to_string()
     }
 
     /// The recent callbacks, newest first, those of `command` and `outcome` when given (an
@@ -414,7 +410,7 @@ fn trace_json(trace: &Trace) -> Value {
         "outcome": trace.outcome,
         "micros": trace.micros,
         "steps": steps,
-        "answer": trace.answer,
+        "answer": String::from_utf8_lossy(&trace.answer[..trace.answer.len().min(ANSWER_CAP)]),
     });
     if let Some(path) = &trace.path {
         value["path"] = path.as_str().into();
@@ -442,7 +438,7 @@ mod tests {
             outcome,
             micros,
             steps: Vec::new(),
-            answer: String::new(),
+            answer: Bytes::new(),
             body: None,
         }
     }

@@ -83,7 +83,7 @@ impl Dispatcher {
             outcome: failed.map_or("delivered", Failure::kind),
             micros: request.received.elapsed().as_micros() as u64,
             steps,
-            answer: String::new(),
+            answer: bytes::Bytes::new(),
             body: None,
         });
         // Shadows see each event once, on its first delivery.

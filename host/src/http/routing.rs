@@ -10,7 +10,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 
-use crate::activity::{Activity, Captured, Step, Trace};
+use crate::activity::{Captured, Step, Trace};
 use crate::config::HttpLimits;
 use crate::dispatch::{self, Dispatcher};
 use crate::http::access::{Access, Denied};
@@ -120,13 +120,15 @@ impl App {
             Ok((command, answer, outcome)) => {
                 self.metrics
                     .request(command, outcome.as_str(), received.elapsed().as_secs_f64());
+                // Shared with the response, not copied.
+                let answer = Bytes::from(answer);
                 self.keep(
                     command,
                     path,
                     &operation_id,
                     outcome.as_str(),
                     received,
-                    &answer,
+                    answer.clone(),
                     seen,
                 );
                 json_bytes(StatusCode::OK, answer)
@@ -145,7 +147,7 @@ impl App {
                     &operation_id,
                     outcome,
                     received,
-                    &answer.to_json(),
+                    answer.to_json().into(),
                     seen,
                 );
                 let mut response = json_response(error.status(), &answer);
@@ -186,7 +188,7 @@ impl App {
         operation_id: &Arc<str>,
         outcome: &'static str,
         received: Instant,
-        answer: &[u8],
+        answer: Bytes,
         seen: Seen,
     ) {
         self.dispatcher.activity().record(Trace {
@@ -197,7 +199,7 @@ impl App {
             outcome,
             micros: received.elapsed().as_micros() as u64,
             steps: seen.steps,
-            answer: Activity::answer_text(answer),
+            answer,
             body: seen.body,
         });
     }
@@ -506,7 +508,7 @@ impl Drop for Pending<'_> {
             outcome: "abandoned",
             micros: elapsed.as_micros() as u64,
             steps: Vec::new(),
-            answer: String::new(),
+            answer: Bytes::new(),
             body: None,
         });
         tracing::warn!(
@@ -528,7 +530,7 @@ fn json_response(status: StatusCode, answer: &CallbackResponse) -> Response<Full
     json_bytes(status, answer.to_json())
 }
 
-fn json_bytes(status: StatusCode, answer: Vec<u8>) -> Response<Full<Bytes>> {
+fn json_bytes(status: StatusCode, answer: impl Into<Bytes>) -> Response<Full<Bytes>> {
     respond::with_body(status, "application/json", answer)
 }
 
