@@ -1,4 +1,4 @@
-//! The plugin tools of the command line: `check`, `call` and `new`.
+//! The plugin tools of the command line: `check`, `call`, `new` and `test`.
 
 use crate::common;
 
@@ -263,6 +263,18 @@ fn new_and_build(plugins: &Path, language: &str, name: &str, callback: &str) -> 
     wasm
 }
 
+/// Runs `callback-host test CASES --plugins WASM` and checks that its `count` cases pass.
+fn passes_its_cases(cases: &Path, wasm: &Path, count: usize) {
+    let out = host(&["test", path(cases), "--plugins", path(wasm)]);
+    assert!(
+        out.status.success() && text(&out.stdout).ends_with(&format!("{count} passed, 0 failed\n")),
+        "{}: {}{}",
+        cases.display(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
 #[test]
 fn new_projects_build_and_pass_check_in_every_language() {
     common::wasm_dir(); // the toolchains are installed by the example build
@@ -289,6 +301,8 @@ fn new_projects_build_and_pass_check_in_every_language() {
             r#"{"actionCode":0,"errCode":4001,"errMsg":"root cannot be kicked","errDlt":"callback-host-call","nextCode":1}"#,
             "{language}"
         );
+        // The cases `new` wrote beside it pass.
+        passes_its_cases(&plugins.join(format!("30-my-{language}/tests")), &wasm, 2);
         let wasm = new_and_build(plugins, language, &format!("40-modify-{language}"), modify);
         let out = host(&["call", path(&wasm), path(&message)]);
         assert_eq!(
@@ -296,6 +310,11 @@ fn new_projects_build_and_pass_check_in_every_language() {
             common::GO_ON,
             "{language}: {}",
             text(&out.stderr)
+        );
+        passes_its_cases(
+            &plugins.join(format!("40-modify-{language}/tests")),
+            &wasm,
+            1,
         );
     }
     let unknown = host(&[
@@ -313,4 +332,137 @@ fn new_projects_build_and_pass_check_in_every_language() {
     assert!(!again.status.success() && text(&again.stderr).contains("already exists"));
     let bad = host(&["new", "rust", "My Plugin", "--dir", path(plugins)]);
     assert!(!bad.status.success() && text(&bad.stderr).contains("invalid plugin name"));
+}
+
+/// Each example plugin's cases (its source folder's `tests/`), and the plugin file they run on.
+const EXAMPLE_CASES: &[(&str, &str)] = &[
+    ("guard/tests", "10-guard.wasm"),
+    ("guard/tests/config", "10-guard.wasm"),
+    ("guard/tests", "11-guard-c.wasm"),
+    ("guard/tests", "12-guard-js.wasm"),
+    ("guard/tests", "13-guard-py.wasm"),
+    ("guard/tests", "14-guard-go.wasm"),
+    ("audit/tests", "20-audit.wasm"),
+    ("moderation/tests", "30-moderation.wasm"),
+    ("group-policy-py/tests", "31-group-policy-py.wasm"),
+    ("group-name-go/tests", "32-group-name-go.wasm"),
+    ("rate-limit/tests", "40-rate-limit.wasm"),
+    ("forward-js/tests", "50-forward-js.wasm"),
+];
+
+#[test]
+fn every_example_plugin_passes_its_own_cases() {
+    let config = repo_root().join("callback-host.toml");
+    for (cases, plugin) in EXAMPLE_CASES {
+        let cases = repo_root().join("plugins").join(cases);
+        let plugin = example(plugin);
+        let out = host(&[
+            "test",
+            path(&cases),
+            "--plugins",
+            path(&plugin),
+            "--config",
+            path(&config),
+        ]);
+        let stdout = text(&out.stdout);
+        assert!(
+            out.status.success() && stdout.ends_with(" 0 failed\n") && !stdout.contains("FAIL"),
+            "{}: {stdout}{}",
+            cases.display(),
+            text(&out.stderr)
+        );
+    }
+    // Every folder of cases is run above.
+    for entry in std::fs::read_dir(repo_root().join("plugins")).unwrap() {
+        let tests = entry.unwrap().path().join("tests");
+        if tests.is_dir() {
+            let folder = tests.strip_prefix(repo_root().join("plugins")).unwrap();
+            assert!(
+                EXAMPLE_CASES
+                    .iter()
+                    .any(|(cases, _)| Path::new(cases) == folder),
+                "{} is not run",
+                folder.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_case_that_does_not_hold_fails_with_the_field_that_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let case = |file: &str, text: &str| std::fs::write(dir.path().join(file), text).unwrap();
+    let kick =
+        "fixture = \"callbackAfterKickGroupCommand\"\n[request]\nkickedUserIDs = [\"admin\"]\n";
+    case(
+        "1-holds.toml",
+        &format!("{kick}[expect]\nresult = \"refused\"\nerr_code = 10001\n"),
+    );
+    case(
+        "2-wrong-code.toml",
+        &format!("name = \"wrong code\"\n{kick}[expect]\nresult = \"refused\"\nerr_code = 10002\n"),
+    );
+    case(
+        "3-wrong-result.toml",
+        &format!("{kick}[expect]\nresult = \"go_on\"\n"),
+    );
+    case(
+        "4-unknown-field.toml",
+        "fixture = \"callbackAfterKickGroupCommand\"\n[request]\nkickedUsers = [\"admin\"]\n\
+         [expect]\nresult = \"go_on\"\n",
+    );
+    case(
+        "5-no-such-fixture.toml",
+        "fixture = \"callbackNope\"\n[expect]\nresult = \"go_on\"\n",
+    );
+    case("6-not-toml.toml", "result = ");
+    let out = host(&[
+        "test",
+        path(dir.path()),
+        "--plugins",
+        path(&example("10-guard.wasm")),
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("5 of 6 cases did not pass"),
+        "{}",
+        text(&out.stderr)
+    );
+    for expected in [
+        "pass  1-holds",
+        "FAIL  wrong code",
+        "      err_code: expected 10002, got 10001",
+        "FAIL  3-wrong-result",
+        "      result: expected go_on, got refused by 10-guard (10001: kicking protected users is not allowed)",
+        "ERROR 4-unknown-field",
+        "sets kickedUsers, which OpenIM's request does not have",
+        "ERROR 5-no-such-fixture",
+        "no fixture \"callbackNope\"",
+        "ERROR 6-not-toml",
+        "1 passed, 5 failed",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} not in:\n{stdout}");
+    }
+    // A plugin that fails is reported with the failure's kind.
+    let hostile = dir.path().join("hostile");
+    std::fs::create_dir(&hostile).unwrap();
+    std::fs::write(
+        hostile.join("panic.toml"),
+        "fixture = \"callbackAfterKickGroupCommand\"\n[request]\nreason = \"panic\"\n\
+         [expect]\nresult = \"fails\"\ncause = \"trap\"\n",
+    )
+    .unwrap();
+    let out = host(&[
+        "test",
+        path(&hostile),
+        "--plugins",
+        path(&component("hostile")),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
 }

@@ -48,8 +48,12 @@ pub struct Step {
 pub enum Decision {
     /// Go on (with its changes, if any).
     GoOn,
-    /// A refusal, with the code and message OpenIM hands to its caller.
-    Refused { err_code: i32, err_msg: String },
+    /// A refusal, with the code, message and detail OpenIM hands to its caller.
+    Refused {
+        err_code: i32,
+        err_msg: String,
+        err_dlt: String,
+    },
     /// It failed: the failure's kind and what happened.
     Failed { cause: &'static str, detail: String },
 }
@@ -58,8 +62,13 @@ impl Decision {
     fn to_json(&self) -> Value {
         match self {
             Self::GoOn => json!({"kind": "go_on"}),
-            Self::Refused { err_code, err_msg } => {
-                json!({"kind": "refused", "err_code": err_code, "err_msg": err_msg})
+            Self::Refused {
+                err_code,
+                err_msg,
+                err_dlt,
+            } => {
+                json!({"kind": "refused", "err_code": err_code, "err_msg": err_msg,
+                       "err_dlt": err_dlt})
             }
             Self::Failed { cause, detail } => {
                 json!({"kind": "failed", "cause": cause, "detail": detail})
@@ -274,6 +283,17 @@ impl Activity {
             .map(|t| trace_json(t))
             .collect();
         json!({ "callbacks": traces, "total": self.total.load(Ordering::Relaxed) })
+    }
+
+    /// The newest callback kept with this operationID (the answer, or the delivery of a queued
+    /// event).
+    pub fn find(&self, operation_id: &str) -> Option<Arc<Trace>> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent
+            .iter()
+            .rev()
+            .find(|t| &*t.operation_id == operation_id)
+            .cloned()
     }
 
     /// Each command's buckets over the last ten minutes.

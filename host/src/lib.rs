@@ -34,12 +34,14 @@
 //!   request to an answer, the 4xx answers.
 //! - [`storage`]: the redb files the host writes (key-value, queue), made durable in groups.
 //! - [`tools`]: `check` and `call`, the plugin tools of the command line.
+//! - [`cases`]: `callback-host test`, plugin authors' test cases through the app's chain.
 //! - [`scaffold`]: `new`, plugin projects for each language (templates in `host/templates/`).
 //! - [`untrusted`]: the one rule for text a plugin (or a client) wrote on its way into the log or
 //!   an error: escaped and capped.
 
 pub mod activity;
 pub mod capabilities;
+pub mod cases;
 pub mod config;
 pub mod dispatch;
 pub mod http;

@@ -50,6 +50,22 @@ pub enum Command {
         #[arg(long, env = "CALLBACK_HOST_CACHE_DIR")]
         cache_dir: Option<PathBuf>,
     },
+    /// Run test cases (TOML files, or directories of them) through plugins, as the server runs
+    /// them; print pass or fail with a diff for each, and exit non-zero on any failure.
+    Test {
+        /// Case files, or directories whose *.toml files are cases.
+        #[arg(required = true)]
+        cases: Vec<PathBuf>,
+        /// The plugin directory, or one plugin file.
+        #[arg(long, default_value = "plugins")]
+        plugins: PathBuf,
+        /// TOML config file (limits, grants, config values, policies)
+        #[arg(long, env = "CALLBACK_HOST_CONFIG")]
+        config: Option<PathBuf>,
+        /// Directory of the compile cache, shared with `serve` [default: as `serve`]
+        #[arg(long, env = "CALLBACK_HOST_CACHE_DIR")]
+        cache_dir: Option<PathBuf>,
+    },
     /// Run recorded callbacks, or the queue's dead letters, through a plugin directory and say
     /// where the answers differ from the recorded ones (or which dead letters are handled now).
     Replay {
@@ -168,6 +184,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             cache_dir,
         } => cli::tools::call(&file, request.as_deref(), config.as_deref(), cache_dir),
+        Command::Test {
+            cases,
+            plugins,
+            config,
+            cache_dir,
+        } => cli::tools::test(&cases, &plugins, config.as_deref(), cache_dir),
         Command::Queue { action, config } => cli::queue::queue(action, config.as_deref()),
         Command::Replay {
             plugins,

@@ -180,7 +180,9 @@ pub fn new_plugin(
             text.replace(&format!("{{{{{key}}}}}"), value)
         })
     };
-    let files = files.map(|(relative, template)| (fill(&relative), fill(template).into_bytes()));
+    let files = files
+        .map(|(relative, template)| (fill(&relative), fill(template).into_bytes()))
+        .chain(first_cases(command.spec.name, name));
     let binaries = language
         .binaries()
         .iter()
@@ -204,6 +206,44 @@ pub fn new_plugin(
         })?;
     }
     Ok(root)
+}
+
+/// The cases `new` writes beside a project (`tests/*.toml`, run with `callback-host test
+/// tests --plugins NAME.wasm`): OpenIM's request of the command goes on, and for the kick the
+/// template's own rule, kicking root is refused.
+fn first_cases(command: &str, name: &str) -> Vec<(String, Vec<u8>)> {
+    let mut cases = vec![(
+        "tests/goes-on.toml".to_owned(),
+        format!(
+            "# A test case: `callback-host test tests --plugins ../{name}.wasm` runs every case here\n\
+             # through the plugin as the server would. `fixture` is OpenIM's request of a command;\n\
+             # [request] sets fields of it; [config] and [keyvalue] give the plugin's config values\n\
+             # and key-value content; [expect] says what should come of it.\n\
+             name = \"OpenIM's {command} goes on\"\n\
+             fixture = \"{command}\"\n\n\
+             [expect]\n\
+             result = \"go_on\"\n"
+        )
+        .into_bytes(),
+    )];
+    if command == KICK {
+        cases.push((
+            "tests/root-is-refused.toml".to_owned(),
+            format!(
+                "name = \"kicking root is refused\"\n\
+                 fixture = \"{command}\"\n\n\
+                 [request]\n\
+                 kickedUserIDs = [\"user-carol\", \"root\"]\n\n\
+                 [expect]\n\
+                 result = \"refused\"\n\
+                 by = \"{name}\"\n\
+                 err_code = 4001\n\
+                 err_msg = \"root cannot be kicked\"\n"
+            )
+            .into_bytes(),
+        ));
+    }
+    cases
 }
 
 /// `kebab-case` to `snake_case`.

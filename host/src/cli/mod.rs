@@ -38,8 +38,13 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// writer falls behind, lines are dropped rather than requests slowed. Keep the guard until exit:
 /// dropping it flushes what is queued.
 pub fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
+    init_logging_at(json, "info")
+}
+
+/// Like [`init_logging`], at `level` unless `RUST_LOG` says otherwise.
+pub fn init_logging_at(json: bool, level: &str) -> tracing_appender::non_blocking::WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

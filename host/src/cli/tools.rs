@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use callback_host::config::Config;
 use callback_host::scaffold::Language;
 
-use super::{init_logging, load_config, runtime};
+use super::{init_logging, init_logging_at, load_config, runtime};
 
 /// The config of a tool: the file's (or the defaults), with the compile cache given on the
 /// command line.
@@ -84,6 +84,59 @@ pub fn call(
             failure.kind()
         );
     }
+    Ok(())
+}
+
+/// `test`: runs the cases, prints each one's verdict, fails when any did not pass.
+pub fn test(
+    cases: &[PathBuf],
+    plugins: &Path,
+    config: Option<&Path>,
+    cache_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use callback_host::cases::{self, Verdict};
+    let config = tool_config(config, cache_dir)?;
+    // Only the host's errors: what the plugins log shows with RUST_LOG=info.
+    let _logging = init_logging_at(false, "error");
+    let files = cases::case_files(cases)?;
+    let outcomes = runtime()?.block_on(cases::run(plugins, config, &files))?;
+    let mut out = std::io::stdout();
+    let (mut passed, mut failed) = (0, 0);
+    for outcome in &outcomes {
+        let place = outcome.file.display();
+        match &outcome.verdict {
+            Verdict::Pass => {
+                passed += 1;
+                writeln!(out, "pass  {}  ({place})", outcome.name)?;
+            }
+            Verdict::Fail(differences) => {
+                failed += 1;
+                writeln!(out, "FAIL  {}  ({place})", outcome.name)?;
+                for d in differences {
+                    writeln!(
+                        out,
+                        "      {}: expected {}, got {}",
+                        d.field, d.expected, d.got
+                    )?;
+                }
+            }
+            Verdict::Error(error) => {
+                failed += 1;
+                writeln!(
+                    out,
+                    "ERROR {}  ({place})
+      {error:#}",
+                    outcome.name
+                )?;
+            }
+        }
+    }
+    writeln!(out, "{passed} passed, {failed} failed")?;
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {} cases did not pass",
+        outcomes.len()
+    );
     Ok(())
 }
 

@@ -468,6 +468,7 @@ fn step(plugin: &Arc<str>, started: Instant, result: &Result<Answered, Failure>)
             Ok(Answered { response, .. }) if response.is_refusal() => Decision::Refused {
                 err_code: response.err_code,
                 err_msg: response.err_msg.clone(),
+                err_dlt: response.err_dlt.clone(),
             },
             Ok(_) => Decision::GoOn,
             Err(failure) => Decision::Failed {

@@ -129,6 +129,33 @@ impl Backend {
         }
     }
 
+    /// Sets the whole content of `plugin`'s own bucket, outside any call: its keys deleted,
+    /// then `entries` written (no expiry). The starting state of a `callback-host test` case.
+    pub async fn reset_own(
+        &self,
+        plugin: &str,
+        entries: &[(String, String)],
+    ) -> anyhow::Result<()> {
+        let ns = own_namespace(plugin);
+        loop {
+            let (keys, _) = self.list(&ns, 0).await?;
+            if keys.is_empty() {
+                break;
+            }
+            for key in keys {
+                self.delete(&ns, &key).await?;
+            }
+        }
+        let limits = Limits {
+            max_entries: u64::MAX,
+            ttl: None,
+        };
+        for (key, value) in entries {
+            self.set(&ns, key, value.as_bytes(), limits).await?;
+        }
+        Ok(())
+    }
+
     /// Makes what was written durable (the embedded store commits in groups).
     pub fn flush(&self) {
         if let Self::Embedded(db) = self {
@@ -143,6 +170,11 @@ impl Backend {
             Self::Redis(db) => db.ping().await,
         }
     }
+}
+
+/// The namespace of `plugin`'s own bucket in the store.
+fn own_namespace(plugin: &str) -> String {
+    format!("p/{plugin}")
 }
 
 /// Keys per `list-keys` page.
@@ -176,7 +208,7 @@ impl Access {
     ) -> Self {
         Self {
             backend,
-            own: format!("p/{plugin}").into(),
+            own: own_namespace(&plugin).into(),
             shared: grants.keyvalue_buckets.clone(),
             settings: KeyValueSettings {
                 max_key_bytes: grants.keyvalue_quotas.0.unwrap_or(settings.max_key_bytes),
