@@ -333,6 +333,29 @@ fn answers_that_would_hurt_openim_are_plugin_failures() {
         json!({"0": {"nickName": "Al"}}),
     );
     assert_eq!(answer, go_on_with(json!({"nickName": "Al"})));
+    // Fields OpenIM reads but the host withholds are refused, with the reason.
+    let answer = scripted(
+        &server,
+        ex,
+        &request_fixture(ex),
+        json!({"0": {"ex": "{\"vip\":true}"}}),
+    );
+    assert_eq!(answer, serde_json::from_str::<Value>(GO_ON).unwrap());
+    server.wait_for_log(&[
+        "`ex` is not a change the host offers",
+        "OpenIM never sends the user's ex",
+    ]);
+    let answer = scripted(
+        &server,
+        modify,
+        &body,
+        json!({"0": {"options": {"history": false}}}),
+    );
+    assert_eq!(answer["errCode"], 777);
+    server.wait_for_log(&[
+        "`options` is not a change the host offers",
+        "setting one option would wipe the others",
+    ]);
     // A joining member's change without userID would crash OpenIM too.
     let join = "callbackBeforeMembersJoinGroupCommand";
     let answer = scripted(

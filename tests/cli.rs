@@ -466,3 +466,75 @@ fn a_case_that_does_not_hold_fails_with_the_field_that_differs() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_readmes_javascript_json_plugin_builds_and_passes_its_cases() {
+    common::wasm_dir(); // componentize-js comes with the examples' toolchains
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let block = readme
+        .split("<!-- json-example:start -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- json-example:end -->").next())
+        .expect("the README's JSON example");
+    let code = block
+        .trim()
+        .strip_prefix("```js")
+        .and_then(|code| code.strip_suffix("```"))
+        .expect("a js code block");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("friend-policy.js"), code).unwrap();
+    let wasm = dir.path().join("60-friend-policy.wasm");
+    let build =
+        Command::new(repo_root().join("plugins/guard-js/node_modules/.bin/componentize-js"))
+            .current_dir(dir.path())
+            .arg("--wit")
+            .arg(repo_root().join("wit"))
+            .args([
+                "--world-name",
+                "json-handler-plugin",
+                "--disable",
+                "http",
+                "fetch-event",
+            ])
+            .arg("--out")
+            .arg(&wasm)
+            .arg("friend-policy.js")
+            .output()
+            .unwrap();
+    assert!(
+        build.status.success(),
+        "{}{}",
+        text(&build.stdout),
+        text(&build.stderr)
+    );
+    let out = host(&["check", path(&wasm)]);
+    assert!(
+        text(&out.stdout).contains("handles callbackBeforeAddFriendCommand  [json]"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let cases = dir.path().join("cases");
+    std::fs::create_dir(&cases).unwrap();
+    for (file, case) in [
+        (
+            "link.toml",
+            "fixture = \"callbackBeforeAddFriendCommand\"\n[request]\n\
+             reqMsg = \"win big at https://example.com\"\n\
+             [expect]\nresult = \"refused\"\nby = \"60-friend-policy\"\nerr_code = 40001\n\
+             err_dlt = \"link in reqMsg\"\n",
+        ),
+        (
+            "friendly.toml",
+            "fixture = \"callbackBeforeAddFriendCommand\"\n[expect]\nresult = \"go_on\"\n",
+        ),
+        (
+            "remark.toml",
+            "fixture = \"callbackBeforeSetFriendRemarkCommand\"\n[request]\nremark = \"\"\n\
+             [expect]\nresult = \"go_on\"\n[expect.changes]\nremark = \"friend\"\n",
+        ),
+    ] {
+        std::fs::write(cases.join(file), case).unwrap();
+    }
+    passes_its_cases(&cases, &wasm, 3);
+}

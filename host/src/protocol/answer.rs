@@ -167,6 +167,19 @@ pub fn from_json(
             "nextCode" => response.next_code = int(key, value)?,
             other if changes.is_some_and(|c| c.fields.iter().any(|f| f.json == other)) => {}
             _ if command.is_none() => {}
+            other
+                if let Some((_, why)) = command.and_then(|c| {
+                    c.spec
+                        .rules
+                        .withheld
+                        .iter()
+                        .find(|(field, _)| *field == other)
+                }) =>
+            {
+                return Err(invalid(format!(
+                    "`{other}` is not a change the host offers: {why}"
+                )));
+            }
             other => {
                 let allowed: Vec<&str> = changes
                     .map(|c| c.fields.iter().map(|f| f.json.as_str()).collect())

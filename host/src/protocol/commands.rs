@@ -28,6 +28,9 @@ pub struct Rules {
     /// lists of records keyed by `user-id`; each change entry updates the request entry of its user,
     /// field by field, so the next plugin sees the changes.
     pub applies_to: &'static [(&'static str, &'static str)],
+    /// Fields OpenIM would read from the answer that the host does not offer (OpenIM's JSON
+    /// name, and why): an answer that sets one is the plugin's failure, with the reason.
+    pub withheld: &'static [(&'static str, &'static str)],
 }
 
 /// One callback command.
@@ -55,6 +58,7 @@ const NO_RULES: Rules = Rules {
     only_if_present: false,
     json_fields: &[],
     applies_to: &[],
+    withheld: &[],
 };
 
 macro_rules! command {
@@ -110,6 +114,10 @@ pub static COMMANDS: &[CommandSpec] = &[
         "before-update-user-info-ex",
         Rules {
             only_if_present: true,
+            withheld: &[(
+                "ex",
+                "OpenIM never sends the user's ex, and would crash setting it on a user that has none",
+            )],
             ..NO_RULES
         }
     ),
@@ -356,6 +364,19 @@ pub static COMMANDS: &[CommandSpec] = &[
         "before-msg-modify",
         Rules {
             json_fields: &["content"],
+            withheld: &[
+                (
+                    "options",
+                    "OpenIM replaces the message's whole options map with the answer's, and the \
+                     request does not carry it: setting one option would wipe the others",
+                ),
+                (
+                    "offlinePushInfo",
+                    "the request does not say whether the message has push info, and OpenIM \
+                     crashes setting it on one that has none (change it in \
+                     callbackBeforeOfflinePushCommand)",
+                ),
+            ],
             ..NO_RULES
         }
     ),

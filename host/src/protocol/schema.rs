@@ -316,6 +316,18 @@ impl Catalog {
                     for field in spec.rules.json_fields {
                         can.push_str(&format!("; `{field}` must be JSON"));
                     }
+                    let withheld: Vec<String> = spec
+                        .rules
+                        .withheld
+                        .iter()
+                        .map(|(field, _)| format!("`{field}`"))
+                        .collect();
+                    if !withheld.is_empty() {
+                        can.push_str(&format!(
+                            "; not {} ([why](#how-a-callback-is-handled))",
+                            withheld.join(", ")
+                        ));
+                    }
                     can
                 }
             };
@@ -491,8 +503,15 @@ mod tests {
         let modify = catalog.command("callbackBeforeMsgModifyCommand").unwrap();
         let changes = modify.changes().unwrap();
         assert_eq!(changes.field("face-url").unwrap().1.json, "senderFaceURL");
+        // Withheld, though OpenIM reads it: it would wipe the message's other options.
+        assert!(changes.field("options").is_none());
         assert!(
-            matches!(changes.field("options").unwrap().1.shape, Shape::Option(ref m) if matches!(**m, Shape::Map(_)))
+            modify
+                .spec
+                .rules
+                .withheld
+                .iter()
+                .any(|(f, _)| *f == "options")
         );
         assert!(modify.request.fields[0].flatten);
         let with_changes = catalog

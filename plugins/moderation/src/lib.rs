@@ -110,7 +110,6 @@ impl before_msg_modify::Guest for Moderation {
                 msg_from: None,
                 content_type: None,
                 status: None,
-                options: None,
                 at_user_list: None,
                 attached_info: None,
                 ex: None,
