@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the real host at saturation for MINUTES (default 10) with good plugins, a hostile one and
 # hot reloads (see bench/src/soak.rs); prints failures, memory, file descriptors and p99 per
-# minute. `scripts/soak.sh 10 --write-readme README.md` also puts the result in the README.
+# minute. `scripts/soak.sh 10 --write-readme docs/production.md` also puts the result there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes="${1:-10}"

@@ -468,14 +468,14 @@ fn a_case_that_does_not_hold_fails_with_the_field_that_differs() {
 }
 
 #[test]
-fn the_readmes_javascript_json_plugin_builds_and_passes_its_cases() {
+fn the_documented_javascript_json_plugin_builds_and_passes_its_cases() {
     common::wasm_dir(); // componentize-js comes with the examples' toolchains
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
-    let block = readme
+    let doc = std::fs::read_to_string(repo_root().join("docs/writing-plugins.md")).unwrap();
+    let block = doc
         .split("<!-- json-example:start -->")
         .nth(1)
         .and_then(|rest| rest.split("<!-- json-example:end -->").next())
-        .expect("the README's JSON example");
+        .expect("the JSON example of docs/writing-plugins.md");
     let code = block
         .trim()
         .strip_prefix("```js")

@@ -631,8 +631,12 @@ fn mutate_text(text: &str, rng: &mut Rng, tokens: &[&str]) -> Vec<u8> {
 
 #[test]
 fn config_files() {
-    let readme = std::fs::read_to_string(common::repo_root().join("README.md")).unwrap();
-    let start = readme.find("```toml\n").expect("README has a toml block") + 8;
+    let readme =
+        std::fs::read_to_string(common::repo_root().join("docs/configuration.md")).unwrap();
+    let start = readme
+        .find("```toml\n")
+        .expect("docs/configuration.md has a toml block")
+        + 8;
     let end = start + readme[start..].find("```").expect("the block ends");
     let example = &readme[start..end];
     let tokens = [

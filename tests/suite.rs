@@ -14,6 +14,7 @@
 //!   the container image and the Kubernetes manifests.
 //! - `console`: the admin listener's console in a real browser (chromium), its actions, the
 //!   misread refusal warning.
+//! - `docs`: the README and `docs/`: links and anchors resolve, generated parts in place.
 //! - `cli`: the plugin tools (`check`, `call`, `new`).
 //! - `fuzz`: everything an untrusted party controls, mutated (`FUZZ_SEED` replays a failure).
 
@@ -28,6 +29,7 @@ mod cli;
 mod conformance;
 mod console;
 mod deployment;
+mod docs;
 mod example_plugins;
 mod fuzz;
 mod hostile_plugins;

@@ -119,7 +119,7 @@ struct RunArgs {
     /// native-ratelimit-redis, rust-ratelimit-redis.
     #[arg(long, value_delimiter = ',', default_values_t = ["native", "host-alone", "rust", "c", "js", "python", "go", "js-capped", "python-capped", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse", "go-reuse", "rust-queued", "native-moderation", "rust-moderation", "rust-moderation-reuse", "native-ratelimit", "rust-ratelimit", "native-ratelimit-redis", "rust-ratelimit-redis"].map(String::from))]
     targets: Vec<String>,
-    /// Replace the results section of this README (between the bench markers).
+    /// Replace the results section of this file (between the bench markers): docs/performance.md.
     #[arg(long)]
     write_readme: Option<PathBuf>,
 }
@@ -945,7 +945,7 @@ fn render(results: &[Results], args: &RunArgs) -> String {
         .unwrap_or(0);
     let date = today();
     let mut out = format!(
-        "Measured {date} on {cores} cores ({cpu}) by `cargo run --release -p callback-bench -- --write-readme README.md`: \
+        "Measured {date} on {cores} cores ({cpu}) by `cargo run --release -p callback-bench -- --write-readme docs/performance.md`: \
          {} connections, {} rounds of {} s per target (alternated); a fresh instance per request and \
          fuel and epoch deadlines on unless the row says otherwise. Each row is compared with the native baseline \
          of its workload (the kick rows with the kick baseline, the rate-limit rows with a native server doing the same increment on the same store through the same code, the moderation rows with the moderation baseline). req/s is the median round; latencies are over all rounds; \

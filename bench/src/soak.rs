@@ -37,7 +37,7 @@ pub struct SoakArgs {
     /// The built hostile test plugin.
     #[arg(long, default_value = "target/wasm/wasm32-wasip2/release/hostile.wasm")]
     hostile: PathBuf,
-    /// Replace the soak section of this README (between the soak markers).
+    /// Replace the soak section of this file (between the soak markers): docs/production.md.
     #[arg(long)]
     write_readme: Option<PathBuf>,
 }

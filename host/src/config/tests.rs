@@ -83,11 +83,14 @@ fn http_limits_and_access_are_validated() {
 }
 
 #[test]
-fn the_readme_example_config_is_valid() {
-    let readme = include_str!("../../../README.md");
-    let start = readme.find("```toml\n").expect("README has a toml block") + 8;
-    let end = start + readme[start..].find("```").expect("the block ends");
-    let config = Config::parse(Path::new("README.md"), &readme[start..end]).unwrap();
+fn the_documented_example_config_is_valid() {
+    let doc = include_str!("../../../docs/configuration.md");
+    let start = doc
+        .find("```toml\n")
+        .expect("docs/configuration.md has a toml block")
+        + 8;
+    let end = start + doc[start..].find("```").expect("the block ends");
+    let config = Config::parse(Path::new("docs/configuration.md"), &doc[start..end]).unwrap();
     assert_eq!(config.plugin("10-guard").memory_bytes, 16 << 20);
     assert_eq!(config.listen.port(), 10006);
 }

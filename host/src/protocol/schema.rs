@@ -284,7 +284,7 @@ impl Catalog {
         &self.commands
     }
 
-    /// The README's table of every command: before or after, its webhooks.yml key, the interface
+    /// The table of every command (in `docs/writing-plugins.md`): before or after, its webhooks.yml key, the interface
     /// a plugin exports, and what its answer may change.
     pub fn markdown_table(&self) -> String {
         use super::commands::Phase;
@@ -324,7 +324,7 @@ impl Catalog {
                         .collect();
                     if !withheld.is_empty() {
                         can.push_str(&format!(
-                            "; not {} ([why](#how-a-callback-is-handled))",
+                            "; not {} ([why](../README.md#how-a-callback-is-handled))",
                             withheld.join(", ")
                         ));
                     }
@@ -476,12 +476,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_readme_lists_every_command_as_the_host_knows_it() {
-        let readme = include_str!("../../../README.md");
+    fn the_docs_list_every_command_as_the_host_knows_it() {
+        let readme = include_str!("../../../docs/writing-plugins.md");
         let table = Catalog::get().markdown_table();
         assert!(
             readme.contains(&table),
-            "README.md lacks the table of commands; it should have:\n{table}"
+            "docs/writing-plugins.md lacks the table of commands; it should have:\n{table}"
         );
     }
 
