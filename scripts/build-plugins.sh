@@ -75,31 +75,34 @@ if [ "$all" = 1 ] && ! up_to_date plugins/11-guard-c.wasm plugins/guard-c "$wit"
   publish "$c_work/guard-c.wasm" 11-guard-c.wasm
 fi
 
-# JavaScript: componentize-js, pinned in plugins/guard-js/package-lock.json.
-if ! up_to_date plugins/12-guard-js.wasm plugins/guard-js "$wit"; then
-  (cd plugins/guard-js && ./node_modules/.bin/componentize-js --wit "$wit" --world-name kick-plugin \
-    --disable http fetch-event --out "$work/guard-js.wasm" guard.js >/dev/null)
+# JavaScript: componentize-js, pinned in plugins/guard-js/package-lock.json. It runs from plugins/:
+# a module may import only below the directory it runs in, and the examples import
+# ../openim-helpers/js/openim-helpers.js.
+if ! up_to_date plugins/12-guard-js.wasm plugins/guard-js plugins/openim-helpers/js "$wit"; then
+  (cd plugins && guard-js/node_modules/.bin/componentize-js --wit "$wit" --world-name kick-plugin \
+    --disable http fetch-event --out "$work/guard-js.wasm" guard-js/guard.js >/dev/null)
   publish "$work/guard-js.wasm" 12-guard-js.wasm
 fi
 
 # The forwarding example, with the same componentize-js; it keeps fetch (wasi:http), which the
 # host links only for plugins whose grant lists the origins they may call.
-if ! up_to_date plugins/50-forward-js.wasm plugins/forward-js "$wit"; then
-  (cd plugins/forward-js && ../guard-js/node_modules/.bin/componentize-js --wit "$wit" \
-    --world-name forward-plugin --disable fetch-event --out "$work/forward-js.wasm" forward.js >/dev/null)
+if ! up_to_date plugins/50-forward-js.wasm plugins/forward-js plugins/openim-helpers/js "$wit"; then
+  (cd plugins && guard-js/node_modules/.bin/componentize-js --wit "$wit" \
+    --world-name forward-plugin --disable fetch-event --out "$work/forward-js.wasm" \
+    forward-js/forward.js >/dev/null)
   publish "$work/forward-js.wasm" 50-forward-js.wasm
 fi
 
 # Python: componentize-py, pinned in the project-local venv .tools/py.
-if ! up_to_date plugins/13-guard-py.wasm plugins/guard-py "$wit"; then
-  .tools/py/bin/componentize-py -d "$wit" -w kick-plugin componentize -p plugins/guard-py app \
+if ! up_to_date plugins/13-guard-py.wasm plugins/guard-py plugins/openim-helpers/python "$wit"; then
+  .tools/py/bin/componentize-py -d "$wit" -w kick-plugin componentize -p plugins/guard-py -p plugins/openim-helpers/python app \
     -o "$work/guard-py.wasm" >/dev/null
   publish "$work/guard-py.wasm" 13-guard-py.wasm
 fi
 
-if ! up_to_date plugins/31-group-policy-py.wasm plugins/group-policy-py "$wit"; then
+if ! up_to_date plugins/31-group-policy-py.wasm plugins/group-policy-py plugins/openim-helpers/python "$wit"; then
   .tools/py/bin/componentize-py -d "$wit" -w before-create-group-plugin componentize \
-    -p plugins/group-policy-py app -o "$work/group-policy-py.wasm" >/dev/null
+    -p plugins/group-policy-py -p plugins/openim-helpers/python app -o "$work/group-policy-py.wasm" >/dev/null
   publish "$work/group-policy-py.wasm" 31-group-policy-py.wasm
 fi
 

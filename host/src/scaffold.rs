@@ -45,14 +45,30 @@ impl Language {
                 ("Cargo.toml", include_str!("../templates/rust/Cargo.toml")),
                 ("src/lib.rs", include_str!("../templates/rust/src/lib.rs")),
                 ("build.sh", include_str!("../templates/rust/build.sh")),
+                (
+                    "openim-helpers/Cargo.toml",
+                    include_str!("../templates/rust/openim-helpers.toml"),
+                ),
+                (
+                    "openim-helpers/src/lib.rs",
+                    include_str!("../../plugins/openim-helpers/src/lib.rs"),
+                ),
             ],
             Self::Python => &[
                 ("app.py", include_str!("../templates/python/app.py")),
+                (
+                    "openim_helpers.py",
+                    include_str!("../../plugins/openim-helpers/python/openim_helpers.py"),
+                ),
                 ("build.sh", include_str!("../templates/python/build.sh")),
             ],
             Self::Js => &[
                 ("package.json", include_str!("../templates/js/package.json")),
                 ("plugin.js", include_str!("../templates/js/plugin.js")),
+                (
+                    "openim-helpers.js",
+                    include_str!("../../plugins/openim-helpers/js/openim-helpers.js"),
+                ),
                 ("build.sh", include_str!("../templates/js/build.sh")),
             ],
             Self::C => &[
@@ -181,7 +197,15 @@ pub fn new_plugin(
         })
     };
     let files = files
-        .map(|(relative, template)| (fill(&relative), fill(template).into_bytes()))
+        .map(|(relative, template)| {
+            let mut text = fill(template);
+            // The helpers' copy sits one folder below the project's WIT, not two as in the
+            // repository.
+            if relative == "openim-helpers/src/lib.rs" {
+                text = text.replace("path: \"../../wit\"", "path: \"../wit\"");
+            }
+            (fill(&relative), text.into_bytes())
+        })
         .chain(first_cases(command.spec.name, name));
     let binaries = language
         .binaries()

@@ -2,16 +2,14 @@
 // an HTTP endpoint of yours, e.g. a CRM or an archive: a JSON POST to the `url` of its
 // [plugin_config.50-forward-js] section. The host lets it call only the origins its grant lists.
 import { get } from 'wasi:config/store@0.2.0-rc.1';
-import { log } from 'openim:callback/log@0.1.0';
-
-const GO_ON = { actionCode: 0, errCode: 0, errMsg: '', errDlt: '', nextCode: 0 };
+import { goOn, info, warn } from '../openim-helpers/js/openim-helpers.js';
 
 export const afterSendSingleMsg = {
   async handle(delivery, request) {
     const url = get('url');
     if (!url) {
-      log('warn', 'no url in [plugin_config]: nothing forwarded', []);
-      return GO_ON;
+      warn('no url in [plugin_config]: nothing forwarded');
+      return goOn();
     }
     const m = request.message;
     const event = {
@@ -30,10 +28,10 @@ export const afterSendSingleMsg = {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(event),
       });
-      log('info', 'forwarded', [['status', String(response.status)]]);
+      info('forwarded', { status: response.status });
     } catch (error) {
-      log('warn', 'forwarding failed', [['error', String(error)]]);
+      warn('forwarding failed', { error });
     }
-    return GO_ON;
+    return goOn();
   },
 };

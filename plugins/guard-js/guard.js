@@ -1,6 +1,6 @@
 // The guard plugin in JavaScript: refuses a kick when it includes a protected user.
 // Same policy as the Rust guard (plugins/guard): errCode 10001, the protected ids in errDlt.
-import { log } from 'openim:callback/log@0.1.0';
+import { goOn, refuse, warn } from '../openim-helpers/js/openim-helpers.js';
 
 const PROTECTED_USERS = new Set(['admin', 'owner-bot', 'security-officer']);
 const ERR_PROTECTED = 10001;
@@ -14,20 +14,14 @@ export const kickGroupMember = {
       }
     }
     if (blocked.length === 0) {
-      return { actionCode: 0, errCode: 0, errMsg: '', errDlt: '', nextCode: 0 };
+      return goOn();
     }
     const list = blocked.join(',');
-    log('warn', 'refusing kick of protected users', [
-      ['group_id', request.groupId],
-      ['protected', list],
-      ['operation_id', delivery.operationId],
-    ]);
-    return {
-      actionCode: 0,
-      errCode: ERR_PROTECTED,
-      errMsg: 'kicking protected users is not allowed',
-      errDlt: `protected users: ${list}`,
-      nextCode: 1,
-    };
+    warn('refusing kick of protected users', {
+      group_id: request.groupId,
+      protected: list,
+      operation_id: delivery.operationId,
+    });
+    return refuse(ERR_PROTECTED, 'kicking protected users is not allowed', `protected users: ${list}`);
   },
 };

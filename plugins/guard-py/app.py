@@ -2,12 +2,13 @@
 
 Same policy as the Rust guard (plugins/guard): errCode 10001, the protected ids in errDlt.
 Built with componentize-py (see scripts/build-plugins.sh); the bindings in `wit_world` are
-generated at build time from wit/callback.wit.
+generated at build time from wit/callback.wit, and `openim_helpers` is
+plugins/openim-helpers/python.
 """
 
+from openim_helpers import go_on, refuse, warn
 from wit_world import exports
 from wit_world.exports.kick_group_member import KickRequest
-from wit_world.imports import log
 from wit_world.imports.types import Delivery, Response
 
 PROTECTED_USERS = frozenset({"admin", "owner-bot", "security-officer"})
@@ -21,21 +22,8 @@ class KickGroupMember(exports.KickGroupMember):
             if user in PROTECTED_USERS and user not in blocked:
                 blocked.append(user)
         if not blocked:
-            return Response(action_code=0, err_code=0, err_msg="", err_dlt="", next_code=0)
+            return go_on()
         listed = ",".join(blocked)
-        log.log(
-            log.Level.WARN,
-            "refusing kick of protected users",
-            [
-                ("group_id", request.group_id),
-                ("protected", listed),
-                ("operation_id", delivery.operation_id),
-            ],
-        )
-        return Response(
-            action_code=0,
-            err_code=ERR_PROTECTED,
-            err_msg="kicking protected users is not allowed",
-            err_dlt=f"protected users: {listed}",
-            next_code=1,
-        )
+        warn("refusing kick of protected users", group_id=request.group_id, protected=listed,
+             operation_id=delivery.operation_id)
+        return refuse(ERR_PROTECTED, "kicking protected users is not allowed", f"protected users: {listed}")

@@ -1,17 +1,13 @@
 // {{name}}: a callback-host plugin for OpenIM's kick callback.
-import { log } from 'openim:callback/log@0.1.0';
+import { goOn, info, refuse } from './openim-helpers.js';
 
 export const kickGroupMember = {
   handleKick(delivery, request) {
-    log('info', 'kick seen', [['group_id', request.groupId]]);
+    info('kick seen', { group_id: request.groupId });
     // Refuse (actionCode 0, nextCode 1) when "root" is kicked; let everything else go on.
-    const refuse = request.kickedUserIds.includes('root');
-    return {
-      actionCode: 0,
-      errCode: refuse ? 4001 : 0,
-      errMsg: refuse ? 'root cannot be kicked' : '',
-      errDlt: refuse ? delivery.operationId : '',
-      nextCode: refuse ? 1 : 0,
-    };
+    if (request.kickedUserIds.includes('root')) {
+      return refuse(4001, 'root cannot be kicked', delivery.operationId);
+    }
+    return goOn();
   },
 };

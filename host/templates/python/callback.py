@@ -1,13 +1,13 @@
 """{{name}}: a callback-host plugin for OpenIM's `{{command}}`."""
 
+from openim_helpers import go_on, info
 from wit_world import exports
-from wit_world.imports import log
-from wit_world.imports.types import Delivery, Response
+from wit_world.imports.types import Delivery
 {{python_imports}}
 
 class {{class}}(exports.{{class}}):
     def handle(self, delivery: Delivery, request):
-        log.log(log.Level.INFO, "callback seen", [("request", repr(request))])
-        # Go on (action_code 0, next_code 0). To refuse: next_code=1 with your err_code and err_msg.
-        response = Response(action_code=0, err_code=0, err_msg="", err_dlt=delivery.operation_id, next_code=0)
+        info("callback seen", request=repr(request), operation_id=delivery.operation_id)
+        # Go on. To refuse: openim_helpers.refuse(err_code, err_msg, err_dlt).
+        response = go_on()
         return {{python_answer}}

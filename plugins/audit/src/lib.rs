@@ -4,42 +4,37 @@
 wit_bindgen::generate!({
     path: "../../wit",
     world: "kick-plugin",
+    with: {
+        "openim:callback/types@0.1.0": openim_helpers::types,
+        "openim:callback/log@0.1.0": openim_helpers::log,
+    },
 });
 
 use exports::openim::callback::kick_group_member::{Guest, KickRequest};
-use openim::callback::log::{Level, log};
-use openim::callback::types::{Delivery, Response};
+use openim_helpers::log::Level;
+use openim_helpers::{Delivery, Response, go_on, log_line};
 
 struct Audit;
 
 impl Guest for Audit {
     fn handle_kick(delivery: Delivery, request: KickRequest) -> Response {
         let reason = if request.reason.is_empty() {
-            "(none given)".to_string()
+            "(none given)"
         } else {
-            request.reason
+            &request.reason
         };
-        log(
+        log_line(
             Level::Info,
             "group members kicked",
             &[
-                ("group_id".to_string(), request.group_id),
-                ("kicked".to_string(), request.kicked_user_ids.join(",")),
-                (
-                    "kicked_count".to_string(),
-                    request.kicked_user_ids.len().to_string(),
-                ),
-                ("reason".to_string(), reason),
-                ("operation_id".to_string(), delivery.operation_id),
+                ("group_id", &request.group_id),
+                ("kicked", &request.kicked_user_ids.join(",")),
+                ("kicked_count", &request.kicked_user_ids.len().to_string()),
+                ("reason", reason),
+                ("operation_id", &delivery.operation_id),
             ],
         );
-        Response {
-            action_code: 0,
-            err_code: 0,
-            err_msg: String::new(),
-            err_dlt: String::new(),
-            next_code: 0,
-        }
+        go_on()
     }
 }
 

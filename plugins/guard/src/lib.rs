@@ -16,12 +16,16 @@ wit_bindgen::generate!({
         }
     ",
     world: "example:guard/guard",
+    with: {
+        "openim:callback/types@0.1.0": openim_helpers::types,
+        "openim:callback/log@0.1.0": openim_helpers::log,
+    },
     generate_all,
 });
 
 use exports::openim::callback::kick_group_member::{Guest, KickRequest};
-use openim::callback::log::{Level, log};
-use openim::callback::types::{Delivery, Response};
+use openim_helpers::log::Level;
+use openim_helpers::{Delivery, Response, go_on, log_line, refuse};
 
 /// The errCode of a refusal.
 const ERR_PROTECTED: i32 = 10001;
@@ -56,31 +60,23 @@ impl Guest for Guard {
             }
         }
         if blocked.is_empty() {
-            return Response {
-                action_code: 0,
-                err_code: 0,
-                err_msg: String::new(),
-                err_dlt: String::new(),
-                next_code: 0,
-            };
+            return go_on();
         }
         let list = blocked.join(",");
-        log(
+        log_line(
             Level::Warn,
             "refusing kick of protected users",
             &[
-                ("group_id".to_string(), request.group_id.clone()),
-                ("protected".to_string(), list.clone()),
-                ("operation_id".to_string(), delivery.operation_id),
+                ("group_id", &request.group_id),
+                ("protected", &list),
+                ("operation_id", &delivery.operation_id),
             ],
         );
-        Response {
-            action_code: 0,
-            err_code: ERR_PROTECTED,
-            err_msg: "kicking protected users is not allowed".to_string(),
-            err_dlt: format!("protected users: {list}"),
-            next_code: 1,
-        }
+        refuse(
+            ERR_PROTECTED,
+            "kicking protected users is not allowed",
+            format!("protected users: {list}"),
+        )
     }
 }
 

@@ -12,62 +12,46 @@
 wit_bindgen::generate!({
     path: "../../wit",
     world: "message-moderation-plugin",
+    // The shared types and the log come from the helpers; every other type is a record, so
+    // `Changes::default()` is "no changes".
+    with: {
+        "openim:callback/types@0.1.0": openim_helpers::types,
+        "openim:callback/log@0.1.0": openim_helpers::log,
+    },
+    additional_derives: [Default],
 });
 
 use exports::openim::callback::before_msg_modify::{self, Answer, Changes};
 use exports::openim::callback::{before_send_group_msg, before_send_single_msg};
-use openim::callback::log::{Level, log};
 use openim::callback::message_types::{GroupMsg, Message, SingleMsg};
-use openim::callback::types::{Delivery, Response};
+use openim_helpers::log::Level;
+use openim_helpers::{Delivery, Response, go_on, log_line, refuse, text_of};
 
-/// OpenIM's content type of a text message.
-const TEXT: i32 = 101;
 /// The errCode of a refused message.
 const ERR_BLOCKED: i32 = 20001;
 
-/// The text of a text message, if it is one.
-fn text_of(message: &Message) -> Option<String> {
-    if message.content_type != TEXT {
-        return None;
-    }
-    let content: serde_json::Value = serde_json::from_str(&message.content).ok()?;
-    content.get("content")?.as_str().map(str::to_owned)
-}
-
-fn go_on() -> Response {
-    Response {
-        action_code: 0,
-        err_code: 0,
-        err_msg: String::new(),
-        err_dlt: String::new(),
-        next_code: 0,
-    }
-}
-
 /// Refuses a text message with a blocked phrase; anything else goes on.
 fn check_send(delivery: &Delivery, message: &Message) -> Response {
-    let Some(text) = text_of(message) else {
+    let Some(text) = text_of(message.content_type, &message.content) else {
         return go_on();
     };
     let Some(phrase) = moderation_policy::blocked_phrase(&text) else {
         return go_on();
     };
-    log(
+    log_line(
         Level::Warn,
         "message refused",
         &[
-            ("send_id".to_string(), message.send_id.clone()),
-            ("phrase".to_string(), phrase.to_string()),
-            ("operation_id".to_string(), delivery.operation_id.clone()),
+            ("send_id", &message.send_id),
+            ("phrase", phrase),
+            ("operation_id", &delivery.operation_id),
         ],
     );
-    Response {
-        action_code: 0,
-        err_code: ERR_BLOCKED,
-        err_msg: "message blocked by moderation".to_string(),
-        err_dlt: format!("blocked phrase: {phrase}"),
-        next_code: 1,
-    }
+    refuse(
+        ERR_BLOCKED,
+        "message blocked by moderation",
+        format!("blocked phrase: {phrase}"),
+    )
 }
 
 struct Moderation;
@@ -87,11 +71,11 @@ impl before_send_group_msg::Guest for Moderation {
 impl before_msg_modify::Guest for Moderation {
     fn handle(_delivery: Delivery, request: before_msg_modify::Request) -> Answer {
         // Only the text changes; any other field of the content document is kept.
-        let content = text_of(&request.message)
+        let message = &request.message;
+        let content = text_of(message.content_type, &message.content)
             .and_then(|text| moderation_policy::mask(&text))
             .and_then(|masked| {
-                let mut content: serde_json::Value =
-                    serde_json::from_str(&request.message.content).ok()?;
+                let mut content: serde_json::Value = serde_json::from_str(&message.content).ok()?;
                 content["content"] = serde_json::Value::String(masked);
                 Some(content.to_string())
             });
@@ -99,20 +83,7 @@ impl before_msg_modify::Guest for Moderation {
             response: go_on(),
             changes: Changes {
                 content,
-                recv_id: None,
-                group_id: None,
-                client_msg_id: None,
-                server_msg_id: None,
-                sender_platform_id: None,
-                sender_nickname: None,
-                face_url: None,
-                session_type: None,
-                msg_from: None,
-                content_type: None,
-                status: None,
-                at_user_list: None,
-                attached_info: None,
-                ex: None,
+                ..Changes::default()
             },
         }
     }

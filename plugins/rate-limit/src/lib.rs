@@ -20,13 +20,17 @@ wit_bindgen::generate!({
         }
     ",
     world: "example:rate-limit/rate-limit",
+    with: {
+        "openim:callback/types@0.1.0": openim_helpers::types,
+        "openim:callback/log@0.1.0": openim_helpers::log,
+    },
     generate_all,
 });
 
 use exports::openim::callback::before_send_single_msg::Guest;
-use openim::callback::log::{Level, log};
 use openim::callback::message_types::SingleMsg;
-use openim::callback::types::{Delivery, Response};
+use openim_helpers::log::Level;
+use openim_helpers::{Delivery, Response, go_on, log_line, refuse};
 use wasi::config::store as config;
 use wasi::keyvalue::{atomics, store};
 
@@ -34,16 +38,6 @@ use wasi::keyvalue::{atomics, store};
 const ERR_TOO_MANY: i32 = 20002;
 /// Messages a sender may send per minute when the config does not say.
 const DEFAULT_MAX_PER_MINUTE: u64 = 20;
-
-fn go_on() -> Response {
-    Response {
-        action_code: 0,
-        err_code: 0,
-        err_msg: String::new(),
-        err_dlt: String::new(),
-        next_code: 0,
-    }
-}
 
 fn max_per_minute() -> u64 {
     config::get("max_per_minute")
@@ -72,28 +66,23 @@ impl Guest for RateLimit {
         let limit = max_per_minute();
         match count(sender) {
             Ok(sent) if sent > limit => {
-                log(
+                log_line(
                     Level::Info,
                     "refusing a message over the rate limit",
-                    &[
-                        ("sender".to_string(), sender.clone()),
-                        ("sent".to_string(), sent.to_string()),
-                    ],
+                    &[("sender", sender), ("sent", &sent.to_string())],
                 );
-                Response {
-                    action_code: 0,
-                    err_code: ERR_TOO_MANY,
-                    err_msg: "too many messages, try again in a minute".into(),
-                    err_dlt: format!("at most {limit} messages per minute"),
-                    next_code: 1,
-                }
+                refuse(
+                    ERR_TOO_MANY,
+                    "too many messages, try again in a minute",
+                    format!("at most {limit} messages per minute"),
+                )
             }
             Ok(_) => go_on(),
             Err(error) => {
-                log(
+                log_line(
                     Level::Warn,
                     "rate limit unavailable; letting the message go",
-                    &[("error".to_string(), error)],
+                    &[("error", &error)],
                 );
                 go_on()
             }

@@ -3,29 +3,28 @@
 wit_bindgen::generate!({
     path: "wit",
     world: "{{world}}",
+    // The shared types and the log come from the helpers (openim-helpers/).
+    with: {
+        "openim:callback/types@0.1.0": openim_helpers::types,
+        "openim:callback/log@0.1.0": openim_helpers::log,
+    },
 });
 
 use exports::openim::callback::{{module}}::{self as callback, Guest};
-use openim::callback::log::{Level, log};
-use openim::callback::types::{Delivery, Response};
+use openim_helpers::log::Level;
+use openim_helpers::{Delivery, go_on, log_line};
 
 struct Plugin;
 
 impl Guest for Plugin {
     fn handle(delivery: Delivery, request: callback::{{request_type}}) -> {{return_type}} {
-        log(
+        log_line(
             Level::Info,
             "callback seen",
-            &[("request".to_string(), format!("{request:?}"))],
+            &[("request", &format!("{request:?}")), ("operation_id", &delivery.operation_id)],
         );
-        // Go on (actionCode 0, nextCode 0). To refuse: next_code 1 with your err_code and err_msg.
-        let response = Response {
-            action_code: 0,
-            err_code: 0,
-            err_msg: String::new(),
-            err_dlt: delivery.operation_id,
-            next_code: 0,
-        };
+        // Go on. To refuse: openim_helpers::refuse(err_code, err_msg, err_dlt).
+        let response = go_on();
         {{rust_answer}}
     }
 }

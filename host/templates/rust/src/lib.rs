@@ -1,25 +1,29 @@
 //! {{name}}: a callback-host plugin for OpenIM's kick callback.
 
-wit_bindgen::generate!({ path: "wit", world: "kick-plugin" });
+wit_bindgen::generate!({
+    path: "wit",
+    world: "kick-plugin",
+    // The shared types and the log come from the helpers (openim-helpers/).
+    with: {
+        "openim:callback/types@0.1.0": openim_helpers::types,
+        "openim:callback/log@0.1.0": openim_helpers::log,
+    },
+});
 
 use exports::openim::callback::kick_group_member::{Guest, KickRequest};
-use openim::callback::log::{Level, log};
-use openim::callback::types::{Delivery, Response};
+use openim_helpers::log::Level;
+use openim_helpers::{Delivery, Response, go_on, log_line, refuse};
 
 struct Plugin;
 
 impl Guest for Plugin {
     fn handle_kick(delivery: Delivery, request: KickRequest) -> Response {
-        log(Level::Info, "kick seen", &[("group_id".into(), request.group_id.clone())]);
+        log_line(Level::Info, "kick seen", &[("group_id", &request.group_id)]);
         // Refuse (actionCode 0, nextCode 1) when "root" is kicked; let everything else go on.
-        let refuse = request.kicked_user_ids.iter().any(|u| u == "root");
-        Response {
-            action_code: 0,
-            err_code: if refuse { 4001 } else { 0 },
-            err_msg: if refuse { "root cannot be kicked".into() } else { String::new() },
-            err_dlt: if refuse { delivery.operation_id } else { String::new() },
-            next_code: if refuse { 1 } else { 0 },
+        if request.kicked_user_ids.iter().any(|u| u == "root") {
+            return refuse(4001, "root cannot be kicked", delivery.operation_id);
         }
+        go_on()
     }
 }
 
