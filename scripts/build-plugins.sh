@@ -60,12 +60,12 @@ for pair in guard:10-guard.wasm audit:20-audit.wasm moderation:30-moderation.was
 done
 
 # C: bindings from wit-bindgen's C generator, clang for wasm32-wasi, wasm-tools to make a component.
-if [ "$all" = 1 ] && ! up_to_date plugins/11-guard-c.wasm plugins/guard-c "$wit"; then
+if [ "$all" = 1 ] && ! up_to_date plugins/11-guard-c.wasm plugins/guard-c plugins/openim-helpers/c "$wit"; then
   c_work="$work/guard-c"
   rm -rf "$c_work" && mkdir -p "$c_work"
   wit-bindgen c "$wit" --world kick-plugin --out-dir "$c_work" >/dev/null 2>&1
   # Debian's clang finds Debian's wasi-libc (/usr/include/wasm32-wasi, /usr/lib/wasm32-wasi) itself.
-  clang-14 --target=wasm32-wasi -O2 -Wall -Werror -I "$c_work" \
+  clang-14 --target=wasm32-wasi -O2 -Wall -Werror -I "$c_work" -I plugins/openim-helpers/c \
     -c plugins/guard-c/guard.c -o "$c_work/guard.o"
   clang-14 --target=wasm32-wasi -O2 -c "$c_work/kick_plugin.c" -o "$c_work/bindings.o"
   clang-14 --target=wasm32-wasi -mexec-model=reactor -O2 -Wl,--no-entry \
@@ -114,13 +114,14 @@ go_plugin() { # <source dir> <world> <plugin file>
   local src="$1" world="$2" file="$3"
   local name
   name="$(basename "$src")"
-  up_to_date "plugins/$file" "$src" plugins/go-wit "$wit" && return 0
+  up_to_date "plugins/$file" "$src" plugins/go-wit plugins/openim-helpers/go "$wit" && return 0
   local w="$work/$name"
   rm -rf "$w" && mkdir -p "$w"
   wit-bindgen go "$wit" --world "$world" --format=false --out-dir "$w" >"$w/bindgen.log" 2>&1 \
     || { cat "$w/bindgen.log" >&2; exit 1; }
-  # The project's go.mod over the generated one, and the plugin's export package.
+  # The project's go.mod over the generated one, the plugin's export package and the helpers.
   cp -r "$src"/. "$w"/
+  cp -r plugins/openim-helpers/go/. "$w"/
   sed -i "s#=> ../go-wit#=> $root/plugins/go-wit#" "$w/go.mod"
   (cd "$w" && GOOS=wasip1 GOARCH=wasm GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod \
     "$root/.tools/go/bin/go" build -buildmode=c-shared -o core.wasm .)

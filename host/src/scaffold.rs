@@ -73,6 +73,10 @@ impl Language {
             ],
             Self::C => &[
                 ("plugin.c", include_str!("../templates/c/plugin.c")),
+                (
+                    "openim_helpers.h",
+                    include_str!("../../plugins/openim-helpers/c/openim_helpers.h"),
+                ),
                 ("build.sh", include_str!("../templates/c/build.sh")),
             ],
             // The runtime package of Go bindings is the project's own (plugins/go-wit), copied
@@ -84,6 +88,10 @@ impl Language {
                     include_str!("../templates/go/plugin.go"),
                 ),
                 ("build.sh", include_str!("../templates/go/build.sh")),
+                (
+                    "openim_helpers/helpers.go",
+                    include_str!("../../plugins/openim-helpers/go/openim_helpers/helpers.go"),
+                ),
                 ("go-wit/go.mod", include_str!("../../plugins/go-wit/go.mod")),
                 (
                     "go-wit/wit/runtime/runtime.go",
@@ -326,7 +334,7 @@ fn vars(command: &Command) -> Vec<(&'static str, String)> {
     let go_request = format!("{}.{}", go_package(request_owner), upper_camel(request));
     // Go refuses unused imports: exactly the packages the template names.
     let go_imports = |answer_package: Option<String>| {
-        let mut packages: Vec<String> = ["openim_callback_log", "openim_callback_types"]
+        let mut packages: Vec<String> = ["openim_callback_types", "openim_helpers"]
             .map(String::from)
             .into_iter()
             .chain([go_package(request_owner)])

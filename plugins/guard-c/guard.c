@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "kick_plugin.h"
+#define OPENIM_WORLD kick_plugin
+#include "openim_helpers.h"
 
 #define ERR_PROTECTED 10001
 
@@ -50,7 +52,7 @@ void exports_openim_callback_kick_group_member_handle_kick(
     }
   }
 
-  memset(ret, 0, sizeof *ret);
+  OPENIM_GO_ON(ret);
   if (blocked_count > 0) {
     static const char prefix[] = "protected users: ";
     char *dlt = malloc(sizeof prefix + list_len);

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 mkdir -p build
 wit-bindgen c wit --world {{world}} --out-dir build >/dev/null 2>&1
-clang-14 --target=wasm32-wasi -O2 -Wall -I build -c plugin.c -o build/plugin.o
+clang-14 --target=wasm32-wasi -O2 -Wall -I build -I . -c plugin.c -o build/plugin.o
 clang-14 --target=wasm32-wasi -O2 -c build/{{world_snake}}.c -o build/bindings.o
 clang-14 --target=wasm32-wasi -mexec-model=reactor -O2 -Wl,--no-entry \
   build/plugin.o build/bindings.o build/{{world_snake}}_component_type.o -o build/core.wasm

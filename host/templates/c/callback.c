@@ -3,17 +3,17 @@
 #include <string.h>
 
 #include "{{world_snake}}.h"
+#define OPENIM_WORLD {{world_snake}}
+#include "openim_helpers.h"
 
 void exports_openim_callback_{{module}}_handle(
     exports_openim_callback_{{module}}_delivery_t *delivery,
     exports_openim_callback_{{module}}_{{request_snake}}_t *request,
     exports_openim_callback_{{module}}_{{return_snake}}_t *ret) {
-  {{world_snake}}_string_t message;
-  {{world_snake}}_string_set(&message, "callback seen");
-  {{world_snake}}_list_tuple2_string_string_t no_fields = {NULL, 0};
-  openim_callback_log_log(OPENIM_CALLBACK_LOG_LEVEL_INFO, &message, &no_fields);
-  // Go on (actionCode 0, nextCode 0), every change `none`. To refuse: set next_code = 1 and err_code.
-  memset(ret, 0, sizeof *ret);
+  OPENIM_LOG(OPENIM_CALLBACK_LOG_LEVEL_INFO, "callback seen");
+  // Go on, every change `none`. To refuse: OPENIM_REFUSE(ret, code, "message", "detail") (for
+  // an answer with changes: OPENIM_REFUSE(&ret->response, ...)).
+  OPENIM_GO_ON(ret);
   exports_openim_callback_{{module}}_delivery_free(delivery);  // the arguments are ours
   exports_openim_callback_{{module}}_{{request_snake}}_free(request);
 }

@@ -10,9 +10,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 rm -rf build && mkdir -p build
 wit-bindgen go wit --world {{world}} --format=false --out-dir build >build/bindgen.log 2>&1 \
   || { cat build/bindgen.log >&2; exit 1; }
-# This project's go.mod over the generated one, and the package you write.
+# This project's go.mod over the generated one, the package you write, and the helpers.
 sed 's#=> ./go-wit#=> ../go-wit#' go.mod > build/go.mod
-cp -r export_openim_callback_{{module}} build/
+cp -r export_openim_callback_{{module}} openim_helpers build/
 (cd build && GOOS=wasip1 GOARCH=wasm GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod \
   "${GO:-go}" build -buildmode=c-shared -o core.wasm .)
 # Pre-initialized with Wizer when there is one (set WIZER to use one that is not on PATH): Go's

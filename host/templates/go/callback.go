@@ -1,6 +1,6 @@
 // Package export_openim_callback_{{module}} is {{name}}, a callback-host plugin for OpenIM's
 // `{{command}}`. The packages it imports from wit_component are generated into build/ by
-// `wit-bindgen go` (see build.sh).
+// `wit-bindgen go` (see build.sh), but openim_helpers, which is this project's own.
 package export_openim_callback_{{module}}
 
 import (
@@ -9,8 +9,8 @@ import (
 
 // Handle answers one callback.
 func Handle(delivery openim_callback_types.Delivery, request {{go_request}}) {{go_return_type}} {
-	openim_callback_log.Log(openim_callback_log.LevelInfo, "callback seen", nil)
-	// Go on (ActionCode 0, NextCode 0). To refuse: NextCode 1 with your ErrCode and ErrMsg.
-	response := openim_callback_types.Response{}
+	openim_helpers.Info("callback seen", "operation_id", delivery.OperationId)
+	// Go on. To refuse: openim_helpers.Refuse(errCode, errMsg, errDlt).
+	response := openim_helpers.GoOn()
 	return {{go_answer}}
 }

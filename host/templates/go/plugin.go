@@ -7,20 +7,15 @@ import (
 	"slices"
 
 	"wit_component/openim_callback_kick_group_member"
-	"wit_component/openim_callback_log"
 	"wit_component/openim_callback_types"
+	"wit_component/openim_helpers"
 )
 
 // HandleKick answers one kick.
 func HandleKick(delivery openim_callback_types.Delivery, request openim_callback_kick_group_member.KickRequest) openim_callback_types.Response {
-	openim_callback_log.Log(openim_callback_log.LevelInfo, "kick seen", nil)
+	openim_helpers.Info("kick seen", "group_id", request.GroupId)
 	if slices.Contains(request.KickedUserIds, "root") {
-		return openim_callback_types.Response{
-			ErrCode:  4001,
-			ErrMsg:   "root cannot be kicked",
-			ErrDlt:   delivery.OperationId,
-			NextCode: 1,
-		}
+		return openim_helpers.Refuse(4001, "root cannot be kicked", delivery.OperationId)
 	}
-	return openim_callback_types.Response{}
+	return openim_helpers.GoOn()
 }

@@ -12,8 +12,8 @@ import (
 	"strings"
 
 	"wit_component/openim_callback_before_set_group_info"
-	"wit_component/openim_callback_log"
 	"wit_component/openim_callback_types"
+	"wit_component/openim_helpers"
 
 	witTypes "go.bytecodealliance.org/pkg/wit/types"
 )
@@ -44,17 +44,9 @@ func Handle(delivery openim_callback_types.Delivery, request openim_callback_bef
 		return answer
 	}
 	if word := staffWord(request.GroupName); word != "" {
-		openim_callback_log.Log(openim_callback_log.LevelInfo, "group name refused", []witTypes.Tuple2[string, string]{
-			{F0: "group_id", F1: request.GroupId},
-			{F0: "word", F1: word},
-			{F0: "operation_id", F1: delivery.OperationId},
-		})
-		answer.Response = openim_callback_types.Response{
-			ErrCode:  errStaffName,
-			ErrMsg:   "group names cannot pass for staff",
-			ErrDlt:   "reserved word: " + word,
-			NextCode: 1,
-		}
+		openim_helpers.Info("group name refused",
+			"group_id", request.GroupId, "word", word, "operation_id", delivery.OperationId)
+		answer.Response = openim_helpers.Refuse(errStaffName, "group names cannot pass for staff", "reserved word: "+word)
 		return answer
 	}
 	if tidy := tidyName(request.GroupName); tidy != request.GroupName {

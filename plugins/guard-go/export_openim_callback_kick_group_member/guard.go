@@ -3,7 +3,8 @@
 // 10001, each protected id once, in the order kicked, in errDlt.
 //
 // The bindings it uses (wit_component/openim_callback_*) are generated at build time by
-// `wit-bindgen go` from wit/ (see scripts/build-plugins.sh).
+// `wit-bindgen go` from wit/, and wit_component/openim_helpers is copied beside them from
+// plugins/openim-helpers/go (see scripts/build-plugins.sh).
 package export_openim_callback_kick_group_member
 
 import (
@@ -11,10 +12,8 @@ import (
 	"strings"
 
 	"wit_component/openim_callback_kick_group_member"
-	"wit_component/openim_callback_log"
 	"wit_component/openim_callback_types"
-
-	witTypes "go.bytecodealliance.org/pkg/wit/types"
+	"wit_component/openim_helpers"
 )
 
 // errProtected is the errCode of a refusal.
@@ -32,19 +31,10 @@ func HandleKick(delivery openim_callback_types.Delivery, request openim_callback
 		}
 	}
 	if len(blocked) == 0 {
-		return openim_callback_types.Response{}
+		return openim_helpers.GoOn()
 	}
 	list := strings.Join(blocked, ",")
-	openim_callback_log.Log(openim_callback_log.LevelWarn, "refusing kick of protected users", []witTypes.Tuple2[string, string]{
-		{F0: "group_id", F1: request.GroupId},
-		{F0: "protected", F1: list},
-		{F0: "operation_id", F1: delivery.OperationId},
-	})
-	return openim_callback_types.Response{
-		ActionCode: 0,
-		ErrCode:    errProtected,
-		ErrMsg:     "kicking protected users is not allowed",
-		ErrDlt:     "protected users: " + list,
-		NextCode:   1,
-	}
+	openim_helpers.Warn("refusing kick of protected users",
+		"group_id", request.GroupId, "protected", list, "operation_id", delivery.OperationId)
+	return openim_helpers.Refuse(errProtected, "kicking protected users is not allowed", "protected users: "+list)
 }
