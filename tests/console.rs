@@ -204,10 +204,12 @@ fn body_capture_and_requeue_are_console_actions_that_refuse_cross_site_requests(
 
     // The plugin is fixed (hot reload), and the dead letter requeued from the console is
     // delivered to it.
-    server.deploy(&example("10-guard.wasm"), "10-hostile.wasm");
-    server.wait_until("the fixed plugin to be loaded", || {
-        let loaded = |l: &&str| l.contains("plugin loaded") && l.contains("plugin=10-hostile");
-        server.log().lines().filter(loaded).count() == 2
+    // In force once the console shows it (its load is logged before the set is swapped in).
+    let fixed = example("10-guard.wasm");
+    let fixed_bytes = std::fs::metadata(&fixed).unwrap().len();
+    server.deploy(&fixed, "10-hostile.wasm");
+    server.wait_until("the fixed plugin to be in force", || {
+        console_json(&server, "/console/api/overview")["plugins"][0]["file_bytes"] == fixed_bytes
     });
     let id = letters[0]["id"].clone();
     let (status, _) = console_post(

@@ -194,20 +194,13 @@ function decision(step) {
     d.err_msg ? el("div", { class: "muted" }, d.err_msg) : null);
 }
 
-function outcomeClass(outcome) {
-  if (outcome === "ok" || outcome === "queued" || outcome === "delivered") return "ok";
-  if (outcome === "refused") return "refused";
-  if (outcome === "no_plugin") return "";
-  return "failed";
-}
-
 function drawRecent(recent) {
   const rows = recent.callbacks.map((c) =>
     el("tr", { "data-outcome": c.outcome, "data-command": c.command },
       el("td", { class: "muted", title: new Date(c.at_ms).toISOString() }, time(c.at_ms)),
       el("td", {}, el("code", {}, c.command), c.path ? el("div", { class: "muted mono" }, c.path) : null),
       el("td", { class: "mono" }, c.operation_id || "–"),
-      el("td", {}, el("span", { class: "badge " + outcomeClass(c.outcome) }, c.outcome), el("div", { class: "muted" }, micros(c.micros))),
+      el("td", {}, el("span", { class: "badge " + c.class }, c.outcome), el("div", { class: "muted" }, micros(c.micros))),
       el("td", { class: "steps" }, c.steps.length ? c.steps.map(decision) : el("span", { class: "muted" }, "–")),
       el("td", {},
         el("code", { class: "answer" }, c.answer || (c.outcome === "delivered" || c.steps.length ? "(queued event delivered to its plugins)" : "")),

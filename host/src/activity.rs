@@ -110,6 +110,59 @@ pub struct Trace {
     pub body: Option<Captured>,
 }
 
+impl Trace {
+    /// A callback of `command` answered now with `outcome`, `micros` after it arrived; no plugin
+    /// steps, answer or body yet.
+    pub fn new(
+        command: &'static str,
+        operation_id: Arc<str>,
+        outcome: &'static str,
+        micros: u64,
+    ) -> Self {
+        Self {
+            at_ms: crate::unix_ms(),
+            command,
+            path: None,
+            operation_id,
+            outcome,
+            micros,
+            steps: Vec::new(),
+            answer: Bytes::new(),
+            body: None,
+        }
+    }
+}
+
+/// How an outcome counts, for the charts, the filter and the page's colours: the one rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// The operation goes on: answered `ok`, `queued`, `no_plugin`, or a queued event
+    /// `delivered`.
+    GoesOn,
+    /// A plugin refused it.
+    Refused,
+    /// Anything else: a failure kind the policy answered, a bad request, a client gone.
+    Failed,
+}
+
+impl Class {
+    pub fn of(outcome: &str) -> Self {
+        match outcome {
+            "ok" | "queued" | "no_plugin" | "delivered" => Self::GoesOn,
+            "refused" => Self::Refused,
+            _ => Self::Failed,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::GoesOn => "go_on",
+            Self::Refused => "refused",
+            Self::Failed => "failed",
+        }
+    }
+}
+
 /// A shadow plugin that would have answered differently.
 #[derive(Debug, Clone)]
 pub struct Disagreement {
@@ -237,10 +290,10 @@ impl Activity {
             }
             let bucket = buckets.back_mut().expect("pushed above");
             bucket.count += 1;
-            match trace.outcome {
-                "ok" | "queued" | "no_plugin" => {}
-                "refused" => bucket.refused += 1,
-                cause => *bucket.failed.entry(cause).or_default() += 1,
+            match Class::of(trace.outcome) {
+                Class::GoesOn => {}
+                Class::Refused => bucket.refused += 1,
+                Class::Failed => *bucket.failed.entry(trace.outcome).or_default() += 1,
             }
             bucket.latency[latency_bin(trace.micros)] += 1;
         }
@@ -268,10 +321,7 @@ impl Activity {
         let wanted = |trace: &Trace| {
             command.is_none_or(|c| trace.command == c)
                 && outcome.is_none_or(|o| match o {
-                    "failed" => !matches!(
-                        trace.outcome,
-                        "ok" | "queued" | "no_plugin" | "refused" | "delivered"
-                    ),
+                    "failed" => Class::of(trace.outcome) == Class::Failed,
                     o => trace.outcome == o,
                 })
         };
@@ -428,6 +478,7 @@ fn trace_json(trace: &Trace) -> Value {
         "command": trace.command,
         "operation_id": &*trace.operation_id,
         "outcome": trace.outcome,
+        "class": Class::of(trace.outcome).as_str(),
         "micros": trace.micros,
         "steps": steps,
         "answer": String::from_utf8_lossy(&trace.answer[..trace.answer.len().min(ANSWER_CAP)]),
@@ -450,17 +501,7 @@ mod tests {
     use super::*;
 
     fn trace(command: &'static str, outcome: &'static str, micros: u64) -> Trace {
-        Trace {
-            at_ms: crate::unix_ms(),
-            command,
-            path: None,
-            operation_id: "op".into(),
-            outcome,
-            micros,
-            steps: Vec::new(),
-            answer: Bytes::new(),
-            body: None,
-        }
+        Trace::new(command, "op".into(), outcome, micros)
     }
 
     #[test]

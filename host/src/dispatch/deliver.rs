@@ -76,15 +76,13 @@ impl Dispatcher {
         }
         let failed = results.iter().find_map(|d| d.result.as_ref().err());
         self.activity.delivered(Trace {
-            at_ms: crate::unix_ms(),
-            command,
-            path: None,
-            operation_id: Arc::clone(&request.operation_id),
-            outcome: failed.map_or("delivered", Failure::kind),
-            micros: request.received.elapsed().as_micros() as u64,
             steps,
-            answer: bytes::Bytes::new(),
-            body: None,
+            ..Trace::new(
+                command,
+                Arc::clone(&request.operation_id),
+                failed.map_or("delivered", Failure::kind),
+                request.received.elapsed().as_micros() as u64,
+            )
         });
         // Shadows see each event once, on its first delivery.
         if event.failures == 0 && !redelivered && !registry.shadows(command).is_empty() {

@@ -7,12 +7,14 @@
 //! - [`console`]: the web page of the admin listener and its JSON (what the host is doing).
 //! - [`access`]: who may call (Basic credentials, secret path, source networks).
 //! - [`respond`]: building an answer (status, content type, body).
+//! - `readiness`: the stores this replica needs, probed for `/readyz` and `/metrics`.
 //! - [`errors`]: rejected requests and their 4xx answers.
 
 pub mod access;
 pub mod connection;
 pub mod console;
 pub mod errors;
+mod readiness;
 pub mod respond;
 pub mod routing;
 pub mod server;

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
@@ -191,16 +191,13 @@ impl App {
         answer: Bytes,
         seen: Seen,
     ) {
+        let micros = received.elapsed().as_micros() as u64;
         self.dispatcher.activity().record(Trace {
-            at_ms: crate::unix_ms(),
-            command,
             path: (command == "unknown").then(|| self.shown_path(path)),
-            operation_id: Arc::clone(operation_id),
-            outcome,
-            micros: received.elapsed().as_micros() as u64,
             steps: seen.steps,
             answer,
             body: seen.body,
+            ..Trace::new(command, Arc::clone(operation_id), outcome, micros)
         });
     }
 
@@ -325,77 +322,6 @@ impl App {
         }
     }
 
-    /// `/readyz`: 200 when this replica can answer rightly, 503 when a store its plugins or its
-    /// queue need cannot be reached (an answered event would be lost, a shared count wrong).
-    /// The body shows the plugin set (one fingerprint, each file's digest, since when), so a
-    /// rollout or a hot reload can be watched across replicas.
-    async fn readiness(&self) -> Response<Full<Bytes>> {
-        let registry = self.dispatcher.plugins().get();
-        let mut body = serde_json::json!({
-            "plugin_set": registry.fingerprint(),
-            "plugin_set_since_ms": registry.since_ms(),
-            "plugins": registry.names(),
-            "plugin_sha256": registry.digests(),
-            "handles": registry.handles(),
-        });
-        let probe = self.probe().await;
-        if let Some(depth) = probe.queue_depth {
-            body["queue_depth"] = depth.into();
-        }
-        if let Some(error) = &probe.queue_error {
-            body["queue_error"] = error.as_str().into();
-        }
-        if let Some(error) = probe.keyvalue_error {
-            body["keyvalue_error"] = error.into();
-        }
-        body["ready"] = probe.ready.into();
-        let status = if probe.ready {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        };
-        respond::with_body(status, "application/json", body.to_string())
-    }
-
-    /// Whether the stores this replica needs answer: what `/readyz` says, and the
-    /// `callback_host_ready` gauge (set here, so `/metrics` carries it for alerts).
-    async fn probe(&self) -> Probe {
-        // A probe waits about a second: a store slower than that counts as not answering.
-        const PATIENCE: Duration = Duration::from_millis(800);
-        let mut probe = Probe {
-            ready: true,
-            queue_depth: None,
-            queue_oldest: None,
-            queue_error: None,
-            keyvalue_error: None,
-        };
-        if let Some(queue) = &self.queue {
-            match tokio::time::timeout(PATIENCE, queue.stats()).await {
-                Ok(Ok((depth, oldest))) => {
-                    probe.queue_depth = Some(depth);
-                    probe.queue_oldest = oldest;
-                }
-                Ok(Err(error)) => probe.queue_error = Some(format!("{error:#}")),
-                Err(_) => {
-                    probe.queue_error = Some(format!(
-                        "the queue's store did not answer within {} ms",
-                        PATIENCE.as_millis()
-                    ));
-                }
-            }
-        }
-        if let Some(keyvalue) = &self.keyvalue
-            && !tokio::time::timeout(PATIENCE, keyvalue.healthy())
-                .await
-                .unwrap_or(false)
-        {
-            probe.keyvalue_error = Some("the key-value store does not answer");
-        }
-        probe.ready = probe.queue_error.is_none() && probe.keyvalue_error.is_none();
-        self.metrics.ready.set(i64::from(probe.ready));
-        probe
-    }
-
     /// Refuses more headers, or bigger ones, than the limits allow.
     fn check_headers(&self, headers: &http::HeaderMap) -> Result<(), RequestError> {
         let limits = &self.limits;
@@ -452,20 +378,6 @@ impl App {
     }
 }
 
-/// What a readiness probe found.
-struct Probe {
-    /// Every store this replica needs answered.
-    ready: bool,
-    /// Events in the queue, when it answered.
-    queue_depth: Option<u64>,
-    /// Age of its oldest event.
-    queue_oldest: Option<Duration>,
-    /// Why the queue did not answer.
-    queue_error: Option<String>,
-    /// Why the key-value store did not answer.
-    keyvalue_error: Option<&'static str>,
-}
-
 /// What the console keeps of a request besides its answer, gathered on its way.
 #[derive(Default)]
 struct Seen {
@@ -500,17 +412,12 @@ impl Drop for Pending<'_> {
         self.app
             .metrics
             .request(command, "abandoned", elapsed.as_secs_f64());
-        self.app.dispatcher.activity().record(Trace {
-            at_ms: crate::unix_ms(),
+        self.app.dispatcher.activity().record(Trace::new(
             command,
-            path: None,
-            operation_id: self.operation_id.into(),
-            outcome: "abandoned",
-            micros: elapsed.as_micros() as u64,
-            steps: Vec::new(),
-            answer: Bytes::new(),
-            body: None,
-        });
+            self.operation_id.into(),
+            "abandoned",
+            elapsed.as_micros() as u64,
+        ));
         tracing::warn!(
             path = self.path,
             operation_id = self.operation_id,

@@ -205,15 +205,22 @@ impl FileStore {
     /// `only`; their failures forgotten), as far as there is room, and hands them to the
     /// workers. Returns how many.
     pub fn requeue(&self, only: Option<&[String]>) -> anyhow::Result<usize> {
-        let mut letters = dead_letters(&self.file.db)?;
-        if let Some(only) = only {
-            letters.retain(|(id, _)| only.contains(&id.to_string()));
-        }
-        letters.truncate(self.room.available_permits());
-        let txn = self.file.begin()?;
-        let moved = requeue_in(&txn, letters, None)?;
-        self.file.commit(txn)?;
-        self.room.forget_permits(moved.len());
+        let mut letters = dead_letters_named(&self.file.db, only)?;
+        // Room for each, taken before the move (appends may take room meanwhile).
+        let taken = (0..letters.len())
+            .take_while(|_| self.room.try_acquire().map(|p| p.forget()).is_ok())
+            .count();
+        letters.truncate(taken);
+        let moved = self
+            .file
+            .begin()
+            .map_err(anyhow::Error::from)
+            .and_then(|txn| {
+                let moved = requeue_in(&txn, letters)?;
+                self.file.commit(txn)?;
+                Ok(moved)
+            });
+        let moved = moved.inspect_err(|_| self.room.add_permits(taken))?;
         let count = moved.len();
         for (id, event) in moved {
             let _ = self.jobs.send(Job {
@@ -282,7 +289,7 @@ impl QueueFile {
     /// delivers them. Returns how many.
     pub fn requeue(&self, only: Option<&[String]>) -> anyhow::Result<usize> {
         let txn = self.db.begin_write()?;
-        let requeued = requeue_in(&txn, dead_letters(&self.db)?, only)?;
+        let requeued = requeue_in(&txn, dead_letters_named(&self.db, only)?)?;
         txn.commit()?;
         Ok(requeued.len())
     }
@@ -313,16 +320,24 @@ fn dead_letters(db: &Database) -> anyhow::Result<Vec<(u64, DeadLetter)>> {
     Ok(letters)
 }
 
-/// Moves `letters` (those named in `only`, when given) back to the events in `txn`, their
-/// failures forgotten. Returns the events moved.
-fn requeue_in(
-    txn: &redb::WriteTransaction,
-    mut letters: Vec<(u64, DeadLetter)>,
+/// The dead letters of the file named in `only` (every one when `None`), oldest first.
+fn dead_letters_named(
+    db: &Database,
     only: Option<&[String]>,
-) -> anyhow::Result<Vec<(u64, Event)>> {
+) -> anyhow::Result<Vec<(u64, DeadLetter)>> {
+    let mut letters = dead_letters(db)?;
     if let Some(only) = only {
         letters.retain(|(id, _)| only.contains(&id.to_string()));
     }
+    Ok(letters)
+}
+
+/// Moves `letters` back to the events in `txn`, their failures forgotten. Returns the events
+/// moved.
+fn requeue_in(
+    txn: &redb::WriteTransaction,
+    letters: Vec<(u64, DeadLetter)>,
+) -> anyhow::Result<Vec<(u64, Event)>> {
     let mut events = txn.open_table(EVENTS)?;
     let mut dead = txn.open_table(DEAD)?;
     let mut moved = Vec::with_capacity(letters.len());

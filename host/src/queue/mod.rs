@@ -123,6 +123,9 @@ pub struct Queue {
     settings: QueueSettings,
     /// Depth, retries, dead letters.
     metrics: Arc<Metrics>,
+    /// With Redis, the connection the console's dead-letter views and requeues use, opened at
+    /// the first of them and kept.
+    admin: tokio::sync::OnceCell<redis::StreamAdmin>,
 }
 
 impl Queue {
@@ -143,6 +146,7 @@ impl Queue {
             inbox: std::sync::Mutex::new(Some(inbox)),
             settings,
             metrics,
+            admin: tokio::sync::OnceCell::new(),
         }))
     }
 
@@ -251,6 +255,13 @@ impl Queue {
         stats
     }
 
+    /// The Redis stream's admin connection (opened once).
+    async fn stream_admin(&self) -> anyhow::Result<&redis::StreamAdmin> {
+        self.admin
+            .get_or_try_init(|| redis::StreamAdmin::open(&self.settings))
+            .await
+    }
+
     /// Where the events are kept: `embedded` or `redis` (never the Redis url, which may hold a
     /// password).
     pub fn backend(&self) -> &'static str {
@@ -268,12 +279,7 @@ impl Queue {
                 .into_iter()
                 .map(|(id, letter)| (id.to_string(), letter))
                 .collect()),
-            Store::Redis(_) => {
-                redis::StreamAdmin::open(&self.settings)
-                    .await?
-                    .dead_letters()
-                    .await
-            }
+            Store::Redis(_) => self.stream_admin().await?.dead_letters().await,
         }
     }
 
@@ -282,12 +288,7 @@ impl Queue {
     pub async fn requeue(&self, only: Option<&[String]>) -> anyhow::Result<usize> {
         match &self.store {
             Store::File(file) => file.requeue(only),
-            Store::Redis(_) => {
-                redis::StreamAdmin::open(&self.settings)
-                    .await?
-                    .requeue(only)
-                    .await
-            }
+            Store::Redis(_) => self.stream_admin().await?.requeue(only).await,
         }
     }
 }
