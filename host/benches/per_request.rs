@@ -89,7 +89,7 @@ fn per_request(c: &mut Criterion) {
         Arc::clone(&current),
         metrics,
         None,
-        Arc::new(callback_host::activity::Activity::default()),
+        Arc::new(callback_host::history::History::default()),
     ));
     let link = Link {
         plugin: Arc::clone(&plugin),

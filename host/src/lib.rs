@@ -24,7 +24,7 @@
 //! - [`queue`]: the durable queue of `queued` after-callbacks (a redb file behind its journal,
 //!   or a Redis stream shared by replicas): answered once stored, delivered by workers (on
 //!   threads below the answers' priority) with retries and dead letters.
-//! - [`activity`]: what the host did lately, in memory for the console: the last callbacks with
+//! - [`history`]: what the host did lately, in memory for the console: the last callbacks with
 //!   each plugin's decision, per-command series, shadow disagreements, body capture.
 //! - [`record`]: sampled before-callbacks and shadow disagreements, written for `replay`.
 //! - [`replay`]: `callback-host replay`, recorded callbacks or dead letters through new plugins.
@@ -39,11 +39,11 @@
 //! - [`untrusted`]: the one rule for text a plugin (or a client) wrote on its way into the log or
 //!   an error: escaped and capped.
 
-pub mod activity;
 pub mod capabilities;
 pub mod cases;
 pub mod config;
 pub mod dispatch;
+pub mod history;
 pub mod http;
 pub mod metrics;
 pub mod origin;
@@ -200,7 +200,7 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         Arc::clone(&metrics),
         record::Recorder::open(&config.record, metrics.records_dropped.clone())
             .context("opening the record file")?,
-        Arc::new(activity::Activity::default()),
+        Arc::new(history::History::default()),
     ));
     let any_queued = protocol::commands::COMMANDS
         .iter()

@@ -184,7 +184,7 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
         Arc::new(CurrentPlugins::default()),
         metrics,
         None,
-        Arc::new(crate::activity::Activity::default()),
+        Arc::new(crate::history::History::default()),
     );
     let received = Instant::now();
     let request = Request {

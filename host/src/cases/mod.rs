@@ -29,7 +29,7 @@
 //! limits and merge of changes), in process, with every command delivered inline, the
 //! key-value store and the queue in a temporary directory and no access rules (the config's
 //! limits, grants, policies and timeouts are kept). What each plugin decided is read from the
-//! host's own record of the callback ([`crate::activity`]).
+//! host's own record of the callback ([`crate::history`]).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -304,7 +304,7 @@ async fn run_case(
     let trace = host
         .app
         .dispatcher
-        .activity()
+        .history()
         .find(&operation_id)
         .context("the host kept no record of the callback")?;
     Ok(compare(&case.expect, &got(&trace, answer)))

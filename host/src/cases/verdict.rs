@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::Expect;
-use crate::activity::{Decision, Trace};
+use crate::history::{Decision, Trace};
 
 /// One field of a case that came out otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]

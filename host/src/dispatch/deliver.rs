@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Attempt, Dispatcher, Input, Request, log_after_refusal, step};
-use crate::activity::Trace;
+use crate::history::Trace;
 use crate::protocol::answer::Merge;
 use crate::protocol::schema::Catalog;
 use crate::protocol::{self, CallbackResponse};
@@ -75,7 +75,7 @@ impl Dispatcher {
             });
         }
         let failed = results.iter().find_map(|d| d.result.as_ref().err());
-        self.activity.delivered(Trace {
+        self.history.delivered(Trace {
             steps,
             ..Trace::new(
                 command,

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasmtime::component::Val;
 
-use crate::activity::{Activity, Decision, Step};
 use crate::config::{CommandSettings, Config, FailurePolicy};
+use crate::history::{Decision, History, Step};
 use crate::metrics::{CallOutcome, Metrics};
 use crate::protocol::answer::{self, Merge};
 use crate::protocol::commands::Phase;
@@ -148,7 +148,7 @@ pub struct Dispatcher {
     /// call is skipped, so shadows never crowd out live traffic.
     shadow_permits: Semaphore,
     /// What the console shows: shadow disagreements and misread refusals are kept here.
-    activity: Arc<Activity>,
+    history: Arc<History>,
 }
 
 impl Dispatcher {
@@ -157,7 +157,7 @@ impl Dispatcher {
         plugins: Arc<CurrentPlugins>,
         metrics: Arc<Metrics>,
         recorder: Option<Recorder>,
-        activity: Arc<Activity>,
+        history: Arc<History>,
     ) -> Self {
         let config = Arc::clone(runner.config());
         let shadow_permits = Semaphore::new((config.max_concurrent_calls as usize / 4).max(1));
@@ -168,13 +168,13 @@ impl Dispatcher {
             metrics,
             recorder,
             shadow_permits,
-            activity,
+            history,
         }
     }
 
     /// What the host did lately, for the console.
-    pub fn activity(&self) -> &Arc<Activity> {
-        &self.activity
+    pub fn history(&self) -> &Arc<History> {
+        &self.history
     }
 
     /// The settings in force.
@@ -401,7 +401,7 @@ impl Dispatcher {
         response: &CallbackResponse,
     ) {
         self.metrics.misread_refusal(plugin, command);
-        if self.activity.misread_refusal(plugin, command) {
+        if self.history.misread_refusal(plugin, command) {
             tracing::warn!(%plugin, command, action_code = response.action_code,
                 "the plugin answered nextCode 1 with actionCode {}: OpenIM reads that as go on, \
                  not a refusal (only actionCode 0 with nextCode 1 refuses); warned once per plugin \

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Attempt, Dispatcher, Input, Request};
-use crate::activity::Disagreement;
+use crate::history::Disagreement;
 use crate::metrics::ShadowLabels;
 use crate::protocol::answer::Merge;
 use crate::protocol::schema::{Catalog, Command};
@@ -74,7 +74,7 @@ impl Dispatcher {
                         tracing::info!(%plugin, given = %Untrusted::capped(&given.to_string(), ANSWER_CAP),
                             shadow = %Untrusted::capped(&answer.to_string(), ANSWER_CAP),
                             "shadow plugin disagrees with the answer given");
-                        self.activity.disagreed(Disagreement {
+                        self.history.disagreed(Disagreement {
                             at_ms: crate::unix_ms(),
                             command,
                             operation_id: Arc::clone(&operation_id),

@@ -18,8 +18,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use serde_json::{Value, json};
 
-use crate::activity::CAPTURE_MAX_SECONDS;
 use crate::dispatch::Dispatcher;
+use crate::history::CAPTURE_MAX_SECONDS;
 use crate::http::access::{Access, Denied};
 use crate::http::respond;
 use crate::queue::Queue;
@@ -83,7 +83,7 @@ where
         (Method::GET, "/console/console.js") => asset("text/javascript; charset=utf-8", SCRIPT),
         (Method::GET, "/console/console.css") => asset("text/css; charset=utf-8", STYLE),
         (Method::GET, "/console/api/overview") => json_ok(&overview(&app).await),
-        (Method::GET, "/console/api/series") => json_ok(&app.dispatcher.activity().series()),
+        (Method::GET, "/console/api/series") => json_ok(&app.dispatcher.history().series()),
         (Method::GET, "/console/api/recent") => json_ok(&recent(&app, &query)),
         (Method::POST, "/console/api/capture" | "/console/api/requeue") => {
             match post_body(request).await {
@@ -249,7 +249,7 @@ async fn overview(app: &Parts<'_>) -> Value {
             "queued": config.queued(spec),
         }));
     }
-    let activity = dispatcher.activity();
+    let history = dispatcher.history();
     json!({
         "version": env!("CARGO_PKG_VERSION"),
         "now_ms": crate::unix_ms(),
@@ -259,10 +259,10 @@ async fn overview(app: &Parts<'_>) -> Value {
         "failed": failed,
         "commands": commands,
         "queue": queue_json(app).await,
-        "captures": activity.captures(),
+        "captures": history.captures(),
         "capture_max_seconds": CAPTURE_MAX_SECONDS,
-        "disagreements": activity.disagreements(),
-        "misread_refusals": activity.misread_refusals(),
+        "disagreements": history.disagreements(),
+        "misread_refusals": history.misread_refusals(),
     })
 }
 
@@ -360,7 +360,7 @@ fn recent(app: &Parts<'_>, query: &str) -> Value {
             _ => {}
         }
     }
-    app.dispatcher.activity().recent(command, outcome, limit)
+    app.dispatcher.history().recent(command, outcome, limit)
 }
 
 /// `{"command": ..., "seconds": N}`: captures the command's bodies for N seconds (0 stops).
@@ -383,7 +383,7 @@ fn capture(app: &Parts<'_>, body: &Value) -> Response<Full<Bytes>> {
         );
     };
     let seconds = seconds.min(CAPTURE_MAX_SECONDS);
-    app.dispatcher.activity().capture(command, seconds);
+    app.dispatcher.history().capture(command, seconds);
     tracing::info!(command, seconds, "console: request bodies captured");
     json_ok(&json!({"command": command, "seconds": seconds}))
 }

@@ -10,9 +10,9 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 
-use crate::activity::{Captured, Step, Trace};
 use crate::config::HttpLimits;
 use crate::dispatch::{self, Dispatcher};
+use crate::history::{Captured, Step, Trace};
 use crate::http::access::{Access, Denied};
 use crate::http::errors::RequestError;
 use crate::http::{console, respond};
@@ -192,7 +192,7 @@ impl App {
         seen: Seen,
     ) {
         let micros = received.elapsed().as_micros() as u64;
-        self.dispatcher.activity().record(Trace {
+        self.dispatcher.history().record(Trace {
             path: (command == "unknown").then(|| self.shown_path(path)),
             steps: seen.steps,
             answer,
@@ -231,7 +231,7 @@ impl App {
         self.check_headers(request.headers())?;
         let command = self.command_of(request.uri().path())?;
         let body = self.read_body(request).await?;
-        seen.body = self.dispatcher.activity().captured(command, &body);
+        seen.body = self.dispatcher.history().captured(command, &body);
         let delivery = dispatch::Request {
             command,
             operation_id: Arc::clone(operation_id),
@@ -412,7 +412,7 @@ impl Drop for Pending<'_> {
         self.app
             .metrics
             .request(command, "abandoned", elapsed.as_secs_f64());
-        self.app.dispatcher.activity().record(Trace::new(
+        self.app.dispatcher.history().record(Trace::new(
             command,
             self.operation_id.into(),
             "abandoned",

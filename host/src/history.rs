@@ -254,7 +254,7 @@ struct Misread {
 /// What the host did lately. Shared by the request path (each answered callback), the chain
 /// (shadows, misread refusals) and the console (which reads it).
 #[derive(Default)]
-pub struct Activity {
+pub struct History {
     /// The last [`RECENT`] callbacks, newest last.
     recent: Mutex<VecDeque<Arc<Trace>>>,
     /// Buckets of each command, oldest first, the last [`BUCKETS`].
@@ -271,7 +271,7 @@ pub struct Activity {
     total: AtomicU64,
 }
 
-impl Activity {
+impl History {
     /// Keeps one answered callback: in the ring and in its command's bucket.
     pub fn record(&self, trace: Trace) {
         self.total.fetch_add(1, Ordering::Relaxed);
@@ -506,13 +506,13 @@ mod tests {
 
     #[test]
     fn percentiles_come_from_the_bins_upper_bounds() {
-        let activity = Activity::default();
+        let history = History::default();
         for _ in 0..98 {
-            activity.record(trace("cb", "ok", 100));
+            history.record(trace("cb", "ok", 100));
         }
-        activity.record(trace("cb", "refused", 5_000));
-        activity.record(trace("cb", "timeout", 5_000));
-        let series = activity.series();
+        history.record(trace("cb", "refused", 5_000));
+        history.record(trace("cb", "timeout", 5_000));
+        let series = history.series();
         let bucket = &series["commands"]["cb"][0];
         assert_eq!(bucket["count"], 100);
         assert_eq!(bucket["refused"], 1);
@@ -527,18 +527,18 @@ mod tests {
 
     #[test]
     fn the_ring_keeps_the_newest_and_filters() {
-        let activity = Activity::default();
+        let history = History::default();
         for i in 0..RECENT + 10 {
-            activity.record(trace(
+            history.record(trace(
                 "cb",
                 if i % 2 == 0 { "ok" } else { "fuel" },
                 i as u64,
             ));
         }
-        let all = activity.recent(None, None, 1000);
+        let all = history.recent(None, None, 1000);
         assert_eq!(all["callbacks"].as_array().unwrap().len(), RECENT);
         assert_eq!(all["callbacks"][0]["micros"], (RECENT + 9) as u64);
-        let failed = activity.recent(Some("cb"), Some("failed"), 1000);
+        let failed = history.recent(Some("cb"), Some("failed"), 1000);
         assert!(
             failed["callbacks"]
                 .as_array()
@@ -547,7 +547,7 @@ mod tests {
                 .all(|t| t["outcome"] == "fuel")
         );
         assert!(
-            activity.recent(Some("other"), None, 10)["callbacks"]
+            history.recent(Some("other"), None, 10)["callbacks"]
                 .as_array()
                 .unwrap()
                 .is_empty()
@@ -556,16 +556,16 @@ mod tests {
 
     #[test]
     fn capture_is_bounded_in_time_and_size() {
-        let activity = Activity::default();
-        assert!(activity.captured("cb", b"{}").is_none());
-        activity.capture("cb", 60);
+        let history = History::default();
+        assert!(history.captured("cb", b"{}").is_none());
+        history.capture("cb", 60);
         let big = vec![b'a'; CAPTURE_CAP + 10];
-        let captured = activity.captured("cb", &big).unwrap();
+        let captured = history.captured("cb", &big).unwrap();
         assert_eq!(captured.text.len(), CAPTURE_CAP);
         assert_eq!(captured.bytes, CAPTURE_CAP + 10);
-        assert!(activity.captured("other", b"{}").is_none());
-        activity.capture("cb", 0);
-        assert!(activity.captured("cb", b"{}").is_none());
-        assert!(activity.captures().is_empty());
+        assert!(history.captured("other", b"{}").is_none());
+        history.capture("cb", 0);
+        assert!(history.captured("cb", b"{}").is_none());
+        assert!(history.captures().is_empty());
     }
 }
