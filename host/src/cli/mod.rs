@@ -4,7 +4,9 @@
 //! - [`tools`]: the plugin authors' tools: `check`, `call`, `new`, `replay`.
 //! - [`queue`]: `queue stats|dead-letters|requeue|purge`.
 //! - [`probe`]: `probe URL`, the container's health check.
+//! - [`log_writer`]: the log's writer, in batches from a thread of its own.
 
+pub mod log_writer;
 pub mod probe;
 pub mod queue;
 pub mod serve;
@@ -34,16 +36,16 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the tokio runtime")
 }
 
-/// Logs to stderr from a thread of its own, so that no request ever waits on log I/O; when the
-/// writer falls behind, lines are dropped rather than requests slowed. Keep the guard until exit:
-/// dropping it flushes what is queued.
-pub fn init_logging(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
+/// Logs to stderr from a thread of its own, in batches ([`log_writer`]), so that no request ever
+/// waits on log I/O or wakes a thread; when the writer falls behind, lines are dropped rather
+/// than requests slowed. Keep the guard until exit: dropping it writes what is pending.
+pub fn init_logging(json: bool) -> log_writer::Flush {
     init_logging_at(json, "info")
 }
 
 /// Like [`init_logging`], at `level` unless `RUST_LOG` says otherwise.
-pub fn init_logging_at(json: bool, level: &str) -> tracing_appender::non_blocking::WorkerGuard {
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+pub fn init_logging_at(json: bool, level: &str) -> log_writer::Flush {
+    let (writer, guard) = log_writer::BatchWriter::stderr();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
