@@ -220,6 +220,37 @@ fn each_request_gets_a_fresh_instance_unless_reuse_is_configured() {
         ["1", "1", "1", "1"],
         "state leaked between requests"
     );
+    // Instances built ahead are fresh too: with the stock on (the default) calls take instances
+    // that were built before they came, and each serves its call only, also when calls overlap.
+    fresh.wait_until("an instance built ahead", || {
+        fresh.metric("callback_host_stock_ready_instances{plugin=\"hostile\"}") >= 1.0
+    });
+    let overlapping: Vec<String> = std::thread::scope(|scope| {
+        let callers: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| (0..6).map(|_| count(&fresh)).collect::<Vec<_>>()))
+            .collect();
+        callers
+            .into_iter()
+            .flat_map(|caller| caller.join().unwrap())
+            .collect()
+    });
+    assert!(
+        overlapping.iter().all(|served| served == "1"),
+        "an instance served more than one request: {overlapping:?}"
+    );
+    let hits = fresh.metric("callback_host_stock_takes_total{plugin=\"hostile\",take=\"hit\"}");
+    assert!(hits >= 1.0, "no call took an instance built ahead");
+    // Off, every call builds its own, as fresh.
+    let unstocked = Server::start(
+        &[("hostile.wasm", component("hostile"))],
+        &config("[plugins_limits.hostile]\nstock_instances = 0\n"),
+    );
+    let counts: Vec<String> = (0..3).map(|_| count(&unstocked)).collect();
+    assert_eq!(counts, ["1", "1", "1"]);
+    assert_eq!(
+        unstocked.metric("callback_host_stock_takes_total{plugin=\"hostile\""),
+        0.0
+    );
 
     let reuse = Server::start(
         &[("hostile.wasm", component("hostile"))],
@@ -640,9 +671,13 @@ fn memory_hungry_calls_beyond_the_budget_wait_and_the_host_stays_under_it() {
         "callback_host_memory_budget_bytes {}",
         BUDGET_MIB << 20
     )));
+    // What stays reserved is only the instances built ahead for the next calls (each a fresh
+    // instance's few MiB), none of the burst's.
+    let reserved = server.metric("callback_host_memory_reserved_bytes");
+    let stocked = server.metric("callback_host_stock_ready_instances{plugin=\"10-hostile\"}");
     assert!(
-        metrics.contains("callback_host_memory_reserved_bytes 0"),
-        "{metrics}"
+        reserved <= stocked * f64::from(4 << 20),
+        "{reserved} bytes reserved with {stocked} instances ready: {metrics}"
     );
     assert!(metrics.contains("callback_host_resident_memory_bytes "));
 }

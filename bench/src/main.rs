@@ -119,6 +119,14 @@ struct RunArgs {
     /// native-ratelimit-redis, rust-ratelimit-redis.
     #[arg(long, value_delimiter = ',', default_values_t = ["native", "host-alone", "rust", "c", "js", "python", "go", "js-capped", "python-capped", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse", "go-reuse", "rust-queued", "native-moderation", "rust-moderation", "rust-moderation-reuse", "native-ratelimit", "rust-ratelimit", "native-ratelimit-redis", "rust-ratelimit-redis"].map(String::from))]
     targets: Vec<String>,
+    /// Targets of the one-connection latency rows, comma-separated (none: skipped): each guard
+    /// with and without instances built ahead, beside native and the host alone.
+    #[arg(long, value_delimiter = ',', default_values_t = ["native", "host-alone", "rust", "rust-nostock", "c", "c-nostock", "js", "js-nostock", "python", "python-nostock", "go", "go-nostock"].map(String::from))]
+    latency_targets: Vec<String>,
+    /// One-connection rows: from the start of one request to the start of the next, in µs
+    /// (0: back to back, the connection saturated).
+    #[arg(long, default_value_t = 2000)]
+    latency_pace_us: u64,
     /// Replace the results section of this file (between the bench markers): docs/performance.md.
     #[arg(long)]
     write_readme: Option<PathBuf>,
@@ -135,10 +143,35 @@ struct Target {
     served: Served,
     /// The plugin's `reuse_instances` (1: a fresh instance per request).
     reuse: u32,
-    /// Extra host-server flags (`--no-fuel`, `--no-epoch`).
-    flags: &'static [&'static str],
+    /// How its host is set up beyond the plugin and its reuse.
+    settings: Settings,
     /// The load it gets; its ratio is to the native baseline of the same workload.
     workload: Workload,
+}
+
+/// How a target's host is set up: written into the config file `callback-host serve` reads.
+#[derive(Clone, Copy)]
+struct Settings {
+    /// `fuel_metering`.
+    fuel: bool,
+    /// `epoch_interruption`.
+    epoch: bool,
+    /// The plugin's own `max_concurrent_calls`.
+    plugin_calls: Option<u32>,
+    /// The kick delivered through the durable queue (durability `process`), answered once stored.
+    queued: bool,
+    /// Instances built ahead (`stock_instances` at its default); `false`: `stock_instances = 0`.
+    stock: bool,
+}
+
+impl Settings {
+    const DEFAULT: Self = Self {
+        fuel: true,
+        epoch: true,
+        plugin_calls: None,
+        queued: false,
+        stock: true,
+    };
 }
 
 /// What serves a target's requests.
@@ -167,7 +200,7 @@ const TARGETS: &[Target] = &[
         name: "native (no Wasm)",
         served: Served::Native,
         reuse: 1,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::Kick,
     },
     Target {
@@ -175,7 +208,7 @@ const TARGETS: &[Target] = &[
         name: "host with no plugin (HTTP, parse, answer)",
         served: Served::HostAlone,
         reuse: 1,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::Kick,
     },
     Target {
@@ -183,7 +216,7 @@ const TARGETS: &[Target] = &[
         name: "Rust guard",
         served: Served::Plugin("10-guard.wasm"),
         reuse: 1,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::Kick,
     },
     Target {
@@ -191,7 +224,7 @@ const TARGETS: &[Target] = &[
         name: "C guard",
         served: Served::Plugin("11-guard-c.wasm"),
         reuse: 1,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::Kick,
     },
     Target {
@@ -199,7 +232,7 @@ const TARGETS: &[Target] = &[
         name: "JavaScript guard",
         served: Served::Plugin("12-guard-js.wasm"),
         reuse: 1,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::Kick,
     },
     Target {
@@ -207,7 +240,7 @@ const TARGETS: &[Target] = &[
         name: "Python guard",
         served: Served::Plugin("13-guard-py.wasm"),
         reuse: 1,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::Kick,
     },
     Target {
@@ -215,7 +248,62 @@ const TARGETS: &[Target] = &[
         name: "Go guard",
         served: Served::Plugin("14-guard-go.wasm"),
         reuse: 1,
-        flags: &[],
+        settings: Settings::DEFAULT,
+        workload: Workload::Kick,
+    },
+    Target {
+        key: "rust-nostock",
+        name: "Rust guard, stock_instances = 0",
+        served: Served::Plugin("10-guard.wasm"),
+        reuse: 1,
+        settings: Settings {
+            stock: false,
+            ..Settings::DEFAULT
+        },
+        workload: Workload::Kick,
+    },
+    Target {
+        key: "c-nostock",
+        name: "C guard, stock_instances = 0",
+        served: Served::Plugin("11-guard-c.wasm"),
+        reuse: 1,
+        settings: Settings {
+            stock: false,
+            ..Settings::DEFAULT
+        },
+        workload: Workload::Kick,
+    },
+    Target {
+        key: "js-nostock",
+        name: "JavaScript guard, stock_instances = 0",
+        served: Served::Plugin("12-guard-js.wasm"),
+        reuse: 1,
+        settings: Settings {
+            stock: false,
+            ..Settings::DEFAULT
+        },
+        workload: Workload::Kick,
+    },
+    Target {
+        key: "python-nostock",
+        name: "Python guard, stock_instances = 0",
+        served: Served::Plugin("13-guard-py.wasm"),
+        reuse: 1,
+        settings: Settings {
+            stock: false,
+            ..Settings::DEFAULT
+        },
+        workload: Workload::Kick,
+    },
+    Target {
+        key: "go-nostock",
+        name: "Go guard, stock_instances = 0",
+        served: Served::Plugin("14-guard-go.wasm"),
+        reuse: 1,
+        settings: Settings {
+            stock: false,
+            ..Settings::DEFAULT
+        },
         workload: Workload::Kick,
     },
     Target {
@@ -223,7 +311,10 @@ const TARGETS: &[Target] = &[
         name: "JavaScript guard, max_concurrent_calls = 2",
         served: Served::Plugin("12-guard-js.wasm"),
         reuse: 1,
-        flags: &["--plugin-calls", "2"],
+        settings: Settings {
+            plugin_calls: Some(2),
+            ..Settings::DEFAULT
+        },
         workload: Workload::Kick,
     },
     Target {
@@ -231,7 +322,10 @@ const TARGETS: &[Target] = &[
         name: "Python guard, max_concurrent_calls = 2",
         served: Served::Plugin("13-guard-py.wasm"),
         reuse: 1,
-        flags: &["--plugin-calls", "2"],
+        settings: Settings {
+            plugin_calls: Some(2),
+            ..Settings::DEFAULT
+        },
         workload: Workload::Kick,
     },
     Target {
@@ -239,7 +333,10 @@ const TARGETS: &[Target] = &[
         name: "Rust guard, fuel_metering = false",
         served: Served::Plugin("10-guard.wasm"),
         reuse: 1,
-        flags: &["--no-fuel"],
+        settings: Settings {
+            fuel: false,
+            ..Settings::DEFAULT
+        },
         workload: Workload::Kick,
     },
     Target {
@@ -247,7 +344,10 @@ const TARGETS: &[Target] = &[
         name: "Rust guard, epoch_interruption = false",
         served: Served::Plugin("10-guard.wasm"),
         reuse: 1,
-        flags: &["--no-epoch"],
+        settings: Settings {
+            epoch: false,
+            ..Settings::DEFAULT
+        },
         workload: Workload::Kick,
     },
     Target {
@@ -255,7 +355,7 @@ const TARGETS: &[Target] = &[
         name: "Rust guard, reuse_instances = 1000",
         served: Served::Plugin("10-guard.wasm"),
         reuse: 1000,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::Kick,
     },
     Target {
@@ -263,7 +363,7 @@ const TARGETS: &[Target] = &[
         name: "JavaScript guard, reuse_instances = 1000",
         served: Served::Plugin("12-guard-js.wasm"),
         reuse: 1000,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::Kick,
     },
     Target {
@@ -271,7 +371,7 @@ const TARGETS: &[Target] = &[
         name: "Python guard, reuse_instances = 1000",
         served: Served::Plugin("13-guard-py.wasm"),
         reuse: 1000,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::Kick,
     },
     Target {
@@ -279,7 +379,7 @@ const TARGETS: &[Target] = &[
         name: "Go guard, reuse_instances = 1000",
         served: Served::Plugin("14-guard-go.wasm"),
         reuse: 1000,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::Kick,
     },
     Target {
@@ -287,7 +387,10 @@ const TARGETS: &[Target] = &[
         name: "Rust guard, delivery = \"queued\" (answered once stored)",
         served: Served::Plugin("10-guard.wasm"),
         reuse: 1,
-        flags: &["--queued", "process"],
+        settings: Settings {
+            queued: true,
+            ..Settings::DEFAULT
+        },
         workload: Workload::Kick,
     },
     Target {
@@ -295,7 +398,7 @@ const TARGETS: &[Target] = &[
         name: "native rate limit, embedded store (no Wasm)",
         served: Served::Native,
         reuse: 1,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::RateLimitEmbedded,
     },
     Target {
@@ -303,7 +406,7 @@ const TARGETS: &[Target] = &[
         name: "Rust rate limit, embedded store (1 increment)",
         served: Served::Plugin("40-rate-limit.wasm"),
         reuse: 1,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::RateLimitEmbedded,
     },
     Target {
@@ -311,7 +414,7 @@ const TARGETS: &[Target] = &[
         name: "native rate limit, Redis (no Wasm)",
         served: Served::Native,
         reuse: 1,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::RateLimitRedis,
     },
     Target {
@@ -319,7 +422,7 @@ const TARGETS: &[Target] = &[
         name: "Rust rate limit, Redis (1 increment)",
         served: Served::Plugin("40-rate-limit.wasm"),
         reuse: 1,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::RateLimitRedis,
     },
     Target {
@@ -327,7 +430,7 @@ const TARGETS: &[Target] = &[
         name: "native moderation (no Wasm)",
         served: Served::Native,
         reuse: 1,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::Moderation,
     },
     Target {
@@ -335,7 +438,7 @@ const TARGETS: &[Target] = &[
         name: "Rust moderation (send + modify)",
         served: Served::Plugin("30-moderation.wasm"),
         reuse: 1,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::Moderation,
     },
     Target {
@@ -343,7 +446,7 @@ const TARGETS: &[Target] = &[
         name: "Rust moderation, reuse_instances = 1000",
         served: Served::Plugin("30-moderation.wasm"),
         reuse: 1000,
-        flags: &[],
+        settings: Settings::DEFAULT,
         workload: Workload::Moderation,
     },
 ];
@@ -431,20 +534,38 @@ struct Trial {
     /// The server's CPU time per answered request over the measured window (µs): what a
     /// request costs the server, less sensitive than req/s to what else runs on the machine.
     cpu_us_per_request: Option<f64>,
+    /// The server's context switches (voluntary and not, all its threads) per answered request
+    /// over the measured window.
+    switches_per_request: Option<f64>,
 }
 
 impl Results {
-    /// The median round's server CPU time per request (µs), NaN where it could not be read.
-    fn cpu(&self) -> f64 {
-        let rounds: Vec<f64> = self
-            .trials
-            .iter()
-            .filter_map(|t| t.cpu_us_per_request)
-            .collect();
+    /// The median round of a per-request measure, NaN where no round could read it.
+    fn median_of(&self, measure: impl Fn(&Trial) -> Option<f64>) -> f64 {
+        let rounds: Vec<f64> = self.trials.iter().filter_map(measure).collect();
         if rounds.is_empty() {
             return f64::NAN;
         }
         median(rounds)
+    }
+
+    /// The median round's server context switches per request.
+    fn switches(&self) -> f64 {
+        self.median_of(|t| t.switches_per_request)
+    }
+
+    /// The median round's server CPU time per request (µs).
+    fn cpu(&self) -> f64 {
+        self.median_of(|t| t.cpu_us_per_request)
+    }
+
+    /// All rounds' latencies together.
+    fn latencies(&self) -> Histogram<u64> {
+        let mut all = Histogram::<u64>::new(3).expect("histogram");
+        for t in &self.trials {
+            let _ = all.add(&t.latency_us);
+        }
+        all
     }
 }
 
@@ -459,14 +580,77 @@ struct Results {
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     let cache = tempfile::tempdir()?;
-    let mut results: Vec<Results> = Vec::new();
-    for target in TARGETS
+    let mut results = targets(&args.targets, &args.plugins, cache.path())?;
+    let mut latency = targets(&args.latency_targets, &args.plugins, cache.path())?;
+    // The Redis of the Redis rows: a real server on a free port, for the host and the baseline.
+    let redis = if results
         .iter()
-        .filter(|t| args.targets.iter().any(|k| k == t.key))
+        .any(|r| r.target.workload == Workload::RateLimitRedis)
     {
+        Some(testkit::Redis::start()?)
+    } else {
+        None
+    };
+    let redis_url = redis.as_ref().map(|r| r.url.as_str());
+    let saturated = Load {
+        connections: args.connections,
+        warmup: args.warmup,
+        seconds: args.seconds,
+        pace: Duration::ZERO,
+    };
+    let one = Load {
+        connections: 1,
+        pace: Duration::from_micros(args.latency_pace_us),
+        ..saturated
+    };
+    for round in 1..=args.rounds {
+        for (load, set) in [(saturated, &mut results), (one, &mut latency)] {
+            for result in set.iter_mut() {
+                eprintln!(
+                    "round {round}/{}: {} ({} connections)",
+                    args.rounds, result.target.name, load.connections
+                );
+                let bodies = Arc::new(request_mix(result.target.workload));
+                let trial = trial(
+                    &result.target,
+                    load,
+                    &args.plugins,
+                    cache.path(),
+                    bodies,
+                    redis_url,
+                )
+                .await?;
+                eprintln!(
+                    "  {:.0} req/s, p50 {} us, p99 {} us, server CPU {:.1} us/request, {:.2} switches/request",
+                    trial.requests_per_sec,
+                    trial.latency_us.value_at_quantile(0.50),
+                    trial.latency_us.value_at_quantile(0.99),
+                    trial.cpu_us_per_request.unwrap_or(f64::NAN),
+                    trial.switches_per_request.unwrap_or(f64::NAN),
+                );
+                result.trials.push(trial);
+            }
+        }
+    }
+    let mut table = render(&results, &args);
+    if !latency.is_empty() {
+        table.push_str(&render_latency(&latency, &args));
+    }
+    println!("{table}");
+    if let Some(readme) = &args.write_readme {
+        replace_section(readme, &table)?;
+        eprintln!("updated {}", readme.display());
+    }
+    Ok(())
+}
+
+/// The targets named in `keys` whose plugin is built, each with its size and load times.
+fn targets(keys: &[String], plugins: &Path, cache: &Path) -> anyhow::Result<Vec<Results>> {
+    let mut results: Vec<Results> = Vec::new();
+    for target in TARGETS.iter().filter(|t| keys.iter().any(|k| k == t.key)) {
         let (size_bytes, compile_ms, cached_load_ms) = match target.served.plugin() {
             Some(file) => {
-                let path = args.plugins.join(file);
+                let path = plugins.join(file);
                 if !path.exists() {
                     eprintln!(
                         "skipping {}: {} not built (run scripts/build-plugins.sh)",
@@ -475,7 +659,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                     );
                     continue;
                 }
-                let (compile, cached) = load_times(&path, cache.path())?;
+                let (compile, cached) = load_times(&path, cache)?;
                 (
                     Some(std::fs::metadata(&path)?.len()),
                     Some(compile),
@@ -492,37 +676,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             cached_load_ms,
         });
     }
-    // The Redis of the Redis rows: a real server on a free port, for the host and the baseline.
-    let redis = if results
-        .iter()
-        .any(|r| r.target.workload == Workload::RateLimitRedis)
-    {
-        Some(testkit::Redis::start()?)
-    } else {
-        None
-    };
-    for round in 1..=args.rounds {
-        for result in &mut results {
-            eprintln!("round {round}/{}: {}", args.rounds, result.target.name);
-            let bodies = Arc::new(request_mix(result.target.workload));
-            let redis_url = redis.as_ref().map(|r| r.url.as_str());
-            let trial = trial(&result.target, &args, cache.path(), bodies, redis_url).await?;
-            eprintln!(
-                "  {:.0} req/s, p99 {} us, server CPU {:.1} us/request",
-                trial.requests_per_sec,
-                trial.latency_us.value_at_quantile(0.99),
-                trial.cpu_us_per_request.unwrap_or(f64::NAN)
-            );
-            result.trials.push(trial);
-        }
-    }
-    let table = render(&results, &args);
-    println!("{table}");
-    if let Some(readme) = &args.write_readme {
-        replace_section(readme, &table)?;
-        eprintln!("updated {}", readme.display());
-    }
-    Ok(())
+    Ok(results)
 }
 
 /// Compile time without a cache, and load time from the compile cache, of one plugin.
@@ -677,7 +831,8 @@ fn rate_limit_store(workload: Workload, dir: &Path, redis: Option<&str>) -> Opti
 /// Starts the target's server, loads it, stops it.
 async fn trial(
     target: &Target,
-    args: &RunArgs,
+    load: Load,
+    plugins_from: &Path,
     cache_dir: &Path,
     bodies: Arc<Vec<Call>>,
     redis: Option<&str>,
@@ -700,45 +855,43 @@ async fn trial(
             }
         }
         Served::HostAlone | Served::Plugin(_) => {
+            // The binary users run, as they run it: `callback-host serve` with a config file and
+            // its default logging (to a file here).
+            let plugins = plugin_dir.path().join("plugins");
+            std::fs::create_dir(&plugins)?;
             if let Some(file) = target.served.plugin() {
-                std::fs::copy(args.plugins.join(file), plugin_dir.path().join(file))?;
+                std::fs::copy(plugins_from.join(file), plugins.join(file))?;
             }
-            command
-                .arg("host-server")
-                .arg("--plugins")
-                .arg(plugin_dir.path())
-                .arg("--cache-dir")
-                .arg(cache_dir)
-                .arg("--reuse")
-                .arg(target.reuse.to_string())
-                .args(target.flags);
-            if let Some(backend) = rate_limit_store(target.workload, plugin_dir.path(), redis) {
-                let config = plugin_dir.path().join("bench.toml");
-                std::fs::write(&config, format!("{RATE_LIMIT_GRANTS}{backend}"))?;
-                command.arg("--config").arg(config);
-            }
+            let config = plugin_dir.path().join("callback-host.toml");
+            std::fs::write(
+                &config,
+                host_config(target, &plugins, cache_dir, plugin_dir.path(), redis),
+            )?;
+            command = Command::new(callback_host_binary()?);
+            command.arg("serve").arg("--config").arg(config);
+            command.env_remove("RUST_LOG");
+            command.stderr(std::fs::File::create(plugin_dir.path().join("host.log"))?);
         }
     }
     let mut server = ServerProcess::start(command)?;
     let idle_rss_kib = server.status_kib("VmRSS:");
     // The peak from here on: what the load adds, not the start (compiling, `commands()` at load).
     server.reset_peak_rss();
-    let load = Load {
-        connections: args.connections,
-        warmup: args.warmup,
-        seconds: args.seconds,
-    };
     // The server's CPU time over the measured window, read beside the load.
     let pid = server.pid();
     let cpu = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs_f64(load.warmup)).await;
-        let before = cpu_time(pid);
+        let before = (cpu_time(pid), context_switches(pid));
         tokio::time::sleep(Duration::from_secs_f64(load.seconds)).await;
-        Some(cpu_time(pid)?.saturating_sub(before?))
+        let after = (cpu_time(pid), context_switches(pid));
+        (
+            after.0.zip(before.0).map(|(a, b)| a.saturating_sub(b)),
+            after.1.zip(before.1).map(|(a, b)| a.saturating_sub(b)),
+        )
     });
     let driven = drive(server.addr, load, bodies).await;
     let peak_rss_kib = server.status_kib("VmHWM:");
-    let cpu = cpu.await?;
+    let (cpu, switches) = cpu.await?;
     server.stop();
     let (requests_per_sec, latency_us) = driven?;
     let requests = requests_per_sec * load.seconds;
@@ -748,7 +901,78 @@ async fn trial(
         idle_rss_kib,
         peak_rss_kib,
         cpu_us_per_request: cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / requests.max(1.0)),
+        switches_per_request: switches.map(|n| n as f64 / requests.max(1.0)),
     })
+}
+
+/// `callback-host` beside this binary (both are built by `cargo build --release`).
+fn callback_host_binary() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let host = exe.with_file_name("callback-host");
+    anyhow::ensure!(
+        host.exists(),
+        "{} not built: cargo build --release -p callback-host",
+        host.display()
+    );
+    Ok(host)
+}
+
+/// The config file a host target is served with.
+fn host_config(
+    target: &Target,
+    plugins: &Path,
+    cache_dir: &Path,
+    dir: &Path,
+    redis: Option<&str>,
+) -> String {
+    let Settings {
+        fuel,
+        epoch,
+        plugin_calls,
+        queued,
+        stock,
+    } = target.settings;
+    let mut toml = format!(
+        "listen = \"127.0.0.1:0\"\nplugins = {:?}\ncache_dir = {:?}\nfuel_metering = {fuel}\n\
+         epoch_interruption = {epoch}\n\n[plugin_defaults]\nreuse_instances = {}\n",
+        plugins.to_string_lossy(),
+        cache_dir.to_string_lossy(),
+        target.reuse,
+    );
+    if let Some(calls) = plugin_calls {
+        toml.push_str(&format!("max_concurrent_calls = {calls}\n"));
+    }
+    if !stock {
+        toml.push_str("stock_instances = 0\n");
+    }
+    // Inline unless asked: the rows measure the plugins, one row the queue.
+    let delivery = if queued { "queued" } else { "inline" };
+    toml.push_str(&format!(
+        "\n[commands.callbackAfterKickGroupCommand]\ndelivery = \"{delivery}\"\n\n\
+         [queue]\npath = {:?}\ndurability = \"process\"\n",
+        dir.join("queue.redb").to_string_lossy()
+    ));
+    if let Some(backend) = rate_limit_store(target.workload, dir, redis) {
+        toml.push_str(&format!("\n{RATE_LIMIT_GRANTS}{backend}"));
+    }
+    toml
+}
+
+/// Context switches (voluntary and involuntary) of all of a process's threads so far, from
+/// `/proc/PID/task/*/status` (a thread that ended meanwhile is not counted).
+fn context_switches(pid: u32) -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(status) = std::fs::read_to_string(task.ok()?.path().join("status")) else {
+            continue;
+        };
+        total += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Some(total)
 }
 
 /// CPU time (user + system) a process has used so far, from `/proc/PID/stat` (in clock ticks of
@@ -772,10 +996,8 @@ struct ServerProcess {
 
 impl ServerProcess {
     fn start(mut command: Command) -> anyhow::Result<Self> {
-        let mut child = command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
+        // Its stderr as the caller set it (the host's log goes to a file).
+        let mut child = command.stdout(Stdio::piped()).spawn()?;
         let mut line = String::new();
         BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
         let addr = line
@@ -890,6 +1112,9 @@ async fn drive(
                     histogram.record(now.elapsed().as_micros() as u64)?;
                     count += 1;
                 }
+                if !load.pace.is_zero() {
+                    tokio::time::sleep_until((now + load.pace).into()).await;
+                }
             }
             Ok::<_, anyhow::Error>((count, histogram))
         }));
@@ -913,6 +1138,9 @@ struct Load {
     warmup: f64,
     /// Measured seconds.
     seconds: f64,
+    /// From the start of one request to the start of the next on a connection (zero: back to
+    /// back).
+    pace: Duration,
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -955,19 +1183,16 @@ fn render(results: &[Results], args: &RunArgs) -> String {
          efficiency, which depends less than req/s on what else the machine runs.\n\n",
         args.connections, args.rounds, args.seconds
     );
-    out.push_str("| target | component size | compile | load from cache | req/s | vs native | CPU/request | native/CPU | p50 | p99 | p99.9 | idle RSS | peak RSS | +load |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| target | component size | compile | load from cache | req/s | vs native | CPU/request | native/CPU | switches/request | p50 | p99 | p99.9 | idle RSS | peak RSS | +load |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         let rps = median(r.trials.iter().map(|t| t.requests_per_sec).collect());
-        let mut all = Histogram::<u64>::new(3).expect("histogram");
-        for t in &r.trials {
-            let _ = all.add(&t.latency_us);
-        }
+        let all = r.latencies();
         let rss = r.trials.iter().map(|t| t.peak_rss_kib).max().unwrap_or(0);
         let idle = median(r.trials.iter().map(|t| t.idle_rss_kib as f64).collect());
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {:.0} | {:.1}% | {:.1} µs | {:.1}% | {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB |\n",
+            "| {} | {} | {} | {} | {:.0} | {:.1}% | {:.1} µs | {:.1}% | {:.2} | {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB |\n",
             r.target.name,
             opt(r.size_bytes.map(size)),
             opt(r.compile_ms.map(|d| micros(d.as_micros() as u64))),
@@ -976,12 +1201,52 @@ fn render(results: &[Results], args: &RunArgs) -> String {
             100.0 * rps / native_rps(r.target.workload),
             r.cpu(),
             100.0 * native_cpu(r.target.workload) / r.cpu(),
+            r.switches(),
             micros(all.value_at_quantile(0.50)),
             micros(all.value_at_quantile(0.99)),
             micros(all.value_at_quantile(0.999)),
             idle / 1024.0,
             rss as f64 / 1024.0,
             (rss as f64 - idle) / 1024.0,
+        ));
+    }
+    out
+}
+
+/// The one-connection table: each guard's answer time with and without instances built ahead,
+/// beside native's.
+fn render_latency(results: &[Results], args: &RunArgs) -> String {
+    let native_p50 = results
+        .iter()
+        .find(|r| r.target.served == Served::Native)
+        .map_or(f64::NAN, |r| r.latencies().value_at_quantile(0.50) as f64);
+    let pace = match args.latency_pace_us {
+        0 => "back to back".to_owned(),
+        us => format!(
+            "one request every {} ({:.0}/s)",
+            micros(us),
+            1e6 / us as f64
+        ),
+    };
+    let mut out = format!(
+        "\nOne connection, {pace}, {} rounds of {} s per target: the answer time OpenIM waits for \
+         at the load it usually has. \"stock_instances = 0\" rows build each instance while the \
+         request waits (as before instances were built ahead); \"vs native\" is the row's p50 over \
+         native's.\n\n",
+        args.rounds, args.seconds
+    );
+    out.push_str("| target | p50 | p99 | p99.9 | p50 vs native | CPU/request |\n");
+    out.push_str("|---|---:|---:|---:|---:|---:|\n");
+    for r in results {
+        let all = r.latencies();
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {:.2}x | {:.1} µs |\n",
+            r.target.name,
+            micros(all.value_at_quantile(0.50)),
+            micros(all.value_at_quantile(0.99)),
+            micros(all.value_at_quantile(0.999)),
+            all.value_at_quantile(0.50) as f64 / native_p50,
+            r.cpu(),
         ));
     }
     out

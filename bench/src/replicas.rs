@@ -38,6 +38,7 @@ pub async fn run(args: ReplicasArgs) -> anyhow::Result<()> {
         connections: args.connections,
         warmup: args.warmup,
         seconds: args.seconds,
+        pace: std::time::Duration::ZERO,
     };
     let mut rows = Vec::new();
     // 0: the host alone, called directly.

@@ -96,11 +96,7 @@ fn per_request(c: &mut Criterion) {
         entry: plugin.handles[0].entry,
     };
     let parsed = protocol::parse(kick, protocol::text(BODY).expect("text")).expect("valid");
-    let request = || Request {
-        command: KICK,
-        operation_id: "op".into(),
-        received: Instant::now(),
-    };
+    let request = || Request::new(KICK, "op".into(), Instant::now());
     // The same plugin kept between requests (reuse mode: no instantiation).
     let mut reuse_limits = limits;
     reuse_limits.reuse_instances = u32::MAX;

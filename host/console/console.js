@@ -72,7 +72,11 @@ function drawPlugins(overview) {
           el("div", {}, "memory " + bytes(p.limits.memory_bytes)),
           el("div", {}, "instances " + p.limits.max_instances),
           p.limits.reuse_instances > 1 ? el("div", {}, "reuse " + p.limits.reuse_instances) : null,
-          p.limits.max_concurrent_calls ? el("div", {}, "calls at once " + p.limits.max_concurrent_calls) : null),
+          p.limits.max_concurrent_calls ? el("div", {}, "calls at once " + p.limits.max_concurrent_calls) : null,
+          p.stock.most > 0
+            ? el("div", { class: "stock", title: "instances built ahead: ready now / most kept; calls that found one ready (hits) or built their own (misses)" },
+                "ready " + p.stock.ready + "/" + p.stock.most + " · hits " + p.stock.hits + " · misses " + p.stock.misses)
+            : null),
         el("td", {}, el("div", {}, bytes(p.file_bytes)), el("div", { class: "mono muted", title: p.sha256 }, p.sha256.slice(0, 12))),
         el("td", { class: "muted", title: new Date(p.loaded_ms).toISOString() }, ago(p.loaded_ms, overview.now_ms)))));
   if (overview.plugins.length === 0) {

@@ -58,6 +58,36 @@ pub struct PluginLabels {
     pub plugin: Arc<str>,
 }
 
+/// Labels of a take from a plugin's stock of instances built ahead.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StockLabels {
+    pub plugin: Arc<str>,
+    /// Whether the call found an instance ready.
+    pub take: StockTake,
+}
+
+/// What a call found in its plugin's stock.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum StockTake {
+    /// An instance built ahead: the call did not wait for one.
+    Hit,
+    /// None ready: the call built its own.
+    Miss,
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for StockTake {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        encoder.write_str(match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+        })
+    }
+}
+
 /// Labels naming a command.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CommandLabels {
@@ -151,6 +181,10 @@ pub struct Metrics {
     pub call_fuel: Family<PluginLabels, Histogram, FuelBuckets>,
     /// Plugin instances alive now.
     pub instances: Gauge<i64, std::sync::atomic::AtomicI64>,
+    /// Instances built ahead and ready now, by plugin.
+    pub stock_ready: Family<PluginLabels, Gauge>,
+    /// Calls of plugins whose stock is on, by plugin and whether an instance was ready.
+    pub stock_takes: Family<StockLabels, Counter>,
     /// Plugins serving now.
     pub plugins_loaded: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Plugin files loaded, removed or refused after start (hot reload).
@@ -213,6 +247,18 @@ impl Default for Metrics {
         let call_seconds = Family::new_with_constructor(LatencyBuckets);
         let call_fuel = Family::new_with_constructor(FuelBuckets);
         let instances = Gauge::default();
+        let stock_ready = Family::default();
+        let stock_takes = Family::default();
+        registry.register(
+            "stock_ready_instances",
+            "Plugin instances built ahead of the callbacks and ready now",
+            stock_ready.clone(),
+        );
+        registry.register(
+            "stock_takes",
+            "Calls of plugins whose stock is on: hit (an instance was ready) or miss (built its own)",
+            stock_takes.clone(),
+        );
         let plugins_loaded = Gauge::default();
         let reloads = Family::default();
         let load_failures = Counter::default();
@@ -375,6 +421,8 @@ impl Default for Metrics {
             call_seconds,
             call_fuel,
             instances,
+            stock_ready,
+            stock_takes,
             plugins_loaded,
             reloads,
             load_failures,

@@ -83,11 +83,8 @@ pub async fn replay(
                     .map(|s| protocol::parse(s, &record.body))
                     .transpose()
                     .with_context(|| format!("record {}", record.operation_id))?;
-                let request = Request {
-                    command,
-                    operation_id: record.operation_id.as_str().into(),
-                    received: Instant::now(),
-                };
+                let request =
+                    Request::new(command, record.operation_id.as_str().into(), Instant::now());
                 let chained = dispatcher.run(&request, shape, parsed, &record.body).await;
                 let answer: Value = serde_json::from_slice(&chained.answer).unwrap_or_default();
                 let changes = differences(&record.answer, &answer);

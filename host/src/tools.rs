@@ -187,11 +187,7 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
         Arc::new(crate::history::History::default()),
     );
     let received = Instant::now();
-    let request = Request {
-        command: handler.command,
-        operation_id: "callback-host-call".into(),
-        received,
-    };
+    let request = Request::new(handler.command, "callback-host-call".into(), received);
     let settings = config.command(handler.command);
     let deadline = received + config.budget(handler.command);
     let mut merge = command.zip(parsed).map(|(c, v)| Merge::new(c, v));

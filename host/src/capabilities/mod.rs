@@ -98,6 +98,11 @@ impl Capabilities {
     }
 
     /// The store data of one call of `plugin`.
+    /// The config values of `plugin` now: what a call sees, from when it started.
+    pub fn config_values(&self, plugin: &PluginCapabilities) -> Arc<WasiConfigVariables> {
+        self.values.of(&plugin.name)
+    }
+
     pub fn granted(&self, plugin: &PluginCapabilities) -> Granted {
         Granted {
             config_values: self.values.of(&plugin.name),

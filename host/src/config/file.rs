@@ -84,4 +84,5 @@ pub struct PluginFile {
     pub reuse_instances: Option<u32>,
     pub reserve_ms: Option<u64>,
     pub max_concurrent_calls: Option<u32>,
+    pub stock_instances: Option<u32>,
 }

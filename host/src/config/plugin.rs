@@ -28,7 +28,16 @@ pub struct PluginLimits {
     /// plugin with a large heap (Python, JavaScript), a few per core bound the memory a burst
     /// dirties at no cost in throughput.
     pub max_concurrent_calls: Option<u32>,
+    /// Most instances kept built ahead, ready for the next calls (0: none, every call builds
+    /// its own). How many are kept follows the plugin's rate of calls, up to this. Not used in
+    /// reuse mode.
+    pub stock_instances: u32,
 }
+
+/// Most instances a plugin keeps built ahead by default.
+pub const DEFAULT_STOCK_INSTANCES: u32 = 4;
+/// The most `stock_instances` may be (the stock's pool slots are shared by every plugin).
+const MAX_STOCK_INSTANCES: u32 = 16;
 
 impl Default for PluginLimits {
     fn default() -> Self {
@@ -41,6 +50,7 @@ impl Default for PluginLimits {
             reuse_instances: 1,
             reserve: Duration::from_millis(DEFAULT_RESERVE_MS),
             max_concurrent_calls: None,
+            stock_instances: DEFAULT_STOCK_INSTANCES,
         }
     }
 }
@@ -80,6 +90,16 @@ pub(super) fn resolve_plugin(
             "",
         )?
         .or(base.max_concurrent_calls),
+        stock_instances: match file.stock_instances {
+            None => base.stock_instances,
+            Some(n @ 0..=MAX_STOCK_INSTANCES) => n,
+            Some(n) => {
+                return Err(ConfigError::Invalid {
+                    key: format!("{key}.stock_instances"),
+                    reason: format!("{n} is outside 0..={MAX_STOCK_INSTANCES} (0 turns it off)"),
+                });
+            }
+        },
     })
 }
 

@@ -34,11 +34,7 @@ impl Dispatcher {
         };
         let registry = self.plugins.get();
         let settings = self.config.command(command);
-        let request = Request {
-            command,
-            operation_id: event.operation_id.as_str().into(),
-            received: Instant::now(),
-        };
+        let request = Request::new(command, event.operation_id.as_str().into(), Instant::now());
         let mut results = Vec::new();
         let mut steps = Vec::new();
         for (position, link) in registry.chain(command).iter().enumerate() {

@@ -34,13 +34,13 @@ use crate::record::{self, Record, Recorder};
 use crate::registry::{CurrentPlugins, Link, Registry};
 use crate::runtime::budget::MemoryBudget;
 pub use crate::runtime::call::CallStats;
-use crate::runtime::call::{Args, Call, Runner};
+use crate::runtime::call::{Args, Call, Runner, Spent};
 use crate::runtime::limits::Failure;
 use crate::runtime::plugin::Entry;
 use crate::untrusted::{ANSWER_CAP, Untrusted};
 
 /// One delivery of a callback, as received.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Request {
     /// The command from the URL.
     pub command: &'static str,
@@ -48,6 +48,21 @@ pub struct Request {
     pub operation_id: Arc<str>,
     /// When the request arrived: OpenIM's timeout runs from about here.
     pub received: Instant,
+    /// The instances its plugins used, dropped once the answer is on its way (the server
+    /// releases them when it hands the answer to hyper; elsewhere they drop with the request).
+    pub spent: Spent,
+}
+
+impl Request {
+    /// A delivery of `command` received now.
+    pub fn new(command: &'static str, operation_id: Arc<str>, received: Instant) -> Self {
+        Self {
+            command,
+            operation_id,
+            received,
+            spent: Spent::default(),
+        }
+    }
 }
 
 /// What a request came to, for logs and metrics.
@@ -149,6 +164,27 @@ pub struct Dispatcher {
     shadow_permits: Semaphore,
     /// What the console shows: shadow disagreements and misread refusals are kept here.
     history: Arc<History>,
+    /// The commands that came with no plugin to handle them, each logged once at INFO.
+    unhandled: FirstTimes,
+}
+
+/// Which commands were seen already: a line OpenIM could repeat at its message rate is logged
+/// the first time only.
+#[derive(Debug, Default)]
+struct FirstTimes(std::sync::RwLock<std::collections::HashSet<&'static str>>);
+
+impl FirstTimes {
+    /// Whether this is the first time `command` is seen.
+    fn first(&self, command: &'static str) -> bool {
+        let seen = |set: &std::collections::HashSet<&'static str>| set.contains(command);
+        if seen(&self.0.read().unwrap_or_else(|e| e.into_inner())) {
+            return false;
+        }
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(command)
+    }
 }
 
 impl Dispatcher {
@@ -169,6 +205,7 @@ impl Dispatcher {
             recorder,
             shadow_permits,
             history,
+            unhandled: FirstTimes::default(),
         }
     }
 
@@ -274,10 +311,20 @@ impl Dispatcher {
             None => CallbackResponse::go_on().to_json(),
         };
         if chain.is_empty() {
-            tracing::info!(
-                outcome = "no_plugin",
-                "no plugin handles this command; answering go on"
-            );
+            // OpenIM sends it at its message rate: said once per command, then at debug level;
+            // counted in callback_host_requests_total{outcome="no_plugin"}.
+            if self.unhandled.first(request.command) {
+                tracing::info!(
+                    outcome = "no_plugin",
+                    "no plugin handles this command; answering go on (said once per command: \
+                     callback_host_requests_total{{outcome=\"no_plugin\"}} counts them)"
+                );
+            } else {
+                tracing::debug!(
+                    outcome = "no_plugin",
+                    "no plugin handles this command; answering go on"
+                );
+            }
             return (go_on(&merge), Outcome::NoPlugin);
         }
         // The time kept back for the plugins after each one.
@@ -447,6 +494,7 @@ impl Dispatcher {
                 deadline,
                 budget: deadline.saturating_duration_since(request.received),
                 fuel,
+                spent: &request.spent,
             })
             .await?;
         let reply = match (link.entry, result) {
@@ -520,5 +568,19 @@ pub fn policy_answer(
             settings.refuse_err_msg.clone(),
             format!("plugin {plugin} failed: {}", failure.kind()),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_is_first_seen_once() {
+        let firsts = FirstTimes::default();
+        assert!(firsts.first("callbackAfterKickGroupCommand"));
+        assert!(!firsts.first("callbackAfterKickGroupCommand"));
+        assert!(firsts.first("callbackBeforeSendSingleMsgCommand"));
+        assert!(!firsts.first("callbackBeforeSendSingleMsgCommand"));
     }
 }

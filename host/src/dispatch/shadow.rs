@@ -57,11 +57,7 @@ impl Dispatcher {
         let given: serde_json::Value = serde_json::from_slice(given).unwrap_or_default();
         for link in registry.shadows(command) {
             let plugin = &link.plugin.name;
-            let request = Request {
-                command,
-                operation_id: Arc::clone(&operation_id),
-                received: Instant::now(),
-            };
+            let request = Request::new(command, Arc::clone(&operation_id), Instant::now());
             let verdict = match self.shadow_permits.try_acquire() {
                 Err(_) => ShadowVerdict::Skipped,
                 Ok(_permit) => match self.shadow_answer(link, &request, shape, body).await {

@@ -305,6 +305,8 @@ fn plugin_json(app: &Parts<'_>, plugin: &Plugin) -> Value {
             "reserve_ms": limits.reserve.as_millis() as u64,
             "max_concurrent_calls": limits.max_concurrent_calls,
         },
+        // Instances built ahead: ready now, the most kept, calls that found one or built their own.
+        "stock": plugin.stock.status(),
     })
 }
 

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::protocol::schema::Catalog;
 use crate::protocol::{self, CallbackResponse};
 use crate::queue::{Event, Queue};
+use crate::runtime::call::Spent;
 use crate::untrusted::Untrusted;
 
 /// Everything a request needs; shared by every connection.
@@ -115,6 +116,8 @@ impl App {
             .answer(request, peer, received, &operation_id, &mut seen)
             .await;
         pending.answered = true;
+        // Dropped after this task has written the answer (see Spent).
+        let spent = std::mem::take(&mut seen.spent);
         let path = uri.path();
         match result {
             Ok((command, answer, outcome)) => {
@@ -131,7 +134,9 @@ impl App {
                     answer.clone(),
                     seen,
                 );
-                json_bytes(StatusCode::OK, answer)
+                let response = json_bytes(StatusCode::OK, answer);
+                spent.release_after_answer();
+                response
             }
             Err(error) => {
                 let command = self.command_of(path).unwrap_or("unknown");
@@ -232,11 +237,7 @@ impl App {
         let command = self.command_of(request.uri().path())?;
         let body = self.read_body(request).await?;
         seen.body = self.dispatcher.history().captured(command, &body);
-        let delivery = dispatch::Request {
-            command,
-            operation_id: Arc::clone(operation_id),
-            received,
-        };
+        let mut delivery = dispatch::Request::new(command, Arc::clone(operation_id), received);
         let text = protocol::text(&body)?;
         let shape = Catalog::get().command(command);
         let parsed = match shape {
@@ -278,6 +279,7 @@ impl App {
         }
         let chained = self.dispatcher.run(&delivery, shape, parsed, text).await;
         seen.steps = chained.steps;
+        seen.spent = std::mem::take(&mut delivery.spent);
         Ok((command, chained.answer, chained.outcome))
     }
 
@@ -385,6 +387,8 @@ struct Seen {
     steps: Vec<Step>,
     /// The body, when its command's capture is on.
     body: Option<Captured>,
+    /// The instances the chain used, released once the answer goes to hyper.
+    spent: Spent,
 }
 
 /// A callback request not answered yet. Dropped before it is answered, the client left (OpenIM

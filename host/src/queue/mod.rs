@@ -301,19 +301,12 @@ pub struct Deliveries {
     runtime: Option<tokio::runtime::Runtime>,
 }
 
-/// The nice value of the delivery threads (0 is the default, 19 the lowest priority).
-const DELIVERY_NICE: i32 = 10;
-
 impl Deliveries {
     pub fn start() -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .thread_name("queue-delivery")
             .on_thread_start(|| {
-                // Linux: each thread has its own nice value; `None` (0) lowers only this one.
-                #[cfg(target_os = "linux")]
-                if let Err(error) = rustix::process::setpriority_process(None, DELIVERY_NICE) {
-                    tracing::warn!(%error, "a queue delivery thread keeps the default priority");
-                }
+                crate::runtime::background::lower_priority("a queue delivery thread");
             })
             .enable_all()
             .build()?;

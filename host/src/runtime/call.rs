@@ -5,12 +5,13 @@
 //! idle instance in reuse mode, the `delivery` record, the call under its deadline and fuel, the
 //! failure's cause, and what the call cost.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
-use wasmtime::Engine;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{ComponentExportIndex, Val};
+use wasmtime::{Engine, Store};
 
 use crate::capabilities::Capabilities;
 use crate::config::Config;
@@ -19,23 +20,23 @@ use crate::runtime::budget::MemoryBudget;
 use crate::runtime::limits::Failure;
 use crate::runtime::output::CallTag;
 use crate::runtime::plugin::{Plugin, WarmInstance};
-use crate::runtime::store;
+use crate::runtime::sandbox::PluginState;
+use crate::runtime::stock::{Refill, STOCK_SLOTS, Stocked};
+use crate::runtime::store::Builder;
 
 /// Runs plugin exports under the host's limits.
 pub struct Runner {
-    /// The engine every plugin was compiled with (its epoch ticker enforces deadlines).
-    engine: Engine,
-    /// Fuel metering and epoch settings, and what stores are built with.
-    config: Arc<Config>,
+    /// What every store is made from: the engine, the settings, the memory budget, the
+    /// capabilities.
+    builder: Arc<Builder>,
     /// One permit per plugin instance alive at once, so the pooling allocator never runs out:
-    /// calls beyond it wait (within their deadline) instead of failing.
-    permits: Semaphore,
-    /// The memory all instances may hold at once.
-    budget: Arc<MemoryBudget>,
-    /// What plugins may use beyond WASI's nothing.
-    capabilities: Arc<Capabilities>,
+    /// calls beyond it wait (within their deadline) instead of failing. A call's permit is held
+    /// until its instance is dropped.
+    permits: Arc<Semaphore>,
     /// The count of instances alive.
     metrics: Arc<Metrics>,
+    /// One permit per instance built ahead, all plugins together: their slots of the pool.
+    stock_slots: Arc<Semaphore>,
 }
 
 /// One call of one export of a plugin.
@@ -56,6 +57,8 @@ pub struct Call<'a> {
     pub budget: Duration,
     /// The instructions it may execute (when fuel metering is on).
     pub fuel: u64,
+    /// Where the used instance goes, to be dropped once the answer is on its way.
+    pub spent: &'a Spent,
 }
 
 /// What an export is given.
@@ -70,19 +73,100 @@ pub enum Args {
 
 /// A permit of `slots`: at once when one is free (no timer), else the first freed before
 /// `deadline`.
-async fn slot(
-    slots: &Semaphore,
-    deadline: Instant,
-) -> Result<tokio::sync::SemaphorePermit<'_>, Failure> {
-    match slots.try_acquire() {
+async fn slot(slots: &Arc<Semaphore>, deadline: Instant) -> Result<OwnedSemaphorePermit, Failure> {
+    match Arc::clone(slots).try_acquire_owned() {
         Ok(permit) => Ok(permit),
-        Err(_) => match tokio::time::timeout_at(deadline.into(), slots.acquire()).await {
+        Err(_) => match tokio::time::timeout_at(deadline.into(), Arc::clone(slots).acquire_owned())
+            .await
+        {
             Ok(Ok(permit)) => Ok(permit),
             // The semaphores are never closed; either way there is no slot before the deadline.
             Ok(Err(_)) | Err(_) => Err(Failure::NoTimeLeft),
         },
     }
 }
+
+/// An instance that served its call, with its pool slot and its place in the count of instances
+/// alive: dropping it is the instance's end.
+pub struct Used {
+    /// The store, holding the instance and what it reserved of the memory budget.
+    _store: Store<PluginState>,
+    /// The call's permit: the instance's slot of the pool, given back with it.
+    _slot: OwnedSemaphorePermit,
+    /// Counted alive until dropped.
+    _alive: InstanceCount,
+}
+
+/// The work a request leaves for after its answer: the instances its plugins used (dropping one
+/// resets its memory and gives its pool slot back) and the replacements of the instances taken
+/// from the plugins' stocks. Neither is work the answer need wait for.
+#[derive(Default)]
+pub struct Spent(Mutex<Leftovers>);
+
+/// What [`Spent`] holds.
+#[derive(Default)]
+struct Leftovers {
+    used: Vec<Used>,
+    refills: Vec<Refill>,
+}
+
+impl std::fmt::Debug for Spent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (used, refills) = self
+            .0
+            .lock()
+            .map_or((0, 0), |l| (l.used.len(), l.refills.len()));
+        f.debug_struct("Spent")
+            .field("used", &used)
+            .field("refills", &refills)
+            .finish()
+    }
+}
+
+impl Spent {
+    fn leftovers(&self) -> std::sync::MutexGuard<'_, Leftovers> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops the used instances and builds the replacements once the current task yields.
+    /// Called by the server right before it hands the answer to hyper: the work runs from
+    /// tokio's LIFO slot on this same thread (no other thread is woken, no other core touches
+    /// the instances' memory) after the connection's task has written the answer and waits for
+    /// the next request. Dropped instead (a tool, a shadow), the instances are dropped and no
+    /// replacement is built.
+    pub fn release_after_answer(self) {
+        let leftovers = std::mem::take(&mut *self.leftovers());
+        if leftovers.used.is_empty() && leftovers.refills.is_empty() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(leftovers.settle())),
+            Err(_) => drop(leftovers),
+        }
+    }
+}
+
+impl Leftovers {
+    /// Drops the used instances first (their slots and memory are the replacements'), then
+    /// builds the replacements.
+    async fn settle(mut self) {
+        self.used.clear();
+        for refill in std::mem::take(&mut self.refills) {
+            refill.build().await;
+        }
+    }
+}
+
+impl Drop for Leftovers {
+    fn drop(&mut self) {
+        for refill in self.refills.drain(..) {
+            refill.stock.abandon();
+        }
+    }
+}
+
+/// The time an instance built ahead may take to build (start functions included).
+const STOCK_BUILD_DEADLINE: Duration = Duration::from_secs(2);
 
 /// What one plugin call cost.
 #[derive(Debug, Clone, Copy)]
@@ -103,35 +187,74 @@ impl Runner {
         capabilities: Arc<Capabilities>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let permits = Semaphore::new(config.max_concurrent_calls as usize);
+        let permits = Arc::new(Semaphore::new(config.max_concurrent_calls as usize));
+        let builder = Arc::new(Builder::new(engine, config, budget, capabilities));
         Self {
-            engine,
-            config,
+            builder,
             permits,
-            budget,
-            capabilities,
             metrics,
+            stock_slots: Arc::new(Semaphore::new(STOCK_SLOTS as usize)),
         }
     }
 
     /// The engine plugins are compiled with.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        self.builder.engine()
     }
 
     /// The settings in force.
     pub fn config(&self) -> &Arc<Config> {
-        &self.config
+        self.builder.config()
     }
 
     /// The memory budget all instances share.
     pub fn budget(&self) -> &Arc<MemoryBudget> {
-        &self.budget
+        self.builder.budget()
     }
 
     /// What plugins may use.
     pub fn capabilities(&self) -> &Arc<Capabilities> {
-        &self.capabilities
+        self.builder.capabilities()
+    }
+
+    /// The host's metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// A replacement for `plugin`'s stock, to build after the answer, when the stock wants one
+    /// and a slot and half the memory budget are free.
+    fn refill(&self, plugin: &Plugin) -> Option<Refill> {
+        let budget = self.budget();
+        if budget.in_use_bytes() * 2 > budget.bytes() || !plugin.stock.wants_one() {
+            return None;
+        }
+        let Ok(slot) = Arc::clone(&self.stock_slots).try_acquire_owned() else {
+            plugin.stock.abandon();
+            return None;
+        };
+        let tag = Arc::new(CallTag {
+            plugin: Arc::clone(&plugin.name),
+            command: "(stock)",
+            operation_id: Arc::from(""),
+        });
+        let mut store = self
+            .builder
+            .store(plugin, tag, Instant::now() + STOCK_BUILD_DEADLINE);
+        if self
+            .builder
+            .arm(&mut store, self.config().defaults.fuel)
+            .is_err()
+        {
+            plugin.stock.abandon();
+            return None;
+        }
+        Some(Refill {
+            stock: Arc::clone(&plugin.stock),
+            store,
+            pre: plugin.pre.clone(),
+            slot,
+        })
     }
 
     /// Runs `call`: its export's result, and what it cost.
@@ -145,14 +268,15 @@ impl Runner {
             deadline,
             budget,
             fuel,
+            spent,
         } = call;
         // The plugin's own cap first: a call waiting for it holds no slot of the host's.
         let _plugin_slot = match &plugin.calls {
             Some(calls) => Some(slot(calls, deadline).await?),
             None => None,
         };
-        let _slot = slot(&self.permits, deadline).await?;
-        let _alive = InstanceCount::new(&self.metrics);
+        let host_slot = slot(&self.permits, deadline).await?;
+        let alive = InstanceCount::new(&self.metrics);
         let started = Instant::now();
         let time_left = deadline.saturating_duration_since(started);
         if time_left.is_zero() {
@@ -163,31 +287,41 @@ impl Runner {
             command,
             operation_id: Arc::clone(operation_id),
         });
-        // In reuse mode, an instance from an earlier request; otherwise a fresh store.
-        let (mut store, warm_instance, uses) = match plugin.take_idle() {
+        // Where the instance comes from: kept from an earlier request (reuse mode), built ahead
+        // (the stock), or built now, for this call.
+        let (mut store, ready_instance, uses) = match plugin.take_idle() {
             Some(WarmInstance {
                 mut store,
                 instance,
                 uses,
             }) => {
-                store.data_mut().begin_call(tag, deadline);
+                let values = self.capabilities().config_values(&plugin.capabilities);
+                store.data_mut().begin_call(tag, deadline, values);
                 (store, Some(instance), uses)
             }
-            None => (
-                store::new_store(
-                    &self.engine,
-                    &self.config,
-                    plugin.limits,
-                    &self.budget,
-                    self.capabilities.granted(&plugin.capabilities),
-                    tag,
-                    deadline,
-                ),
-                None,
-                0,
-            ),
+            None => {
+                let stocked = plugin
+                    .stock
+                    .enabled()
+                    .then(|| plugin.stock.take())
+                    .flatten();
+                match stocked {
+                    Some(Stocked {
+                        mut store,
+                        instance,
+                        ..
+                    }) => {
+                        let values = self.capabilities().config_values(&plugin.capabilities);
+                        store.data_mut().begin_call(tag, deadline, values);
+                        (store, Some(instance), 0)
+                    }
+                    None => (self.builder.store(plugin, tag, deadline), None, 0),
+                }
+            }
         };
-        store::arm(&mut store, &self.config, fuel).map_err(Failure::Instantiate)?;
+        self.builder
+            .arm(&mut store, fuel)
+            .map_err(Failure::Instantiate)?;
         let params = match args {
             Args::None => Vec::new(),
             Args::Handle { position, request } => vec![
@@ -207,7 +341,7 @@ impl Runner {
             ],
         };
         let run = async {
-            let instance = match warm_instance {
+            let instance = match ready_instance {
                 Some(instance) => instance,
                 None => plugin
                     .pre
@@ -234,7 +368,7 @@ impl Runner {
             }
         };
         let stats = CallStats {
-            fuel_used: if self.config.fuel_metering {
+            fuel_used: if self.config().fuel_metering {
                 fuel.saturating_sub(store.get_fuel().unwrap_or(0))
             } else {
                 0
@@ -242,7 +376,7 @@ impl Runner {
             elapsed: started.elapsed(),
             peak_memory_bytes: store.data().limiter.peak_memory_bytes(),
         };
-        // Only an instance that answered is kept: one that failed is never run again.
+        // Only an instance that answered is kept for reuse: one that failed is never run again.
         let uses = uses + 1;
         if uses < plugin.limits.reuse_instances {
             plugin.put_idle(WarmInstance {
@@ -250,23 +384,32 @@ impl Runner {
                 instance,
                 uses,
             });
+        } else {
+            let refill = self.refill(plugin);
+            let mut leftovers = spent.leftovers();
+            leftovers.used.push(Used {
+                _store: store,
+                _slot: host_slot,
+                _alive: alive,
+            });
+            leftovers.refills.extend(refill);
         }
         Ok((result, stats))
     }
 }
 
 /// Counts a plugin instance as alive while it exists.
-struct InstanceCount<'a>(&'a Metrics);
+struct InstanceCount(Gauge);
 
-impl<'a> InstanceCount<'a> {
-    fn new(metrics: &'a Metrics) -> Self {
+impl InstanceCount {
+    fn new(metrics: &Metrics) -> Self {
         metrics.instances.inc();
-        Self(metrics)
+        Self(metrics.instances.clone())
     }
 }
 
-impl Drop for InstanceCount<'_> {
+impl Drop for InstanceCount {
     fn drop(&mut self) {
-        self.0.instances.dec();
+        self.0.dec();
     }
 }

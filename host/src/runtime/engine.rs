@@ -25,8 +25,10 @@ const MEMORIES_PER_SLOT: u32 = 4;
 /// Bytes of each table kept mapped between instances.
 const KEEP_RESIDENT_TABLE_BYTES: usize = 1 << 20;
 
-/// Pool slots for idle instances of plugins in reuse mode (room for 8 such plugins).
-const IDLE_SLOTS: u32 = 8 * crate::runtime::plugin::MAX_IDLE_INSTANCES as u32;
+/// Pool slots beyond the calls in flight: idle instances of plugins in reuse mode (room for 8
+/// such plugins) and the instances built ahead.
+const SPARE_SLOTS: u32 =
+    8 * crate::runtime::plugin::MAX_IDLE_INSTANCES as u32 + crate::runtime::stock::STOCK_SLOTS;
 
 /// Builds the engine shared by every plugin, with its epoch ticker: whatever runs plugin code on
 /// it (a request, `commands()` at load, the `check` and `call` tools) runs under deadlines.
@@ -48,8 +50,8 @@ pub fn build_engine(config: &Config) -> wasmtime::Result<Engine> {
 /// Sizes the pooling allocator: `max_concurrent_calls` plugin instances alive at once, each with
 /// room for a Python- or JS-sized component.
 fn pooling(config: &Config) -> PoolingAllocationConfig {
-    // Room for the calls in flight plus instances kept idle by plugins in reuse mode.
-    let calls = config.max_concurrent_calls.saturating_add(IDLE_SLOTS);
+    // Room for the calls in flight plus instances kept idle or built ahead.
+    let calls = config.max_concurrent_calls.saturating_add(SPARE_SLOTS);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(calls)
         .total_stacks(calls)
@@ -88,7 +90,7 @@ fn pooling(config: &Config) -> PoolingAllocationConfig {
 pub fn keep_resident(config: &Config) -> usize {
     let slots = config
         .max_concurrent_calls
-        .saturating_add(IDLE_SLOTS)
+        .saturating_add(SPARE_SLOTS)
         .saturating_mul(MEMORIES_PER_SLOT) as usize;
     // Whole pages: wasmtime rounds down to the host page size anyway.
     let per_slot = (config.memory_budget / slots.max(1)) & !0xffff;

@@ -13,10 +13,11 @@ use crate::config::PluginLimits;
 use crate::protocol::commands::{self, looks_like_command};
 use crate::protocol::schema::Catalog;
 use crate::runtime::cache::{CompileCache, Source};
-use crate::runtime::call::{Args, Call, Runner};
+use crate::runtime::call::{Args, Call, Runner, Spent};
 use crate::runtime::limits::Failure;
 use crate::runtime::plugin::{Entry, Handler, Plugin, plugin_name};
 use crate::runtime::sandbox::PluginState;
+use crate::runtime::stock::Stock;
 use crate::untrusted::Untrusted;
 
 /// The generic interface: any command as JSON.
@@ -137,18 +138,28 @@ pub fn load_plugin(
         });
     }
     let mut plugin = Plugin {
-        name,
+        name: Arc::clone(&name),
         limits,
         pre,
         handles: Vec::new(),
         idle: Mutex::new(Vec::new()),
+        // Reuse mode keeps instances of its own; a stock would only hold slots.
+        stock: Arc::new(Stock::new(
+            if limits.reuse_instances > 1 {
+                0
+            } else {
+                limits.stock_instances
+            },
+            &name,
+            runner.metrics(),
+        )),
         capabilities,
         sha256,
         file_bytes: bytes.len() as u64,
         loaded_ms: crate::unix_ms(),
         calls: limits
             .max_concurrent_calls
-            .map(|calls| tokio::sync::Semaphore::new(calls as usize)),
+            .map(|calls| Arc::new(tokio::sync::Semaphore::new(calls as usize))),
     };
     plugin.handles = handlers(runner, &plugin).map_err(|reason| match reason {
         HandlerError::None => LoadError::NoCallbackExport {
@@ -274,6 +285,7 @@ fn declared_commands(
                     deadline: Instant::now() + budget,
                     budget,
                     fuel: config.defaults.fuel,
+                    spent: &Spent::default(),
                 }))?;
                 match result {
                     Val::List(items) => Ok(items

@@ -1,9 +1,13 @@
 //! Running plugins: everything between a compiled component and one sandboxed call.
 //!
-//! - [`call`]: the one plugin call: permit, store or warm instance, delivery, deadline, failure
-//!   cause, cost. Everything that runs a plugin goes through its [`call::Runner`].
+//! - [`call`]: the one plugin call: permit, store or ready instance, delivery, deadline, failure
+//!   cause, cost; the used instance dropped once the answer is on its way ([`call::Spent`]).
+//!   Everything that runs a plugin goes through its [`call::Runner`].
+//! - [`stock`]: instances built ahead, off the request path, each for one call.
+//! - [`background`]: the lower priority of the threads that work beside the answers.
 //! - [`engine`]: the wasmtime engine (pooling allocator, fuel, epochs), the linker, the epoch ticker.
-//! - [`store`]: the one place a plugin store is made (limits, fuel, deadline, epoch callback).
+//! - [`store`]: the one place a plugin store is made (limits, fuel, deadline, epoch callback):
+//!   its [`store::Builder`].
 //! - [`sandbox`]: the store data of one call: WASI that grants nothing, plugin output and the
 //!   `log` import routed to the host's log.
 //! - [`output`]: a plugin's stdout, stderr and `log` import lines: one budget per call, escaped.
@@ -16,6 +20,7 @@
 //! - [`trust`]: refusing plugin and cache directories that other users can write to.
 //! - [`bindings`]: Rust types generated from `wit/` for the host's own imports (`log`).
 
+pub mod background;
 pub mod bindings;
 pub mod budget;
 pub mod cache;
@@ -26,5 +31,6 @@ pub mod load;
 pub mod output;
 pub mod plugin;
 pub mod sandbox;
+pub mod stock;
 pub mod store;
 pub mod trust;

@@ -12,6 +12,7 @@ use wasmtime::component::{ComponentExportIndex, Instance, InstancePre};
 use crate::capabilities::PluginCapabilities;
 use crate::config::PluginLimits;
 use crate::runtime::sandbox::PluginState;
+use crate::runtime::stock::Stock;
 
 /// A plugin ready to be instantiated once per request.
 pub struct Plugin {
@@ -25,6 +26,8 @@ pub struct Plugin {
     pub handles: Vec<Handler>,
     /// Instances kept for reuse (only when `limits.reuse_instances` > 1).
     pub idle: Mutex<Vec<WarmInstance>>,
+    /// Instances built ahead, each for one call (off in reuse mode, which keeps its own).
+    pub stock: Arc<Stock>,
     /// What it may use beyond WASI's nothing (config values, key-value, HTTP).
     pub capabilities: PluginCapabilities,
     /// SHA-256 of the file it was loaded from: tells replicas' plugin sets apart in `/readyz`.
@@ -34,7 +37,7 @@ pub struct Plugin {
     /// When this version was loaded (ms since the Unix epoch), for the console.
     pub loaded_ms: u64,
     /// One permit per call it may have at once (`limits.max_concurrent_calls`), when capped.
-    pub calls: Option<tokio::sync::Semaphore>,
+    pub calls: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 /// An instance kept between requests in reuse mode, with its store.
@@ -77,10 +80,11 @@ impl Plugin {
         self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()
     }
 
-    /// Drops the idle instances (their memory goes back to the budget); returns how many.
+    /// Drops the instances kept for reuse and the ones built ahead (their memory goes back to
+    /// the budget); returns how many.
     pub fn drop_idle(&self) -> usize {
         let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|e| e.into_inner()));
-        idle.len()
+        idle.len() + self.stock.drop_all()
     }
 
     /// Keeps an instance that answered, for a later request.

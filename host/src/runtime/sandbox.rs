@@ -89,15 +89,22 @@ impl PluginState {
         }
     }
 
-    /// Prepares a reused instance's store for its next call: new identity, new deadline, output
-    /// lines of the previous call flushed.
-    pub fn begin_call(&mut self, tag: Arc<CallTag>, deadline: Instant) {
+    /// Prepares a store made before its call (built ahead, or reused) for the call: its
+    /// identity, its deadline, the plugin's config values of now; output lines written before
+    /// (by the previous call, or the start functions) flushed.
+    pub fn begin_call(
+        &mut self,
+        tag: Arc<CallTag>,
+        deadline: Instant,
+        config_values: Arc<wasmtime_wasi_config::WasiConfigVariables>,
+    ) {
         if let Some(output) = &self.output {
             output.begin_call(Arc::clone(&tag));
         }
         self.tag = tag;
         self.deadline = deadline;
         self.http.set_deadline(deadline);
+        self.config_values = config_values;
     }
 }
 
