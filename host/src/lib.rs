@@ -12,8 +12,9 @@
 //! - [`protocol`]: OpenIM's wire format: the table of the 52 commands, the shapes of their requests
 //!   and answers read from `wit/`, JSON to component values and back, the answers' rules.
 //! - [`runtime`]: running plugins: the engine and its epoch ticker, the one store builder, the
-//!   sandbox, plugin output, limits, the compile cache, what a plugin is, loading one, and the one
-//!   plugin call ([`runtime::call::Runner`]) that everything running plugin code goes through.
+//!   sandbox, plugin output, limits, the compile cache, what a plugin is, loading one, the
+//!   instances built ahead of the calls, and the one plugin call ([`runtime::call::Runner`]) that
+//!   everything running plugin code goes through.
 //! - [`capabilities`]: what a plugin may use beyond WASI's nothing, when granted: its config
 //!   values, key-value buckets, outbound HTTP.
 //! - [`registry`]: the chain of plugins of each command, in order; the swappable current set.
