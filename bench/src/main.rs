@@ -534,9 +534,9 @@ struct Trial {
     /// The server's CPU time per answered request over the measured window (µs): what a
     /// request costs the server, less sensitive than req/s to what else runs on the machine.
     cpu_us_per_request: Option<f64>,
-    /// The server's context switches (voluntary and not, all its threads) per answered request
-    /// over the measured window.
-    switches_per_request: Option<f64>,
+    /// The server's context switches (all its threads) per answered request over the measured
+    /// window: its own (voluntary), and preemptions.
+    switches_per_request: Option<(f64, f64)>,
 }
 
 impl Results {
@@ -549,9 +549,12 @@ impl Results {
         median(rounds)
     }
 
-    /// The median round's server context switches per request.
-    fn switches(&self) -> f64 {
-        self.median_of(|t| t.switches_per_request)
+    /// The median round's server context switches per request: its own, and preemptions.
+    fn switches(&self) -> (f64, f64) {
+        (
+            self.median_of(|t| t.switches_per_request.map(|s| s.0)),
+            self.median_of(|t| t.switches_per_request.map(|s| s.1)),
+        )
     }
 
     /// The median round's server CPU time per request (µs).
@@ -621,12 +624,12 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 )
                 .await?;
                 eprintln!(
-                    "  {:.0} req/s, p50 {} us, p99 {} us, server CPU {:.1} us/request, {:.2} switches/request",
+                    "  {:.0} req/s, p50 {} us, p99 {} us, server CPU {:.1} us/request, switches/request {:?} (own, preempted)",
                     trial.requests_per_sec,
                     trial.latency_us.value_at_quantile(0.50),
                     trial.latency_us.value_at_quantile(0.99),
                     trial.cpu_us_per_request.unwrap_or(f64::NAN),
-                    trial.switches_per_request.unwrap_or(f64::NAN),
+                    trial.switches_per_request,
                 );
                 result.trials.push(trial);
             }
@@ -901,7 +904,12 @@ async fn trial(
         idle_rss_kib,
         peak_rss_kib,
         cpu_us_per_request: cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / requests.max(1.0)),
-        switches_per_request: switches.map(|n| n as f64 / requests.max(1.0)),
+        switches_per_request: switches.map(|n| {
+            (
+                n.own as f64 / requests.max(1.0),
+                n.preempted as f64 / requests.max(1.0),
+            )
+        }),
     })
 }
 
@@ -958,21 +966,44 @@ fn host_config(
     toml
 }
 
-/// Context switches (voluntary and involuntary) of all of a process's threads so far, from
-/// `/proc/PID/task/*/status` (a thread that ended meanwhile is not counted).
-fn context_switches(pid: u32) -> Option<u64> {
-    let mut total = 0;
+/// Context switches of all of a process's threads so far, from `/proc/PID/task/*/status` (a
+/// thread that ended meanwhile is not counted).
+fn context_switches(pid: u32) -> Option<Switches> {
+    let mut total = Switches::default();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
         let Ok(status) = std::fs::read_to_string(task.ok()?.path().join("status")) else {
             continue;
         };
-        total += status
-            .lines()
-            .filter(|l| l.contains("ctxt_switches:"))
-            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .sum::<u64>();
+        let count = |field: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        total.own += count("voluntary_ctxt_switches:");
+        total.preempted += count("nonvoluntary_ctxt_switches:");
     }
     Some(total)
+}
+
+/// A process's context switches, by cause.
+#[derive(Debug, Default, Clone, Copy)]
+struct Switches {
+    /// Its threads gave up the core (waiting: a lock, a park, a sleep, I/O).
+    own: u64,
+    /// The kernel took the core from them for another runnable thread (here mostly the load
+    /// generator's, which shares the two cores).
+    preempted: u64,
+}
+
+impl Switches {
+    fn saturating_sub(self, before: Self) -> Self {
+        Self {
+            own: self.own.saturating_sub(before.own),
+            preempted: self.preempted.saturating_sub(before.preempted),
+        }
+    }
 }
 
 /// CPU time (user + system) a process has used so far, from `/proc/PID/stat` (in clock ticks of
@@ -1180,10 +1211,13 @@ fn render(results: &[Results], args: &RunArgs) -> String {
          idle RSS is the server's resident memory once started with its plugin (median round), peak RSS the most it had under the load (its start excluded; \"+load\": peak minus idle). CPU/request is the server process's CPU time \
          (user + system, the kernel's TCP included) per answer over the measured window, median round; \
          \"native/CPU\" is the native baseline's CPU per request over the row's: the share of native \
-         efficiency, which depends less than req/s on what else the machine runs.\n\n",
+         efficiency, which depends less than req/s on what else the machine runs. \
+         \"switches/request\" are the server's context switches per answer, all its threads: its own \
+         (a thread waiting: a park, a lock, a sleep) + preemptions (the kernel giving the core to \
+         another runnable thread, mostly the load generator's, which shares the two cores).\n\n",
         args.connections, args.rounds, args.seconds
     );
-    out.push_str("| target | component size | compile | load from cache | req/s | vs native | CPU/request | native/CPU | switches/request | p50 | p99 | p99.9 | idle RSS | peak RSS | +load |\n");
+    out.push_str("| target | component size | compile | load from cache | req/s | vs native | CPU/request | native/CPU | switches/request: own + preempted | p50 | p99 | p99.9 | idle RSS | peak RSS | +load |\n");
     out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         let rps = median(r.trials.iter().map(|t| t.requests_per_sec).collect());
@@ -1192,7 +1226,7 @@ fn render(results: &[Results], args: &RunArgs) -> String {
         let idle = median(r.trials.iter().map(|t| t.idle_rss_kib as f64).collect());
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {:.0} | {:.1}% | {:.1} µs | {:.1}% | {:.2} | {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB |\n",
+            "| {} | {} | {} | {} | {:.0} | {:.1}% | {:.1} µs | {:.1}% | {:.2} + {:.2} | {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB |\n",
             r.target.name,
             opt(r.size_bytes.map(size)),
             opt(r.compile_ms.map(|d| micros(d.as_micros() as u64))),
@@ -1201,7 +1235,8 @@ fn render(results: &[Results], args: &RunArgs) -> String {
             100.0 * rps / native_rps(r.target.workload),
             r.cpu(),
             100.0 * native_cpu(r.target.workload) / r.cpu(),
-            r.switches(),
+            r.switches().0,
+            r.switches().1,
             micros(all.value_at_quantile(0.50)),
             micros(all.value_at_quantile(0.99)),
             micros(all.value_at_quantile(0.999)),
