@@ -34,7 +34,7 @@ impl Dispatcher {
         };
         let registry = self.plugins.get();
         let settings = self.config.command(command);
-        let request = Request::new(command, event.operation_id.as_str().into(), Instant::now());
+        let mut request = Request::new(command, event.operation_id.as_str().into(), Instant::now());
         let mut results = Vec::new();
         let mut steps = Vec::new();
         for (position, link) in registry.chain(command).iter().enumerate() {
@@ -70,6 +70,9 @@ impl Dispatcher {
                 result: result.map(|_| ()),
             });
         }
+        // The used instances dropped and their replacements built after this delivery, on the
+        // deliveries' threads (below the answers' priority).
+        std::mem::take(&mut request.spent).settle_later();
         let failed = results.iter().find_map(|d| d.result.as_ref().err());
         self.history.delivered(Trace {
             steps,

@@ -48,8 +48,9 @@ pub struct Request {
     pub operation_id: Arc<str>,
     /// When the request arrived: OpenIM's timeout runs from about here.
     pub received: Instant,
-    /// The instances its plugins used, dropped once the answer is on its way (the server
-    /// releases them when it hands the answer to hyper; elsewhere they drop with the request).
+    /// The instances its plugins used, dropped once the answer is on its way, and their
+    /// replacements (the server settles them when it hands the answer to hyper, the queue's
+    /// workers after a delivery; elsewhere they drop with the request).
     pub spent: Spent,
 }
 

@@ -135,7 +135,7 @@ impl App {
                     seen,
                 );
                 let response = json_bytes(StatusCode::OK, answer);
-                spent.release_after_answer();
+                spent.settle_later();
                 response
             }
             Err(error) => {

@@ -132,9 +132,9 @@ impl Spent {
     /// Called by the server right before it hands the answer to hyper: the work runs from
     /// tokio's LIFO slot on this same thread (no other thread is woken, no other core touches
     /// the instances' memory) after the connection's task has written the answer and waits for
-    /// the next request. Dropped instead (a tool, a shadow), the instances are dropped and no
-    /// replacement is built.
-    pub fn release_after_answer(self) {
+    /// the next request. The queue's workers call it after each delivery. Dropped instead (a
+    /// tool, a shadow), the instances are dropped and no replacement is built.
+    pub fn settle_later(self) {
         let leftovers = std::mem::take(&mut *self.leftovers());
         if leftovers.used.is_empty() && leftovers.refills.is_empty() {
             return;
