@@ -96,6 +96,8 @@ impl Dispatcher {
                     }
                 },
             };
+            // Off the answer path already: the used instance goes, its replacement is built.
+            request.spent.settle_later();
             self.metrics
                 .shadow
                 .get_or_create(&ShadowLabels {

@@ -1,9 +1,10 @@
 //! The one plugin call: the only code that runs a plugin's export. Whoever needs a plugin to run
 //! (the chain of a callback, a shadow, the queue's workers, the `call` tool, a JSON plugin's
 //! `commands()` at load) hands the [`Runner`] a [`Call`] and gets the export's result or a named
-//! [`Failure`]: a permit (so the instance pool never runs out), a store from the one builder or an
-//! idle instance in reuse mode, the `delivery` record, the call under its deadline and fuel, the
-//! failure's cause, and what the call cost.
+//! [`Failure`]: a permit (so the instance pool never runs out), an instance built ahead, a store
+//! from the one builder, or an idle instance in reuse mode, the `delivery` record, the call under
+//! its deadline and fuel, the failure's cause, and what the call cost; the used instance and its
+//! replacement are left in the request's [`Spent`] for after the answer.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
