@@ -166,9 +166,6 @@ impl Drop for Leftovers {
     }
 }
 
-/// The time an instance built ahead may take to build (start functions included).
-const STOCK_BUILD_DEADLINE: Duration = Duration::from_secs(2);
-
 /// What one plugin call cost.
 #[derive(Debug, Clone, Copy)]
 pub struct CallStats {
@@ -234,25 +231,14 @@ impl Runner {
             plugin.stock.abandon();
             return None;
         };
-        let tag = Arc::new(CallTag {
-            plugin: Arc::clone(&plugin.name),
-            command: "(stock)",
-            operation_id: Arc::from(""),
-        });
-        let mut store = self
-            .builder
-            .store(plugin, tag, Instant::now() + STOCK_BUILD_DEADLINE);
-        if self
-            .builder
-            .arm(&mut store, self.config().defaults.fuel)
-            .is_err()
-        {
-            plugin.stock.abandon();
-            return None;
-        }
+        // What the store is made of, gathered now (reference counts); the store itself is made
+        // after the answer, with the instance.
         Some(Refill {
             stock: Arc::clone(&plugin.stock),
-            store,
+            builder: Arc::clone(&self.builder),
+            plugin: Arc::clone(&plugin.name),
+            limits: plugin.limits,
+            granted: self.capabilities().granted(&plugin.capabilities),
             pre: plugin.pre.clone(),
             slot,
         })

@@ -25,8 +25,12 @@ use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::Store;
 use wasmtime::component::{Instance, InstancePre};
 
+use crate::capabilities::Granted;
+use crate::config::PluginLimits;
 use crate::metrics::{Metrics, PluginLabels, StockLabels, StockTake};
+use crate::runtime::output::CallTag;
 use crate::runtime::sandbox::PluginState;
+use crate::runtime::store::Builder;
 
 /// Pool slots for instances built ahead, all plugins together.
 pub const STOCK_SLOTS: u32 = 16;
@@ -70,18 +74,27 @@ pub struct StockStatus {
     pub misses: u64,
 }
 
-/// A replacement to build once the answer is out: a fresh store, what to instantiate in it, and
-/// the stock it goes to.
+/// A replacement to build once the answer is out: what its store is made of, what to
+/// instantiate in it, and the stock it goes to.
 pub struct Refill {
     /// The stock the instance goes to.
     pub stock: Arc<Stock>,
-    /// A fresh store from the one builder, armed for instantiation.
-    pub store: Store<PluginState>,
+    /// The one store builder.
+    pub builder: Arc<Builder>,
+    /// The plugin's name, for the store's tag.
+    pub plugin: Arc<str>,
+    /// The plugin's caps.
+    pub limits: PluginLimits,
+    /// What the plugin may use.
+    pub granted: Granted,
     /// The plugin's linked component.
     pub pre: InstancePre<PluginState>,
     /// The stock's pool slot it will hold.
     pub slot: OwnedSemaphorePermit,
 }
+
+/// The time an instance built ahead may take to build (start functions included).
+const BUILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Stock {
     /// An empty stock of `plugin`'s that keeps at most `most` instances (0: stocking off),
@@ -200,10 +213,28 @@ impl Refill {
     pub async fn build(self) {
         let Refill {
             stock,
-            mut store,
+            builder,
+            plugin,
+            limits,
+            granted,
             pre,
             slot,
         } = self;
+        let tag = Arc::new(CallTag {
+            plugin,
+            command: "(stock)",
+            operation_id: Arc::from(""),
+        });
+        let deadline = std::time::Instant::now() + BUILD_DEADLINE;
+        let mut store = builder.store_with(limits, granted, tag, deadline);
+        if let Err(error) = builder.arm(&mut store, builder.config().defaults.fuel) {
+            stock.abandon();
+            tracing::debug!(
+                error = format!("{error:#}"),
+                "could not build an instance ahead"
+            );
+            return;
+        }
         match pre.instantiate_async(&mut store).await {
             Ok(instance) => stock.put(store, instance, slot),
             Err(error) => {

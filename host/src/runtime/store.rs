@@ -71,12 +71,25 @@ impl Builder {
         tag: Arc<CallTag>,
         deadline: Instant,
     ) -> Store<PluginState> {
+        let granted = self.capabilities.granted(&plugin.capabilities);
+        self.store_with(plugin.limits, granted, tag, deadline)
+    }
+
+    /// A fresh store for an instance with these caps and grants (what [`Builder::store`] reads
+    /// from a plugin, gathered beforehand).
+    pub fn store_with(
+        &self,
+        limits: PluginLimits,
+        granted: Granted,
+        tag: Arc<CallTag>,
+        deadline: Instant,
+    ) -> Store<PluginState> {
         new_store(
             &self.engine,
             &self.config,
-            plugin.limits,
+            limits,
             &self.budget,
-            self.capabilities.granted(&plugin.capabilities),
+            granted,
             tag,
             deadline,
         )
