@@ -275,36 +275,27 @@ impl Runner {
             operation_id: Arc::clone(operation_id),
         });
         // Where the instance comes from: kept from an earlier request (reuse mode), built ahead
-        // (the stock), or built now, for this call.
-        let (mut store, ready_instance, uses) = match plugin.take_idle() {
+        // (the stock), or built now, for this call. One made before its call starts it now.
+        let ready = match plugin.take_idle() {
             Some(WarmInstance {
-                mut store,
+                store,
                 instance,
                 uses,
-            }) => {
+            }) => Some((store, instance, uses)),
+            None if plugin.stock.enabled() => plugin.stock.take().map(
+                |Stocked {
+                     store, instance, ..
+                 }| (store, instance, 0),
+            ),
+            None => None,
+        };
+        let (mut store, ready_instance, uses) = match ready {
+            Some((mut store, instance, uses)) => {
                 let values = self.capabilities().config_values(&plugin.capabilities);
                 store.data_mut().begin_call(tag, deadline, values);
                 (store, Some(instance), uses)
             }
-            None => {
-                let stocked = plugin
-                    .stock
-                    .enabled()
-                    .then(|| plugin.stock.take())
-                    .flatten();
-                match stocked {
-                    Some(Stocked {
-                        mut store,
-                        instance,
-                        ..
-                    }) => {
-                        let values = self.capabilities().config_values(&plugin.capabilities);
-                        store.data_mut().begin_call(tag, deadline, values);
-                        (store, Some(instance), 0)
-                    }
-                    None => (self.builder.store(plugin, tag, deadline), None, 0),
-                }
-            }
+            None => (self.builder.store(plugin, tag, deadline), None, 0),
         };
         self.builder
             .arm(&mut store, fuel)
