@@ -345,6 +345,15 @@ fn answers_that_would_hurt_openim_are_plugin_failures() {
         "`ex` is not a change the host offers",
         "OpenIM never sends the user's ex",
     ]);
+    // The other user-info command offers `ex`: OpenIM saves it when it is not empty.
+    let plain = "callbackBeforeUpdateUserInfoCommand";
+    let answer = scripted(
+        &server,
+        plain,
+        &request_fixture(plain),
+        json!({"0": {"ex": "{\"vip\":true}"}}),
+    );
+    assert_eq!(answer, go_on_with(json!({"ex": "{\"vip\":true}"})));
     let answer = scripted(
         &server,
         modify,
