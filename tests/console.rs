@@ -84,6 +84,7 @@ fn the_console_in_a_real_browser_shows_a_dropped_plugin_and_who_refused_a_callba
             "operationID": "op-browser-refusal",
         },
         "screenshot": screenshot,
+        "rejected": { "path": "/callbackExample/callbackNoSuchCommand" },
     });
     let output = Command::new("node")
         .arg(common::repo_root().join("tests/browser/console.mjs"))
@@ -122,6 +123,16 @@ fn the_console_in_a_real_browser_shows_a_dropped_plugin_and_who_refused_a_callba
         "{row}"
     );
     assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
+    // The rejected callback is the first thing on the page, with what to check.
+    assert_eq!(seen["rejected_is_first"], "rejected-section", "{seen}");
+    let rejected = seen["rejected_text"].as_str().unwrap();
+    assert!(
+        rejected.contains("127.0.0.1")
+            && rejected.contains("unknown_path")
+            && rejected.contains("callbackNoSuchCommand")
+            && rejected.contains("webhook url"),
+        "{rejected}"
+    );
     // The README's picture is this test's, copied only when asked
     // (`scripts/update-console-screenshot.sh`): a test run leaves the tree as it found it.
     if std::env::var_os("UPDATE_CONSOLE_SCREENSHOT").is_some() {

@@ -383,7 +383,7 @@ fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
 #[test]
 fn every_metric_the_rules_and_the_dashboard_query_is_one_a_running_host_exports() {
     // A host whose every metric family has a sample: a plugin that fails, one that answers a
-    // misread refusal, a shadow, a queue.
+    // misread refusal, a shadow, a queue, a rejected callback.
     let queue = tempfile::tempdir().unwrap();
     let server = Server::start_with_args(
         &[
@@ -401,6 +401,10 @@ fn every_metric_the_rules_and_the_dashboard_query_is_one_a_running_host_exports(
     for reason in ["misread", "panic", "fine"] {
         assert_eq!(server.kick(&["u1"], reason).status, 200);
     }
+    assert_eq!(
+        server.post("/callbackExample/callbackNoSuch", "{}").status,
+        404
+    );
     server.wait_until("the shadow and the misread refusal to be counted", || {
         server.metric("callback_host_shadow_total{") > 0.0
             && server.metric("callback_host_misread_refusals_total{") > 0.0

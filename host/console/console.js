@@ -276,6 +276,22 @@ function drawShadows(overview) {
     : el("p", { class: "muted" }, "no disagreement"));
 }
 
+function drawRejected(overview) {
+  const list = overview.rejected;
+  $("rejected-section").hidden = list.length === 0;
+  if (overview.refuse_unauthenticated) {
+    $("rejected-note").textContent = "Before-callbacks that fail authentication are refused ([auth] refuse_unauthenticated): OpenIM's users see those operations fail. Other rejections are read by OpenIM as “go on”.";
+  }
+  $("rejected").querySelector("tbody").replaceChildren(...list.map((r) =>
+    el("tr", {},
+      el("td", { class: "mono" }, r.source),
+      el("td", {}, el("strong", {}, r.reason)),
+      el("td", {}, String(r.count)),
+      el("td", { class: "muted" }, ago(r.last_ms, overview.now_ms)),
+      el("td", {}, r.last_error),
+      el("td", { class: "muted" }, r.hint))));
+}
+
 function drawWarnings(overview) {
   const list = overview.misread_refusals;
   $("warnings-section").hidden = list.length === 0;
@@ -294,6 +310,7 @@ async function refresh() {
       getJson("/console/api/recent?" + query),
     ]);
     $("set").textContent = "v" + overview.version + " · plugin set " + overview.plugin_set.slice(0, 12) + " since " + time(overview.plugin_set_since_ms);
+    drawRejected(overview);
     drawWarnings(overview);
     drawPlugins(overview);
     drawCommands(overview, series);

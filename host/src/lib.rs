@@ -225,6 +225,7 @@ pub async fn build(config: Arc<Config>) -> anyhow::Result<Host> {
         max_body_bytes: config.max_body_bytes,
         limits: config.http,
         access: config.access.clone(),
+        rejections: Default::default(),
     });
     Ok(Host {
         app,

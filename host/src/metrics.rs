@@ -88,6 +88,49 @@ impl prometheus_client::encoding::EncodeLabelValue for StockTake {
     }
 }
 
+/// Labels of a callback rejected before any plugin.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectedLabels {
+    pub reason: Rejection,
+}
+
+/// Why a callback was rejected before any plugin, as the operator fixes it. OpenIM reads every
+/// such answer as "go on", so these are before-callbacks that checked nothing.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rejection {
+    /// Wrong or missing Basic credentials, or a URL without the secret path segment: OpenIM's
+    /// webhook `url` does not match `[auth]`.
+    Unauthenticated,
+    /// The source address is not in `[auth] allow`.
+    ForbiddenNetwork,
+    /// Not a callback: an unknown command or a method other than POST (a wrong webhook `url`).
+    UnknownPath,
+    /// The request could not be read as its command's callback: headers, size, JSON, shape.
+    BadBody,
+}
+
+impl Rejection {
+    /// The label in `/metrics`, the log and the console.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::ForbiddenNetwork => "forbidden_network",
+            Self::UnknownPath => "unknown_path",
+            Self::BadBody => "bad_body",
+        }
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for Rejection {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        encoder.write_str(self.as_str())
+    }
+}
+
 /// Labels naming a command.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CommandLabels {
@@ -236,6 +279,8 @@ pub struct Metrics {
     /// Answers with `nextCode 1` and a non-zero `actionCode` (OpenIM goes on), by plugin and
     /// command: a refusal that does not refuse.
     pub misread_refusals: Family<HandlesLabels, Counter>,
+    /// Callbacks rejected before any plugin (OpenIM goes on), by reason.
+    pub rejected: Family<RejectedLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -282,6 +327,12 @@ impl Default for Metrics {
         let shadow = Family::default();
         let records_dropped = Counter::default();
         let misread_refusals = Family::default();
+        let rejected = Family::default();
+        registry.register(
+            "rejected_requests",
+            "Callbacks rejected before any plugin, by reason: OpenIM reads the answer as go on",
+            rejected.clone(),
+        );
         let ready = Gauge::default();
         registry.register(
             "ready",
@@ -447,6 +498,7 @@ impl Default for Metrics {
             shadow,
             ready,
             misread_refusals,
+            rejected,
         }
     }
 }
@@ -514,6 +566,13 @@ impl Metrics {
                 plugin: Arc::clone(plugin),
                 command,
             })
+            .inc();
+    }
+
+    /// Counts a callback rejected before any plugin.
+    pub fn rejected(&self, reason: Rejection) {
+        self.rejected
+            .get_or_create(&RejectedLabels { reason })
             .inc();
     }
 

@@ -7,6 +7,7 @@
 //   refusal      {path, body, operationID, plugin}: a callback to send, and the plugin that
 //                must be shown refusing it
 //   screenshot   where to write the page's PNG
+//   rejected     {path}: a callback path the host rejects, sent after the screenshot
 // Prints one JSON line: what was seen, the browser's console errors, and how long the page took
 // to show the dropped plugin. Exits non-zero when something the test waits for does not come.
 import { copyFileSync, renameSync } from "node:fs";
@@ -65,6 +66,16 @@ try {
   await page.selectOption("#filter-outcome", "");
   await page.waitForTimeout(2500);
   await page.screenshot({ path: spec.screenshot, fullPage: true });
+
+  // A callback the host rejects (a wrong path in OpenIM's webhook url): shown at the top.
+  await fetch(spec.callbacks + spec.rejected.path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json; charset=utf-8", operationID: "op-rejected" },
+    body: "{}",
+  });
+  await page.waitForSelector("#rejected-section:not([hidden]) #rejected tbody tr", { timeout: 20000 });
+  seen.rejected_text = await page.$eval("#rejected-section", (s) => s.innerText);
+  seen.rejected_is_first = await page.$eval("main", (m) => m.querySelector("section:not([hidden])").id);
 } finally {
   await browser.close();
 }

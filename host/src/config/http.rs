@@ -32,6 +32,7 @@ pub struct AuthFile {
     pub allow: Option<Vec<String>>,
     pub admin_allow: Option<Vec<String>>,
     pub open: Option<bool>,
+    pub refuse_unauthenticated: Option<bool>,
 }
 
 /// The `[tls]` section: serve callbacks over HTTPS.
@@ -178,5 +179,6 @@ pub(super) fn resolve_access(file: &AuthFile) -> Result<Access, ConfigError> {
             None => loopback(),
         },
         open: file.open.unwrap_or(false),
+        refuse_unauthenticated: file.refuse_unauthenticated.unwrap_or(false),
     })
 }

@@ -40,6 +40,10 @@ pub struct Access {
     pub admin_allow: Vec<IpNet>,
     /// Callbacks from anyone were asked for explicitly (a network policy guards the host).
     pub open: bool,
+    /// Refuse (`actionCode 0`, `nextCode 1`) a before-callback that fails authentication, instead
+    /// of the 401/403 answer OpenIM reads as go on: a misconfigured OpenIM then stops its users'
+    /// operations instead of letting them through unchecked.
+    pub refuse_unauthenticated: bool,
 }
 
 impl std::fmt::Debug for Access {
@@ -53,6 +57,7 @@ impl std::fmt::Debug for Access {
             .field("allow", &self.allow)
             .field("admin_allow", &self.admin_allow)
             .field("open", &self.open)
+            .field("refuse_unauthenticated", &self.refuse_unauthenticated)
             .finish()
     }
 }
@@ -65,6 +70,7 @@ impl Default for Access {
             allow: None,
             admin_allow: loopback(),
             open: false,
+            refuse_unauthenticated: false,
         }
     }
 }

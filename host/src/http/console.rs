@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use crate::dispatch::Dispatcher;
 use crate::history::CAPTURE_MAX_SECONDS;
 use crate::http::access::{Access, Denied};
+use crate::http::rejected::Rejections;
 use crate::http::respond;
 use crate::queue::Queue;
 use crate::runtime::plugin::{Entry, Plugin};
@@ -48,6 +49,8 @@ pub struct Parts<'a> {
     pub queue: Option<&'a Queue>,
     /// Who may use the console.
     pub access: &'a Access,
+    /// Callbacks rejected before any plugin, by source and reason: shown first.
+    pub rejections: &'a Rejections,
 }
 
 /// Whether `path` is the console's.
@@ -211,8 +214,8 @@ fn same_origin(headers: &HeaderMap) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The plugin set, the files that failed to load, the queue, captures, shadows and misread
-/// refusals: everything of the page that is not a chart or the recent list.
+/// The plugin set, the files that failed to load, the queue, captures, shadows, misread
+/// refusals and rejected callbacks: everything of the page that is not a chart or the recent list.
 async fn overview(app: &Parts<'_>) -> Value {
     let dispatcher = &app.dispatcher;
     let config = dispatcher.config();
@@ -263,6 +266,8 @@ async fn overview(app: &Parts<'_>) -> Value {
         "capture_max_seconds": CAPTURE_MAX_SECONDS,
         "disagreements": history.disagreements(),
         "misread_refusals": history.misread_refusals(),
+        "rejected": app.rejections.summary(),
+        "refuse_unauthenticated": app.access.refuse_unauthenticated,
     })
 }
 

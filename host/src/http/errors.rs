@@ -7,6 +7,7 @@
 use http::StatusCode;
 
 use crate::http::access::Denied;
+use crate::metrics::Rejection;
 use crate::protocol::{BodyError, CallbackResponse};
 
 impl std::fmt::Display for Denied {
@@ -75,12 +76,37 @@ impl RequestError {
         }
     }
 
+    /// Why, as the operator fixes it (`callback_host_rejected_requests_total{reason}`).
+    pub fn rejection(&self) -> Rejection {
+        match self {
+            Self::Denied(Denied::Credentials | Denied::SecretPath) => Rejection::Unauthenticated,
+            Self::Denied(Denied::Network) => Rejection::ForbiddenNetwork,
+            Self::UnknownCommand(_) | Self::MethodNotAllowed(_) => Rejection::UnknownPath,
+            Self::BodyTooLarge { .. }
+            | Self::HeadersTooLarge(_)
+            | Self::BodyTimeout(_)
+            | Self::BodyRead(_)
+            | Self::Body(_) => Rejection::BadBody,
+        }
+    }
+
     /// The `outcome` label of the request metric.
     pub fn outcome(&self) -> &'static str {
         match self {
             Self::Denied(Denied::Credentials) => "unauthorized",
             Self::Denied(_) => "forbidden",
             _ => "bad_request",
+        }
+    }
+
+    /// The answer that refuses the operation (`actionCode 0`, `nextCode 1`), for an operator who
+    /// asked that before-callbacks failing authentication be refused rather than go on
+    /// (`[auth] refuse_unauthenticated`).
+    pub fn refusal(&self) -> CallbackResponse {
+        CallbackResponse {
+            action_code: 0,
+            next_code: 1,
+            ..self.answer()
         }
     }
 

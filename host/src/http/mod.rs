@@ -9,12 +9,14 @@
 //! - [`respond`]: building an answer (status, content type, body).
 //! - `readiness`: the stores this replica needs, probed for `/readyz` and `/metrics`.
 //! - [`errors`]: rejected requests and their 4xx answers.
+//! - [`rejected`]: rejected callbacks made loud: counted by reason, logged once per source.
 
 pub mod access;
 pub mod connection;
 pub mod console;
 pub mod errors;
 mod readiness;
+pub mod rejected;
 pub mod respond;
 pub mod routing;
 pub mod server;

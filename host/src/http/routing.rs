@@ -15,8 +15,10 @@ use crate::dispatch::{self, Dispatcher};
 use crate::history::{Captured, Step, Trace};
 use crate::http::access::{Access, Denied};
 use crate::http::errors::RequestError;
+use crate::http::rejected::{self, Rejections};
 use crate::http::{console, respond};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Rejection};
+use crate::protocol::commands::Phase;
 use crate::protocol::schema::Catalog;
 use crate::protocol::{self, CallbackResponse};
 use crate::queue::{Event, Queue};
@@ -39,6 +41,8 @@ pub struct App {
     pub limits: HttpLimits,
     /// Who may call.
     pub access: Access,
+    /// Callbacks rejected before any plugin, by source and reason: for the log and the console.
+    pub rejections: Rejections,
 }
 
 /// Which endpoints a listener serves.
@@ -69,6 +73,7 @@ impl App {
                 dispatcher: &self.dispatcher,
                 queue: self.queue.as_deref(),
                 access: &self.access,
+                rejections: &self.rejections,
             };
             return console::handle(parts, peer, request).await;
         }
@@ -143,9 +148,40 @@ impl App {
                 let outcome = error.outcome();
                 self.metrics
                     .request(command, outcome, received.elapsed().as_secs_f64());
-                tracing::warn!(%path, %peer, operation_id = %operation_id, outcome,
-                    kind = error.kind(), "rejected: {error}");
-                let answer = error.answer();
+                let reason = error.rejection();
+                self.metrics.rejected(reason);
+                let log = self.rejections.note(peer, reason, &error);
+                let kind = error.kind();
+                let reason_label = reason.as_str();
+                match log {
+                    rejected::Log::First => {
+                        tracing::warn!(%path, %peer, operation_id = %operation_id, outcome, kind,
+                            reason = reason_label,
+                            "rejected: {error}. OpenIM reads this answer as go on: {}. \
+                             Logged once per source and reason (then every {} min); \
+                             counted in callback_host_rejected_requests_total",
+                            rejected::hint(reason), rejected::LOG_EVERY.as_secs() / 60);
+                    }
+                    rejected::Log::Again(since) => {
+                        tracing::warn!(%path, %peer, operation_id = %operation_id, outcome, kind,
+                            reason = reason_label,
+                            "rejected: {error} ({since} rejections from {peer} for this reason since it was last logged)");
+                    }
+                    rejected::Log::Quiet => {
+                        tracing::debug!(%path, %peer, operation_id = %operation_id, outcome, kind,
+                            reason = reason_label, "rejected: {error}");
+                    }
+                }
+                let answer = if reason == Rejection::Unauthenticated
+                    && self.access.refuse_unauthenticated
+                    && Catalog::get()
+                        .command(command)
+                        .is_some_and(|c| c.spec.phase == Phase::Before)
+                {
+                    error.refusal()
+                } else {
+                    error.answer()
+                };
                 self.keep(
                     command,
                     path,
