@@ -160,6 +160,8 @@ fn bad(
 fn every_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
     let server = examples();
     let kick = KICK_PATH;
+    // 2,000 arrays deep (4,000 bytes: under this server's body limit).
+    let deep = format!("{}{}", "[".repeat(2000), "]".repeat(2000));
     let cases = vec![
         Bad {
             name: "wrong method",
@@ -175,6 +177,8 @@ fn every_bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
         bad("wrong type", kick, b"{\"callbackCommand\":\"callbackAfterKickGroupCommand\",\"groupID\":\"G\",\"kickedUserIDs\":\"u1\",\"reason\":\"\"}", 400, "schema_mismatch", "invalid type: string \"u1\", expected a sequence"),
         bad("missing field", kick, b"{\"callbackCommand\":\"callbackAfterKickGroupCommand\",\"groupID\":\"G\",\"kickedUserIDs\":[]}", 400, "schema_mismatch", "missing field `reason`"),
         bad("not an object", kick, b"[\"callbackAfterKickGroupCommand\"]", 400, "not_an_object", "must be a JSON object, got an array"),
+        bad("nested too deep", kick, deep.as_bytes(), 400, "too_deep", "more than 128 levels deep"),
+        bad("nested too deep, unclosed", kick, &deep.as_bytes()[..2000], 400, "too_deep", "more than 128 levels deep"),
         bad("invalid UTF-8", kick, b"{\"callbackCommand\":\"callbackAfterKickGroupCommand\",\"groupID\":\"\xc3\x28\",\"kickedUserIDs\":[],\"reason\":\"\"}", 400, "invalid_utf8", "not valid UTF-8: invalid byte at offset 62"),
         bad("command mismatch", kick, b"{\"callbackCommand\":\"callbackAfterQuitGroupCommand\",\"groupID\":\"G\",\"kickedUserIDs\":[],\"reason\":\"\"}", 400, "command_mismatch", "does not match the command \"callbackAfterKickGroupCommand\" in the URL"),
         bad("mismatch on an unhandled command", "/x/callbackAfterQuitGroupCommand", b"{\"callbackCommand\":\"callbackAfterKickGroupCommand\"}", 400, "command_mismatch", "does not match"),

@@ -162,6 +162,13 @@ pub enum Closed {
     ReadTimeout,
     /// The connection was idle past the idle timeout.
     IdleTimeout,
+    /// The server (or the connection's source) was at its connection cap and this connection,
+    /// without a request, had waited longest: closed to make room.
+    Evicted,
+    /// Its source already held `max_connections_per_source`, none of them without a request.
+    SourceCap,
+    /// Its source address is not allowed on this listener.
+    Network,
 }
 
 impl Closed {
@@ -170,6 +177,9 @@ impl Closed {
         match self {
             Self::ReadTimeout => "read_timeout",
             Self::IdleTimeout => "idle_timeout",
+            Self::Evicted => "evicted",
+            Self::SourceCap => "source_cap",
+            Self::Network => "forbidden_network",
         }
     }
 }
@@ -177,7 +187,7 @@ impl Closed {
 /// Labels of a connection the server closed.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ClosedLabels {
-    /// `read_timeout` or `idle_timeout`.
+    /// See [`Closed::as_str`].
     pub reason: &'static str,
 }
 
@@ -461,7 +471,7 @@ impl Default for Metrics {
         );
         registry.register(
             "connections_closed",
-            "Connections the server closed (timeouts)",
+            "Connections the server closed: timeouts, evicted at the cap, over the per-source cap, not allowed",
             connections_closed.clone(),
         );
         Self {

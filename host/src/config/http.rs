@@ -17,6 +17,7 @@ pub struct HttpFile {
     pub read_timeout_ms: Option<u64>,
     pub idle_timeout_ms: Option<u64>,
     pub max_connections: Option<u32>,
+    pub max_connections_per_source: Option<u32>,
     pub max_headers: Option<usize>,
     pub max_header_bytes: Option<usize>,
 }
@@ -53,9 +54,13 @@ pub struct HttpLimits {
     pub read_timeout: Duration,
     /// Time a keep-alive connection may stay idle between requests before it is closed.
     pub idle_timeout: Duration,
-    /// Connections served at once; beyond it new connections wait in the listen backlog while
-    /// the open ones keep being served.
+    /// Connections served at once. At the cap, the connection that has waited longest without
+    /// a request is closed to make room; when all are in a request, new connections wait in the
+    /// listen backlog while the open ones keep being served.
     pub max_connections: u32,
+    /// Connections one source address may hold (so one neighbour cannot take them all): its
+    /// own longest-waiting connection makes room, or a new one is closed.
+    pub max_connections_per_source: u32,
     /// Headers a request may have (431 beyond).
     pub max_headers: usize,
     /// Bytes of a request's headers, names and values (431 beyond).
@@ -70,6 +75,7 @@ impl Default for HttpLimits {
             // only costs a reconnect.
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            max_connections_per_source: 512,
             // OpenIM sends 7 headers.
             max_headers: 64,
             max_header_bytes: 16 << 10,
@@ -89,11 +95,19 @@ pub(super) fn resolve_http(file: &HttpFile) -> Result<HttpLimits, ConfigError> {
     let ms = |key: &str, value: Option<u64>, default: Duration| {
         at_least(key, value, 100).map(|v| v.map_or(default, Duration::from_millis))
     };
+    let max_connections = at_least("max_connections", file.max_connections.map(u64::from), 1)?
+        .map_or(base.max_connections, |v| v as u32);
     Ok(HttpLimits {
         read_timeout: ms("read_timeout_ms", file.read_timeout_ms, base.read_timeout)?,
         idle_timeout: ms("idle_timeout_ms", file.idle_timeout_ms, base.idle_timeout)?,
-        max_connections: at_least("max_connections", file.max_connections.map(u64::from), 1)?
-            .map_or(base.max_connections, |v| v as u32),
+        max_connections,
+        // Half the cap unless set: one source cannot hold them all.
+        max_connections_per_source: at_least(
+            "max_connections_per_source",
+            file.max_connections_per_source.map(u64::from),
+            1,
+        )?
+        .map_or((max_connections / 2).max(1), |v| v as u32),
         max_headers: at_least("max_headers", file.max_headers.map(|v| v as u64), 8)?
             .map_or(base.max_headers, |v| v as usize),
         max_header_bytes: at_least(

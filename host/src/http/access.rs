@@ -100,6 +100,14 @@ impl Access {
         self.basic.is_some() || self.secret_path.is_some() || self.allow.is_some()
     }
 
+    /// Whether `peer` may open a connection to a listener that serves callbacks, the admin
+    /// endpoints, or both: a source no configured network allows is closed at accept.
+    pub fn may_connect(&self, peer: IpAddr, callbacks: bool, admin: bool) -> bool {
+        let for_callbacks = callbacks && self.allow.as_ref().is_none_or(|a| contains(a, peer));
+        let for_admin = admin && contains(&self.admin_allow, peer);
+        for_callbacks || for_admin
+    }
+
     /// Checks a callback request from `peer` to `path` with `headers`.
     pub fn check_callback(
         &self,

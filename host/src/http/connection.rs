@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::HttpLimits;
+use crate::http::connections::Registered;
 pub use crate::metrics::Closed;
 use crate::metrics::Metrics;
 
@@ -34,7 +35,9 @@ const LINGER_BYTES: usize = 4 << 20;
 /// What a connection is doing, for its timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Reading a request: since accept, or since the first byte after an answer.
+    /// Accepted, and nothing read yet.
+    Connected,
+    /// Reading a request: since its first byte.
     Reading,
     /// The app has a request; its own deadline bounds it.
     Busy,
@@ -49,11 +52,25 @@ pub struct Activity {
     state: Mutex<(Phase, Instant)>,
 }
 
+impl Default for Activity {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Activity {
-    fn new() -> Self {
+    /// A connection just accepted.
+    pub fn new() -> Self {
         Self {
-            state: Mutex::new((Phase::Reading, Instant::now())),
+            state: Mutex::new((Phase::Connected, Instant::now())),
         }
+    }
+
+    /// Since when the connection has waited without a request (silent since accept, or idle
+    /// after an answer); `None` while a request is being read or answered.
+    pub fn waiting_since(&self) -> Option<Instant> {
+        let (phase, since) = *self.state.lock().unwrap_or_else(|e| e.into_inner());
+        matches!(phase, Phase::Connected | Phase::Idle).then_some(since)
     }
 
     fn set(&self, phase: Phase) {
@@ -72,7 +89,7 @@ impl Activity {
 
     fn bytes_read(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.0 == Phase::Idle {
+        if matches!(state.0, Phase::Connected | Phase::Idle) {
             *state = (Phase::Reading, Instant::now());
         }
     }
@@ -81,7 +98,9 @@ impl Activity {
     fn deadline(&self, limits: &HttpLimits) -> Option<(Instant, Closed)> {
         let (phase, since) = *self.state.lock().unwrap_or_else(|e| e.into_inner());
         match phase {
-            Phase::Reading => Some((since + limits.read_timeout, Closed::ReadTimeout)),
+            Phase::Connected | Phase::Reading => {
+                Some((since + limits.read_timeout, Closed::ReadTimeout))
+            }
             Phase::Idle => Some((since + limits.idle_timeout, Closed::IdleTimeout)),
             Phase::Busy => None,
         }
@@ -142,18 +161,27 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
     }
 }
 
-/// Serves one connection until it closes, shutdown is asked for, or a timeout ends it.
-/// `service` is made with the connection's [`Activity`] and must call `begin`/`end` around each
-/// request.
-pub async fn serve<T, S, F>(
-    http: &http1::Builder,
-    stream: T,
-    peer: SocketAddr,
-    limits: HttpLimits,
-    metrics: &Metrics,
-    mut shutdown: watch::Receiver<bool>,
-    make_service: F,
-) where
+/// What serving one connection needs besides its stream (plain or TLS) and its service.
+pub struct Serving<'a> {
+    /// hyper's HTTP/1.1 settings, shared by every connection.
+    pub http: &'a http1::Builder,
+    /// The client's address, for the log.
+    pub peer: SocketAddr,
+    /// The timeouts.
+    pub limits: HttpLimits,
+    /// Counts the connections closed, and why.
+    pub metrics: &'a Metrics,
+    /// The connection's place among the open ones: its activity, and the eviction signal.
+    pub registered: &'a Registered,
+    /// Turns true when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Serves one connection until it closes, shutdown is asked for, a timeout ends it, or it is
+/// evicted to make room (see [`crate::http::connections`]). `service` is made with the
+/// connection's [`Activity`] and must call `begin`/`end` around each request.
+pub async fn serve<T, S, F>(serving: Serving<'_>, stream: T, make_service: F)
+where
     F: FnOnce(Arc<Activity>) -> S,
     S: Service<
             http::Request<hyper::body::Incoming>,
@@ -163,7 +191,15 @@ pub async fn serve<T, S, F>(
     S::Future: Unpin,
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let activity = Arc::new(Activity::new());
+    let Serving {
+        http,
+        peer,
+        limits,
+        metrics,
+        registered,
+        mut shutdown,
+    } = serving;
+    let activity = Arc::clone(&registered.activity);
     let io = TokioIo::new(Watched {
         stream,
         activity: Arc::clone(&activity),
@@ -195,6 +231,16 @@ pub async fn serve<T, S, F>(
                 }
             }
             _ = shutdown.changed(), if !closing => {
+                closing = true;
+                Pin::new(&mut connection).graceful_shutdown();
+            }
+            () = registered.evict.notified() => {
+                // Chosen while it had no request; if one has begun since, it is answered first.
+                metrics.connection_closed(Closed::Evicted);
+                if activity.waiting_since().is_some() {
+                    tracing::debug!(%peer, "closing a connection without a request to make room");
+                    return;
+                }
                 closing = true;
                 Pin::new(&mut connection).graceful_shutdown();
             }

@@ -3,6 +3,7 @@
 //!
 //! - [`server`]: the HTTP/1.1 accept loop: the connection cap and graceful shutdown.
 //! - [`connection`]: one connection under its read and idle timeouts, closed gracefully.
+//! - [`connections`]: the open connections, so that idle ones make room at the caps.
 //! - [`routing`]: an HTTP request to an answer (callbacks and the admin endpoints).
 //! - [`console`]: the web page of the admin listener and its JSON (what the host is doing).
 //! - [`access`]: who may call (Basic credentials, secret path, source networks).
@@ -13,6 +14,7 @@
 
 pub mod access;
 pub mod connection;
+pub mod connections;
 pub mod console;
 pub mod errors;
 mod readiness;

@@ -57,6 +57,32 @@ pub enum Routes {
 }
 
 impl App {
+    /// Whether `peer` may connect to a listener of `routes`: a source no configured network
+    /// allows is closed at accept, counted and logged as a rejected callback.
+    pub fn admits(&self, peer: IpAddr, routes: Routes) -> bool {
+        let callbacks = routes != Routes::Admin;
+        let admin = routes != Routes::Callbacks;
+        if self.access.may_connect(peer, callbacks, admin) {
+            return true;
+        }
+        let error = RequestError::Denied(Denied::Network);
+        let reason = error.rejection();
+        self.metrics.rejected(reason);
+        match self.rejections.note(peer, reason, &error) {
+            rejected::Log::First | rejected::Log::Again(_) => {
+                tracing::warn!(%peer, reason = reason.as_str(),
+                    "connection closed at accept: {error}. If this is OpenIM, {}. \
+                     Logged once per source (then every {} min); counted in \
+                     callback_host_rejected_requests_total",
+                    rejected::hint(reason), rejected::LOG_EVERY.as_secs() / 60);
+            }
+            rejected::Log::Quiet => {
+                tracing::debug!(%peer, "connection closed at accept: {error}");
+            }
+        }
+        false
+    }
+
     /// Answers one HTTP request. Never fails: every problem becomes a 4xx answer.
     pub async fn handle<B>(
         self: Arc<Self>,

@@ -15,6 +15,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::http::connection;
+use crate::http::connections::Connections;
 use crate::http::routing::{App, Routes};
 
 /// How long in-flight requests get to finish after shutdown was asked for (OpenIM's own cap).
@@ -23,8 +24,11 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Serves `routes` of `app` on `listener` (over TLS when `tls` is given) until `shutdown`
 /// resolves, then drains in-flight requests.
 ///
-/// At most `max_connections` connections are served at once: beyond it the loop stops accepting,
-/// so new connections wait in the kernel's listen backlog while the open ones are served.
+/// At most `max_connections` connections are served at once, at most
+/// `max_connections_per_source` of them from one address. At a cap, the connection that has
+/// waited longest without a request is closed to make room (see [`crate::http::connections`]);
+/// when every one is in a request, new connections wait in the kernel's listen backlog while the
+/// open ones are served. A source no configured network allows is closed at accept.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
@@ -45,12 +49,9 @@ pub async fn serve(
         .max_buf_size((limits.max_header_bytes * 4).max(8192))
         .keep_alive(true);
     let http = Arc::new(http);
+    let connections = Arc::new(Connections::default());
     tokio::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -63,6 +64,32 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        if !app.admits(peer.ip(), routes) {
+            app.metrics.connection_closed(connection::Closed::Network);
+            continue;
+        }
+        // One source may not hold more than its share: its own longest-waiting connection
+        // makes room, or, when all of them are in a request, the new one is closed.
+        if connections.from_source(peer.ip()) >= limits.max_connections_per_source as usize
+            && !connections.evict_oldest_waiting(Some(peer.ip()))
+        {
+            tracing::debug!(%peer, "connection closed: its source is at max_connections_per_source");
+            app.metrics.connection_closed(connection::Closed::SourceCap);
+            continue;
+        }
+        // At the cap, the connection that has waited longest without a request makes room;
+        // when every one is in a request, the new one waits for a slot.
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                connections.evict_oldest_waiting(None);
+                tokio::select! {
+                    slot = Arc::clone(&slots).acquire_owned() => slot.expect("the semaphore is never closed"),
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let registered = connections.register(peer.ip());
         let _ = stream.set_nodelay(true);
         let app = Arc::clone(&app);
         let http = Arc::clone(&http);
@@ -84,11 +111,16 @@ pub async fn serve(
                     })
                 })
             };
+            let serving = connection::Serving {
+                http: &http,
+                peer,
+                limits,
+                metrics: &metrics,
+                registered: &registered,
+                shutdown: closing,
+            };
             match tls {
-                None => {
-                    connection::serve(&http, stream, peer, limits, &metrics, closing, service)
-                        .await;
-                }
+                None => connection::serve(serving, stream, service).await,
                 Some(tls) => {
                     // The handshake is part of reading the request: the same timeout bounds it.
                     let stream =
@@ -103,8 +135,7 @@ pub async fn serve(
                                 return;
                             }
                         };
-                    connection::serve(&http, stream, peer, limits, &metrics, closing, service)
-                        .await;
+                    connection::serve(serving, stream, service).await;
                 }
             }
         });

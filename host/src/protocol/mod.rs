@@ -98,6 +98,10 @@ pub enum BodyError {
     #[error("request body must be a JSON object, got {0}")]
     NotAnObject(&'static str),
     #[error(
+        "request body nests JSON more than {JSON_DEPTH} levels deep (OpenIM's bodies nest a few): {0}"
+    )]
+    TooDeep(String),
+    #[error(
         "callbackCommand {found:?} in the body does not match the command {expected:?} in the URL"
     )]
     CommandMismatch {
@@ -116,6 +120,7 @@ impl BodyError {
             Self::Malformed(_) => "malformed_json",
             Self::Schema { .. } => "schema_mismatch",
             Self::NotAnObject(_) => "not_an_object",
+            Self::TooDeep(_) => "too_deep",
             Self::CommandMismatch { .. } => "command_mismatch",
         }
     }
@@ -132,8 +137,16 @@ pub fn text(body: &[u8]) -> Result<&str, BodyError> {
     })
 }
 
+/// How deep serde_json lets JSON nest before it stops reading (its recursion limit).
+const JSON_DEPTH: u32 = 128;
+
 /// Maps a serde_json error to the body error that names its category.
 fn json_error(command: &'static str, err: serde_json::Error) -> BodyError {
+    // serde_json files its recursion limit under syntax errors and does not export the code:
+    // its message is the only mark.
+    if err.to_string().starts_with("recursion limit exceeded") {
+        return BodyError::TooDeep(err.to_string());
+    }
     match err.classify() {
         Category::Eof => BodyError::Truncated(err.to_string()),
         Category::Syntax | Category::Io => BodyError::Malformed(err.to_string()),
@@ -258,6 +271,19 @@ mod tests {
             "truncated_json"
         );
         assert_eq!(parse_kick(b"{,}").unwrap_err().kind(), "malformed_json");
+        // Nested past serde_json's limit, closed or not: too deep, not malformed or truncated.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(parse_kick(deep.as_bytes()).unwrap_err().kind(), "too_deep");
+        let unclosed = "[".repeat(100_000);
+        assert_eq!(
+            parse_kick(unclosed.as_bytes()).unwrap_err().kind(),
+            "too_deep"
+        );
+        let object = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        assert_eq!(
+            parse_kick(object.as_bytes()).unwrap_err().kind(),
+            "too_deep"
+        );
         assert_eq!(
             parse_kick(b"[1]").unwrap_err(),
             BodyError::NotAnObject("an array")
