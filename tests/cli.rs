@@ -275,34 +275,84 @@ fn passes_its_cases(cases: &Path, wasm: &Path, count: usize) {
     );
 }
 
+/// The README's "A first plugin" lines, for `language` (the README shows Rust).
+fn readme_first_plugin(language: &str) -> String {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let block = readme
+        .split_once("## A first plugin\n\n```sh\n")
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .expect("the README's \"A first plugin\" block")
+        .0;
+    assert!(block.contains("new rust 30-my-guard"), "{block}");
+    block
+        .replace(
+            "new rust 30-my-guard",
+            &format!("new {language} 30-my-guard"),
+        )
+        .replace("30-my-guard", &format!("30-my-{language}"))
+}
+
 #[test]
-fn new_projects_build_and_pass_check_in_every_language() {
-    common::wasm_dir(); // the toolchains are installed by the example build
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path();
-    let kick = plugins.join("root.json");
-    std::fs::write(&kick, common::kick_body("G", &["root"], "")).unwrap();
-    // A plugin for any other command logs the request and lets it go on, with every change it
-    // may make written out as `none` for the author to fill in.
-    let modify = "callbackBeforeMsgModifyCommand";
-    let message = plugins.join("modify.json");
-    std::fs::write(&message, common::request_fixture(modify)).unwrap();
+fn the_readmes_first_plugin_builds_right_after_the_run_command_in_every_language() {
+    common::wasm_dir(); // the run command's install step (and more) has run
+    // A clone as the run command leaves it: the host in target/release, the toolchains in .tools,
+    // the fixtures, and plugins/ (empty here).
+    let clone = tempfile::tempdir().unwrap();
+    let root = clone.path();
+    std::fs::create_dir_all(root.join("target/release")).unwrap();
+    std::os::unix::fs::symlink(
+        env!("CARGO_BIN_EXE_callback-host"),
+        root.join("target/release/callback-host"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(repo_root().join(".tools"), root.join(".tools")).unwrap();
+    std::os::unix::fs::symlink(repo_root().join("tests"), root.join("tests")).unwrap();
+    std::fs::create_dir(root.join("plugins")).unwrap();
+    let kick_root = root.join("root.json");
+    std::fs::write(&kick_root, common::kick_body("G", &["root"], "")).unwrap();
+    let home = std::env::var_os("HOME").unwrap();
     for language in ["rust", "python", "js", "c", "go"] {
-        // The kick (the default): it does what its template says, refuse kicking root.
-        let wasm = new_and_build(
-            plugins,
-            language,
-            &format!("30-my-{language}"),
-            "callbackAfterKickGroupCommand",
+        let lines = readme_first_plugin(language);
+        // A new login shell: its own PATH, nothing of this process's environment but HOME
+        // (and the Rust projects' shared target directory, so wit-bindgen builds once).
+        let out = Command::new("bash")
+            .args(["-lc", &format!("set -euo pipefail\n{lines}")])
+            .current_dir(root)
+            .env_clear()
+            .env("HOME", &home)
+            .env("CARGO_TARGET_DIR", repo_root().join("target/new-projects"))
+            .output()
+            .unwrap();
+        let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(out.status.success(), "{language}:\n{lines}\n{said}");
+        assert!(
+            said.contains("handles callbackAfterKickGroupCommand  [typed]")
+                && said.contains("2 passed, 0 failed"),
+            "{language}: {said}"
         );
-        let out = host(&["call", path(&wasm), path(&kick)]);
+        // It does what its template says: refuse kicking root.
+        let wasm = root.join(format!("plugins/30-my-{language}.wasm"));
+        let out = host(&["call", path(&wasm), path(&kick_root)]);
         assert_eq!(
             text(&out.stdout).trim(),
             r#"{"actionCode":0,"errCode":4001,"errMsg":"root cannot be kicked","errDlt":"callback-host-call","nextCode":1}"#,
             "{language}"
         );
-        // The cases `new` wrote beside it pass.
-        passes_its_cases(&plugins.join(format!("30-my-{language}/tests")), &wasm, 2);
+    }
+}
+
+#[test]
+fn new_projects_build_and_pass_check_in_every_language() {
+    common::wasm_dir(); // the toolchains are installed by the example build
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path();
+    // A plugin for any other command logs the request and lets it go on, with every change it
+    // may make written out as `none` for the author to fill in. (The kick's project is built
+    // by the README's lines, above.)
+    let modify = "callbackBeforeMsgModifyCommand";
+    let message = plugins.join("modify.json");
+    std::fs::write(&message, common::request_fixture(modify)).unwrap();
+    for language in ["rust", "python", "js", "c", "go"] {
         let wasm = new_and_build(plugins, language, &format!("40-modify-{language}"), modify);
         let out = host(&["call", path(&wasm), path(&message)]);
         assert_eq!(
@@ -328,7 +378,7 @@ fn new_projects_build_and_pass_check_in_every_language() {
     ]);
     assert!(!unknown.status.success() && text(&unknown.stderr).contains("unknown callback"));
 
-    let again = host(&["new", "rust", "30-my-rust", "--dir", path(plugins)]);
+    let again = host(&["new", "rust", "40-modify-rust", "--dir", path(plugins)]);
     assert!(!again.status.success() && text(&again.stderr).contains("already exists"));
     let bad = host(&["new", "rust", "My Plugin", "--dir", path(plugins)]);
     assert!(!bad.status.success() && text(&bad.stderr).contains("invalid plugin name"));

@@ -150,6 +150,21 @@ pub enum ScaffoldError {
     },
 }
 
+/// The lines of a `build.sh` that find the toolchains the run command installed: a project in a
+/// clone's `plugins/` builds right after `scripts/run.sh`, in a shell whose PATH lacks them.
+const TOOLCHAINS: &str = r#"# The toolchains scripts/run.sh installed into the callback-host clone's .tools/ (this project
+# in its plugins/ folder, or deeper), used when PATH has none.
+for up in .. ../.. ../../..; do
+  if [ -d "$up/.tools" ]; then
+    tools="$(cd "$up/.tools" && pwd)"
+    PATH="$PATH:$tools/py/bin:$tools/go/bin:$tools/wizer/node_modules/.bin"
+    break
+  fi
+done
+need() { # <command> <how to get it>
+  command -v "$1" >/dev/null || { echo "build.sh: $1 not found: $2" >&2; exit 1; }
+}"#;
+
 /// Writes a `language` project named `name` into `<dir>/<name>/` and returns its folder. Its
 /// `build.sh` builds `<dir>/<name>.wasm`.
 pub fn new_plugin(
@@ -198,6 +213,7 @@ pub fn new_plugin(
         ("name", name.to_owned()),
         ("package", package.clone()),
         ("crate", crate_name),
+        ("toolchains", TOOLCHAINS.to_owned()),
     ]);
     let fill = |template: &str| {
         vars.iter().fold(template.to_owned(), |text, (key, value)| {

@@ -4,6 +4,10 @@
 # libclang-rt-14-dev-wasm32 (Debian), wit-bindgen-cli 0.61.1 and wasm-tools 1.243.0 (cargo install).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+{{toolchains}}
+need clang-14 "apt-get install clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32"
+need wit-bindgen "cargo install --locked wit-bindgen-cli@0.61.1 (scripts/install-toolchains.sh slow)"
+need wasm-tools "cargo install --locked wasm-tools@1.243.0 (scripts/install-toolchains.sh slow)"
 mkdir -p build
 wit-bindgen c wit --world {{world}} --out-dir build >/dev/null 2>&1
 clang-14 --target=wasm32-wasi -O2 -Wall -I build -I . -c plugin.c -o build/plugin.o

@@ -7,6 +7,10 @@
 # turns Go's wasip1 module into a component.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
+{{toolchains}}
+need "${GO:-go}" "run scripts/install-toolchains.sh quick in the callback-host clone (Go 1.25 or later)"
+need wit-bindgen "cargo install --locked wit-bindgen-cli@0.61.1 (scripts/install-toolchains.sh slow)"
+need wasm-tools "cargo install --locked wasm-tools@1.243.0 (scripts/install-toolchains.sh slow)"
 rm -rf build && mkdir -p build
 wit-bindgen go wit --world {{world}} --format=false --out-dir build >build/bindgen.log 2>&1 \
   || { cat build/bindgen.log >&2; exit 1; }
