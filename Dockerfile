@@ -5,6 +5,15 @@
 #     -v callback-host-cache:/cache -v callback-host-data:/data callback-host
 # Your own plugins: mount a directory over /opt/callback-host/plugins (owned by root or uid 10001,
 # not writable by others), or build FROM this image and COPY them there.
+#
+# The runtime stage alone, from a binary and plugins built outside (scripts/run.sh or
+# scripts/build-plugins.sh and cargo build --release), without the build stage's base images:
+#   mkdir -p ctx/out/plugins ctx/deploy && cp target/release/callback-host ctx/out/ \
+#     && cp plugins/*.wasm ctx/out/plugins/ && cp deploy/container.toml ctx/deploy/
+#   docker build -f Dockerfile --build-arg ARTIFACTS=prebuilt -t callback-host ctx
+# (podman: podman build --isolation=chroot ...; BASE=<image> picks another Debian bookworm base.)
+ARG BASE=debian:bookworm-slim
+ARG ARTIFACTS=from-source
 
 # ---- build: the host and the example plugins, with the same scripts as a fresh machine ----
 FROM rust:1.95-slim-bookworm AS build
@@ -30,14 +39,24 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && cp target/release/callback-host /out/ \
  && cp plugins/*.wasm /out/plugins/
 
+# The artifacts, from the build stage (the default) or from the build context's out/ (prebuilt):
+# the runtime stage copies from whichever ARTIFACTS names; the other is never built.
+FROM scratch AS from-source
+COPY --from=build /out/ /
+
+FROM scratch AS prebuilt
+COPY out/ /
+
+FROM ${ARTIFACTS} AS artifacts
+
 # ---- runtime: the binary, the plugins, a config; non-root, read-only root filesystem ----
-FROM debian:bookworm-slim
+FROM ${BASE} AS runtime
 RUN useradd --system --uid 10001 --user-group --home-dir /nonexistent --shell /usr/sbin/nologin callback-host \
  && mkdir -p /cache /data \
  && chown 10001:10001 /cache /data \
  && chmod 700 /cache /data
-COPY --from=build /out/callback-host /usr/local/bin/callback-host
-COPY --from=build /out/plugins/ /opt/callback-host/plugins/
+COPY --from=artifacts /callback-host /usr/local/bin/callback-host
+COPY --from=artifacts /plugins/ /opt/callback-host/plugins/
 COPY deploy/container.toml /etc/callback-host/callback-host.toml
 USER 10001:10001
 # The compile cache (a subdirectory the host creates private) and the embedded stores are the
@@ -50,6 +69,6 @@ WORKDIR /data
 VOLUME ["/cache", "/data"]
 EXPOSE 10006
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s \
-  CMD ["callback-host", "probe", "http://127.0.0.1:10006/healthz"]
+  CMD ["callback-host", "probe"]
 ENTRYPOINT ["callback-host"]
 CMD ["serve"]

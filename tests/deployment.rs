@@ -214,77 +214,6 @@ fn the_host_serves_with_the_configmap_as_the_deployment_runs_it() {
     assert!(probe("/healthz"));
 }
 
-/// Whether a container engine answers here (this kind of machine has only the client).
-fn container_engine() -> bool {
-    Command::new("docker")
-        .args(["info", "--format", "{{.ServerVersion}}"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-#[test]
-fn the_image_builds_and_serves_read_only_where_a_container_engine_runs() {
-    if !container_engine() {
-        eprintln!(
-            "SKIPPED: no container engine answers `docker info` here; the image was not built"
-        );
-        return;
-    }
-    let root = common::repo_root();
-    let build = Command::new("docker")
-        .args(["build", "--tag", "callback-host:test"])
-        .arg(&root)
-        .status()
-        .unwrap();
-    assert!(build.success(), "docker build failed");
-    let run = |args: &[&str]| {
-        Command::new("docker")
-            .args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-            .unwrap()
-    };
-    let id = run(&[
-        "run",
-        "--detach",
-        "--read-only",
-        "--user",
-        "10001",
-        "--publish",
-        "127.0.0.1::10006",
-        "--tmpfs",
-        "/cache",
-        "--tmpfs",
-        "/data",
-        "--env",
-        "CALLBACK_HOST_BASIC_PASSWORD=test-password",
-        "callback-host:test",
-    ]);
-    let stop = Stop(id.clone());
-    let health = || run(&["inspect", "--format", "{{.State.Health.Status}}", &id]);
-    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while health() != "healthy" {
-        assert!(
-            std::time::Instant::now() < until,
-            "not healthy: {}",
-            health()
-        );
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    }
-    drop(stop);
-}
-
-/// Removes the container when dropped (also when an assertion fails).
-struct Stop(String);
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "--force", &self.0])
-            .output();
-    }
-}
-
 /// The metric names an expression uses: the `callback_host_*` words in it. Recording rules'
 /// names (`level:metric:operations`) are the rules' own, not the host's: left out.
 fn metric_names(expr: &str) -> Vec<String> {
@@ -438,4 +367,115 @@ fn every_metric_the_rules_and_the_dashboard_query_is_one_a_running_host_exports(
     // The check itself tells a name that is not there.
     assert!(!exported.contains("callback_host_request_total"));
     assert!(exported.contains("callback_host_requests_total"));
+}
+
+/// Removes what `podman-compose --dry-run` creates all the same (its volumes and network).
+struct ComposeProject(String);
+
+impl Drop for ComposeProject {
+    fn drop(&mut self) {
+        let project = &self.0;
+        for volume in ["callback-host-cache", "callback-host-data"] {
+            let _ = Command::new("podman")
+                .args(["volume", "rm", "--force", &format!("{project}_{volume}")])
+                .output();
+        }
+        let _ = Command::new("podman")
+            .args(["network", "rm", "--force", &format!("{project}_openim")])
+            .output();
+    }
+}
+
+#[test]
+fn the_compose_file_joins_openims_deployment_and_points_its_webhook_url_at_the_host() {
+    if Command::new("podman-compose")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: podman-compose is not installed; the Compose file was not checked");
+        return;
+    }
+    // OpenIM's docker-compose.yaml (openimsdk/openim-docker) as far as ours relies on it: the
+    // service openim-server on the network openim, with environment variables of its own.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("docker-compose.yaml"),
+        "networks:\n  openim:\n    driver: bridge\n\
+         services:\n  openim-server:\n    image: openim/openim-server:v3.8.3-patch.15\n\
+         \x20   container_name: openim-server\n    environment:\n\
+         \x20     - IMENV_REDIS_ADDRESS=redis:6379\n    networks:\n      - openim\n",
+    )
+    .unwrap();
+    let ours = common::repo_root().join("deploy/compose/callback-host.yaml");
+    let project = ComposeProject(format!("cbhcompose{}", std::process::id()));
+    let compose = |password: Option<&str>| {
+        let mut command = Command::new("podman-compose");
+        command
+            .current_dir(dir.path())
+            .args([
+                "--dry-run",
+                "-p",
+                &project.0,
+                "-f",
+                "docker-compose.yaml",
+                "-f",
+            ])
+            .arg(&ours)
+            .args(["up", "--detach"])
+            .env_remove("CALLBACK_HOST_BASIC_PASSWORD");
+        if let Some(password) = password {
+            command.env("CALLBACK_HOST_BASIC_PASSWORD", password);
+        }
+        let output = command.output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    // Without the password it refuses, and says what to set.
+    assert!(
+        compose(None).contains("set CALLBACK_HOST_BASIC_PASSWORD"),
+        "{}",
+        compose(None)
+    );
+    let said = compose(Some("compose-pw"));
+    let merged = said
+        .split_once("** merged:")
+        .and_then(|(_, rest)| rest.split_once("** excluding"))
+        .unwrap_or_else(|| panic!("no merged config in:\n{said}"))
+        .0;
+    let merged: serde_json::Value = serde_json::from_str(merged).unwrap();
+    let host = &merged["services"]["callback-host"];
+    assert_eq!(host["read_only"], true, "{host}");
+    assert_eq!(host["networks"], serde_json::json!(["openim"]), "{host}");
+    assert_eq!(
+        host["volumes"],
+        serde_json::json!(["callback-host-cache:/cache", "callback-host-data:/data"])
+    );
+    assert_eq!(
+        host["environment"]["CALLBACK_HOST_BASIC_PASSWORD"],
+        "compose-pw"
+    );
+    // OpenIM keeps its own settings and gets the url: the image's user, port and any prefix.
+    let openim = &merged["services"]["openim-server"]["environment"];
+    assert_eq!(openim["IMENV_REDIS_ADDRESS"], "redis:6379", "{openim}");
+    let url = openim["IMENV_WEBHOOKS_URL"].as_str().unwrap();
+    assert_eq!(
+        url,
+        "http://openim:compose-pw@callback-host:10006/callbackExample"
+    );
+    let config =
+        std::fs::read_to_string(common::repo_root().join("deploy/container.toml")).unwrap();
+    assert!(config.contains("basic_user = \"openim\"") && config.contains(":10006\""));
+    // The container it would run: read-only, on OpenIM's network under the url's name.
+    let run = said
+        .lines()
+        .find(|l| l.starts_with("podman run --name=callback-host"))
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(
+        run.contains("--read-only") && run.contains("--network-alias callback-host"),
+        "{run}"
+    );
 }

@@ -9,9 +9,10 @@
 //!   examples, config values, key-value and outbound HTTP.
 //! - `abusive_clients`, `access`: clients that misbehave over real sockets; who may call (every
 //!   authentication mode, TLS, the admin allow-list).
-//! - `queue`, `operations`, `trying_rules`, `scaling_out`, `deployment`: the durable queue; hot
-//!   reload, admin endpoints and metrics; shadows, recording and replay; replicas behind HAProxy;
-//!   the container image and the Kubernetes manifests.
+//! - `queue`, `operations`, `trying_rules`, `scaling_out`, `deployment`, `image`: the durable
+//!   queue; hot reload, admin endpoints and metrics; shadows, recording and replay; replicas
+//!   behind HAProxy; the Kubernetes manifests, the alert rules and the Compose file; the container
+//!   image built and run (podman or docker).
 //! - `console`: the admin listener's console in a real browser (chromium), its actions, the
 //!   misread refusal warning.
 //! - `docs`: the README and `docs/`: links and anchors resolve, generated parts in place.
@@ -33,6 +34,7 @@ mod docs;
 mod example_plugins;
 mod fuzz;
 mod hostile_plugins;
+mod image;
 mod operations;
 mod protocol;
 mod queue;

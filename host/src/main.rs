@@ -100,9 +100,19 @@ pub enum Command {
     /// GET an admin endpoint of a running host, print the body, and exit 0 when it answered 200:
     /// the container image's health check (it has no curl), and a look at a replica's /readyz.
     Probe {
-        /// The endpoint.
-        #[arg(default_value = "http://127.0.0.1:10006/healthz")]
-        url: String,
+        /// The endpoint [default: /healthz where `serve` would answer it, from the same
+        /// settings: --admin-listen, else --listen, else the config file's listen, else
+        /// 127.0.0.1:10006]
+        url: Option<String>,
+        /// Where `serve` serves the admin endpoints, when not on the callback address
+        #[arg(long, env = "CALLBACK_HOST_ADMIN_LISTEN")]
+        admin_listen: Option<SocketAddr>,
+        /// Where `serve` listens
+        #[arg(long, env = "CALLBACK_HOST_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// TOML config file (for `listen`)
+        #[arg(long, env = "CALLBACK_HOST_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Create a plugin project for one callback in DIR/NAME/ whose build.sh builds DIR/NAME.wasm.
     New {
@@ -205,7 +215,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             cli::tools::replay(plugins, source, requeue, config.as_deref(), cache_dir)
         }
-        Command::Probe { url } => cli::probe::probe(&url),
+        Command::Probe {
+            url,
+            admin_listen,
+            listen,
+            config,
+        } => {
+            let url = match url {
+                Some(url) => url,
+                None => cli::probe::healthz(admin_listen, listen, config.as_deref())?,
+            };
+            cli::probe::probe(&url)
+        }
         Command::New {
             language,
             name,
