@@ -10,7 +10,7 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::config::HttpLimits;
-use crate::http::connections::Registered;
+use crate::http::connections::{Activity, Registered};
 pub use crate::metrics::Closed;
 use crate::metrics::Metrics;
 
@@ -31,81 +31,6 @@ use crate::metrics::Metrics;
 const LINGER: Duration = Duration::from_secs(2);
 /// The most a closing connection reads and discards.
 const LINGER_BYTES: usize = 4 << 20;
-
-/// What a connection is doing, for its timeouts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Accepted, and nothing read yet.
-    Connected,
-    /// Reading a request: since its first byte.
-    Reading,
-    /// The app has a request; its own deadline bounds it.
-    Busy,
-    /// Answered; waiting for the next request on a keep-alive connection.
-    Idle,
-}
-
-/// The phase of one connection and since when, shared by its stream and its service.
-#[derive(Debug)]
-pub struct Activity {
-    /// The phase and when it began.
-    state: Mutex<(Phase, Instant)>,
-}
-
-impl Default for Activity {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Activity {
-    /// A connection just accepted.
-    pub fn new() -> Self {
-        Self {
-            state: Mutex::new((Phase::Connected, Instant::now())),
-        }
-    }
-
-    /// Since when the connection has waited without a request (silent since accept, or idle
-    /// after an answer); `None` while a request is being read or answered.
-    pub fn waiting_since(&self) -> Option<Instant> {
-        let (phase, since) = *self.state.lock().unwrap_or_else(|e| e.into_inner());
-        matches!(phase, Phase::Connected | Phase::Idle).then_some(since)
-    }
-
-    fn set(&self, phase: Phase) {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = (phase, Instant::now());
-    }
-
-    /// A request reached the app.
-    pub fn begin(&self) {
-        self.set(Phase::Busy);
-    }
-
-    /// The app answered.
-    pub fn end(&self) {
-        self.set(Phase::Idle);
-    }
-
-    fn bytes_read(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if matches!(state.0, Phase::Connected | Phase::Idle) {
-            *state = (Phase::Reading, Instant::now());
-        }
-    }
-
-    /// When the current phase's timeout passes, and what it would mean.
-    fn deadline(&self, limits: &HttpLimits) -> Option<(Instant, Closed)> {
-        let (phase, since) = *self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match phase {
-            Phase::Connected | Phase::Reading => {
-                Some((since + limits.read_timeout, Closed::ReadTimeout))
-            }
-            Phase::Idle => Some((since + limits.idle_timeout, Closed::IdleTimeout)),
-            Phase::Busy => None,
-        }
-    }
-}
 
 /// A client stream (TCP or TLS) that tells its connection's [`Activity`] when request bytes
 /// arrive.

@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::http::connection;
-use crate::http::connections::Connections;
+use crate::http::connections::{Activity, Connections};
 use crate::http::routing::{App, Routes};
 
 /// How long in-flight requests get to finish after shutdown was asked for (OpenIM's own cap).
@@ -99,7 +99,7 @@ pub async fn serve(
             let _slot = slot;
             let metrics = Arc::clone(&app.metrics);
             let _open = metrics.connection_opened();
-            let service = |activity: Arc<connection::Activity>| {
+            let service = |activity: Arc<Activity>| {
                 service_fn(move |request| {
                     let app = Arc::clone(&app);
                     let activity = Arc::clone(&activity);

@@ -1,7 +1,7 @@
 //! Instances ready before the callback: per plugin, a few instances built ahead, off the request
 //! path. A call takes one when one is ready (a hit) or builds its own as before (a miss); either
 //! way, once its answer has been written, the same thread builds a replacement (see
-//! [`crate::runtime::call::Spent`]). A stocked instance has never run a request, and it serves one
+//! [`crate::runtime::call::Spent`] and its `Refill`). A stocked instance has never run a request, and it serves one
 //! call and is never used again, exactly like an instance built for the call: isolation is
 //! unchanged.
 //!
@@ -23,14 +23,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::Store;
-use wasmtime::component::{Instance, InstancePre};
+use wasmtime::component::Instance;
 
-use crate::capabilities::Granted;
-use crate::config::PluginLimits;
 use crate::metrics::{Metrics, PluginLabels, StockLabels, StockTake};
-use crate::runtime::output::CallTag;
 use crate::runtime::sandbox::PluginState;
-use crate::runtime::store::Builder;
 
 /// Pool slots for instances built ahead, all plugins together.
 pub const STOCK_SLOTS: u32 = 16;
@@ -73,28 +69,6 @@ pub struct StockStatus {
     /// Calls that built their own.
     pub misses: u64,
 }
-
-/// A replacement to build once the answer is out: what its store is made of, what to
-/// instantiate in it, and the stock it goes to.
-pub struct Refill {
-    /// The stock the instance goes to.
-    pub stock: Arc<Stock>,
-    /// The one store builder.
-    pub builder: Arc<Builder>,
-    /// The plugin's name, for the store's tag.
-    pub plugin: Arc<str>,
-    /// The plugin's caps.
-    pub limits: PluginLimits,
-    /// What the plugin may use.
-    pub granted: Granted,
-    /// The plugin's linked component.
-    pub pre: InstancePre<PluginState>,
-    /// The stock's pool slot it will hold.
-    pub slot: OwnedSemaphorePermit,
-}
-
-/// The time an instance built ahead may take to build (start functions included).
-const BUILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Stock {
     /// An empty stock of `plugin`'s that keeps at most `most` instances (0: stocking off),
@@ -204,47 +178,6 @@ impl Stock {
 impl Drop for Stock {
     fn drop(&mut self) {
         self.drop_all();
-    }
-}
-
-impl Refill {
-    /// Builds the instance and puts it in its stock; a build that fails is given up (the next
-    /// call builds its own and names the failure).
-    pub async fn build(self) {
-        let Refill {
-            stock,
-            builder,
-            plugin,
-            limits,
-            granted,
-            pre,
-            slot,
-        } = self;
-        let tag = Arc::new(CallTag {
-            plugin,
-            command: "(stock)",
-            operation_id: Arc::from(""),
-        });
-        let deadline = std::time::Instant::now() + BUILD_DEADLINE;
-        let mut store = builder.store_with(limits, granted, tag, deadline);
-        if let Err(error) = builder.arm(&mut store, builder.config().defaults.fuel) {
-            stock.abandon();
-            tracing::debug!(
-                error = format!("{error:#}"),
-                "could not build an instance ahead"
-            );
-            return;
-        }
-        match pre.instantiate_async(&mut store).await {
-            Ok(instance) => stock.put(store, instance, slot),
-            Err(error) => {
-                stock.abandon();
-                tracing::debug!(
-                    error = format!("{error:#}"),
-                    "could not build an instance ahead"
-                );
-            }
-        }
     }
 }
 
