@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{
-    GO_ON, KICK_PATH, Server, component, example, kick_body, openim_request, read_response,
+    GO_ON, KICK_PATH, Server, component, counted_kick, example, handled_counts, openim_request,
+    read_response,
 };
 
 const MESSAGE_PATH: &str = "/callbackExample/callbackBeforeSendSingleMsgCommand";
@@ -33,48 +34,6 @@ fn replicas(redis: &testkit::Redis) -> Vec<Server> {
         ("40-rate-limit.wasm", example("40-rate-limit.wasm")),
     ];
     (0..3).map(|_| Server::start(&plugins, &config)).collect()
-}
-
-/// A kick whose handling counts itself in Redis: 5 ms of work, then `handled-OP` + 1. The
-/// counts survive a killed replica (whose last log lines may not).
-fn counted_kick(operation_id: &str) -> String {
-    kick_body(
-        "G",
-        &["u"],
-        &format!("sleep 5; incr handled-{operation_id} 1"),
-    )
-}
-
-/// How many times each kick was handled, by operationID, from the probe's counts in Redis.
-fn handled_counts(redis: &testkit::Redis) -> std::collections::HashMap<String, u64> {
-    let cli = |args: &[&str]| {
-        let output = std::process::Command::new("redis-cli")
-            .args(["-u", &redis.url])
-            .args(args)
-            .output()
-            .expect("redis-cli (installed with redis-server)");
-        String::from_utf8(output.stdout).unwrap()
-    };
-    let prefix = "cbh:p/10-probe:handled-";
-    let keys: Vec<String> = cli(&["--scan", "--pattern", &format!("{prefix}*")])
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    if keys.is_empty() {
-        return Default::default();
-    }
-    let mut mget = vec!["MGET"];
-    mget.extend(keys.iter().map(String::as_str));
-    let values = cli(&mget);
-    keys.iter()
-        .zip(values.lines())
-        .map(|(key, value)| {
-            (
-                key[prefix.len()..].to_owned(),
-                value.trim().parse().unwrap_or(0),
-            )
-        })
-        .collect()
 }
 
 /// The operationIDs of queued events a replica logged handled as a redelivery.
