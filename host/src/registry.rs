@@ -62,7 +62,7 @@ impl Registry {
             chains,
             shadows,
             plugins,
-            since_ms: crate::unix_ms(),
+            since_ms: crate::util::unix_ms(),
         }
     }
 
@@ -115,7 +115,7 @@ impl Registry {
             hasher.update([0]);
             hasher.update(plugin.sha256);
         }
-        crate::hex(&hasher.finalize()[..8])
+        crate::util::hex(&hasher.finalize()[..8])
     }
 
     /// When this set was put in force (ms since the Unix epoch).
@@ -127,7 +127,7 @@ impl Registry {
     pub fn digests(&self) -> BTreeMap<String, String> {
         self.plugins
             .iter()
-            .map(|p| (p.name.to_string(), crate::hex(&p.sha256[..8])))
+            .map(|p| (p.name.to_string(), crate::util::hex(&p.sha256[..8])))
             .collect()
     }
 

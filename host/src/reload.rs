@@ -193,7 +193,7 @@ impl Loader {
                         .file_name()
                         .map_or_else(String::new, |f| f.to_string_lossy().into_owned()),
                     reason: error.to_string(),
-                    at_ms: crate::unix_ms(),
+                    at_ms: crate::util::unix_ms(),
                     previous_serving: previous.is_some(),
                 };
                 errors.push(error);

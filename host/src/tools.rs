@@ -81,7 +81,7 @@ fn runner_and_plugin(
 /// cannot be used is left out; the tool compiles.
 fn compile_cache(config: &Config) -> Option<CompileCache> {
     let dir = config.cache_dir.as_ref()?;
-    crate::create_private_dir(dir).ok()?;
+    crate::util::create_private_dir(dir).ok()?;
     crate::runtime::trust::check_private(dir, "the compile cache directory").ok()?;
     Some(CompileCache::new(dir.clone()))
 }

@@ -267,7 +267,7 @@ impl Dispatcher {
                 kind: record::Kind::Before,
                 command: request.command.to_owned(),
                 operation_id: request.operation_id.to_string(),
-                at_ms: crate::unix_ms(),
+                at_ms: crate::util::unix_ms(),
                 body: body.to_owned(),
                 answer: serde_json::from_slice(&answer).unwrap_or_default(),
                 shadow: None,

@@ -71,7 +71,7 @@ impl Dispatcher {
                             shadow = %Untrusted::capped(&answer.to_string(), ANSWER_CAP),
                             "shadow plugin disagrees with the answer given");
                         self.history.disagreed(Disagreement {
-                            at_ms: crate::unix_ms(),
+                            at_ms: crate::util::unix_ms(),
                             command,
                             operation_id: Arc::clone(&operation_id),
                             plugin: Arc::clone(plugin),
@@ -83,7 +83,7 @@ impl Dispatcher {
                                 kind: record::Kind::Shadow,
                                 command: command.to_owned(),
                                 operation_id: operation_id.to_string(),
-                                at_ms: crate::unix_ms(),
+                                at_ms: crate::util::unix_ms(),
                                 body: body.to_owned(),
                                 answer: given.clone(),
                                 shadow: Some(record::ShadowAnswer {

@@ -123,7 +123,7 @@ impl Trace {
         micros: u64,
     ) -> Self {
         Self {
-            at_ms: crate::unix_ms(),
+            at_ms: crate::util::unix_ms(),
             command,
             path: None,
             operation_id,
@@ -279,7 +279,7 @@ impl History {
 
     /// Each command's buckets over the last ten minutes.
     pub fn series(&self) -> Value {
-        let now_slot = crate::unix_ms() / 1000 / BUCKET_SECONDS;
+        let now_slot = crate::util::unix_ms() / 1000 / BUCKET_SECONDS;
         let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
         let commands: BTreeMap<&str, Vec<Value>> = series
             .iter()
@@ -294,7 +294,7 @@ impl History {
             .collect();
         json!({
             "bucket_seconds": BUCKET_SECONDS,
-            "now_ms": crate::unix_ms(),
+            "now_ms": crate::util::unix_ms(),
             "window_seconds": BUCKET_SECONDS * BUCKETS as u64,
             "commands": commands,
         })
@@ -332,7 +332,7 @@ impl History {
         let mut seen = self.misread.lock().unwrap_or_else(|e| e.into_inner());
         let entry = seen.entry((Arc::clone(plugin), command)).or_default();
         entry.count += 1;
-        entry.last_ms = crate::unix_ms();
+        entry.last_ms = crate::util::unix_ms();
         entry.count == 1
     }
 
@@ -354,14 +354,14 @@ impl History {
             capture.remove(command);
         } else {
             let seconds = seconds.min(CAPTURE_MAX_SECONDS);
-            capture.insert(command, crate::unix_ms() + seconds * 1000);
+            capture.insert(command, crate::util::unix_ms() + seconds * 1000);
             self.capturing.store(true, Ordering::Relaxed);
         }
     }
 
     /// The commands captured now, until when (ms since the epoch).
     pub fn captures(&self) -> BTreeMap<&'static str, u64> {
-        let now = crate::unix_ms();
+        let now = crate::util::unix_ms();
         let mut capture = self.capture.lock().unwrap_or_else(|e| e.into_inner());
         capture.retain(|_, until| *until > now);
         if capture.is_empty() {
@@ -380,7 +380,7 @@ impl History {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(command)?;
-        if until <= crate::unix_ms() {
+        if until <= crate::util::unix_ms() {
             return None;
         }
         let text = String::from_utf8_lossy(&body[..body.len().min(CAPTURE_CAP)]).into_owned();

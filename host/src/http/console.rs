@@ -255,7 +255,7 @@ async fn overview(app: &Parts<'_>) -> Value {
     let history = dispatcher.history();
     json!({
         "version": env!("CARGO_PKG_VERSION"),
-        "now_ms": crate::unix_ms(),
+        "now_ms": crate::util::unix_ms(),
         "plugin_set": registry.fingerprint(),
         "plugin_set_since_ms": registry.since_ms(),
         "plugins": plugins,
@@ -288,7 +288,7 @@ fn plugin_json(app: &Parts<'_>, plugin: &Plugin) -> Value {
     json!({
         "name": &*plugin.name,
         "file_bytes": plugin.file_bytes,
-        "sha256": crate::hex(&plugin.sha256),
+        "sha256": crate::util::hex(&plugin.sha256),
         "loaded_ms": plugin.loaded_ms,
         "shadow": config.shadow_plugins.contains(&*plugin.name),
         "handles": handles,

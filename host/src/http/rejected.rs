@@ -77,7 +77,7 @@ impl Rejections {
     fn note_at(&self, peer: IpAddr, reason: Rejection, error: &RequestError, now: Instant) -> Log {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         let last_error = Untrusted::capped(&error.to_string(), 300).to_string();
-        let last_ms = crate::unix_ms();
+        let last_ms = crate::util::unix_ms();
         if let Some(entry) = seen.get_mut(&(peer, reason)) {
             entry.count += 1;
             entry.last_ms = last_ms;

@@ -318,7 +318,7 @@ impl App {
                 command: command.to_owned(),
                 operation_id: operation_id.to_string(),
                 body: text.to_owned(),
-                accepted_ms: crate::unix_ms(),
+                accepted_ms: crate::util::unix_ms(),
                 failures: 0,
                 done: Vec::new(),
             };

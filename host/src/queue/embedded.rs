@@ -242,7 +242,7 @@ fn stats(db: &Database) -> anyhow::Result<(u64, Option<Duration>)> {
         Some((_, json)) => {
             let event: Event = serde_json::from_str(json.value())?;
             Some(Duration::from_millis(
-                crate::unix_ms().saturating_sub(event.accepted_ms),
+                crate::util::unix_ms().saturating_sub(event.accepted_ms),
             ))
         }
         None => None,

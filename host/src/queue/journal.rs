@@ -71,12 +71,12 @@ struct Recovered {
 
 /// The journal beside the queue file at `queue`: `queue.redb` -> `queue.redb.journal`.
 pub fn path_beside(queue: &Path) -> PathBuf {
-    crate::with_suffix(queue, ".journal")
+    crate::util::with_suffix(queue, ".journal")
 }
 
 /// Where a rotated journal waits to be deleted.
 fn old_path(journal: &Path) -> PathBuf {
-    crate::with_suffix(journal, ".old")
+    crate::util::with_suffix(journal, ".old")
 }
 
 /// Reads back the events of the journal at `path` (a rotated one first), in the order they were

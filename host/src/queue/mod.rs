@@ -208,7 +208,7 @@ impl Queue {
                 Err(cause) => failed.push(format!("{plugin}: {cause}")),
             }
         }
-        let age = crate::unix_ms().saturating_sub(job.event.accepted_ms);
+        let age = crate::util::unix_ms().saturating_sub(job.event.accepted_ms);
         let settlement = if failed.is_empty() {
             tracing::info!(
                 redelivered = job.redelivered,

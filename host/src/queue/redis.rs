@@ -130,7 +130,7 @@ fn identity(event: &Event) -> String {
         hasher.update(part.as_bytes());
         hasher.update([0]);
     }
-    crate::hex(&hasher.finalize())
+    crate::util::hex(&hasher.finalize())
 }
 
 /// The client of `[queue] redis_url`.
@@ -162,7 +162,7 @@ impl StreamStore {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_owned())
             .unwrap_or_else(|_| "host".into());
-        let consumer = format!("{host}-{}-{}", std::process::id(), crate::unix_ms());
+        let consumer = format!("{host}-{}-{}", std::process::id(), crate::util::unix_ms());
         tracing::info!(stream = %keys.stream, %consumer, "queue in redis");
         Ok(Self {
             connection,
@@ -327,7 +327,9 @@ async fn stats(
         .context("reading the queue's stream")?;
     let oldest = first.ids.first().and_then(|entry| {
         let ms: u64 = entry.id.split('-').next()?.parse().ok()?;
-        Some(Duration::from_millis(crate::unix_ms().saturating_sub(ms)))
+        Some(Duration::from_millis(
+            crate::util::unix_ms().saturating_sub(ms),
+        ))
     });
     Ok((length + waiting, oldest))
 }

@@ -61,7 +61,7 @@ impl CompileCache {
 
     /// Where the checksum of `entry` is kept.
     fn checksum_path(entry: &Path) -> PathBuf {
-        crate::with_suffix(entry, ".sha256")
+        crate::util::with_suffix(entry, ".sha256")
     }
 
     fn entry_path(&self, engine: &Engine, bytes: &[u8]) -> PathBuf {
@@ -72,7 +72,7 @@ impl CompileCache {
         let content = Sha256::digest(bytes);
         self.dir.join(format!(
             "{}-{:016x}.cwasm",
-            crate::hex(&content),
+            crate::util::hex(&content),
             engine_hash.finish()
         ))
     }
@@ -107,7 +107,8 @@ impl CompileCache {
 
     fn write(&self, entry: &Path, serialized: &[u8]) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let temp = |path: &Path| crate::with_suffix(path, &format!(".tmp{}", std::process::id()));
+        let temp =
+            |path: &Path| crate::util::with_suffix(path, &format!(".tmp{}", std::process::id()));
         let checksum = Self::checksum_path(entry);
         let (temp_entry, temp_checksum) = (temp(entry), temp(&checksum));
         std::fs::write(&temp_entry, serialized)?;

@@ -156,7 +156,7 @@ pub fn load_plugin(
         capabilities,
         sha256,
         file_bytes: bytes.len() as u64,
-        loaded_ms: crate::unix_ms(),
+        loaded_ms: crate::util::unix_ms(),
         calls: limits
             .max_concurrent_calls
             .map(|calls| Arc::new(tokio::sync::Semaphore::new(calls as usize))),

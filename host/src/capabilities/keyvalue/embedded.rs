@@ -10,7 +10,7 @@ use redb::{ReadableDatabase as _, ReadableTable as _, TableDefinition};
 use crate::storage::GroupedFile;
 
 use super::{KvError, Limits, PAGE};
-use crate::unix_ms;
+use crate::util::unix_ms;
 
 /// `namespace \0 key` to (expiry in ms since the epoch or 0 for never, value).
 const ENTRIES: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("entries");

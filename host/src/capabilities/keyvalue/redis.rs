@@ -163,7 +163,7 @@ impl RedisStore {
 
     pub async fn list(&self, ns: &str, cursor: u64) -> Result<(Vec<String>, Option<u64>), KvError> {
         let mut connection = self.connection.clone();
-        let now = crate::unix_ms();
+        let now = crate::util::unix_ms();
         let keys: Vec<String> = connection
             .zrangebyscore_limit(
                 index(ns),
