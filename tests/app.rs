@@ -308,7 +308,7 @@ async fn the_console_needs_an_admin_network_and_the_credentials_and_renders_no_s
     const PASSWORD: &str = "console-password-never-shown";
     const SECRET_PATH: &str = "s3cret-path-segment-0123456789";
     let host = InProcess::start_with(|config| {
-        config.access.basic = Some(callback_host::http::access::Credentials {
+        config.access.basic = Some(callback_host::config::access::Credentials {
             user: "openim".into(),
             password: PASSWORD.into(),
         });

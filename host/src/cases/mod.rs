@@ -42,8 +42,8 @@ use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::config::access::Access;
 use crate::config::{Config, Delivery};
-use crate::http::access::Access;
 use crate::http::routing::Routes;
 
 mod verdict;

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::ConfigError;
-use crate::http::access::{Access, Credentials, loopback};
+use super::access::{Access, Credentials, loopback};
 
 /// The `[http]` section: what a client may hold of the server.
 #[derive(Debug, Default, Clone, Deserialize)]

@@ -11,6 +11,7 @@
 //! - [`capabilities`]: `[plugin_grants.X]`, `[plugin_config.X]`, `[keyvalue]`, `[outbound_http]`;
 //! - [`queue`]: `[queue]` and `[record]`.
 
+pub mod access;
 pub mod capabilities;
 pub mod command;
 pub mod file;
@@ -23,8 +24,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::http::access::Access;
 use crate::protocol::known_command;
+use access::Access;
 
 pub use capabilities::{
     GrantFile, Grants, KeyValueBackend, KeyValueFile, KeyValueSettings, OutboundHttpFile,

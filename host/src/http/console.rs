@@ -18,9 +18,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use serde_json::{Value, json};
 
+use crate::config::access::Access;
 use crate::dispatch::Dispatcher;
 use crate::history::CAPTURE_MAX_SECONDS;
-use crate::http::access::{Access, Denied};
+use crate::http::access::Denied;
 use crate::http::rejected::Rejections;
 use crate::http::respond;
 use crate::queue::Queue;

@@ -11,9 +11,10 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 
 use crate::config::HttpLimits;
+use crate::config::access::Access;
 use crate::dispatch::{self, Dispatcher};
 use crate::history::{Captured, Step, Trace};
-use crate::http::access::{Access, Denied};
+use crate::http::access::Denied;
 use crate::http::errors::RequestError;
 use crate::http::rejected::{self, Rejections};
 use crate::http::{console, respond};
