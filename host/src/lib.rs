@@ -28,22 +28,20 @@
 //! - [`history`]: what the host did lately, in memory for the console: the last callbacks with
 //!   each plugin's decision, per-command series, shadow disagreements, body capture.
 //! - [`record`]: sampled before-callbacks and shadow disagreements, written for `replay`.
-//! - [`replay`]: `callback-host replay`, recorded callbacks or dead letters through new plugins.
 //! - [`origin`]: an origin of outbound HTTP as a grant lists it, and what it allows.
 //! - [`metrics`]: Prometheus metrics owned by the app.
 //! - [`http`]: the accept loop with its connection limits, who may call (auth, TLS), routing a
 //!   request to an answer, the 4xx answers.
 //! - [`storage`]: the redb files the host writes (key-value, queue), made durable in groups.
-//! - [`tools`]: `check` and `call`, the plugin tools of the command line.
-//! - [`cases`]: `callback-host test`, plugin authors' test cases through the app's chain.
-//! - [`scaffold`]: `new`, plugin projects for each language (templates in `host/templates/`).
+//! - [`authoring`]: what plugin authors and operators run beside the server: `check`, `call`,
+//!   `test` (cases), `new` (projects from `host/templates/`) and `replay`.
 //! - [`untrusted`]: the one rule for text a plugin (or a client) wrote on its way into the log or
 //!   an error: escaped and capped.
 //! - [`util`]: small helpers of every layer (the time, hex, sibling files, private folders).
 //! - `host`: [`build`] wires a [`Host`] from a config: what `serve` and the tests run.
 
+pub mod authoring;
 pub mod capabilities;
-pub mod cases;
 pub mod config;
 pub mod dispatch;
 pub mod history;
@@ -56,11 +54,8 @@ pub mod queue;
 pub mod record;
 pub mod registry;
 pub mod reload;
-pub mod replay;
 pub mod runtime;
-pub mod scaffold;
 pub mod storage;
-pub mod tools;
 pub mod untrusted;
 pub mod util;
 pub mod webhooks;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use callback_host::scaffold::Language;
+use callback_host::authoring::scaffold::Language;
 
 #[derive(Parser)]
 #[command(

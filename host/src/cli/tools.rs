@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
+use callback_host::authoring::scaffold::Language;
 use callback_host::config::Config;
-use callback_host::scaffold::Language;
 
 use super::{init_logging, init_logging_at, load_config, runtime};
 
@@ -24,7 +24,7 @@ fn tool_config(config: Option<&Path>, cache_dir: Option<PathBuf>) -> anyhow::Res
 }
 
 pub fn check(file: &Path, config: Option<&Path>, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let report = callback_host::tools::check(file, &tool_config(config, cache_dir)?)?;
+    let report = callback_host::authoring::tools::check(file, &tool_config(config, cache_dir)?)?;
     let mut out = std::io::stdout();
     writeln!(
         out,
@@ -56,11 +56,11 @@ pub fn call(
         Some(path) => {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
         }
-        None => callback_host::tools::SAMPLE_KICK.to_owned(),
+        None => callback_host::authoring::tools::SAMPLE_KICK.to_owned(),
     };
     let config = Arc::new(tool_config(config, cache_dir)?);
     let _logging = init_logging(false);
-    let report = runtime()?.block_on(callback_host::tools::call(file, config, &body))?;
+    let report = runtime()?.block_on(callback_host::authoring::tools::call(file, config, &body))?;
     let mut out = std::io::stdout();
     writeln!(out, "{}", String::from_utf8_lossy(&report.answer))?;
     if let Some(own) = &report.misread_refusal {
@@ -94,7 +94,7 @@ pub fn test(
     config: Option<&Path>,
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
-    use callback_host::cases::{self, Verdict};
+    use callback_host::authoring::cases::{self, Verdict};
     let config = tool_config(config, cache_dir)?;
     // Only the host's errors: what the plugins log shows with RUST_LOG=info.
     let _logging = init_logging_at(false, "error");
@@ -142,7 +142,7 @@ pub fn test(
 
 /// `new`: a plugin project for `callback` in `dir/name/`.
 pub fn new(language: Language, name: &str, dir: &Path, callback: &str) -> anyhow::Result<()> {
-    let root = callback_host::scaffold::new_plugin(language, name, dir, callback)?;
+    let root = callback_host::authoring::scaffold::new_plugin(language, name, dir, callback)?;
     println!(
         "created {}: run {}/build.sh to build {}",
         root.display(),
@@ -170,13 +170,13 @@ pub fn replay(
 ) -> anyhow::Result<()> {
     let config = tool_config(config, cache_dir)?;
     let source = match replayed {
-        Replayed::DeadLetters => callback_host::replay::Source::DeadLetters,
-        Replayed::Recorded(file) => callback_host::replay::Source::Recorded(
+        Replayed::DeadLetters => callback_host::authoring::replay::Source::DeadLetters,
+        Replayed::Recorded(file) => callback_host::authoring::replay::Source::Recorded(
             file.unwrap_or_else(|| config.record.path.clone()),
         ),
     };
     let _log = init_logging(false);
-    runtime()?.block_on(callback_host::replay::replay(
+    runtime()?.block_on(callback_host::authoring::replay::replay(
         &config,
         plugins,
         source,

@@ -26,14 +26,14 @@ impl Language {
         match self {
             Self::Rust => (
                 "src/lib.rs",
-                include_str!("../templates/rust/src/callback.rs"),
+                include_str!("../../templates/rust/src/callback.rs"),
             ),
-            Self::Python => ("app.py", include_str!("../templates/python/callback.py")),
-            Self::Js => ("plugin.js", include_str!("../templates/js/callback.js")),
-            Self::C => ("plugin.c", include_str!("../templates/c/callback.c")),
+            Self::Python => ("app.py", include_str!("../../templates/python/callback.py")),
+            Self::Js => ("plugin.js", include_str!("../../templates/js/callback.js")),
+            Self::C => ("plugin.c", include_str!("../../templates/c/callback.c")),
             Self::Go => (
                 "export_openim_callback_{{module}}/plugin.go",
-                include_str!("../templates/go/callback.go"),
+                include_str!("../../templates/go/callback.go"),
             ),
         }
     }
@@ -42,76 +42,88 @@ impl Language {
     fn files(self) -> &'static [(&'static str, &'static str)] {
         match self {
             Self::Rust => &[
-                ("Cargo.toml", include_str!("../templates/rust/Cargo.toml")),
-                ("src/lib.rs", include_str!("../templates/rust/src/lib.rs")),
-                ("build.sh", include_str!("../templates/rust/build.sh")),
+                (
+                    "Cargo.toml",
+                    include_str!("../../templates/rust/Cargo.toml"),
+                ),
+                (
+                    "src/lib.rs",
+                    include_str!("../../templates/rust/src/lib.rs"),
+                ),
+                ("build.sh", include_str!("../../templates/rust/build.sh")),
                 (
                     "openim-helpers/Cargo.toml",
-                    include_str!("../templates/rust/openim-helpers.toml"),
+                    include_str!("../../templates/rust/openim-helpers.toml"),
                 ),
                 (
                     "openim-helpers/src/lib.rs",
-                    include_str!("../../plugins/openim-helpers/src/lib.rs"),
+                    include_str!("../../../plugins/openim-helpers/src/lib.rs"),
                 ),
             ],
             Self::Python => &[
-                ("app.py", include_str!("../templates/python/app.py")),
+                ("app.py", include_str!("../../templates/python/app.py")),
                 (
                     "openim_helpers.py",
-                    include_str!("../../plugins/openim-helpers/python/openim_helpers.py"),
+                    include_str!("../../../plugins/openim-helpers/python/openim_helpers.py"),
                 ),
-                ("build.sh", include_str!("../templates/python/build.sh")),
+                ("build.sh", include_str!("../../templates/python/build.sh")),
             ],
             Self::Js => &[
-                ("package.json", include_str!("../templates/js/package.json")),
-                ("plugin.js", include_str!("../templates/js/plugin.js")),
+                (
+                    "package.json",
+                    include_str!("../../templates/js/package.json"),
+                ),
+                ("plugin.js", include_str!("../../templates/js/plugin.js")),
                 (
                     "openim-helpers.js",
-                    include_str!("../../plugins/openim-helpers/js/openim-helpers.js"),
+                    include_str!("../../../plugins/openim-helpers/js/openim-helpers.js"),
                 ),
-                ("build.sh", include_str!("../templates/js/build.sh")),
+                ("build.sh", include_str!("../../templates/js/build.sh")),
             ],
             Self::C => &[
-                ("plugin.c", include_str!("../templates/c/plugin.c")),
+                ("plugin.c", include_str!("../../templates/c/plugin.c")),
                 (
                     "openim_helpers.h",
-                    include_str!("../../plugins/openim-helpers/c/openim_helpers.h"),
+                    include_str!("../../../plugins/openim-helpers/c/openim_helpers.h"),
                 ),
-                ("build.sh", include_str!("../templates/c/build.sh")),
+                ("build.sh", include_str!("../../templates/c/build.sh")),
             ],
             // The runtime package of Go bindings is the project's own (plugins/go-wit), copied
             // into each project so it builds without the Go module proxy.
             Self::Go => &[
-                ("go.mod", include_str!("../templates/go/go.mod")),
+                ("go.mod", include_str!("../../templates/go/go.mod")),
                 (
                     "export_openim_callback_{{module}}/plugin.go",
-                    include_str!("../templates/go/plugin.go"),
+                    include_str!("../../templates/go/plugin.go"),
                 ),
-                ("build.sh", include_str!("../templates/go/build.sh")),
+                ("build.sh", include_str!("../../templates/go/build.sh")),
                 (
                     "openim_helpers/helpers.go",
-                    include_str!("../../plugins/openim-helpers/go/openim_helpers/helpers.go"),
+                    include_str!("../../../plugins/openim-helpers/go/openim_helpers/helpers.go"),
                 ),
-                ("go-wit/go.mod", include_str!("../../plugins/go-wit/go.mod")),
+                (
+                    "go-wit/go.mod",
+                    include_str!("../../../plugins/go-wit/go.mod"),
+                ),
                 (
                     "go-wit/wit/runtime/runtime.go",
-                    include_str!("../../plugins/go-wit/wit/runtime/runtime.go"),
+                    include_str!("../../../plugins/go-wit/wit/runtime/runtime.go"),
                 ),
                 (
                     "go-wit/wit/runtime/empty.s",
-                    include_str!("../../plugins/go-wit/wit/runtime/empty.s"),
+                    include_str!("../../../plugins/go-wit/wit/runtime/empty.s"),
                 ),
                 (
                     "go-wit/wit/types/option.go",
-                    include_str!("../../plugins/go-wit/wit/types/option.go"),
+                    include_str!("../../../plugins/go-wit/wit/types/option.go"),
                 ),
                 (
                     "go-wit/wit/types/result.go",
-                    include_str!("../../plugins/go-wit/wit/types/result.go"),
+                    include_str!("../../../plugins/go-wit/wit/types/result.go"),
                 ),
                 (
                     "go-wit/wit/types/tuple.go",
-                    include_str!("../../plugins/go-wit/wit/types/tuple.go"),
+                    include_str!("../../../plugins/go-wit/wit/types/tuple.go"),
                 ),
             ],
         }
