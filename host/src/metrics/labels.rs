@@ -1,0 +1,215 @@
+//! The labels of the host's metrics, and the outcomes and reasons they name: each a type, its
+//! label string written only here.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::MetricConstructor;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+
+/// Labels of a request-level metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The callback command (or `unknown` when the path named none).
+    pub command: &'static str,
+    /// `ok`, `refused`, `no_plugin`, `bad_request`, `unauthorized`, `abandoned` (the client left
+    /// before the answer), or the failure kind of the policy answer.
+    pub outcome: &'static str,
+}
+
+/// Labels of a plugin-call metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    /// Shared with the plugin: labelling a call allocates nothing.
+    pub plugin: Arc<str>,
+    /// `ok`, `refused`, `timeout`, `fuel`, `memory`, `table`, `stack_overflow`, `trap`, `instantiate`.
+    pub outcome: &'static str,
+}
+
+/// How a plugin call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// It answered "go on" (with changes or not).
+    Ok,
+    /// It answered a refusal.
+    Refused,
+    /// It failed: the failure's kind (`timeout`, `fuel`, `trap`, `invalid_answer`...).
+    Failed(&'static str),
+}
+
+impl CallOutcome {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Refused => "refused",
+            Self::Failed(kind) => kind,
+        }
+    }
+}
+
+/// Labels naming a plugin.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    pub plugin: Arc<str>,
+}
+
+/// Labels of a take from a plugin's stock of instances built ahead.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StockLabels {
+    pub plugin: Arc<str>,
+    /// Whether the call found an instance ready.
+    pub take: StockTake,
+}
+
+/// What a call found in its plugin's stock.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum StockTake {
+    /// An instance built ahead: the call did not wait for one.
+    Hit,
+    /// None ready: the call built its own.
+    Miss,
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for StockTake {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        encoder.write_str(match self {
+            Self::Hit => "hit",
+            Self::Miss => "miss",
+        })
+    }
+}
+
+/// Labels of a callback rejected before any plugin.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectedLabels {
+    pub reason: Rejection,
+}
+
+/// Why a callback was rejected before any plugin, as the operator fixes it. OpenIM reads every
+/// such answer as "go on", so these are before-callbacks that checked nothing.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rejection {
+    /// Wrong or missing Basic credentials, or a URL without the secret path segment: OpenIM's
+    /// webhook `url` does not match `[auth]`.
+    Unauthenticated,
+    /// The source address is not in `[auth] allow`.
+    ForbiddenNetwork,
+    /// Not a callback: an unknown command or a method other than POST (a wrong webhook `url`).
+    UnknownPath,
+    /// The request could not be read as its command's callback: headers, size, JSON, shape.
+    BadBody,
+}
+
+impl Rejection {
+    /// The label in `/metrics`, the log and the console.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::ForbiddenNetwork => "forbidden_network",
+            Self::UnknownPath => "unknown_path",
+            Self::BadBody => "bad_body",
+        }
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for Rejection {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        encoder.write_str(self.as_str())
+    }
+}
+
+/// Labels naming a command.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CommandLabels {
+    pub command: &'static str,
+}
+
+/// Labels of what a plugin handles.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HandlesLabels {
+    pub plugin: Arc<str>,
+    /// OpenIM's name of the command.
+    pub command: &'static str,
+}
+
+/// Labels of a shadow plugin's verdict.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShadowLabels {
+    pub command: &'static str,
+    pub plugin: Arc<str>,
+    /// `agree`, `disagree`, `failed` (the shadow plugin failed) or `skipped` (too many shadow
+    /// calls in flight: live traffic comes first).
+    pub verdict: &'static str,
+}
+
+/// Why the watchdog ended a connection (the metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// The client did not send a request's headers within the read timeout.
+    ReadTimeout,
+    /// The connection was idle past the idle timeout.
+    IdleTimeout,
+    /// The server (or the connection's source) was at its connection cap and this connection,
+    /// without a request, had waited longest: closed to make room.
+    Evicted,
+    /// Its source already held `max_connections_per_source`, none of them without a request.
+    SourceCap,
+    /// Its source address is not allowed on this listener.
+    Network,
+}
+
+impl Closed {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ReadTimeout => "read_timeout",
+            Self::IdleTimeout => "idle_timeout",
+            Self::Evicted => "evicted",
+            Self::SourceCap => "source_cap",
+            Self::Network => "forbidden_network",
+        }
+    }
+}
+
+/// Labels of a connection the server closed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClosedLabels {
+    /// See [`Closed::as_str`].
+    pub reason: &'static str,
+}
+
+/// Labels of a reload.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `loaded`, `removed` or `failed`.
+    pub result: &'static str,
+}
+
+/// Makes latency histograms: 50 µs to ~13 s.
+#[derive(Clone)]
+pub struct LatencyBuckets;
+
+impl MetricConstructor<Histogram> for LatencyBuckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
+    }
+}
+
+/// Makes fuel histograms: 1k to ~1.1·10¹⁰ instructions.
+#[derive(Clone)]
+pub struct FuelBuckets;
+
+impl MetricConstructor<Histogram> for FuelBuckets {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(exponential_buckets(1000.0, 4.0, 13))
+    }
+}
