@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::http::errors::RequestError;
-use crate::metrics::Rejection;
+use crate::metrics::{Metrics, Rejection};
 use crate::untrusted::Untrusted;
 
 /// How often the log repeats a (source, reason) that keeps being rejected.
@@ -35,6 +35,16 @@ pub fn hint(reason: Rejection) -> &'static str {
         }
         Rejection::BadBody => "the sender is not OpenIM, or a proxy changes its requests",
     }
+}
+
+/// The request a rejection is about, for its log line.
+pub struct Rejected<'a> {
+    /// Who sent it.
+    pub peer: IpAddr,
+    /// Its path (with a secret segment shown as such by the caller).
+    pub path: &'a str,
+    /// Its `operationID` header.
+    pub operation_id: &'a str,
 }
 
 /// One source's rejections for one reason.
@@ -105,6 +115,60 @@ impl Rejections {
             },
         );
         Log::First
+    }
+
+    /// Counts a rejected request in `metrics`, notes it, and logs it once per source and reason
+    /// (see the module docs); returns the reason.
+    pub fn reject(
+        &self,
+        metrics: &Metrics,
+        request: &Rejected<'_>,
+        error: &RequestError,
+    ) -> Rejection {
+        let Rejected {
+            peer,
+            path,
+            operation_id,
+        } = *request;
+        let reason = error.rejection();
+        metrics.rejected(reason);
+        let (outcome, kind, label) = (error.outcome(), error.kind(), reason.as_str());
+        match self.note(peer, reason, error) {
+            Log::First => {
+                tracing::warn!(%path, %peer, operation_id, outcome, kind, reason = label,
+                    "rejected: {error}. OpenIM reads this answer as go on: {}. \
+                     Logged once per source and reason (then every {} min); \
+                     counted in callback_host_rejected_requests_total",
+                    hint(reason), LOG_EVERY.as_secs() / 60);
+            }
+            Log::Again(since) => {
+                tracing::warn!(%path, %peer, operation_id, outcome, kind, reason = label,
+                    "rejected: {error} ({since} rejections from {peer} for this reason since it was last logged)");
+            }
+            Log::Quiet => {
+                tracing::debug!(%path, %peer, operation_id, outcome, kind, reason = label,
+                    "rejected: {error}");
+            }
+        }
+        reason
+    }
+
+    /// Counts, notes and logs (as [`Rejections::reject`]) a connection closed at accept.
+    pub fn at_accept(&self, metrics: &Metrics, peer: IpAddr, error: &RequestError) {
+        let reason = error.rejection();
+        metrics.rejected(reason);
+        match self.note(peer, reason, error) {
+            Log::First | Log::Again(_) => {
+                tracing::warn!(%peer, reason = reason.as_str(),
+                    "connection closed at accept: {error}. If this is OpenIM, {}. \
+                     Logged once per source (then every {} min); counted in \
+                     callback_host_rejected_requests_total",
+                    hint(reason), LOG_EVERY.as_secs() / 60);
+            }
+            Log::Quiet => {
+                tracing::debug!(%peer, "connection closed at accept: {error}");
+            }
+        }
     }
 
     /// For the console: each source and reason, most recent first.

@@ -18,3 +18,8 @@ pub fn with_body(
     );
     response
 }
+
+/// A JSON answer (a callback answer, or the host's own).
+pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    with_body(status, "application/json", body)
+}

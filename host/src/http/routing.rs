@@ -66,21 +66,8 @@ impl App {
         if self.access.may_connect(peer, callbacks, admin) {
             return true;
         }
-        let error = RequestError::Denied(Denied::Network);
-        let reason = error.rejection();
-        self.metrics.rejected(reason);
-        match self.rejections.note(peer, reason, &error) {
-            rejected::Log::First | rejected::Log::Again(_) => {
-                tracing::warn!(%peer, reason = reason.as_str(),
-                    "connection closed at accept: {error}. If this is OpenIM, {}. \
-                     Logged once per source (then every {} min); counted in \
-                     callback_host_rejected_requests_total",
-                    rejected::hint(reason), rejected::LOG_EVERY.as_secs() / 60);
-            }
-            rejected::Log::Quiet => {
-                tracing::debug!(%peer, "connection closed at accept: {error}");
-            }
-        }
+        self.rejections
+            .at_accept(&self.metrics, peer, &RequestError::Denied(Denied::Network));
         false
     }
 
@@ -112,9 +99,9 @@ impl App {
                 Ok(()) => response,
                 Err(denied) => {
                     tracing::warn!(%peer, path = request.uri().path(), "admin request refused: {}", RequestError::Denied(denied));
-                    json_response(
+                    respond::json(
                         StatusCode::FORBIDDEN,
-                        &RequestError::Denied(denied).answer(),
+                        RequestError::Denied(denied).answer().to_json(),
                     )
                 }
             };
@@ -166,7 +153,7 @@ impl App {
                     answer.clone(),
                     seen,
                 );
-                let response = json_bytes(StatusCode::OK, answer);
+                let response = respond::json(StatusCode::OK, answer);
                 spent.settle_later();
                 response
             }
@@ -175,30 +162,12 @@ impl App {
                 let outcome = error.outcome();
                 self.metrics
                     .request(command, outcome, received.elapsed().as_secs_f64());
-                let reason = error.rejection();
-                self.metrics.rejected(reason);
-                let log = self.rejections.note(peer, reason, &error);
-                let kind = error.kind();
-                let reason_label = reason.as_str();
-                match log {
-                    rejected::Log::First => {
-                        tracing::warn!(%path, %peer, operation_id = %operation_id, outcome, kind,
-                            reason = reason_label,
-                            "rejected: {error}. OpenIM reads this answer as go on: {}. \
-                             Logged once per source and reason (then every {} min); \
-                             counted in callback_host_rejected_requests_total",
-                            rejected::hint(reason), rejected::LOG_EVERY.as_secs() / 60);
-                    }
-                    rejected::Log::Again(since) => {
-                        tracing::warn!(%path, %peer, operation_id = %operation_id, outcome, kind,
-                            reason = reason_label,
-                            "rejected: {error} ({since} rejections from {peer} for this reason since it was last logged)");
-                    }
-                    rejected::Log::Quiet => {
-                        tracing::debug!(%path, %peer, operation_id = %operation_id, outcome, kind,
-                            reason = reason_label, "rejected: {error}");
-                    }
-                }
+                let request = rejected::Rejected {
+                    peer,
+                    path,
+                    operation_id: &operation_id,
+                };
+                let reason = self.rejections.reject(&self.metrics, &request, &error);
                 let answer = if reason == Rejection::Unauthenticated
                     && self.access.refuse_unauthenticated
                     && Catalog::get()
@@ -218,7 +187,7 @@ impl App {
                     answer.to_json().into(),
                     seen,
                 );
-                let mut response = json_response(error.status(), &answer);
+                let mut response = respond::json(error.status(), answer.to_json());
                 match error {
                     RequestError::MethodNotAllowed(_) => {
                         response
@@ -498,14 +467,6 @@ impl Drop for Pending<'_> {
 /// The last segment of a path: where OpenIM puts the command.
 fn last_segment(path: &str) -> &str {
     path.trim_end_matches('/').rsplit('/').next().unwrap_or("")
-}
-
-fn json_response(status: StatusCode, answer: &CallbackResponse) -> Response<Full<Bytes>> {
-    json_bytes(status, answer.to_json())
-}
-
-fn json_bytes(status: StatusCode, answer: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    respond::with_body(status, "application/json", answer)
 }
 
 #[cfg(test)]
