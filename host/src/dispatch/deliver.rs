@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use super::{Attempt, Dispatcher, Input, Request, log_after_refusal, step};
 use crate::history::Trace;
+use crate::metrics::RequestOutcome;
 use crate::protocol::answer::Merge;
 use crate::protocol::schema::Catalog;
 use crate::protocol::{self, CallbackResponse};
@@ -62,7 +63,7 @@ impl Dispatcher {
                 }
                 Ok(_) => {}
                 Err(failure) => {
-                    tracing::warn!(%plugin, outcome = failure.kind(), redelivered, "plugin failed: {failure}");
+                    tracing::warn!(%plugin, outcome = failure.kind().as_str(), redelivered, "plugin failed: {failure}");
                 }
             }
             results.push(Delivered {
@@ -79,7 +80,9 @@ impl Dispatcher {
             ..Trace::new(
                 command,
                 Arc::clone(&request.operation_id),
-                failed.map_or("delivered", Failure::kind),
+                failed.map_or(RequestOutcome::Delivered, |f| {
+                    RequestOutcome::Failed(f.kind())
+                }),
                 request.received.elapsed().as_micros() as u64,
             )
         });

@@ -18,7 +18,7 @@ mod deliver;
 mod shadow;
 mod types;
 
-pub use types::{Answered, Attempt, Chained, Input, Outcome, Reply, Request};
+pub use types::{Answered, Attempt, Chained, Input, Reply, Request};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use wasmtime::component::Val;
 
 use crate::config::{CommandSettings, Config, FailurePolicy};
 use crate::history::{Decision, History, Step};
-use crate::metrics::{CallOutcome, Metrics};
+use crate::metrics::{CallOutcome, Metrics, RequestOutcome};
 use crate::protocol::answer::{self, Merge};
 use crate::protocol::commands::Phase;
 use crate::protocol::schema::Command;
@@ -196,7 +196,7 @@ impl Dispatcher {
         parsed: Option<Val>,
         body: &str,
         steps: &mut Vec<Step>,
-    ) -> (Vec<u8>, Outcome) {
+    ) -> (Vec<u8>, RequestOutcome) {
         let phase = command.map_or(Phase::Before, |c| c.spec.phase);
         let settings = self.config.command(request.command);
         let deadline = request.received + self.config.budget(request.command);
@@ -221,7 +221,7 @@ impl Dispatcher {
                     "no plugin handles this command; answering go on"
                 );
             }
-            return (go_on(&merge), Outcome::NoPlugin);
+            return (go_on(&merge), RequestOutcome::NoPlugin);
         }
         // The time kept back for the plugins after each one.
         let mut reserved_after: Vec<Duration> =
@@ -268,7 +268,7 @@ impl Dispatcher {
             steps.push(step(plugin, started, &result));
             match result {
                 Ok(Answered { response, .. }) if response.is_refusal() => match phase {
-                    Phase::Before => return (response.to_json(), Outcome::Refused),
+                    Phase::Before => return (response.to_json(), RequestOutcome::Refused),
                     // OpenIM already carried it out: the answer stays "go on", and the next
                     // plugins still see the event.
                     Phase::After => log_after_refusal(plugin, &response),
@@ -276,17 +276,17 @@ impl Dispatcher {
                 Ok(_) => {}
                 Err(failure) => {
                     let not_run = matches!(failure, Failure::NoTimeLeft);
-                    tracing::warn!(%plugin, outcome = failure.kind(), policy = ?settings.failure_policy,
+                    tracing::warn!(%plugin, outcome = failure.kind().as_str(), policy = ?settings.failure_policy,
                         not_run, "plugin failed: {failure}");
                     if phase == Phase::Before
                         && let Some(answer) = policy_answer(settings, plugin, &failure)
                     {
-                        return (answer.to_json(), Outcome::Failed(failure.kind()));
+                        return (answer.to_json(), RequestOutcome::Failed(failure.kind()));
                     }
                 }
             }
         }
-        (go_on(&merge), Outcome::Ok)
+        (go_on(&merge), RequestOutcome::Ok)
     }
 
     /// Calls one plugin's handler and reads its answer against the command's shape: the one

@@ -62,7 +62,7 @@ impl Dispatcher {
                 Err(_) => ShadowVerdict::Skipped,
                 Ok(_permit) => match self.shadow_answer(link, &request, shape, body).await {
                     Err(failure) => {
-                        tracing::warn!(%plugin, outcome = failure.kind(), "shadow plugin failed: {failure}");
+                        tracing::warn!(%plugin, outcome = failure.kind().as_str(), "shadow plugin failed: {failure}");
                         ShadowVerdict::Failed
                     }
                     Ok(answer) if answer == given => ShadowVerdict::Agree,

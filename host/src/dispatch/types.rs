@@ -7,6 +7,7 @@ use std::time::Instant;
 use wasmtime::component::Val;
 
 use crate::history::Step;
+use crate::metrics::RequestOutcome;
 use crate::protocol::CallbackResponse;
 use crate::registry::Link;
 use crate::runtime::call::{CallStats, Spent};
@@ -38,41 +39,13 @@ impl Request {
     }
 }
 
-/// What a request came to, for logs and metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Every plugin let it go on (possibly with changes).
-    Ok,
-    /// A plugin refused it.
-    Refused,
-    /// No plugin handles the command.
-    NoPlugin,
-    /// A plugin failed and the `refuse` policy answered; the failure's kind.
-    Failed(&'static str),
-    /// A `queued` after-callback, stored: the queue's workers deliver it.
-    Queued,
-}
-
-impl Outcome {
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Refused => "refused",
-            Self::NoPlugin => "no_plugin",
-            Self::Failed(kind) => kind,
-            Self::Queued => "queued",
-        }
-    }
-}
-
 /// What the chain answered a callback, and how each plugin took part.
 #[derive(Debug)]
 pub struct Chained {
     /// The JSON answer for OpenIM.
     pub answer: Vec<u8>,
     /// What the request came to.
-    pub outcome: Outcome,
+    pub outcome: RequestOutcome,
     /// Each plugin's turn, in chain order (for the console).
     pub steps: Vec<Step>,
 }

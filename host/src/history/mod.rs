@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use bytes::Bytes;
 
+use crate::metrics::{FailureKind, RequestOutcome};
 use crate::untrusted::ANSWER_CAP;
 use series::Bucket;
 
@@ -58,7 +59,7 @@ pub enum Decision {
         err_dlt: String,
     },
     /// It failed: the failure's kind and what happened.
-    Failed { cause: &'static str, detail: String },
+    Failed { cause: FailureKind, detail: String },
 }
 
 impl Decision {
@@ -74,7 +75,7 @@ impl Decision {
                        "err_dlt": err_dlt})
             }
             Self::Failed { cause, detail } => {
-                json!({"kind": "failed", "cause": cause, "detail": detail})
+                json!({"kind": "failed", "cause": cause.as_str(), "detail": detail})
             }
         }
     }
@@ -100,9 +101,9 @@ pub struct Trace {
     pub path: Option<String>,
     /// OpenIM's operationID header.
     pub operation_id: Arc<str>,
-    /// What the request came to: the `outcome` label of the request metric; for the delivery
-    /// of a queued event, `delivered` or the first plugin failure's kind.
-    pub outcome: &'static str,
+    /// What the request came to (as the request metric counts it); for the delivery of a
+    /// queued event, `Delivered` or the first plugin failure.
+    pub outcome: RequestOutcome,
     /// From request to answer, in microseconds.
     pub micros: u64,
     /// Each plugin's turn, in chain order.
@@ -119,7 +120,7 @@ impl Trace {
     pub fn new(
         command: &'static str,
         operation_id: Arc<str>,
-        outcome: &'static str,
+        outcome: RequestOutcome,
         micros: u64,
     ) -> Self {
         Self {
@@ -149,11 +150,14 @@ pub enum Class {
 }
 
 impl Class {
-    pub fn of(outcome: &str) -> Self {
+    pub fn of(outcome: RequestOutcome) -> Self {
+        use RequestOutcome as O;
         match outcome {
-            "ok" | "queued" | "no_plugin" | "delivered" => Self::GoesOn,
-            "refused" => Self::Refused,
-            _ => Self::Failed,
+            O::Ok | O::Queued | O::NoPlugin | O::Delivered => Self::GoesOn,
+            O::Refused => Self::Refused,
+            O::Failed(_) | O::Unauthorized | O::Forbidden | O::BadRequest | O::Abandoned => {
+                Self::Failed
+            }
         }
     }
 
@@ -253,7 +257,7 @@ impl History {
             command.is_none_or(|c| trace.command == c)
                 && outcome.is_none_or(|o| match o {
                     "failed" => Class::of(trace.outcome) == Class::Failed,
-                    o => trace.outcome == o,
+                    o => trace.outcome.as_str() == o,
                 })
         };
         let traces: Vec<Value> = recent
@@ -408,7 +412,7 @@ fn trace_json(trace: &Trace) -> Value {
         "at_ms": trace.at_ms,
         "command": trace.command,
         "operation_id": &*trace.operation_id,
-        "outcome": trace.outcome,
+        "outcome": trace.outcome.as_str(),
         "class": Class::of(trace.outcome).as_str(),
         "micros": trace.micros,
         "steps": steps,

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{BUCKET_SECONDS, Class};
+use crate::metrics::RequestOutcome;
 
 /// Counts and latencies of one command over one bucket.
 #[derive(Debug, Clone)]
@@ -37,12 +38,12 @@ fn bin_micros(bin: usize) -> u64 {
 
 impl Bucket {
     /// Counts one callback that came to `outcome` after `micros`.
-    pub(super) fn add(&mut self, outcome: &'static str, micros: u64) {
+    pub(super) fn add(&mut self, outcome: RequestOutcome, micros: u64) {
         self.count += 1;
         match Class::of(outcome) {
             Class::GoesOn => {}
             Class::Refused => self.refused += 1,
-            Class::Failed => *self.failed.entry(outcome).or_default() += 1,
+            Class::Failed => *self.failed.entry(outcome.as_str()).or_default() += 1,
         }
         self.latency[latency_bin(micros)] += 1;
     }

@@ -1,6 +1,6 @@
 use super::*;
 
-fn trace(command: &'static str, outcome: &'static str, micros: u64) -> Trace {
+fn trace(command: &'static str, outcome: RequestOutcome, micros: u64) -> Trace {
     Trace::new(command, "op".into(), outcome, micros)
 }
 
@@ -8,10 +8,14 @@ fn trace(command: &'static str, outcome: &'static str, micros: u64) -> Trace {
 fn percentiles_come_from_the_bins_upper_bounds() {
     let history = History::default();
     for _ in 0..98 {
-        history.record(trace("cb", "ok", 100));
+        history.record(trace("cb", RequestOutcome::Ok, 100));
     }
-    history.record(trace("cb", "refused", 5_000));
-    history.record(trace("cb", "timeout", 5_000));
+    history.record(trace("cb", RequestOutcome::Refused, 5_000));
+    history.record(trace(
+        "cb",
+        RequestOutcome::Failed(FailureKind::Timeout),
+        5_000,
+    ));
     let series = history.series();
     let bucket = &series["commands"]["cb"][0];
     assert_eq!(bucket["count"], 100);
@@ -31,7 +35,11 @@ fn the_ring_keeps_the_newest_and_filters() {
     for i in 0..RECENT + 10 {
         history.record(trace(
             "cb",
-            if i % 2 == 0 { "ok" } else { "fuel" },
+            if i % 2 == 0 {
+                RequestOutcome::Ok
+            } else {
+                RequestOutcome::Failed(FailureKind::Fuel)
+            },
             i as u64,
         ));
     }

@@ -7,7 +7,7 @@
 use http::StatusCode;
 
 use crate::http::access::Denied;
-use crate::metrics::Rejection;
+use crate::metrics::{Rejection, RequestOutcome};
 use crate::protocol::{BodyError, CallbackResponse};
 
 impl std::fmt::Display for Denied {
@@ -91,11 +91,11 @@ impl RequestError {
     }
 
     /// The `outcome` label of the request metric.
-    pub fn outcome(&self) -> &'static str {
+    pub fn outcome(&self) -> RequestOutcome {
         match self {
-            Self::Denied(Denied::Credentials) => "unauthorized",
-            Self::Denied(_) => "forbidden",
-            _ => "bad_request",
+            Self::Denied(Denied::Credentials) => RequestOutcome::Unauthorized,
+            Self::Denied(_) => RequestOutcome::Forbidden,
+            _ => RequestOutcome::BadRequest,
         }
     }
 

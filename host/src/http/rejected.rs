@@ -132,7 +132,7 @@ impl Rejections {
         } = *request;
         let reason = error.rejection();
         metrics.rejected(reason);
-        let (outcome, kind, label) = (error.outcome(), error.kind(), reason.as_str());
+        let (outcome, kind, label) = (error.outcome().as_str(), error.kind(), reason.as_str());
         match self.note(peer, reason, error) {
             Log::First => {
                 tracing::warn!(%path, %peer, operation_id, outcome, kind, reason = label,

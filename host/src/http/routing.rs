@@ -18,7 +18,7 @@ use crate::http::access::Denied;
 use crate::http::errors::RequestError;
 use crate::http::rejected::{self, Rejections};
 use crate::http::{console, respond};
-use crate::metrics::{Metrics, Rejection};
+use crate::metrics::{Metrics, Rejection, RequestOutcome};
 use crate::protocol::commands::Phase;
 use crate::protocol::schema::Catalog;
 use crate::protocol::{self, CallbackResponse};
@@ -141,14 +141,14 @@ impl App {
         match result {
             Ok((command, answer, outcome)) => {
                 self.metrics
-                    .request(command, outcome.as_str(), received.elapsed().as_secs_f64());
+                    .request(command, outcome, received.elapsed().as_secs_f64());
                 // Shared with the response, not copied.
                 let answer = Bytes::from(answer);
                 self.keep(
                     command,
                     path,
                     &operation_id,
-                    outcome.as_str(),
+                    outcome,
                     received,
                     answer.clone(),
                     seen,
@@ -223,7 +223,7 @@ impl App {
         command: &'static str,
         path: &str,
         operation_id: &Arc<str>,
-        outcome: &'static str,
+        outcome: RequestOutcome,
         received: Instant,
         answer: Bytes,
         seen: Seen,
@@ -254,7 +254,7 @@ impl App {
         received: Instant,
         operation_id: &Arc<str>,
         seen: &mut Seen,
-    ) -> Result<(&'static str, Vec<u8>, dispatch::Outcome), RequestError>
+    ) -> Result<(&'static str, Vec<u8>, RequestOutcome), RequestError>
     where
         B: Body<Data = Bytes>,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -298,7 +298,7 @@ impl App {
                     return Ok((
                         command,
                         CallbackResponse::go_on().to_json(),
-                        dispatch::Outcome::Queued,
+                        RequestOutcome::Queued,
                     ));
                 }
                 Ok(false) => {
@@ -447,11 +447,11 @@ impl Drop for Pending<'_> {
         let elapsed = self.received.elapsed();
         self.app
             .metrics
-            .request(command, "abandoned", elapsed.as_secs_f64());
+            .request(command, RequestOutcome::Abandoned, elapsed.as_secs_f64());
         self.app.dispatcher.history().record(Trace::new(
             command,
             self.operation_id.into(),
-            "abandoned",
+            RequestOutcome::Abandoned,
             elapsed.as_micros() as u64,
         ));
         tracing::warn!(

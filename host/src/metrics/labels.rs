@@ -12,9 +12,62 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 pub struct RequestLabels {
     /// The callback command (or `unknown` when the path named none).
     pub command: &'static str,
-    /// `ok`, `refused`, `no_plugin`, `bad_request`, `unauthorized`, `abandoned` (the client left
-    /// before the answer), or the failure kind of the policy answer.
-    pub outcome: &'static str,
+    /// What the request came to.
+    pub outcome: RequestOutcome,
+}
+
+/// What one callback request came to: the `outcome` of `callback_host_requests_total`, of the
+/// console's recent callbacks and of its charts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestOutcome {
+    /// Every plugin let it go on (possibly with changes).
+    Ok,
+    /// A plugin refused it.
+    Refused,
+    /// No plugin handles the command.
+    NoPlugin,
+    /// A plugin failed and the `refuse` policy answered; why it failed.
+    Failed(FailureKind),
+    /// A `queued` after-callback, stored: the queue's workers deliver it.
+    Queued,
+    /// A queued event, delivered to its plugins by the queue's workers.
+    Delivered,
+    /// Rejected: missing or wrong credentials.
+    Unauthorized,
+    /// Rejected: the URL lacks the secret segment, or the source may not call.
+    Forbidden,
+    /// Rejected: not a callback the host can read.
+    BadRequest,
+    /// The client left before the answer.
+    Abandoned,
+}
+
+impl RequestOutcome {
+    /// The label: in metrics, logs and the console.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Refused => "refused",
+            Self::NoPlugin => "no_plugin",
+            Self::Failed(kind) => kind.as_str(),
+            Self::Queued => "queued",
+            Self::Delivered => "delivered",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::BadRequest => "bad_request",
+            Self::Abandoned => "abandoned",
+        }
+    }
+}
+
+impl prometheus_client::encoding::EncodeLabelValue for RequestOutcome {
+    fn encode(
+        &self,
+        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        encoder.write_str(self.as_str())
+    }
 }
 
 /// Labels of a plugin-call metric.
@@ -33,8 +86,8 @@ pub enum CallOutcome {
     Ok,
     /// It answered a refusal.
     Refused,
-    /// It failed: the failure's kind (`timeout`, `fuel`, `trap`, `invalid_answer`...).
-    Failed(&'static str),
+    /// It failed, and why.
+    Failed(FailureKind),
 }
 
 impl CallOutcome {
@@ -43,8 +96,58 @@ impl CallOutcome {
         match self {
             Self::Ok => "ok",
             Self::Refused => "refused",
-            Self::Failed(kind) => kind,
+            Self::Failed(kind) => kind.as_str(),
         }
+    }
+}
+
+/// Why a plugin call failed, as a cause: the `outcome` of its metrics, the `errDlt` of a
+/// `refuse` policy's answer, the console's cause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// Out of time: its deadline passed, in the guest or in a host call, or none was left.
+    Timeout,
+    /// Out of fuel (instructions).
+    Fuel,
+    /// A memory grew past its cap.
+    Memory,
+    /// A table grew past its cap.
+    Table,
+    /// The memory budget of all instances had no room.
+    MemoryBudget,
+    /// The guest's stack overflowed.
+    StackOverflow,
+    /// The guest trapped (a panic, an unreachable, a host call it got wrong).
+    Trap,
+    /// The instance could not be made, or the request does not fit its interface.
+    Instantiate,
+    /// Its answer broke the rules of the command's answers.
+    InvalidAnswer,
+    /// The request could not be read for it.
+    UnparsableRequest,
+}
+
+impl FailureKind {
+    /// The label: in metrics, logs and `errDlt`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Fuel => "fuel",
+            Self::Memory => "memory",
+            Self::Table => "table",
+            Self::MemoryBudget => "memory_budget",
+            Self::StackOverflow => "stack_overflow",
+            Self::Trap => "trap",
+            Self::Instantiate => "instantiate",
+            Self::InvalidAnswer => "invalid_answer",
+            Self::UnparsableRequest => "unparsable_request",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

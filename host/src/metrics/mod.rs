@@ -353,7 +353,7 @@ impl Metrics {
     }
 
     /// Counts an answered request.
-    pub fn request(&self, command: &'static str, outcome: &'static str, seconds: f64) {
+    pub fn request(&self, command: &'static str, outcome: RequestOutcome, seconds: f64) {
         self.requests
             .get_or_create(&RequestLabels { command, outcome })
             .inc();

@@ -13,6 +13,7 @@ use std::time::Duration;
 use wasmtime::Trap;
 
 use crate::config::PluginLimits;
+use crate::metrics::FailureKind;
 use crate::protocol::answer::MAX_ANSWER_BYTES;
 use crate::untrusted::Untrusted;
 
@@ -141,19 +142,21 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// A short, stable name of the cause, for logs, metrics and `errDlt`.
-    pub fn kind(&self) -> &'static str {
+    /// The cause, for logs, metrics and `errDlt`.
+    pub fn kind(&self) -> FailureKind {
         match self {
-            Self::Timeout { .. } | Self::TimeoutInHostCall { .. } | Self::NoTimeLeft => "timeout",
-            Self::Fuel { .. } => "fuel",
-            Self::Limit(LimitExceeded::Memory { .. }) => "memory",
-            Self::Limit(LimitExceeded::TableElements { .. }) => "table",
-            Self::Limit(LimitExceeded::Budget { .. }) => "memory_budget",
-            Self::StackOverflow => "stack_overflow",
-            Self::Trap(_) => "trap",
-            Self::Instantiate(_) => "instantiate",
-            Self::InvalidAnswer(_) => "invalid_answer",
-            Self::Unparsable(_) => "unparsable_request",
+            Self::Timeout { .. } | Self::TimeoutInHostCall { .. } | Self::NoTimeLeft => {
+                FailureKind::Timeout
+            }
+            Self::Fuel { .. } => FailureKind::Fuel,
+            Self::Limit(LimitExceeded::Memory { .. }) => FailureKind::Memory,
+            Self::Limit(LimitExceeded::TableElements { .. }) => FailureKind::Table,
+            Self::Limit(LimitExceeded::Budget { .. }) => FailureKind::MemoryBudget,
+            Self::StackOverflow => FailureKind::StackOverflow,
+            Self::Trap(_) => FailureKind::Trap,
+            Self::Instantiate(_) => FailureKind::Instantiate,
+            Self::InvalidAnswer(_) => FailureKind::InvalidAnswer,
+            Self::Unparsable(_) => FailureKind::UnparsableRequest,
         }
     }
 

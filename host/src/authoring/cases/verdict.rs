@@ -5,6 +5,7 @@ use serde_json::Value;
 
 use super::Expect;
 use crate::history::{Decision, Trace};
+use crate::metrics::FailureKind;
 
 /// One field of a case that came out otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +28,7 @@ pub(super) enum Got {
     },
     Fails {
         by: String,
-        cause: &'static str,
+        cause: FailureKind,
         detail: String,
     },
 }
@@ -52,7 +53,7 @@ pub(super) fn got(trace: &Trace, answer: Value) -> Got {
             Decision::Failed { cause, detail } => {
                 return Got::Fails {
                     by: step.plugin.to_string(),
-                    cause,
+                    cause: *cause,
                     detail: detail.clone(),
                 };
             }
@@ -109,7 +110,7 @@ pub(super) fn compare(expect: &Expect, got: &Got) -> Vec<Difference> {
             check("err_msg", expect.err_msg.clone(), err_msg.clone());
             check("err_dlt", expect.err_dlt.clone(), err_dlt.clone());
         }
-        Got::Fails { cause, .. } => check("cause", expect.cause.clone(), (*cause).to_owned()),
+        Got::Fails { cause, .. } => check("cause", expect.cause.clone(), cause.as_str().to_owned()),
         Got::GoOn(answer) => {
             let changes = expect.changes.clone().unwrap_or_default();
             for (field, expected) in changes {
@@ -165,7 +166,7 @@ mod tests {
             &expect,
             &Got::Fails {
                 by: "p".into(),
-                cause: "timeout",
+                cause: FailureKind::Timeout,
                 detail: "ran out of time".into(),
             },
         );
