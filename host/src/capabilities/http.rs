@@ -23,7 +23,7 @@ use wasmtime_wasi_http::{
 };
 
 use crate::config::{Grants, OutboundHttpSettings};
-use crate::metrics::Metrics;
+use crate::metrics::{CapabilityOutcome, Metrics};
 pub use crate::origin::{Origin, Scheme};
 
 /// One plugin's outbound HTTP: the origins it may call and its bounds, shared by its calls.
@@ -137,14 +137,18 @@ impl WasiHttpHooks for Hooks {
             let result = send(&access, request, deadline).await;
             pending.access = None;
             let outcome = match &result {
-                Ok(_) => "ok",
-                Err(HttpError::HttpRequestDenied | HttpError::DestinationIpProhibited) => "denied",
-                Err(HttpError::ConnectionLimitReached) => "busy",
-                Err(HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout) => "timeout",
-                Err(_) => "error",
+                Ok(_) => CapabilityOutcome::Ok,
+                Err(HttpError::HttpRequestDenied | HttpError::DestinationIpProhibited) => {
+                    CapabilityOutcome::Denied
+                }
+                Err(HttpError::ConnectionLimitReached) => CapabilityOutcome::Busy,
+                Err(HttpError::ConnectionTimeout | HttpError::ConnectionReadTimeout) => {
+                    CapabilityOutcome::Timeout
+                }
+                Err(_) => CapabilityOutcome::Error,
             };
             access.metrics.http_request(&access.plugin, outcome);
-            if outcome == "denied" {
+            if outcome == CapabilityOutcome::Denied {
                 tracing::warn!(plugin = %access.plugin, "outbound request refused: not to an origin its grant lists");
             }
             result
@@ -161,7 +165,9 @@ struct Pending<'a> {
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
         if let Some(access) = self.access {
-            access.metrics.http_request(&access.plugin, "timeout");
+            access
+                .metrics
+                .http_request(&access.plugin, CapabilityOutcome::Timeout);
         }
     }
 }

@@ -101,6 +101,37 @@ impl CallOutcome {
     }
 }
 
+/// What a plugin's use of a capability (a key-value call, an outbound HTTP request) came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CapabilityOutcome {
+    /// Done.
+    Ok,
+    /// Not granted: the bucket or origin is not in the plugin's grant.
+    Denied,
+    /// Outbound HTTP: the plugin's connections are all in use.
+    Busy,
+    /// The call's deadline passed.
+    Timeout,
+    /// Key-value: the bucket is full, or the key or value too large.
+    Quota,
+    /// The backend or the destination failed.
+    Error,
+}
+
+impl CapabilityOutcome {
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Denied => "denied",
+            Self::Busy => "busy",
+            Self::Timeout => "timeout",
+            Self::Quota => "quota",
+            Self::Error => "error",
+        }
+    }
+}
+
 /// Why a plugin call failed, as a cause: the `outcome` of its metrics, the `errDlt` of a
 /// `refuse` policy's answer, the console's cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

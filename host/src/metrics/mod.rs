@@ -333,21 +333,21 @@ impl Metrics {
     }
 
     /// Counts an outbound HTTP request.
-    pub fn http_request(&self, plugin: &Arc<str>, outcome: &'static str) {
+    pub fn http_request(&self, plugin: &Arc<str>, outcome: CapabilityOutcome) {
         self.http_requests
             .get_or_create(&CallLabels {
                 plugin: Arc::clone(plugin),
-                outcome,
+                outcome: outcome.as_str(),
             })
             .inc();
     }
 
     /// Counts a key-value call.
-    pub fn keyvalue_call(&self, plugin: &Arc<str>, outcome: &'static str) {
+    pub fn keyvalue_call(&self, plugin: &Arc<str>, outcome: CapabilityOutcome) {
         self.keyvalue_calls
             .get_or_create(&CallLabels {
                 plugin: Arc::clone(plugin),
-                outcome,
+                outcome: outcome.as_str(),
             })
             .inc();
     }

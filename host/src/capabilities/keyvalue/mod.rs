@@ -15,7 +15,7 @@ use std::time::Duration;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::config::{KeyValueBackend, KeyValueSettings};
-use crate::metrics::Metrics;
+use crate::metrics::{CapabilityOutcome, Metrics};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -49,11 +49,11 @@ pub enum KvError {
 }
 
 impl KvError {
-    fn outcome(&self) -> &'static str {
+    fn outcome(&self) -> CapabilityOutcome {
         match self {
-            Self::Quota(_) => "quota",
-            Self::Backend(_) | Self::NotANumber(_) => "error",
-            Self::Deadline => "timeout",
+            Self::Quota(_) => CapabilityOutcome::Quota,
+            Self::Backend(_) | Self::NotANumber(_) => CapabilityOutcome::Error,
+            Self::Deadline => CapabilityOutcome::Timeout,
         }
     }
 }
@@ -309,7 +309,7 @@ async fn kv_call<T>(
         Err(_) => Err(KvError::Deadline),
     };
     let outcome = match &result {
-        Ok(_) => "ok",
+        Ok(_) => CapabilityOutcome::Ok,
         Err(error) => error.outcome(),
     };
     access.metrics.keyvalue_call(&access.plugin, outcome);
@@ -329,7 +329,9 @@ impl store::Host for KvView<'_> {
             "" | "default" => Arc::clone(&access.own),
             name if access.shared.iter().any(|s| s == name) => format!("s/{name}").into(),
             _ => {
-                access.metrics.keyvalue_call(&access.plugin, "denied");
+                access
+                    .metrics
+                    .keyvalue_call(&access.plugin, CapabilityOutcome::Denied);
                 return Ok(Err(store::Error::AccessDenied));
             }
         };
