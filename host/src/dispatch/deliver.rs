@@ -51,7 +51,7 @@ impl Dispatcher {
                 link,
                 position,
                 request: &request,
-                deadline: Instant::now() + self.config.budget(command),
+                deadline: self.deadline(command, Instant::now()),
                 fuel: settings.fuel,
             };
             let started = Instant::now();

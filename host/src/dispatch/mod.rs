@@ -120,6 +120,19 @@ impl Dispatcher {
         self.runner.budget()
     }
 
+    /// Whether a callback of `command` is stored for the queue's workers rather than run now:
+    /// a `queued` after-callback that a plugin handles (an event no plugin handles is not worth
+    /// storing: it is answered at once).
+    pub fn stores(&self, command: &Command) -> bool {
+        self.config.queued(command.spec) && self.plugins.get().serves(command.spec.name)
+    }
+
+    /// When the answer to a callback of `command` received at `received` is due: OpenIM's
+    /// timeout less the safety margin.
+    pub fn deadline(&self, command: &str, received: Instant) -> Instant {
+        received + self.config.budget(command)
+    }
+
     /// The command called `name`: one OpenIM sends, or one a JSON plugin in force declared.
     pub fn command_named(&self, name: &str) -> Option<&'static str> {
         protocol::known_command(name).or_else(|| self.plugins.get().handled(name))
@@ -199,7 +212,7 @@ impl Dispatcher {
     ) -> (Vec<u8>, RequestOutcome) {
         let phase = command.map_or(Phase::Before, |c| c.spec.phase);
         let settings = self.config.command(request.command);
-        let deadline = request.received + self.config.budget(request.command);
+        let deadline = self.deadline(request.command, request.received);
         let chain = registry.chain(request.command);
         let mut merge = command.zip(parsed).map(|(c, v)| Merge::new(c, v));
         let go_on = |merge: &Option<Merge>| match merge {

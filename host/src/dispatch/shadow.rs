@@ -124,7 +124,7 @@ impl Dispatcher {
             .map_err(|e| Failure::Unparsable(e.to_string()))?;
         let mut merge = shape.zip(parsed).map(|(c, v)| Merge::new(c, v));
         let settings = self.config.command(request.command);
-        let deadline = request.received + self.config.budget(request.command);
+        let deadline = self.deadline(request.command, request.received);
         let input = match (link.entry, &merge) {
             (Entry::Typed(_), Some(merge)) => Input::Owned(merge.request.clone()),
             _ => Input::Json(body),

@@ -279,10 +279,8 @@ impl App {
                 None
             }
         };
-        // An event no plugin handles is not worth storing: it is answered at once.
         if let Some(queue) = &self.queue
-            && shape.is_some_and(|c| self.dispatcher.config().queued(c.spec))
-            && self.dispatcher.plugins().get().serves(command)
+            && shape.is_some_and(|c| self.dispatcher.stores(c))
         {
             let event = Event {
                 command: command.to_owned(),
@@ -292,7 +290,7 @@ impl App {
                 failures: 0,
                 done: Vec::new(),
             };
-            let deadline = received + self.dispatcher.config().budget(command);
+            let deadline = self.dispatcher.deadline(command, received);
             match queue.append(event, deadline).await {
                 Ok(true) => {
                     return Ok((
