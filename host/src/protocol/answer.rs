@@ -461,3 +461,6 @@ fn slot<'v, 's>(
     }
     None
 }
+
+#[cfg(test)]
+mod tests;
