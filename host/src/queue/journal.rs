@@ -284,3 +284,6 @@ fn open_new(path: &Path) -> anyhow::Result<File> {
 fn lock(writer: &Mutex<Writer>) -> MutexGuard<'_, Writer> {
     writer.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests;
