@@ -13,6 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use callback_host::capabilities::Capabilities;
 use callback_host::config::Config;
 use callback_host::dispatch::{Attempt, Dispatcher, Input, Request};
+use callback_host::loading::load::{Loading, load_plugin};
 use callback_host::metrics::Metrics;
 use callback_host::protocol::schema::Catalog;
 use callback_host::protocol::{self, CallbackResponse};
@@ -20,7 +21,6 @@ use callback_host::registry::{CurrentPlugins, Link, Registry};
 use callback_host::runtime::budget::MemoryBudget;
 use callback_host::runtime::call::Runner;
 use callback_host::runtime::engine;
-use callback_host::runtime::load::{Loading, load_plugin};
 use callback_host::runtime::plugin::file_digest;
 
 const KICK: &str = "callbackAfterKickGroupCommand";

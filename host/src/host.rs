@@ -9,12 +9,12 @@ use crate::capabilities::Capabilities;
 use crate::config::Config;
 use crate::dispatch::Dispatcher;
 use crate::http::routing::App;
+use crate::loading::load::LoadError;
+use crate::loading::{Loader, Watch};
 use crate::metrics::Metrics;
 use crate::registry::CurrentPlugins;
-use crate::reload::{Loader, Watch};
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::call::Runner;
-use crate::runtime::load::LoadError;
 use crate::util::create_private_dir;
 use crate::{history, protocol, queue, record, runtime};
 

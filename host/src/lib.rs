@@ -18,7 +18,9 @@
 //! - [`capabilities`]: what a plugin may use beyond WASI's nothing, when granted: its config
 //!   values, key-value buckets, outbound HTTP.
 //! - [`registry`]: the chain of plugins of each command, in order; the swappable current set.
-//! - [`reload`]: scanning the plugin directory at start and on every change (hot reload).
+//! - [`loading`]: loading plugins in one place: a file compiled, checked and pre-instantiated
+//!   (`load`), the plugin directory scanned at start and on every change (hot reload), and the
+//!   config file watched.
 //! - [`dispatch`]: the one chain runner: a callback through its plugins under deadlines and policy;
 //!   its `answer` reads, merges and counts a plugin's answer the same way for the chain, shadows,
 //!   the queue's workers and the `call` tool.
@@ -47,13 +49,13 @@ pub mod dispatch;
 pub mod history;
 mod host;
 pub mod http;
+pub mod loading;
 pub mod metrics;
 pub mod origin;
 pub mod protocol;
 pub mod queue;
 pub mod record;
 pub mod registry;
-pub mod reload;
 pub mod runtime;
 pub mod storage;
 pub mod untrusted;

@@ -8,6 +8,7 @@ use std::time::Instant;
 use crate::capabilities::{Capabilities, ImportStatus, import_status};
 use crate::config::Config;
 use crate::dispatch::{Answered, Attempt, CallStats, Dispatcher, Input, Request, policy_answer};
+use crate::loading::load::{LoadError, Loading, load_plugin, read_plugin};
 use crate::metrics::Metrics;
 use crate::protocol::answer::Merge;
 use crate::protocol::schema::Catalog;
@@ -18,7 +19,6 @@ use crate::runtime::cache::CompileCache;
 use crate::runtime::call::Runner;
 use crate::runtime::engine;
 use crate::runtime::limits::Failure;
-use crate::runtime::load::{LoadError, Loading, load_plugin, read_plugin};
 use crate::runtime::plugin::{Entry, Plugin, file_digest, plugin_name};
 
 /// A sample kick, used by `call` when given no request.

@@ -70,7 +70,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         // The plugins' config values follow the file: on change, and on SIGHUP.
         let config_watch = match &args.config {
             Some(path) => Some(
-                callback_host::reload::ConfigWatch::start(path.clone(), {
+                callback_host::loading::ConfigWatch::start(path.clone(), {
                     let host = Arc::clone(&host);
                     move |config| host.reload_config(&config)
                 })

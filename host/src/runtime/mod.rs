@@ -16,7 +16,6 @@
 //! - [`cache`]: the on-disk cache of compiled plugins, checksummed.
 //! - [`plugin`]: what a loaded plugin is: its linked component, limits, grants, handlers, idle
 //!   instances.
-//! - [`load`]: compiling and validating `plugins/*.wasm` at load time; what each handles.
 //! - [`trust`]: refusing plugin and cache directories that other users can write to.
 //! - [`bindings`]: Rust types generated from `wit/` for the host's own imports (`log`).
 
@@ -27,7 +26,6 @@ pub mod cache;
 pub mod call;
 pub mod engine;
 pub mod limits;
-pub mod load;
 pub mod output;
 pub mod plugin;
 pub mod sandbox;

@@ -1,6 +1,6 @@
 //! What a loaded plugin is: its compiled, linked component ready to be instantiated once per
 //! call, its limits and grants, the commands it handles and how each is called, and the instances
-//! it keeps in reuse mode. Loading one is [`crate::runtime::load`]; running it,
+//! it keeps in reuse mode. Loading one is [`crate::loading::load`]; running it,
 //! [`crate::runtime::call`].
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,6 @@
-//! Loading the plugin directory, at start and whenever it changes (hot reload).
+//! Loading plugins, in one place: [`load`] compiles, checks and pre-instantiates one file; this
+//! module loads the plugin directory, at start and whenever it changes (hot reload), and watches
+//! the config file.
 //!
 //! A scan compares every `*.wasm` (dot-files are ignored) with what is loaded, by content hash: new and changed files are compiled and validated off the request path, removed
 //! ones dropped, then the new set is swapped in at once. A file that fails to load leaves the
@@ -6,6 +8,8 @@
 //! dot-name) and renaming it into place; a copy in progress is only read once the plugin files
 //! have been quiet for [`QUIET`] (changes to other files do not count), and a file still
 //! incomplete then fails validation and is retried on its next change.
+
+pub mod load;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -17,11 +21,11 @@ use notify::{RecursiveMode, Watcher};
 use wasmtime::component::Linker;
 
 use crate::config::Config;
+use crate::loading::load::{LoadError, Loading, load_plugin, read_plugin};
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::registry::{CurrentPlugins, FailedLoad, Registry};
 use crate::runtime::cache::CompileCache;
 use crate::runtime::call::Runner;
-use crate::runtime::load::{LoadError, Loading, load_plugin, read_plugin};
 use crate::runtime::plugin::{Plugin, file_digest, plugin_files, plugin_name};
 use crate::runtime::sandbox::PluginState;
 
