@@ -189,7 +189,7 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
     let received = Instant::now();
     let request = Request::new(handler.command, "callback-host-call".into(), received);
     let settings = config.command(handler.command);
-    let deadline = received + config.budget(handler.command);
+    let deadline = received + config.time_allowed(handler.command);
     let mut merge = command.zip(parsed).map(|(c, v)| Merge::new(c, v));
     let input = match (&handler.entry, &merge) {
         (Entry::Typed(_), Some(merge)) => Input::Owned(merge.request.clone()),

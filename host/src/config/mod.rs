@@ -420,7 +420,7 @@ impl Config {
     }
 
     /// The time plugins have for one request: the command's timeout less the safety margin.
-    pub fn budget(&self, command: &str) -> Duration {
+    pub fn time_allowed(&self, command: &str) -> Duration {
         self.command(command)
             .timeout
             .saturating_sub(self.safety_margin)

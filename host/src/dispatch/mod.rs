@@ -130,7 +130,7 @@ impl Dispatcher {
     /// When the answer to a callback of `command` received at `received` is due: OpenIM's
     /// timeout less the safety margin.
     pub fn deadline(&self, command: &str, received: Instant) -> Instant {
-        received + self.config.budget(command)
+        received + self.config.time_allowed(command)
     }
 
     /// The command called `name`: one OpenIM sends, or one a JSON plugin in force declared.

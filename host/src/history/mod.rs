@@ -214,7 +214,7 @@ pub struct History {
 
 impl History {
     /// Keeps one answered callback: in the ring and in its command's bucket.
-    pub fn record(&self, trace: Trace) {
+    pub fn add(&self, trace: Trace) {
         self.total.fetch_add(1, Ordering::Relaxed);
         let slot = trace.at_ms / 1000 / BUCKET_SECONDS;
         {

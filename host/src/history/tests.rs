@@ -8,10 +8,10 @@ fn trace(command: &'static str, outcome: RequestOutcome, micros: u64) -> Trace {
 fn percentiles_come_from_the_bins_upper_bounds() {
     let history = History::default();
     for _ in 0..98 {
-        history.record(trace("cb", RequestOutcome::Ok, 100));
+        history.add(trace("cb", RequestOutcome::Ok, 100));
     }
-    history.record(trace("cb", RequestOutcome::Refused, 5_000));
-    history.record(trace(
+    history.add(trace("cb", RequestOutcome::Refused, 5_000));
+    history.add(trace(
         "cb",
         RequestOutcome::Failed(FailureKind::Timeout),
         5_000,
@@ -33,7 +33,7 @@ fn percentiles_come_from_the_bins_upper_bounds() {
 fn the_ring_keeps_the_newest_and_filters() {
     let history = History::default();
     for i in 0..RECENT + 10 {
-        history.record(trace(
+        history.add(trace(
             "cb",
             if i % 2 == 0 {
                 RequestOutcome::Ok

@@ -229,7 +229,7 @@ impl App {
         seen: Seen,
     ) {
         let micros = received.elapsed().as_micros() as u64;
-        self.dispatcher.history().record(Trace {
+        self.dispatcher.history().add(Trace {
             path: (command == "unknown").then(|| self.shown_path(path)),
             steps: seen.steps,
             answer,
@@ -446,7 +446,7 @@ impl Drop for Pending<'_> {
         self.app
             .metrics
             .request(command, RequestOutcome::Abandoned, elapsed.as_secs_f64());
-        self.app.dispatcher.history().record(Trace::new(
+        self.app.dispatcher.history().add(Trace::new(
             command,
             self.operation_id.into(),
             RequestOutcome::Abandoned,

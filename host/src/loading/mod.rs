@@ -33,7 +33,7 @@ use crate::runtime::sandbox::PluginState;
 pub const QUIET: Duration = Duration::from_millis(300);
 
 /// One plugin file as last seen.
-struct Entry {
+struct SeenFile {
     /// SHA-256 of the version last seen.
     seen: [u8; 32],
     /// The plugin serving for this file: the last version that loaded.
@@ -57,7 +57,7 @@ pub struct Loader {
     /// The plugin set in force, swapped after each scan.
     current: Arc<CurrentPlugins>,
     /// Every `*.wasm` last seen, by file name.
-    files: BTreeMap<String, Entry>,
+    files: BTreeMap<String, SeenFile>,
 }
 
 impl Loader {
@@ -162,7 +162,7 @@ impl Loader {
         seen: [u8; 32],
         previous: Option<Arc<Plugin>>,
         errors: &mut Vec<LoadError>,
-    ) -> Entry {
+    ) -> SeenFile {
         let limits = self.config.plugin(&plugin_name(path));
         let loading = Loading {
             runner: &self.runner,
@@ -177,7 +177,7 @@ impl Loader {
                         .get_or_create(&ReloadLabels { result: "loaded" })
                         .inc();
                 }
-                Entry {
+                SeenFile {
                     seen,
                     serving: Some(Arc::new(plugin)),
                     failed: None,
@@ -201,7 +201,7 @@ impl Loader {
                     previous_serving: previous.is_some(),
                 };
                 errors.push(error);
-                Entry {
+                SeenFile {
                     seen,
                     serving: previous,
                     failed: Some(failed),

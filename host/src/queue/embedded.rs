@@ -252,11 +252,11 @@ fn stats(db: &Database) -> anyhow::Result<(u64, Option<Duration>)> {
 
 /// The queue file of a stopped host, for `callback-host queue` (a running host holds the file
 /// locked: its `/metrics` and `/readyz` show the queue instead).
-pub struct QueueFile {
+pub struct FileAdmin {
     db: Database,
 }
 
-impl QueueFile {
+impl FileAdmin {
     /// Opens the file at `path`.
     pub fn open(path: &std::path::Path) -> anyhow::Result<Self> {
         anyhow::ensure!(path.exists(), "no queue at {}", path.display());

@@ -31,7 +31,7 @@ use crate::config::{QueueBackend, QueueSettings};
 use crate::metrics::Metrics;
 use crate::runtime::limits::Failure;
 
-pub use embedded::QueueFile;
+pub use embedded::FileAdmin;
 
 /// One after-callback, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -344,14 +344,14 @@ pub enum Settlement {
 /// A host's queue, for `callback-host queue` and `replay`: the file of a stopped host, or the
 /// Redis stream (which running replicas may share).
 pub enum Admin {
-    File(QueueFile),
+    File(FileAdmin),
     Redis(redis::StreamAdmin),
 }
 
 impl Admin {
     pub async fn open(settings: &QueueSettings) -> anyhow::Result<Self> {
         Ok(match settings.backend {
-            QueueBackend::Embedded => Self::File(QueueFile::open(&settings.path)?),
+            QueueBackend::Embedded => Self::File(FileAdmin::open(&settings.path)?),
             QueueBackend::Redis => Self::Redis(redis::StreamAdmin::open(settings).await?),
         })
     }
