@@ -384,9 +384,9 @@ impl Dispatcher {
             (Entry::Typed(index), Input::Owned(value)) => (index, value),
             (Entry::Json(index), Input::Json(text)) => (index, Val::String(text.to_owned())),
             _ => {
-                return Err(Failure::Instantiate(wasmtime::format_err!(
-                    "the request does not fit the plugin's interface"
-                )));
+                return Err(Failure::Host(
+                    "the request does not fit the plugin's interface",
+                ));
             }
         };
         let (result, stats) = self

@@ -275,7 +275,7 @@ fn declared_commands(
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_time()
                     .build()
-                    .map_err(|e| Failure::Instantiate(wasmtime::Error::new(e)))?;
+                    .map_err(|_| Failure::Host("the loader's runtime could not start"))?;
                 let (result, _) = runtime.block_on(runner.run(Call {
                     plugin,
                     export,
@@ -299,11 +299,7 @@ fn declared_commands(
                 }
             })
             .join()
-            .unwrap_or_else(|_| {
-                Err(Failure::Instantiate(wasmtime::format_err!(
-                    "commands() panicked the loader"
-                )))
-            })
+            .unwrap_or_else(|_| Err(Failure::Host("commands() panicked the loader")))
     })
 }
 

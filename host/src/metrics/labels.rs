@@ -156,6 +156,8 @@ pub enum FailureKind {
     InvalidAnswer,
     /// The request could not be read for it.
     UnparsableRequest,
+    /// The host could not call it (a fault of the host's).
+    Host,
 }
 
 impl FailureKind {
@@ -172,6 +174,7 @@ impl FailureKind {
             Self::Instantiate => "instantiate",
             Self::InvalidAnswer => "invalid_answer",
             Self::UnparsableRequest => "unparsable_request",
+            Self::Host => "host_error",
         }
     }
 }

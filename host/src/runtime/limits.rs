@@ -135,6 +135,10 @@ pub enum Failure {
     Instantiate(wasmtime::Error),
     #[error("invalid answer: {}", Untrusted::line(.0))]
     InvalidAnswer(String),
+    /// The host could not call the plugin (a fault of the host's, not the plugin's): the
+    /// request's form does not fit the plugin's entry, or the loader's thread failed.
+    #[error("the host could not call the plugin: {0}")]
+    Host(&'static str),
     /// Not the plugin's doing: a stored or recorded request that no longer fits its command's
     /// shape (the contract changed since it was accepted), so no plugin could be given it.
     #[error("the request no longer parses: {}", Untrusted::line(.0))]
@@ -156,6 +160,7 @@ impl Failure {
             Self::Trap(_) => FailureKind::Trap,
             Self::Instantiate(_) => FailureKind::Instantiate,
             Self::InvalidAnswer(_) => FailureKind::InvalidAnswer,
+            Self::Host(_) => FailureKind::Host,
             Self::Unparsable(_) => FailureKind::UnparsableRequest,
         }
     }
