@@ -43,8 +43,8 @@ pub enum ToolError {
 /// What `check` found.
 #[derive(Debug)]
 pub struct CheckReport {
-    /// The commands the plugin handles, by OpenIM's names, and how (`typed` or `json`).
-    pub handles: Vec<(&'static str, &'static str)>,
+    /// The commands the plugin handles, by OpenIM's names, and through which interface.
+    pub handles: Vec<(&'static str, Entry)>,
     /// The callback interfaces the component exports.
     pub exports: Vec<String>,
     /// Everything the component imports, and how the host treats it for this plugin.
@@ -112,13 +112,7 @@ pub fn check(path: &Path, config: &Config) -> Result<CheckReport, ToolError> {
     let handles = plugin
         .handles
         .iter()
-        .map(|h| {
-            let how = match h.entry {
-                Entry::Typed(_) => "typed",
-                Entry::Json(_) => "json",
-            };
-            (h.command, how)
-        })
+        .map(|h| (h.command, h.entry))
         .collect();
     Ok(CheckReport {
         handles,

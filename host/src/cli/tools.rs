@@ -34,7 +34,7 @@ pub fn check(file: &Path, config: Option<&Path>, cache_dir: Option<PathBuf>) -> 
         if report.handles.len() == 1 { "" } else { "s" }
     )?;
     for (command, how) in &report.handles {
-        writeln!(out, "  handles {command}  [{how}]")?;
+        writeln!(out, "  handles {command}  [{}]", how.interface())?;
     }
     for export in &report.exports {
         writeln!(out, "  exports {export}")?;

@@ -25,7 +25,7 @@ use crate::http::access::Denied;
 use crate::http::rejected::Rejections;
 use crate::http::respond;
 use crate::queue::Queue;
-use crate::runtime::plugin::{Entry, Plugin};
+use crate::runtime::plugin::Plugin;
 
 /// The page, its script and its style, embedded.
 const PAGE: &str = include_str!("../../console/index.html");
@@ -282,7 +282,7 @@ fn plugin_json(app: &Parts<'_>, plugin: &Plugin) -> Value {
         .map(|h| {
             json!({
                 "command": h.command,
-                "interface": match h.entry { Entry::Typed(_) => "typed", Entry::Json(_) => "json" },
+                "interface": h.entry.interface(),
             })
         })
         .collect();

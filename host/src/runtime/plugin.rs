@@ -68,6 +68,16 @@ pub enum Entry {
     Json(ComponentExportIndex),
 }
 
+impl Entry {
+    /// Which interface: `typed` or `json` (as `check` and the console show it).
+    pub fn interface(self) -> &'static str {
+        match self {
+            Self::Typed(_) => "typed",
+            Self::Json(_) => "json",
+        }
+    }
+}
+
 /// Most instances a plugin in reuse mode keeps idle; more are dropped after their request.
 pub const MAX_IDLE_INSTANCES: usize = 4;
 
