@@ -169,17 +169,22 @@ fn thousands_of_idle_connections_cannot_lock_openim_out() {
         server.metric("callback_host_connections_closed_total{reason=\"evicted\"}") >= 1500.0,
         "the waiting connections made room"
     );
-    // OpenIM, from its own address: a new connection each time, answered at once.
-    for i in 0..5 {
-        let started = Instant::now();
-        let mut openim = connect_from(&runtime, "127.0.0.1", &server);
-        ask(&mut openim, &format!("op-openim-{i}"));
-        let took = started.elapsed();
-        assert!(
-            took < Duration::from_millis(100),
-            "OpenIM's callback {i} took {took:?} with 2,000 idle connections held"
-        );
-    }
+    // OpenIM, from its own address: a new connection each time, answered at once (locked out,
+    // it would wait for the idle timeout, 30 s here). The median of five within 100 ms, each
+    // within a second: one scheduling hiccup of this shared 2-core machine is not a lockout.
+    let mut took: Vec<Duration> = (0..5)
+        .map(|i| {
+            let started = Instant::now();
+            let mut openim = connect_from(&runtime, "127.0.0.1", &server);
+            ask(&mut openim, &format!("op-openim-{i}"));
+            started.elapsed()
+        })
+        .collect();
+    took.sort();
+    assert!(
+        took[2] < Duration::from_millis(100) && took[4] < Duration::from_secs(1),
+        "OpenIM's callbacks took {took:?} with 2,000 idle connections held"
+    );
     drop(held);
     server.wait_until("connections to drain", || {
         server.metric("callback_host_connections ") <= 3.0
