@@ -60,16 +60,6 @@ impl RequestOutcome {
     }
 }
 
-impl prometheus_client::encoding::EncodeLabelValue for RequestOutcome {
-    fn encode(
-        &self,
-        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        use std::fmt::Write as _;
-        encoder.write_str(self.as_str())
-    }
-}
-
 /// Labels of a plugin-call metric.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
@@ -208,16 +198,13 @@ pub enum StockTake {
     Miss,
 }
 
-impl prometheus_client::encoding::EncodeLabelValue for StockTake {
-    fn encode(
-        &self,
-        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        use std::fmt::Write as _;
-        encoder.write_str(match self {
+impl StockTake {
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Self::Hit => "hit",
             Self::Miss => "miss",
-        })
+        }
     }
 }
 
@@ -251,16 +238,6 @@ impl Rejection {
             Self::UnknownPath => "unknown_path",
             Self::BadBody => "bad_body",
         }
-    }
-}
-
-impl prometheus_client::encoding::EncodeLabelValue for Rejection {
-    fn encode(
-        &self,
-        encoder: &mut prometheus_client::encoding::LabelValueEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        use std::fmt::Write as _;
-        encoder.write_str(self.as_str())
     }
 }
 
@@ -350,3 +327,20 @@ impl MetricConstructor<Histogram> for FuelBuckets {
         Histogram::new(exponential_buckets(1000.0, 4.0, 13))
     }
 }
+
+/// Label values that are one of a type's `as_str` names: written in metrics only through it.
+macro_rules! label_value {
+    ($($label:ty),+) => {$(
+        impl prometheus_client::encoding::EncodeLabelValue for $label {
+            fn encode(
+                &self,
+                encoder: &mut prometheus_client::encoding::LabelValueEncoder,
+            ) -> Result<(), std::fmt::Error> {
+                use std::fmt::Write as _;
+                encoder.write_str(self.as_str())
+            }
+        }
+    )+};
+}
+
+label_value!(RequestOutcome, Rejection, StockTake);
