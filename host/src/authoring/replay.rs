@@ -14,8 +14,7 @@ use anyhow::Context as _;
 use serde_json::Value;
 
 use crate::config::{Config, Delivery};
-use crate::dispatch::Request;
-use crate::protocol::{self, schema::Catalog};
+use crate::dispatch::Callback;
 use crate::queue::Admin;
 use crate::record;
 
@@ -78,14 +77,14 @@ pub async fn replay(
                     summary.differ_or_failing += 1;
                     continue;
                 };
-                let shape = Catalog::get().command(command);
-                let parsed = shape
-                    .map(|s| protocol::parse(s, &record.body))
-                    .transpose()
-                    .with_context(|| format!("record {}", record.operation_id))?;
-                let request =
-                    Request::new(command, record.operation_id.as_str().into(), Instant::now());
-                let chained = dispatcher.run(&request, shape, parsed, &record.body).await;
+                let mut callback = Callback::read(
+                    command,
+                    record.operation_id.as_str().into(),
+                    record.body.as_bytes(),
+                    Instant::now(),
+                )
+                .with_context(|| format!("record {}", record.operation_id))?;
+                let chained = dispatcher.run(&mut callback).await;
                 let answer: Value = serde_json::from_slice(&chained.answer).unwrap_or_default();
                 let changes = differences(&record.answer, &answer);
                 if changes.is_empty() {

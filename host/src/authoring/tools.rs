@@ -7,12 +7,11 @@ use std::time::Instant;
 
 use crate::capabilities::{Capabilities, ImportStatus, import_status};
 use crate::config::Config;
-use crate::dispatch::{Answered, Attempt, CallStats, Dispatcher, Input, Request, policy_answer};
+use crate::dispatch::{Answered, Attempt, CallStats, Callback, Dispatcher, Input, policy_answer};
 use crate::loading::load::{LoadError, Loading, load_plugin, read_plugin};
 use crate::metrics::Metrics;
 use crate::protocol::answer::Merge;
-use crate::protocol::schema::Catalog;
-use crate::protocol::{self, BodyError, CallbackResponse};
+use crate::protocol::{BodyError, CallbackResponse};
 use crate::registry::{CurrentPlugins, Link};
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::cache::CompileCache;
@@ -169,10 +168,13 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
                 ToolError::NotHandled(named.to_owned(), handled.join(", "))
             }
         })?;
-    let command = Catalog::get().command(handler.command);
-    let parsed = command
-        .map(|c| protocol::parse(c, protocol::text(body.as_bytes())?))
-        .transpose()?;
+    let received = Instant::now();
+    let mut callback = Callback::read(
+        handler.command,
+        "callback-host-call".into(),
+        body.as_bytes(),
+        received,
+    )?;
     let dispatcher = Dispatcher::new(
         Arc::new(runner),
         Arc::new(CurrentPlugins::default()),
@@ -180,11 +182,12 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
         None,
         Arc::new(crate::history::History::default()),
     );
-    let received = Instant::now();
-    let request = Request::new(handler.command, "callback-host-call".into(), received);
     let settings = config.command(handler.command);
     let deadline = received + config.time_allowed(handler.command);
-    let mut merge = command.zip(parsed).map(|(c, v)| Merge::new(c, v));
+    let mut merge = callback
+        .shape
+        .zip(callback.parsed.take())
+        .map(|(c, v)| Merge::new(c, v));
     let input = match (&handler.entry, &merge) {
         (Entry::Typed(_), Some(merge)) => Input::Owned(merge.request.clone()),
         _ => Input::Json(body),
@@ -196,21 +199,22 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
     let call = Attempt {
         link: &link,
         position: 0,
-        request: &request,
+        callback: &callback,
         deadline,
         fuel: settings.fuel,
     };
-    let outcome = dispatcher
-        .answer(call, input, command, merge.as_mut())
-        .await
-        .map(|Answered { response, stats }| {
-            let answer = match &merge {
-                Some(merge) if !response.is_refusal() => merge.go_on_answer(),
-                _ => response.to_json(),
-            };
-            let misread = response.is_misread_refusal().then_some(response);
-            (answer, stats, misread)
-        });
+    let outcome =
+        dispatcher
+            .answer(call, input, merge.as_mut())
+            .await
+            .map(|Answered { response, stats }| {
+                let answer = match &merge {
+                    Some(merge) if !response.is_refusal() => merge.go_on_answer(),
+                    _ => response.to_json(),
+                };
+                let misread = response.is_misread_refusal().then_some(response);
+                (answer, stats, misread)
+            });
     match outcome {
         Ok((answer, stats, misread_refusal)) => Ok(CallReport {
             answer,

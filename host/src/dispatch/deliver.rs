@@ -4,11 +4,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Attempt, Dispatcher, Input, Request, log_after_refusal, step};
+use super::{Attempt, Callback, Dispatcher, Input, log_after_refusal, step};
 use crate::history::Trace;
 use crate::metrics::RequestOutcome;
 use crate::protocol::answer::Merge;
-use crate::protocol::schema::Catalog;
 use crate::protocol::{self, CallbackResponse};
 use crate::queue::{Deliver, Delivered, Event};
 use crate::runtime::limits::Failure;
@@ -21,9 +20,10 @@ impl Dispatcher {
         let Some(command) = protocol::known_command(&event.command) else {
             return Vec::new();
         };
-        let shape = Catalog::get().command(command);
-        let parsed = match shape.map(|s| protocol::parse(s, &event.body)).transpose() {
-            Ok(parsed) => parsed,
+        let operation_id = event.operation_id.as_str().into();
+        let read = Callback::read(command, operation_id, event.body.as_bytes(), Instant::now());
+        let mut callback = match read {
+            Ok(callback) => callback,
             Err(error) => {
                 // Validated when it was accepted: only a contract change can do this.
                 tracing::error!(%error, "a stored event no longer parses; dead-lettering it");
@@ -35,7 +35,10 @@ impl Dispatcher {
         };
         let registry = self.plugins.get();
         let settings = self.config.command(command);
-        let mut request = Request::new(command, event.operation_id.as_str().into(), Instant::now());
+        // Shadows see each event once, on its first delivery.
+        let shadowed =
+            (event.failures == 0 && !redelivered && !registry.shadows(command).is_empty())
+                .then(|| callback.copy());
         let mut results = Vec::new();
         let mut steps = Vec::new();
         for (position, link) in registry.chain(command).iter().enumerate() {
@@ -43,19 +46,19 @@ impl Dispatcher {
             if event.done.iter().any(|done| **done == **plugin) {
                 continue;
             }
-            let input = match (link.entry, &parsed) {
+            let input = match (link.entry, &callback.parsed) {
                 (Entry::Typed(_), Some(value)) => Input::Owned(value.clone()),
-                _ => Input::Json(&event.body),
+                _ => Input::Json(&callback.body),
             };
             let call = Attempt {
                 link,
                 position,
-                request: &request,
+                callback: &callback,
                 deadline: self.deadline(command, Instant::now()),
                 fuel: settings.fuel,
             };
             let started = Instant::now();
-            let result = self.answer(call, input, shape, None).await;
+            let result = self.answer(call, input, None).await;
             steps.push(step(plugin, started, &result));
             match &result {
                 Ok(answered) if answered.response.is_refusal() => {
@@ -73,33 +76,25 @@ impl Dispatcher {
         }
         // The used instances dropped and their replacements built after this delivery, on the
         // deliveries' threads (below the answers' priority).
-        std::mem::take(&mut request.spent).settle_later();
+        std::mem::take(&mut callback.spent).settle_later();
         let failed = results.iter().find_map(|d| d.result.as_ref().err());
         self.history.delivered(Trace {
             steps,
             ..Trace::new(
                 command,
-                Arc::clone(&request.operation_id),
+                Arc::clone(&callback.operation_id),
                 failed.map_or(RequestOutcome::Delivered, |f| {
                     RequestOutcome::Failed(f.kind())
                 }),
-                request.received.elapsed().as_micros() as u64,
+                callback.received.elapsed().as_micros() as u64,
             )
         });
-        // Shadows see each event once, on its first delivery.
-        if event.failures == 0 && !redelivered && !registry.shadows(command).is_empty() {
-            let given = match shape.zip(parsed) {
+        if let Some(shadowed) = shadowed {
+            let given = match callback.shape.zip(callback.parsed) {
                 Some((shape, parsed)) => Merge::new(shape, parsed).go_on_answer(),
                 None => CallbackResponse::go_on().to_json(),
             };
-            self.shadow(
-                &registry,
-                command,
-                request.operation_id,
-                &event.body,
-                &given,
-            )
-            .await;
+            self.shadow(&registry, shadowed, &given).await;
         }
         results
     }

@@ -18,7 +18,7 @@ mod deliver;
 mod shadow;
 mod types;
 
-pub use types::{Answered, Attempt, Chained, Input, Reply, Request};
+pub use types::{Answered, Attempt, Callback, Chained, Input, Reply};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +33,7 @@ use crate::protocol::answer::{self, Merge};
 use crate::protocol::commands::Phase;
 use crate::protocol::schema::Command;
 use crate::protocol::{self, CallbackResponse};
+use crate::queue::Queue;
 use crate::record::{self, Record, Recorder};
 use crate::registry::{CurrentPlugins, Registry};
 use crate::runtime::budget::MemoryBudget;
@@ -123,13 +124,13 @@ impl Dispatcher {
     /// Whether a callback of `command` is stored for the queue's workers rather than run now:
     /// a `queued` after-callback that a plugin handles (an event no plugin handles is not worth
     /// storing: it is answered at once).
-    pub fn stores(&self, command: &Command) -> bool {
+    fn stores(&self, command: &Command) -> bool {
         self.config.queued(command.spec) && self.plugins.get().serves(command.spec.name)
     }
 
     /// When the answer to a callback of `command` received at `received` is due: OpenIM's
     /// timeout less the safety margin.
-    pub fn deadline(&self, command: &str, received: Instant) -> Instant {
+    fn deadline(&self, command: &str, received: Instant) -> Instant {
         received + self.config.time_allowed(command)
     }
 
@@ -143,55 +144,72 @@ impl Dispatcher {
         &self.plugins
     }
 
-    /// Answers one callback: the JSON answer for OpenIM and what the request came to.
-    /// `command` is `None` for a command the host has no shape for (declared by a JSON plugin);
-    /// `parsed` is the request record of a known command.
-    #[tracing::instrument(name = "callback", skip_all,
-        fields(command = request.command, operation_id = %request.operation_id))]
-    pub async fn run(
+    /// Answers one callback as it arrives: a `queued` after-callback is stored for the queue's
+    /// workers and answered "go on" at once (inline when the queue is full or failing); any
+    /// other runs through its chain now.
+    pub async fn receive(
         self: &Arc<Self>,
-        request: &Request,
-        command: Option<&Command>,
-        parsed: Option<Val>,
-        body: &str,
+        callback: &mut Callback,
+        queue: Option<&Queue>,
     ) -> Chained {
+        if let Some(queue) = queue
+            && callback.shape.is_some_and(|c| self.stores(c))
+        {
+            let deadline = self.deadline(callback.command, callback.received);
+            match queue.append(callback.event(), deadline).await {
+                Ok(true) => {
+                    return Chained {
+                        answer: CallbackResponse::go_on().to_json(),
+                        outcome: RequestOutcome::Queued,
+                        steps: Vec::new(),
+                    };
+                }
+                Ok(false) => {
+                    tracing::warn!(operation_id = %callback.operation_id, "the queue is full: delivering inline");
+                }
+                Err(error) => {
+                    tracing::error!(operation_id = %callback.operation_id, "could not store the event ({error:#}): delivering inline");
+                }
+            }
+        }
+        self.run(callback).await
+    }
+
+    /// Runs one callback through its chain: the JSON answer for OpenIM and what the request came
+    /// to. The chain takes the callback's parsed record.
+    #[tracing::instrument(name = "callback", skip_all,
+        fields(command = callback.command, operation_id = %callback.operation_id))]
+    pub async fn run(self: &Arc<Self>, callback: &mut Callback) -> Chained {
         // One set of plugins for the whole request, shadows included, even across a reload.
         let registry = self.plugins.get();
+        let shadowed = (!registry.shadows(callback.command).is_empty()).then(|| callback.copy());
         let mut steps = Vec::new();
-        let (answer, outcome) = self
-            .chain(&registry, request, command, parsed, body, &mut steps)
-            .await;
+        let parsed = callback.parsed.take();
+        let (answer, outcome) = self.chain(&registry, callback, parsed, &mut steps).await;
         tracing::debug!(
             outcome = outcome.as_str(),
-            elapsed_us = request.received.elapsed().as_micros() as u64,
+            elapsed_us = callback.received.elapsed().as_micros() as u64,
             "request answered"
         );
-        let phase = command.map_or(Phase::Before, |c| c.spec.phase);
+        let phase = callback.shape.map_or(Phase::Before, |c| c.spec.phase);
         if phase == Phase::Before
             && let Some(recorder) = &self.recorder
             && recorder.sampled()
         {
             recorder.record(Record {
                 kind: record::Kind::Before,
-                command: request.command.to_owned(),
-                operation_id: request.operation_id.to_string(),
+                command: callback.command.to_owned(),
+                operation_id: callback.operation_id.to_string(),
                 at_ms: crate::util::unix_ms(),
-                body: body.to_owned(),
+                body: callback.body.to_string(),
                 answer: serde_json::from_slice(&answer).unwrap_or_default(),
                 shadow: None,
             });
         }
-        if !registry.shadows(request.command).is_empty() {
-            let (dispatcher, command, operation_id) = (
-                Arc::clone(self),
-                request.command,
-                Arc::clone(&request.operation_id),
-            );
-            let (body, given) = (body.to_owned(), answer.clone());
+        if let Some(shadowed) = shadowed {
+            let (dispatcher, given) = (Arc::clone(self), answer.clone());
             tokio::spawn(async move {
-                dispatcher
-                    .shadow(&registry, command, operation_id, &body, &given)
-                    .await;
+                dispatcher.shadow(&registry, shadowed, &given).await;
             });
         }
         Chained {
@@ -204,16 +222,15 @@ impl Dispatcher {
     async fn chain(
         &self,
         registry: &Registry,
-        request: &Request,
-        command: Option<&Command>,
+        callback: &Callback,
         parsed: Option<Val>,
-        body: &str,
         steps: &mut Vec<Step>,
     ) -> (Vec<u8>, RequestOutcome) {
+        let (command, body) = (callback.shape, &*callback.body);
         let phase = command.map_or(Phase::Before, |c| c.spec.phase);
-        let settings = self.config.command(request.command);
-        let deadline = self.deadline(request.command, request.received);
-        let chain = registry.chain(request.command);
+        let settings = self.config.command(callback.command);
+        let deadline = self.deadline(callback.command, callback.received);
+        let chain = registry.chain(callback.command);
         let mut merge = command.zip(parsed).map(|(c, v)| Merge::new(c, v));
         let go_on = |merge: &Option<Merge>| match merge {
             Some(merge) => merge.go_on_answer(),
@@ -222,7 +239,7 @@ impl Dispatcher {
         if chain.is_empty() {
             // OpenIM sends it at its message rate: said once per command, then at debug level;
             // counted in callback_host_requests_total{outcome="no_plugin"}.
-            if self.unhandled.first(request.command) {
+            if self.unhandled.first(callback.command) {
                 tracing::info!(
                     outcome = "no_plugin",
                     "no plugin handles this command; answering go on (said once per command: \
@@ -248,7 +265,7 @@ impl Dispatcher {
         for (position, link) in chain.iter().enumerate() {
             let plugin_deadline = deadline
                 .checked_sub(reserved_after[position])
-                .unwrap_or(request.received);
+                .unwrap_or(callback.received);
             let json_body;
             // The last plugin may take the request itself when nothing reads it afterwards.
             let take = position + 1 == chain.len()
@@ -267,7 +284,7 @@ impl Dispatcher {
             let call = Attempt {
                 link,
                 position,
-                request,
+                callback,
                 deadline: plugin_deadline,
                 fuel: settings.fuel,
             };
@@ -277,7 +294,7 @@ impl Dispatcher {
                 .and_then(Option::as_mut);
             let plugin = &link.plugin.name;
             let started = Instant::now();
-            let result = self.answer(call, input, command, merge_into).await;
+            let result = self.answer(call, input, merge_into).await;
             steps.push(step(plugin, started, &result));
             match result {
                 Ok(Answered { response, .. }) if response.is_refusal() => match phase {
@@ -310,10 +327,10 @@ impl Dispatcher {
         &self,
         call: Attempt<'_>,
         input: Input<'_>,
-        shape: Option<&Command>,
         merge: Option<&mut Merge<'_>>,
     ) -> Result<Answered, Failure> {
         let started = Instant::now();
+        let shape = call.callback.shape;
         let plugin = &call.link.plugin.name;
         let result = self.call(call, input).await.and_then(|(reply, stats)| {
             let (response, changes) = decode_reply(shape, reply)?;
@@ -330,7 +347,7 @@ impl Dispatcher {
                 tracing::debug!(%plugin, refused = response.is_refusal(), fuel_used = stats.fuel_used,
                     elapsed_us = stats.elapsed.as_micros() as u64, "plugin answered");
                 if response.is_misread_refusal() {
-                    self.misread_refusal(plugin, call.request.command, response);
+                    self.misread_refusal(plugin, call.callback.command, response);
                 }
                 let outcome = if response.is_refusal() {
                     CallOutcome::Refused
@@ -375,7 +392,7 @@ impl Dispatcher {
         let Attempt {
             link,
             position,
-            request,
+            callback,
             deadline,
             fuel,
         } = call;
@@ -394,16 +411,16 @@ impl Dispatcher {
             .run(Call {
                 plugin: &link.plugin,
                 export,
-                command: request.command,
-                operation_id: &request.operation_id,
+                command: callback.command,
+                operation_id: &callback.operation_id,
                 args: Args::Handle {
                     position,
                     request: argument,
                 },
                 deadline,
-                budget: deadline.saturating_duration_since(request.received),
+                budget: deadline.saturating_duration_since(callback.received),
                 fuel,
-                spent: &request.spent,
+                spent: &callback.spent,
             })
             .await?;
         let reply = match (link.entry, result) {

@@ -4,12 +4,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Attempt, Dispatcher, Input, Request};
+use super::{Attempt, Callback, Dispatcher, Input};
 use crate::history::Disagreement;
 use crate::metrics::ShadowLabels;
+use crate::protocol::CallbackResponse;
 use crate::protocol::answer::Merge;
-use crate::protocol::schema::{Catalog, Command};
-use crate::protocol::{self, CallbackResponse};
 use crate::record::{self, Record};
 use crate::registry::{Link, Registry};
 use crate::runtime::limits::Failure;
@@ -44,23 +43,18 @@ impl ShadowVerdict {
 impl Dispatcher {
     /// Runs the shadow plugins of `command` on a request that was answered `given`, and counts
     /// (logs, records) whether each would have answered the same. Off the answer path.
-    #[tracing::instrument(name = "shadow", skip_all, fields(command, operation_id = %operation_id))]
-    pub(super) async fn shadow(
-        &self,
-        registry: &Registry,
-        command: &'static str,
-        operation_id: Arc<str>,
-        body: &str,
-        given: &[u8],
-    ) {
-        let shape = Catalog::get().command(command);
+    #[tracing::instrument(name = "shadow", skip_all,
+        fields(command = callback.command, operation_id = %callback.operation_id))]
+    pub(super) async fn shadow(&self, registry: &Registry, mut callback: Callback, given: &[u8]) {
+        let (command, operation_id) = (callback.command, Arc::clone(&callback.operation_id));
         let given: serde_json::Value = serde_json::from_slice(given).unwrap_or_default();
         for link in registry.shadows(command) {
             let plugin = &link.plugin.name;
-            let request = Request::new(command, Arc::clone(&operation_id), Instant::now());
+            // Each shadow plugin has the command's whole time from its own start.
+            callback.received = Instant::now();
             let verdict = match self.shadow_permits.try_acquire() {
                 Err(_) => ShadowVerdict::Skipped,
-                Ok(_permit) => match self.shadow_answer(link, &request, shape, body).await {
+                Ok(_permit) => match self.shadow_answer(link, &callback).await {
                     Err(failure) => {
                         tracing::warn!(%plugin, outcome = failure.kind().as_str(), "shadow plugin failed: {failure}");
                         ShadowVerdict::Failed
@@ -84,7 +78,7 @@ impl Dispatcher {
                                 command: command.to_owned(),
                                 operation_id: operation_id.to_string(),
                                 at_ms: crate::util::unix_ms(),
-                                body: body.to_owned(),
+                                body: callback.body.to_string(),
                                 answer: given.clone(),
                                 shadow: Some(record::ShadowAnswer {
                                     plugin: plugin.to_string(),
@@ -97,7 +91,7 @@ impl Dispatcher {
                 },
             };
             // Off the answer path already: the used instance goes, its replacement is built.
-            request.spent.settle_later();
+            std::mem::take(&mut callback.spent).settle_later();
             self.metrics
                 .shadow
                 .get_or_create(&ShadowLabels {
@@ -114,29 +108,24 @@ impl Dispatcher {
     async fn shadow_answer(
         &self,
         link: &Link,
-        request: &Request,
-        shape: Option<&Command>,
-        body: &str,
+        callback: &Callback,
     ) -> Result<serde_json::Value, Failure> {
-        let parsed = shape
-            .map(|s| protocol::parse(s, body))
-            .transpose()
-            .map_err(|e| Failure::Unparsable(e.to_string()))?;
-        let mut merge = shape.zip(parsed).map(|(c, v)| Merge::new(c, v));
-        let settings = self.config.command(request.command);
-        let deadline = self.deadline(request.command, request.received);
+        let parsed = callback.parsed.clone();
+        let mut merge = callback.shape.zip(parsed).map(|(c, v)| Merge::new(c, v));
+        let settings = self.config.command(callback.command);
+        let deadline = self.deadline(callback.command, callback.received);
         let input = match (link.entry, &merge) {
             (Entry::Typed(_), Some(merge)) => Input::Owned(merge.request.clone()),
-            _ => Input::Json(body),
+            _ => Input::Json(&callback.body),
         };
         let call = Attempt {
             link,
             position: 0,
-            request,
+            callback,
             deadline,
             fuel: settings.fuel,
         };
-        let answered = self.answer(call, input, shape, merge.as_mut()).await?;
+        let answered = self.answer(call, input, merge.as_mut()).await?;
         let answer = if answered.response.is_refusal() {
             answered.response.to_json()
         } else {

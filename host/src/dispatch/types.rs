@@ -1,4 +1,4 @@
-//! What goes through the chain and what comes out of it: the request as received, a plugin's
+//! What goes through the chain and what comes out of it: the callback as received, a plugin's
 //! attempt and reply, the chain's answer and its outcome.
 
 use std::sync::Arc;
@@ -8,33 +8,88 @@ use wasmtime::component::Val;
 
 use crate::history::Step;
 use crate::metrics::RequestOutcome;
-use crate::protocol::CallbackResponse;
+use crate::protocol::schema::{Catalog, Command};
+use crate::protocol::{self, BodyError, CallbackResponse};
+use crate::queue::Event;
 use crate::registry::Link;
 use crate::runtime::call::{CallStats, Spent};
 
-/// One delivery of a callback, as received.
+/// One callback, made once where it enters (HTTP, the queue's redelivery, replay, the `call`
+/// tool) and handed down: its command, the command's shape, OpenIM's operation id, the body as
+/// sent and its request record, parsed once.
 #[derive(Debug)]
-pub struct Request {
-    /// The command from the URL.
+pub struct Callback {
+    /// The command from the URL (or the stored event).
     pub command: &'static str,
+    /// The command's shape; `None` for a command the host has none for (declared by a JSON
+    /// plugin), whose body was only checked to be a JSON object naming it.
+    pub shape: Option<&'static Command>,
     /// OpenIM's `operationID` header ("" if absent).
     pub operation_id: Arc<str>,
+    /// The body as OpenIM sent it: for JSON plugins, the queue, records and shadows.
+    pub body: Arc<str>,
+    /// The request record of a command with a shape; taken by the chain when it runs.
+    pub parsed: Option<Val>,
     /// When the request arrived: OpenIM's timeout runs from about here.
     pub received: Instant,
     /// The instances its plugins used, dropped once the answer is on its way, and their
     /// replacements (the server settles them when it hands the answer to hyper, the queue's
-    /// workers after a delivery; elsewhere they drop with the request).
+    /// workers after a delivery; elsewhere they drop with the callback).
     pub spent: Spent,
 }
 
-impl Request {
-    /// A delivery of `command` received now.
-    pub fn new(command: &'static str, operation_id: Arc<str>, received: Instant) -> Self {
-        Self {
+impl Callback {
+    /// Reads the body of a callback of `command` received at `received`: UTF-8, a JSON object
+    /// naming the command, and the request record of its shape.
+    pub fn read(
+        command: &'static str,
+        operation_id: Arc<str>,
+        body: &[u8],
+        received: Instant,
+    ) -> Result<Self, BodyError> {
+        let text = protocol::text(body)?;
+        let shape = Catalog::get().command(command);
+        let parsed = match shape {
+            Some(shape) => Some(protocol::parse(shape, text)?),
+            None => {
+                protocol::parse_object(command, text)?;
+                None
+            }
+        };
+        Ok(Self {
             command,
+            shape,
             operation_id,
+            body: text.into(),
+            parsed,
             received,
             spent: Spent::default(),
+        })
+    }
+
+    /// The same callback for other plugins to see afresh (shadows): the record copied, nothing
+    /// spent yet.
+    pub fn copy(&self) -> Self {
+        Self {
+            command: self.command,
+            shape: self.shape,
+            operation_id: Arc::clone(&self.operation_id),
+            body: Arc::clone(&self.body),
+            parsed: self.parsed.clone(),
+            received: self.received,
+            spent: Spent::default(),
+        }
+    }
+
+    /// The callback as the queue stores it, accepted now.
+    pub fn event(&self) -> Event {
+        Event {
+            command: self.command.to_owned(),
+            operation_id: self.operation_id.to_string(),
+            body: self.body.to_string(),
+            accepted_ms: crate::util::unix_ms(),
+            failures: 0,
+            done: Vec::new(),
         }
     }
 }
@@ -68,8 +123,8 @@ pub struct Attempt<'a> {
     pub link: &'a Link,
     /// Its place in the chain (the `delivery` record's `chain-position`).
     pub position: usize,
-    /// The request it handles.
-    pub request: &'a Request,
+    /// The callback it handles.
+    pub callback: &'a Callback,
     /// When its call must have finished.
     pub deadline: Instant,
     /// The instructions it may execute.

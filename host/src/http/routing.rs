@@ -12,7 +12,7 @@ use hyper::body::Body;
 
 use crate::config::HttpLimits;
 use crate::config::access::Access;
-use crate::dispatch::{self, Dispatcher};
+use crate::dispatch::{Callback, Dispatcher};
 use crate::history::{Captured, Step, Trace};
 use crate::http::access::Denied;
 use crate::http::errors::RequestError;
@@ -21,8 +21,7 @@ use crate::http::{console, respond};
 use crate::metrics::{Metrics, Rejection, RequestOutcome};
 use crate::protocol::commands::Phase;
 use crate::protocol::schema::Catalog;
-use crate::protocol::{self, CallbackResponse};
-use crate::queue::{Event, Queue};
+use crate::queue::Queue;
 use crate::runtime::call::Spent;
 use crate::untrusted::Untrusted;
 
@@ -269,47 +268,13 @@ impl App {
         let command = self.command_of(request.uri().path())?;
         let body = self.read_body(request).await?;
         seen.body = self.dispatcher.history().captured(command, &body);
-        let mut delivery = dispatch::Request::new(command, Arc::clone(operation_id), received);
-        let text = protocol::text(&body)?;
-        let shape = Catalog::get().command(command);
-        let parsed = match shape {
-            Some(shape) => Some(protocol::parse(shape, text)?),
-            None => {
-                protocol::parse_object(command, text)?;
-                None
-            }
-        };
-        if let Some(queue) = &self.queue
-            && shape.is_some_and(|c| self.dispatcher.stores(c))
-        {
-            let event = Event {
-                command: command.to_owned(),
-                operation_id: operation_id.to_string(),
-                body: text.to_owned(),
-                accepted_ms: crate::util::unix_ms(),
-                failures: 0,
-                done: Vec::new(),
-            };
-            let deadline = self.dispatcher.deadline(command, received);
-            match queue.append(event, deadline).await {
-                Ok(true) => {
-                    return Ok((
-                        command,
-                        CallbackResponse::go_on().to_json(),
-                        RequestOutcome::Queued,
-                    ));
-                }
-                Ok(false) => {
-                    tracing::warn!(operation_id = %operation_id, "the queue is full: delivering inline");
-                }
-                Err(error) => {
-                    tracing::error!(operation_id = %operation_id, "could not store the event ({error:#}): delivering inline");
-                }
-            }
-        }
-        let chained = self.dispatcher.run(&delivery, shape, parsed, text).await;
+        let mut callback = Callback::read(command, Arc::clone(operation_id), &body, received)?;
+        let chained = self
+            .dispatcher
+            .receive(&mut callback, self.queue.as_deref())
+            .await;
         seen.steps = chained.steps;
-        seen.spent = std::mem::take(&mut delivery.spent);
+        seen.spent = std::mem::take(&mut callback.spent);
         Ok((command, chained.answer, chained.outcome))
     }
 
