@@ -14,6 +14,8 @@
 #   plugins/group-name-go (Go)     -> plugins/32-group-name-go.wasm   (before a group's info changes)
 #   plugins/rate-limit (Rust)      -> plugins/40-rate-limit.wasm       (wasi:keyvalue, wasi:config)
 #   plugins/forward-js (JavaScript) -> plugins/50-forward-js.wasm      (wasi:http, wasi:config)
+#   plugins/after-send-moderation (Rust) -> plugins/60-after-send-moderation.wasm (openim-api)
+#   plugins/welcome   (Rust)       -> plugins/61-welcome.wasm          (openim-api)
 #
 # File names set the order plugins run in: for the kick, the guards decide before the audit logs.
 #
@@ -54,7 +56,8 @@ up_to_date() { # <output> <input>...
 cargo build --quiet --manifest-path plugins/Cargo.toml --target wasm32-wasip2 --release \
   --target-dir "$root/target/wasm"
 rust_out="$root/target/wasm/wasm32-wasip2/release"
-for pair in guard:10-guard.wasm audit:20-audit.wasm moderation:30-moderation.wasm rate_limit:40-rate-limit.wasm; do
+for pair in guard:10-guard.wasm audit:20-audit.wasm moderation:30-moderation.wasm rate_limit:40-rate-limit.wasm \
+    after_send_moderation:60-after-send-moderation.wasm welcome:61-welcome.wasm; do
   built="$rust_out/${pair%%:*}.wasm"
   up_to_date "plugins/${pair#*:}" "$built" || publish "$built" "${pair#*:}"
 done

@@ -398,6 +398,11 @@ const EXAMPLE_CASES: &[(&str, &str)] = &[
     ("group-name-go/tests", "32-group-name-go.wasm"),
     ("rate-limit/tests", "40-rate-limit.wasm"),
     ("forward-js/tests", "50-forward-js.wasm"),
+    (
+        "after-send-moderation/tests",
+        "60-after-send-moderation.wasm",
+    ),
+    ("welcome/tests", "61-welcome.wasm"),
 ];
 
 #[test]

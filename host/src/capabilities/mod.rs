@@ -6,10 +6,13 @@
 //! - [`config`]: `wasi:config/store`, the plugin's `[plugin_config.<name>]` values.
 //! - [`keyvalue`]: `wasi:keyvalue` on the embedded store or Redis.
 //! - [`http`]: the origins a plugin may call.
+//! - [`openim`]: OpenIM's own API (`openim:callback/openim-api`), per operation granted, with
+//!   the admin token the host keeps.
 
 pub mod config;
 pub mod http;
 pub mod keyvalue;
+pub mod openim;
 
 use std::sync::Arc;
 
@@ -26,6 +29,8 @@ pub struct Capabilities {
     pub keyvalue: Option<Arc<keyvalue::Backend>>,
     /// TLS of outbound requests (the trusted roots), shared by every plugin.
     tls: tokio_rustls::TlsConnector,
+    /// OpenIM's API with the admin token, when `[openim_api]` is configured.
+    openim: Option<Arc<openim::Client>>,
     /// Grants and quotas.
     config: Arc<Config>,
     /// Counts capability calls.
@@ -42,10 +47,26 @@ impl Capabilities {
         } else {
             None
         };
+        let tls = http::tls_connector(config.outbound_http.ca_file.as_deref())?;
+        let openim = config.openim_api.clone().map(|settings| {
+            Arc::new(openim::Client::new(
+                settings,
+                tls.clone(),
+                Arc::clone(&metrics),
+            ))
+        });
+        if openim.is_none()
+            && let Some((plugin, _)) = config.grants.iter().find(|(_, g)| !g.openim_api.is_empty())
+        {
+            tracing::warn!(%plugin, "granted OpenIM API operations, but there is no [openim_api] \
+                section (url, admin_user, and the secret in CALLBACK_HOST_OPENIM_SECRET): its \
+                calls answer not-configured");
+        }
         Ok(Self {
             values: config::ConfigValues::new(&config),
             keyvalue,
-            tls: http::tls_connector(config.outbound_http.ca_file.as_deref())?,
+            tls,
+            openim,
             config,
             metrics,
         })
@@ -62,6 +83,7 @@ impl Capabilities {
             values: config::ConfigValues::new(&config),
             keyvalue: None,
             tls: http::tls_connector(None).expect("the webpki roots make a TLS config"),
+            openim: None,
             config,
             metrics,
         }
@@ -89,11 +111,20 @@ impl Capabilities {
                 Arc::clone(&self.metrics),
             ))
         });
+        let openim = (!grants.openim_api.is_empty()).then(|| {
+            Arc::new(openim::OpenimAccess::new(
+                self.openim.clone(),
+                Arc::clone(name),
+                &grants,
+                Arc::clone(&self.metrics),
+            ))
+        });
         PluginCapabilities {
             name: Arc::clone(name),
             grants,
             keyvalue,
             http,
+            openim,
         }
     }
 
@@ -110,6 +141,10 @@ impl Capabilities {
                 access: plugin.keyvalue.clone(),
             },
             http: plugin.http.clone(),
+            openim: openim::OpenimInstance {
+                access: plugin.openim.clone(),
+                retry_later: None,
+            },
         }
     }
 }
@@ -124,6 +159,8 @@ pub struct PluginCapabilities {
     keyvalue: Option<Arc<keyvalue::Access>>,
     /// Its outbound HTTP, when granted.
     http: Option<Arc<http::HttpAccess>>,
+    /// Its OpenIM API operations, when granted any.
+    openim: Option<Arc<openim::OpenimAccess>>,
 }
 
 /// The capability state of one instance.
@@ -134,6 +171,8 @@ pub struct Granted {
     pub keyvalue: keyvalue::KvInstance,
     /// Its outbound HTTP, when granted.
     pub http: Option<Arc<http::HttpAccess>>,
+    /// Its OpenIM API access.
+    pub openim: openim::OpenimInstance,
 }
 
 /// How the host treats one import of a component.
@@ -165,7 +204,16 @@ impl std::fmt::Display for ImportStatus {
 
 /// How `plugin`, with `grants`, may use the import named `import`.
 pub fn import_status(plugin: &str, import: &str, grants: &Grants) -> ImportStatus {
-    if import.starts_with("openim:callback/") {
+    if import.starts_with("openim:callback/openim-api") {
+        if grants.openim_api.is_empty() {
+            ImportStatus::Denied(format!(
+                "{import} needs the operations it may call in `openim_api = [...]` of \
+                 [plugin_grants.{plugin}]"
+            ))
+        } else {
+            ImportStatus::Granted("openim-api (the operations listed, with the host's admin token)")
+        }
+    } else if import.starts_with("openim:callback/") {
         ImportStatus::Host
     } else if import.starts_with("wasi:config/") {
         ImportStatus::Config

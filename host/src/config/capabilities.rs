@@ -9,6 +9,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::ConfigError;
+use super::openim_api::ApiOperation;
+
+/// OpenIM API calls a plugin may make a second when its grant does not say.
+pub const DEFAULT_OPENIM_API_RATE: u32 = 10;
 
 /// `[plugin_grants.<name>]`: capabilities granted to one plugin.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -22,6 +26,8 @@ pub struct GrantFile {
     pub keyvalue_max_entries: Option<u64>,
     pub http: Option<Vec<String>>,
     pub http_private: Option<bool>,
+    pub openim_api: Option<Vec<ApiOperation>>,
+    pub openim_api_rate: Option<u32>,
 }
 
 /// The `[outbound_http]` section: bounds of plugins' outbound requests.
@@ -71,6 +77,10 @@ pub struct Grants {
     /// Names of those origins may resolve to private or loopback addresses (an internal
     /// service); otherwise only origins given as such an address may reach one.
     pub http_private: bool,
+    /// OpenIM API operations it may call through the host (`openim-api`).
+    pub openim_api: Vec<ApiOperation>,
+    /// Most OpenIM API calls a second, over all its instances (bursts up to as many).
+    pub openim_api_rate: u32,
 }
 
 /// Resolved `[outbound_http]` settings.
@@ -183,6 +193,16 @@ pub(super) fn resolve_grants(
                 ),
                 http,
                 http_private: grant.http_private.unwrap_or(false),
+                openim_api: grant.openim_api.clone().unwrap_or_default(),
+                openim_api_rate: match grant.openim_api_rate {
+                    Some(0) => {
+                        return Err(ConfigError::Invalid {
+                            key: key("openim_api_rate"),
+                            reason: "must be at least 1 call a second".into(),
+                        });
+                    }
+                    rate => rate.unwrap_or(DEFAULT_OPENIM_API_RATE),
+                },
             },
         );
     }

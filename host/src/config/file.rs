@@ -51,6 +51,8 @@ pub struct FileConfig {
     pub keyvalue: KeyValueFile,
     #[serde(default)]
     pub outbound_http: OutboundHttpFile,
+    /// `[openim_api]`: OpenIM's REST API, for the operations granted to plugins.
+    pub openim_api: Option<super::openim_api::OpenimApiFile>,
     #[serde(default)]
     pub queue: QueueFile,
     /// `[record]`: which answered callbacks are written for `callback-host replay`.

@@ -9,13 +9,16 @@
 //! - [`file`]: the TOML file as written (top level, `[defaults]`, `[commands.X]`, plugin limits);
 //! - [`http`]: `[http]`, `[auth]`, `[tls]`;
 //! - [`capabilities`]: `[plugin_grants.X]`, `[plugin_config.X]`, `[keyvalue]`, `[outbound_http]`;
-//! - [`queue`]: `[queue]` and `[record]`.
+//! - [`queue`]: `[queue]` and `[record]`;
+//! - [`openim_api`]: `[openim_api]` (OpenIM's REST API and the host's sign-in) and the
+//!   operations a grant may list.
 
 pub mod access;
 pub mod capabilities;
 pub mod command;
 pub mod file;
 pub mod http;
+pub mod openim_api;
 pub mod plugin;
 pub mod queue;
 
@@ -119,6 +122,8 @@ pub struct Config {
     pub keyvalue: KeyValueSettings,
     /// Bounds of plugins' outbound HTTP requests.
     pub outbound_http: OutboundHttpSettings,
+    /// OpenIM's REST API and the host's sign-in to it, when configured.
+    pub openim_api: Option<openim_api::OpenimApiSettings>,
     /// The durable queue of `queued` after-callbacks.
     pub queue: QueueSettings,
     /// Recording answered callbacks for replay.
@@ -244,6 +249,7 @@ impl Config {
                 max_concurrent: file.outbound_http.max_concurrent.unwrap_or(8).max(1),
                 ca_file: file.outbound_http.ca_file.clone(),
             },
+            openim_api: openim_api::resolve_openim_api(file.openim_api.as_ref())?,
             queue: QueueSettings {
                 backend: file.queue.backend.unwrap_or(QueueBackend::Embedded),
                 redis_url: file

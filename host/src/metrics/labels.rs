@@ -122,6 +122,58 @@ impl CapabilityOutcome {
     }
 }
 
+/// What a plugin's OpenIM API call came to (`callback_host_openim_api_calls_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiOutcome {
+    /// OpenIM did it.
+    Ok,
+    /// OpenIM answered an error (its errCode goes to the plugin).
+    Openim,
+    /// The operation is not in the plugin's grant.
+    NotGranted,
+    /// Over the plugin's `openim_api_rate`.
+    RateLimited,
+    /// The call's deadline (or `[openim_api] timeout_ms`) passed.
+    Timeout,
+    /// OpenIM's API could not be reached or did not answer in its envelope.
+    Unavailable,
+    /// No `[openim_api]` section.
+    NotConfigured,
+}
+
+impl ApiOutcome {
+    /// The label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Openim => "openim_error",
+            Self::NotGranted => "not_granted",
+            Self::RateLimited => "rate_limited",
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+            Self::NotConfigured => "not_configured",
+        }
+    }
+}
+
+/// Labels of `callback_host_openim_api_calls_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiCallLabels {
+    /// The plugin that made the call.
+    pub plugin: Arc<str>,
+    /// The operation's name in the interface (`send-message`...).
+    pub operation: &'static str,
+    /// What it came to.
+    pub outcome: ApiOutcome,
+}
+
+/// Labels of `callback_host_openim_api_token_fetches_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenFetchLabels {
+    /// `ok`, or why no token came back.
+    pub outcome: ApiOutcome,
+}
+
 /// Why a plugin call failed, as a cause: the `outcome` of its metrics, the `errDlt` of a
 /// `refuse` policy's answer, the console's cause.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -146,6 +198,8 @@ pub enum FailureKind {
     InvalidAnswer,
     /// The request could not be read for it.
     UnparsableRequest,
+    /// The plugin asked to be retried later (`openim-api.retry-later`).
+    RetryRequested,
     /// The host could not call it (a fault of the host's).
     Host,
 }
@@ -164,6 +218,7 @@ impl FailureKind {
             Self::Instantiate => "instantiate",
             Self::InvalidAnswer => "invalid_answer",
             Self::UnparsableRequest => "unparsable_request",
+            Self::RetryRequested => "retry_requested",
             Self::Host => "host_error",
         }
     }
@@ -343,4 +398,4 @@ macro_rules! label_value {
     )+};
 }
 
-label_value!(RequestOutcome, Rejection, StockTake);
+label_value!(RequestOutcome, Rejection, StockTake, ApiOutcome);

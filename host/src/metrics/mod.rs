@@ -58,6 +58,11 @@ pub struct Metrics {
     pub keyvalue_calls: Family<CallLabels, Counter>,
     /// Outbound HTTP requests, by plugin and outcome.
     pub http_requests: Family<CallLabels, Counter>,
+    /// OpenIM API calls of plugins, by plugin, operation and outcome.
+    pub openim_api_calls: Family<ApiCallLabels, Counter>,
+    /// Admin tokens fetched from OpenIM, by outcome: one per expiry or token error when all is
+    /// well.
+    pub openim_api_token_fetches: Family<TokenFetchLabels, Counter>,
     /// After-callbacks stored and not yet handled.
     pub queue_depth: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Age of the oldest stored event, read when the metrics are rendered.
@@ -122,6 +127,8 @@ impl Default for Metrics {
         let open_fds = Gauge::default();
         let keyvalue_calls = Family::default();
         let http_requests = Family::default();
+        let openim_api_calls = Family::default();
+        let openim_api_token_fetches = Family::default();
         let queue_depth = Gauge::default();
         let queue_oldest_seconds = Gauge::default();
         let queue_handled = Counter::default();
@@ -204,6 +211,17 @@ impl Default for Metrics {
             "outbound_http_requests",
             "Outbound HTTP requests of plugins (ok, denied, busy, timeout, error)",
             http_requests.clone(),
+        );
+        registry.register(
+            "openim_api_calls",
+            "OpenIM API calls of plugins, by operation (ok, openim_error, not_granted, \
+             rate_limited, timeout, unavailable, not_configured)",
+            openim_api_calls.clone(),
+        );
+        registry.register(
+            "openim_api_token_fetches",
+            "Admin tokens the host fetched from OpenIM's /auth/get_admin_token",
+            openim_api_token_fetches.clone(),
         );
         registry.register(
             "keyvalue_calls",
@@ -292,6 +310,8 @@ impl Default for Metrics {
             open_fds,
             keyvalue_calls,
             http_requests,
+            openim_api_calls,
+            openim_api_token_fetches,
             queue_depth,
             queue_oldest_seconds,
             queue_handled,
@@ -339,6 +359,24 @@ impl Metrics {
                 plugin: Arc::clone(plugin),
                 outcome: outcome.as_str(),
             })
+            .inc();
+    }
+
+    /// Counts an OpenIM API call of a plugin.
+    pub fn openim_api_call(&self, plugin: &Arc<str>, operation: &'static str, outcome: ApiOutcome) {
+        self.openim_api_calls
+            .get_or_create(&ApiCallLabels {
+                plugin: Arc::clone(plugin),
+                operation,
+                outcome,
+            })
+            .inc();
+    }
+
+    /// Counts a fetch of the admin token.
+    pub fn openim_api_token_fetch(&self, outcome: ApiOutcome) {
+        self.openim_api_token_fetches
+            .get_or_create(&TokenFetchLabels { outcome })
             .inc();
     }
 

@@ -354,6 +354,7 @@ impl Runner {
             elapsed: started.elapsed(),
             peak_memory_bytes: store.data().limiter.peak_memory_bytes(),
         };
+        let retry_later = store.data_mut().openim.retry_later.take();
         // Only an instance that answered is kept for reuse: one that failed is never run again.
         let uses = uses + 1;
         if uses < plugin.limits.reuse_instances {
@@ -371,6 +372,9 @@ impl Runner {
                 _alive: alive,
             });
             leftovers.refills.extend(refill);
+        }
+        if let Some(reason) = retry_later {
+            return Err(Failure::RetryRequested(reason));
         }
         Ok((result, stats))
     }

@@ -107,6 +107,7 @@ pub fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<PluginState>> {
     crate::capabilities::config::add_to_linker(&mut linker, PluginState::config_view)?;
     crate::capabilities::keyvalue::add_to_linker(&mut linker, PluginState::keyvalue_view)?;
     crate::capabilities::http::add_to_linker(&mut linker)?;
+    crate::capabilities::openim::add_to_linker(&mut linker, PluginState::openim_view)?;
     Ok(linker)
 }
 

@@ -143,6 +143,10 @@ pub enum Failure {
     /// shape (the contract changed since it was accepted), so no plugin could be given it.
     #[error("the request no longer parses: {}", Untrusted::line(.0))]
     Unparsable(String),
+    /// The plugin answered, but asked (`openim-api.retry-later`) for the callback to count as
+    /// failed: a queued after-callback is delivered again.
+    #[error("the plugin asked to be retried later: {}", Untrusted::line(.0))]
+    RetryRequested(String),
 }
 
 impl Failure {
@@ -162,6 +166,7 @@ impl Failure {
             Self::InvalidAnswer(_) => FailureKind::InvalidAnswer,
             Self::Host(_) => FailureKind::Host,
             Self::Unparsable(_) => FailureKind::UnparsableRequest,
+            Self::RetryRequested(_) => FailureKind::RetryRequested,
         }
     }
 

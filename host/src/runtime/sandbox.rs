@@ -45,6 +45,8 @@ pub struct PluginState {
     pub keyvalue: crate::capabilities::keyvalue::KvInstance,
     /// Its outbound HTTP, checked against its grant.
     http: crate::capabilities::http::HttpInstance,
+    /// Its OpenIM API access, and whether it asked to be retried.
+    pub openim: crate::capabilities::openim::OpenimInstance,
     /// What this instance holds of the budget; given back when the store is dropped.
     reservation: Reservation,
 }
@@ -78,6 +80,7 @@ impl PluginState {
             config_values: granted.config_values,
             keyvalue: granted.keyvalue,
             http: crate::capabilities::http::HttpInstance::new(granted.http, deadline),
+            openim: granted.openim,
             wasi: None,
             table: ResourceTable::new(),
             limiter,
@@ -104,6 +107,7 @@ impl PluginState {
         self.tag = tag;
         self.deadline = deadline;
         self.http.set_deadline(deadline);
+        self.openim.retry_later = None;
         self.config_values = config_values;
     }
 }
@@ -182,6 +186,15 @@ impl PluginState {
     /// The plugin's `wasi:config` values, as the interface reads them.
     pub fn config_view(&mut self) -> WasiConfig<'_> {
         WasiConfig::from(&*self.config_values)
+    }
+
+    /// What the OpenIM API interface works on for one call.
+    pub fn openim_view(&mut self) -> crate::capabilities::openim::OpenimView<'_> {
+        crate::capabilities::openim::OpenimView {
+            instance: &mut self.openim,
+            operation_id: &self.tag.operation_id,
+            deadline: self.deadline,
+        }
     }
 
     /// What the key-value interfaces work on for one call.

@@ -23,7 +23,11 @@
 //! # cause = "timeout"                          # for "fails": the failure's kind
 //! # [expect.changes]                           # for "go_on": fields of the answer
 //! # needVerification = 1
+//! # openim_calls = ["revoke-message"]          # the OpenIM API operations called, in order
 //! ```
+//!
+//! OpenIM's API is stood in for ([`openim`]): every operation answers "ok" unless the case
+//! says otherwise, e.g. `[openim_api."send-message"] unavailable = true` or `err_code = 1404`.
 //!
 //! Each case goes through the app the server builds (the same routing, validation, chain,
 //! limits and merge of changes), in process, with every command delivered inline, the
@@ -46,8 +50,10 @@ use crate::config::access::Access;
 use crate::config::{Config, Delivery};
 use crate::http::routing::Routes;
 
+mod openim;
 mod verdict;
 
+pub use openim::StandInAnswer;
 pub use verdict::Difference;
 use verdict::{compare, got};
 
@@ -82,6 +88,9 @@ pub struct Case {
     /// The content of the plugin's own key-value bucket before the call (emptied otherwise).
     #[serde(default)]
     pub keyvalue: BTreeMap<String, String>,
+    /// How the stand-in of OpenIM's API answers each operation ("ok" when not listed).
+    #[serde(default)]
+    pub openim_api: BTreeMap<String, StandInAnswer>,
     /// What should come of it.
     pub expect: Expect,
 }
@@ -101,6 +110,8 @@ pub struct Expect {
     pub cause: Option<String>,
     /// For `go_on`: fields of the answer OpenIM gets (the changes the plugins made).
     pub changes: Option<toml::Table>,
+    /// The OpenIM API operations the plugins called, in order (`[]` for none).
+    pub openim_calls: Option<Vec<String>>,
 }
 
 /// The three ways a callback can end for its plugins.
@@ -197,6 +208,10 @@ pub async fn run(
     for settings in config.commands.values_mut() {
         settings.delivery = Delivery::Inline;
     }
+    let openim = openim::StandIn::start()
+        .await
+        .context("starting the stand-in of OpenIM's API")?;
+    config.openim_api = Some(openim.settings());
     let base = config.clone();
     let host = crate::build(Arc::new(config)).await?;
     if let Some(error) = host.load_errors.first() {
@@ -221,7 +236,7 @@ pub async fn run(
         };
         let verdict = match case {
             Err(error) => Verdict::Error(error),
-            Ok(case) => match run_case(&host, &base, &plugins, &case, index).await {
+            Ok(case) => match run_case(&host, &base, &plugins, &openim, &case, index).await {
                 Ok(differences) if differences.is_empty() => Verdict::Pass,
                 Ok(differences) => Verdict::Fail(differences),
                 Err(error) => Verdict::Error(error),
@@ -241,10 +256,12 @@ async fn run_case(
     host: &crate::Host,
     base: &Config,
     plugins: &[String],
+    openim: &openim::StandIn,
     case: &Case,
     index: usize,
 ) -> anyhow::Result<Vec<Difference>> {
     let (command, body) = request(case)?;
+    openim.begin(case.openim_api.clone())?;
     let plugin = match (&case.plugin, plugins) {
         (Some(plugin), _) => {
             anyhow::ensure!(
@@ -307,7 +324,18 @@ async fn run_case(
         .history()
         .find(&operation_id)
         .context("the host kept no record of the callback")?;
-    Ok(compare(&case.expect, &got(&trace, answer)))
+    let mut differences = compare(&case.expect, &got(&trace, answer));
+    let called = openim.calls();
+    if let Some(expected) = &case.expect.openim_calls
+        && *expected != called
+    {
+        differences.push(Difference {
+            field: "openim_calls".into(),
+            expected: format!("{expected:?}"),
+            got: format!("{called:?}"),
+        });
+    }
+    Ok(differences)
 }
 
 /// The request of a case: its command and body.
