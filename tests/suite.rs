@@ -18,6 +18,8 @@
 //! - `docs`: the README and `docs/`: links and anchors resolve, generated parts in place.
 //! - `cli`: the plugin tools (`check`, `call`, `new`).
 //! - `fuzz`: everything an untrusted party controls, mutated (`FUZZ_SEED` replays a failure).
+//! - `openim_api`: plugins acting on OpenIM through its API, against a fake of OpenIM's API layer
+//!   written from its source (token, envelope, error codes).
 
 mod common;
 
@@ -35,6 +37,7 @@ mod example_plugins;
 mod fuzz;
 mod hostile_plugins;
 mod image;
+mod openim_api;
 mod operations;
 mod protocol;
 mod queue;

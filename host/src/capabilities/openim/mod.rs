@@ -8,7 +8,7 @@
 pub mod client;
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wasmtime::component::{HasData, Linker};
@@ -35,6 +35,10 @@ const TEXT: i32 = 101;
 const CUSTOM: i32 = 110;
 const SINGLE_CHAT: i32 = 1;
 const GROUP_CHAT: i32 = 3;
+
+/// What an OpenIM call leaves of the plugin's time: it gives up this much before the plugin's
+/// deadline, so the plugin learns `timed-out` and can still answer (or ask to be retried).
+const LEAVE_TO_THE_PLUGIN: Duration = Duration::from_millis(50);
 
 /// One plugin's access to OpenIM's API: its granted operations and its rate cap, shared by its
 /// calls.
@@ -206,8 +210,12 @@ impl OpenimView<'_> {
         let Some(access) = &self.instance.access else {
             return Err(ApiError::NotGranted(operation.as_str().to_owned()));
         };
+        let deadline = self
+            .deadline
+            .checked_sub(LEAVE_TO_THE_PLUGIN)
+            .unwrap_or(self.deadline);
         access
-            .call(operation, body, self.operation_id, self.deadline)
+            .call(operation, body, self.operation_id, deadline)
             .await
     }
 }
