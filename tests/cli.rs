@@ -224,12 +224,30 @@ fn check_and_call_stop_a_plugin_whose_commands_never_returns_at_its_deadline() {
 /// default), builds the project with its build.sh, checks that the result handles `callback`, and
 /// returns the built file.
 fn new_and_build(plugins: &Path, language: &str, name: &str, callback: &str) -> std::path::PathBuf {
+    new_project(plugins, language, name, callback, &[]);
+    build_project(plugins, language, name, callback, &[])
+}
+
+/// Runs `new LANG NAME --dir DIR --callback CMD EXTRA...`.
+fn new_project(plugins: &Path, language: &str, name: &str, callback: &str, extra: &[&str]) {
     let mut args = vec!["new", language, name, "--dir", path(plugins)];
     if callback != "callbackAfterKickGroupCommand" {
         args.extend(["--callback", callback]);
     }
+    args.extend(extra);
     let out = host(&args);
     assert!(out.status.success(), "{language}: {}", text(&out.stderr));
+}
+
+/// Builds a project made by `new` with its build.sh, checks that the result handles `callback`,
+/// and returns the built file.
+fn build_project(
+    plugins: &Path,
+    language: &str,
+    name: &str,
+    callback: &str,
+    check_args: &[&str],
+) -> std::path::PathBuf {
     let build = Command::new("bash")
         .arg(plugins.join(name).join("build.sh"))
         .env(
@@ -253,7 +271,9 @@ fn new_and_build(plugins: &Path, language: &str, name: &str, callback: &str) -> 
         text(&build.stderr)
     );
     let wasm = plugins.join(format!("{name}.wasm"));
-    let out = host(&["check", path(&wasm)]);
+    let mut args = vec!["check", path(&wasm)];
+    args.extend(check_args);
+    let out = host(&args);
     assert!(
         text(&out.stdout).contains(&format!("handles {callback}  [typed]")),
         "{language} check: {}{}",
@@ -261,6 +281,51 @@ fn new_and_build(plugins: &Path, language: &str, name: &str, callback: &str) -> 
         text(&out.stderr)
     );
     wasm
+}
+
+#[test]
+fn new_offers_openims_api_and_check_asks_for_its_grant() {
+    common::wasm_dir(); // the toolchains are installed by the example build
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path();
+    let join = "callbackAfterJoinGroupCommand";
+    new_project(plugins, "rust", "20-bot", join, &["--openim-api"]);
+    let world = std::fs::read_to_string(plugins.join("20-bot/wit/plugin.wit")).unwrap();
+    assert!(
+        world.contains("include after-join-group-plugin;") && world.contains("import openim-api;"),
+        "{world}"
+    );
+    // The project's bindings have the interface: a call to it builds.
+    let source = plugins.join("20-bot/src/lib.rs");
+    let code = std::fs::read_to_string(&source).unwrap().replace(
+        "        let response = go_on();",
+        "        let _ = openim::callback::openim_api::get_users_info(&[request.inviter_user_id.clone()]);\n        let response = go_on();",
+    );
+    std::fs::write(&source, code).unwrap();
+    let config = plugins.join("granted.toml");
+    std::fs::write(
+        &config,
+        "[plugin_grants.20-bot]\nopenim_api = [\"get-users-info\"]\n",
+    )
+    .unwrap();
+    let wasm = build_project(
+        plugins,
+        "rust",
+        "20-bot",
+        join,
+        &["--config", path(&config)],
+    );
+    let granted = text(&host(&["check", path(&wasm), "--config", path(&config)]).stdout);
+    assert!(granted.contains("granted: openim-api"), "{granted}");
+    let ungranted = host(&["check", path(&wasm)]);
+    let said = text(&ungranted.stderr);
+    assert!(
+        !ungranted.status.success()
+            && said.contains(
+                "needs the operations it may call in `openim_api = [...]` of [plugin_grants.20-bot]"
+            ),
+        "{said}"
+    );
 }
 
 /// Runs `callback-host test CASES --plugins WASM` and checks that its `count` cases pass.

@@ -127,6 +127,9 @@ pub enum Command {
         /// The callback it handles, by OpenIM's name.
         #[arg(long, default_value = "callbackAfterKickGroupCommand")]
         callback: String,
+        /// Its world also imports OpenIM's API (`openim:callback/openim-api`).
+        #[arg(long)]
+        openim_api: bool,
     },
 }
 
@@ -232,6 +235,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             name,
             dir,
             callback,
-        } => cli::tools::new(language, &name, &dir, &callback),
+            openim_api,
+        } => cli::tools::new(language, &name, &dir, &callback, openim_api),
     }
 }

@@ -1,5 +1,6 @@
-//! `callback-host new LANG NAME [--callback CMD]`: a plugin project for one command that builds
-//! and passes `check` as generated. The kick (the default) gets a small working guard; any other
+//! `callback-host new LANG NAME [--callback CMD] [--openim-api]`: a plugin project for one
+//! command that builds and passes `check` as generated; with `--openim-api` its world also
+//! imports OpenIM's API (`openim:callback/openim-api`, granted in the config). The kick (the default) gets a small working guard; any other
 //! command gets a plugin that logs the request and lets it go on, its answer written out from the
 //! command's shapes so every change it may make is there to fill in.
 
@@ -9,6 +10,20 @@ use crate::protocol::schema::{AnswerShape, Catalog, Command, RecordShape};
 
 /// The kick callback, whose templates are a working example.
 const KICK: &str = "callbackAfterKickGroupCommand";
+
+/// OpenIM's API interface, copied into a project made with `--openim-api`.
+const OPENIM_API_WIT: &str = include_str!("../../../wit/openim-api.wit");
+
+/// The world of a project made with `--openim-api`.
+const WITH_OPENIM_API: &str = "package openim:callback@0.1.0;
+
+/// This plugin's world: its callback, and OpenIM's API through the host (grant the operations it
+/// calls in `[plugin_grants.<name>] openim_api = [...]`; see docs/openim-api.md).
+world {{world}} {
+    include {{base_world}};
+    import openim-api;
+}
+";
 
 /// A language a project can be made for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -184,6 +199,7 @@ pub fn new_plugin(
     name: &str,
     dir: &Path,
     callback: &str,
+    openim_api: bool,
 ) -> Result<PathBuf, ScaffoldError> {
     let command = Catalog::get()
         .command(callback)
@@ -208,10 +224,16 @@ pub fn new_plugin(
     };
     let crate_name = package.replace('-', "_");
     let source = (command.spec.name != KICK).then(|| language.callback_source());
-    let wit: Vec<(String, &str)> = crate::protocol::schema::WIT_FILES
+    let mut wit: Vec<(String, &str)> = crate::protocol::schema::WIT_FILES
         .iter()
         .map(|(file, text)| (format!("wit/{file}"), *text))
         .collect();
+    if openim_api {
+        wit.extend([
+            ("wit/openim-api.wit".to_owned(), OPENIM_API_WIT),
+            ("wit/plugin.wit".to_owned(), WITH_OPENIM_API),
+        ]);
+    }
     let files = language
         .files()
         .iter()
@@ -221,6 +243,30 @@ pub fn new_plugin(
         })
         .chain(wit);
     let mut vars = vars(command);
+    if openim_api {
+        // The project's own world: the callback's, and OpenIM's API.
+        for (key, value) in vars.iter_mut() {
+            match *key {
+                "world" => value.push_str("-with-openim-api"),
+                "world_snake" => value.push_str("_with_openim_api"),
+                _ => {}
+            }
+        }
+        let world = vars.iter().find(|(k, _)| *k == "world").map(|(_, v)| v);
+        let base = world.map(|w| w.trim_end_matches("-with-openim-api").to_owned());
+        vars.push(("base_world", base.unwrap_or_default()));
+    }
+    vars.push((
+        "rust_openim_api",
+        if openim_api {
+            "\n        // OpenIM's API, through the host (grant each operation in the config):\n        \
+             // openim::callback::openim_api::send_message(&message), revoke_message(...),\n        \
+             // mute_group_member(...), kick_group_members(...), get_users_info(...)."
+                .to_owned()
+        } else {
+            String::new()
+        },
+    ));
     vars.extend([
         ("name", name.to_owned()),
         ("package", package.clone()),
@@ -388,7 +434,7 @@ fn vars(command: &Command) -> Vec<(&'static str, String)> {
     ];
     match &command.answer {
         AnswerShape::Response => vars.extend([
-            ("return_type", "Response".to_owned()),
+            ("return_type", "openim_helpers::Response".to_owned()),
             ("return_snake", "response".to_owned()),
             ("rust_answer", "response".to_owned()),
             ("python_imports", String::new()),

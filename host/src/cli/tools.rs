@@ -141,14 +141,28 @@ pub fn test(
 }
 
 /// `new`: a plugin project for `callback` in `dir/name/`.
-pub fn new(language: Language, name: &str, dir: &Path, callback: &str) -> anyhow::Result<()> {
-    let root = callback_host::authoring::scaffold::new_plugin(language, name, dir, callback)?;
+pub fn new(
+    language: Language,
+    name: &str,
+    dir: &Path,
+    callback: &str,
+    openim_api: bool,
+) -> anyhow::Result<()> {
+    let root =
+        callback_host::authoring::scaffold::new_plugin(language, name, dir, callback, openim_api)?;
     println!(
         "created {}: run {}/build.sh to build {}",
         root.display(),
         root.display(),
         dir.join(format!("{name}.wasm")).display()
     );
+    if openim_api {
+        println!(
+            "its world imports OpenIM's API: grant what it calls in the config, e.g.\n  \
+             [plugin_grants.{name}]\n  openim_api = [\"send-message\"]\n\
+             and set [openim_api] (docs/openim-api.md)"
+        );
+    }
     Ok(())
 }
 

@@ -23,7 +23,7 @@ impl Guest for Plugin {
             "callback seen",
             &[("request", &format!("{request:?}")), ("operation_id", &delivery.operation_id)],
         );
-        // Go on. To refuse: openim_helpers::refuse(err_code, err_msg, err_dlt).
+        // Go on. To refuse: openim_helpers::refuse(err_code, err_msg, err_dlt).{{rust_openim_api}}
         let response = go_on();
         {{rust_answer}}
     }

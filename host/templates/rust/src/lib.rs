@@ -2,7 +2,7 @@
 
 wit_bindgen::generate!({
     path: "wit",
-    world: "kick-plugin",
+    world: "{{world}}",
     // The shared types and the log come from the helpers (openim-helpers/).
     with: {
         "openim:callback/types@0.1.0": openim_helpers::types,
@@ -18,7 +18,7 @@ struct Plugin;
 
 impl Guest for Plugin {
     fn handle_kick(delivery: Delivery, request: KickRequest) -> Response {
-        log_line(Level::Info, "kick seen", &[("group_id", &request.group_id)]);
+        log_line(Level::Info, "kick seen", &[("group_id", &request.group_id)]);{{rust_openim_api}}
         // Refuse (actionCode 0, nextCode 1) when "root" is kicked; let everything else go on.
         if request.kicked_user_ids.iter().any(|u| u == "root") {
             return refuse(4001, "root cannot be kicked", delivery.operation_id);
