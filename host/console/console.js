@@ -195,7 +195,10 @@ function decision(step) {
     el("span", { class: "mono" }, step.plugin), " ", el("span", { class: "badge " + kind }, text),
     step.misread_refusal ? el("span", { class: "badge warn", title: "nextCode 1 with actionCode ≠ 0: OpenIM goes on" }, "misread refusal") : null,
     " ", el("span", { class: "muted" }, micros(step.micros)),
-    d.err_msg ? el("div", { class: "muted" }, d.err_msg) : null);
+    d.err_msg ? el("div", { class: "muted" }, d.err_msg) : null,
+    (step.api_calls || []).length ? el("div", { class: "api-calls" }, "OpenIM: ",
+      ...step.api_calls.map((c) => el("span", { class: "badge " + (c.outcome === "ok" ? "go_on" : "failed"), title: "OpenIM API call" },
+        c.operation + (c.outcome === "ok" ? "" : " " + c.outcome)))) : null);
 }
 
 function drawRecent(recent) {

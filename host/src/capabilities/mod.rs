@@ -144,6 +144,7 @@ impl Capabilities {
             openim: openim::OpenimInstance {
                 access: plugin.openim.clone(),
                 retry_later: None,
+                calls: None,
             },
         }
     }
@@ -161,6 +162,13 @@ pub struct PluginCapabilities {
     http: Option<Arc<http::HttpAccess>>,
     /// Its OpenIM API operations, when granted any.
     openim: Option<Arc<openim::OpenimAccess>>,
+}
+
+impl PluginCapabilities {
+    /// Whether it may call OpenIM's API (its calls are then noted for the console).
+    pub fn calls_openim(&self) -> bool {
+        self.openim.is_some()
+    }
 }
 
 /// The capability state of one instance.

@@ -59,7 +59,7 @@ impl Dispatcher {
             };
             let started = Instant::now();
             let result = self.answer(call, input, None).await;
-            steps.push(step(plugin, started, &result));
+            steps.push(step(plugin, started, &result, &callback));
             match &result {
                 Ok(answered) if answered.response.is_refusal() => {
                     log_after_refusal(plugin, &answered.response);

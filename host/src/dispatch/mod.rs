@@ -295,7 +295,7 @@ impl Dispatcher {
             let plugin = &link.plugin.name;
             let started = Instant::now();
             let result = self.answer(call, input, merge_into).await;
-            steps.push(step(plugin, started, &result));
+            steps.push(step(plugin, started, &result, callback));
             match result {
                 Ok(Answered { response, .. }) if response.is_refusal() => match phase {
                     Phase::Before => return (response.to_json(), RequestOutcome::Refused),
@@ -421,6 +421,7 @@ impl Dispatcher {
                 budget: deadline.saturating_duration_since(callback.received),
                 fuel,
                 spent: &callback.spent,
+                api_calls: &callback.api_calls,
             })
             .await?;
         let reply = match (link.entry, result) {
@@ -435,8 +436,14 @@ impl Dispatcher {
 }
 
 /// One plugin's turn, as the console shows it: its decision, since `started`.
-fn step(plugin: &Arc<str>, started: Instant, result: &Result<Answered, Failure>) -> Step {
+fn step(
+    plugin: &Arc<str>,
+    started: Instant,
+    result: &Result<Answered, Failure>,
+    callback: &Callback,
+) -> Step {
     Step {
+        api_calls: callback.take_api_calls(),
         plugin: Arc::clone(plugin),
         decision: match result {
             Ok(Answered { response, .. }) if response.is_refusal() => Decision::Refused {

@@ -7,7 +7,7 @@ use std::time::Instant;
 use wasmtime::component::Val;
 
 use crate::history::Step;
-use crate::metrics::RequestOutcome;
+use crate::metrics::{ApiCall, ApiCalls, RequestOutcome};
 use crate::protocol::schema::{Catalog, Command};
 use crate::protocol::{self, BodyError, CallbackResponse};
 use crate::queue::Event;
@@ -36,6 +36,10 @@ pub struct Callback {
     /// replacements (the server settles them when it hands the answer to hyper, the queue's
     /// workers after a delivery; elsewhere they drop with the callback).
     pub spent: Spent,
+    /// The OpenIM API calls of the plugin that ran last, taken into its [`Step`] after its turn.
+    ///
+    /// [`Step`]: crate::history::Step
+    pub api_calls: ApiCalls,
 }
 
 impl Callback {
@@ -64,7 +68,13 @@ impl Callback {
             parsed,
             received,
             spent: Spent::default(),
+            api_calls: ApiCalls::default(),
         })
+    }
+
+    /// The OpenIM API calls noted since the last time they were taken.
+    pub fn take_api_calls(&self) -> Vec<ApiCall> {
+        std::mem::take(&mut *self.api_calls.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The same callback for other plugins to see afresh (shadows): the record copied, nothing
@@ -78,6 +88,7 @@ impl Callback {
             parsed: self.parsed.clone(),
             received: self.received,
             spent: Spent::default(),
+            api_calls: ApiCalls::default(),
         }
     }
 

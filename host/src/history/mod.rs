@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use bytes::Bytes;
 
-use crate::metrics::{FailureKind, RequestOutcome};
+use crate::metrics::{ApiCall, FailureKind, RequestOutcome};
 use crate::untrusted::ANSWER_CAP;
 use series::Bucket;
 
@@ -45,6 +45,8 @@ pub struct Step {
     /// It answered `nextCode 1` with a non-zero `actionCode`: OpenIM goes on (see
     /// [`crate::protocol::CallbackResponse::is_misread_refusal`]).
     pub misread_refusal: bool,
+    /// The OpenIM API calls it made, in order.
+    pub api_calls: Vec<ApiCall>,
 }
 
 /// What a plugin decided.
@@ -405,6 +407,10 @@ fn trace_json(trace: &Trace) -> Value {
                 "decision": s.decision.to_json(),
                 "micros": s.micros,
                 "misread_refusal": s.misread_refusal,
+                "api_calls": s.api_calls.iter().map(|c| json!({
+                    "operation": c.operation,
+                    "outcome": c.outcome.as_str(),
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();

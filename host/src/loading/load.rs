@@ -286,6 +286,7 @@ fn declared_commands(
                     budget,
                     fuel: config.defaults.fuel,
                     spent: &Spent::default(),
+                    api_calls: &Default::default(),
                 }))?;
                 match result {
                     Val::List(items) => Ok(items

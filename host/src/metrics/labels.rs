@@ -156,6 +156,18 @@ impl ApiOutcome {
     }
 }
 
+/// One OpenIM API call a plugin made during a call, for the console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiCall {
+    /// The operation's name in the interface.
+    pub operation: &'static str,
+    /// What it came to.
+    pub outcome: ApiOutcome,
+}
+
+/// The OpenIM API calls of one plugin call, gathered as they happen.
+pub type ApiCalls = std::sync::Mutex<Vec<ApiCall>>;
+
 /// Labels of `callback_host_openim_api_calls_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiCallLabels {

@@ -16,7 +16,7 @@ use wasmtime::{Engine, Store};
 
 use crate::capabilities::{Capabilities, Granted};
 use crate::config::{Config, PluginLimits};
-use crate::metrics::Metrics;
+use crate::metrics::{ApiCalls, Metrics};
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::limits::Failure;
 use crate::runtime::output::CallTag;
@@ -60,6 +60,8 @@ pub struct Call<'a> {
     pub fuel: u64,
     /// Where the used instance goes, to be dropped once the answer is on its way.
     pub spent: &'a Spent,
+    /// Where the OpenIM API calls it makes are noted (whether it answers or fails).
+    pub api_calls: &'a ApiCalls,
 }
 
 /// What an export is given.
@@ -244,8 +246,31 @@ impl Runner {
         })
     }
 
-    /// Runs `call`: its export's result, and what it cost.
+    /// Runs `call`: its export's result, and what it cost. The OpenIM API calls it made are
+    /// noted in `call.api_calls`, whatever came of it.
     pub async fn run(&self, call: Call<'_>) -> Result<(Val, CallStats), Failure> {
+        let api_calls = call.api_calls;
+        let notes = call
+            .plugin
+            .capabilities
+            .calls_openim()
+            .then(|| Arc::new(ApiCalls::default()));
+        let result = self.run_noted(call, notes.clone()).await;
+        if let Some(notes) = notes {
+            let mut noted = notes.lock().unwrap_or_else(|e| e.into_inner());
+            api_calls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .append(&mut noted);
+        }
+        result
+    }
+
+    async fn run_noted(
+        &self,
+        call: Call<'_>,
+        notes: Option<Arc<ApiCalls>>,
+    ) -> Result<(Val, CallStats), Failure> {
         let Call {
             plugin,
             export,
@@ -256,6 +281,7 @@ impl Runner {
             budget,
             fuel,
             spent,
+            api_calls: _,
         } = call;
         // The plugin's own cap first: a call waiting for it holds no slot of the host's.
         let _plugin_slot = match &plugin.calls {
@@ -297,6 +323,7 @@ impl Runner {
             }
             None => (self.builder.store(plugin, tag, deadline), None, 0),
         };
+        store.data_mut().openim.begin_call(notes);
         self.builder
             .arm(&mut store, fuel)
             .map_err(Failure::Instantiate)?;

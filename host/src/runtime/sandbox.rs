@@ -107,7 +107,6 @@ impl PluginState {
         self.tag = tag;
         self.deadline = deadline;
         self.http.set_deadline(deadline);
-        self.openim.retry_later = None;
         self.config_values = config_values;
     }
 }

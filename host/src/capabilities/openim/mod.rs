@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use wasmtime::component::{HasData, Linker};
 
 use crate::config::openim_api::ApiOperation;
-use crate::metrics::{ApiOutcome, Metrics};
+use crate::metrics::{ApiCall, ApiCalls, ApiOutcome, Metrics};
 pub use client::{ApiFailure, Client};
 
 mod bindings {
@@ -80,15 +80,7 @@ impl OpenimAccess {
         deadline: Instant,
     ) -> Result<Value, ApiError> {
         let result = self.checked(operation, body, operation_id, deadline).await;
-        let outcome = match &result {
-            Ok(_) => ApiOutcome::Ok,
-            Err(ApiError::Openim(_)) => ApiOutcome::Openim,
-            Err(ApiError::NotGranted(_)) => ApiOutcome::NotGranted,
-            Err(ApiError::RateLimited) => ApiOutcome::RateLimited,
-            Err(ApiError::TimedOut) => ApiOutcome::Timeout,
-            Err(ApiError::Unavailable(_)) => ApiOutcome::Unavailable,
-            Err(ApiError::NotConfigured) => ApiOutcome::NotConfigured,
-        };
+        let outcome = outcome(&result);
         self.metrics
             .openim_api_call(&self.plugin, operation.as_str(), outcome);
         if let Err(error) = &result {
@@ -139,6 +131,19 @@ impl OpenimAccess {
     }
 }
 
+/// What a call came to, as counted.
+fn outcome(result: &Result<Value, ApiError>) -> ApiOutcome {
+    match result {
+        Ok(_) => ApiOutcome::Ok,
+        Err(ApiError::Openim(_)) => ApiOutcome::Openim,
+        Err(ApiError::NotGranted(_)) => ApiOutcome::NotGranted,
+        Err(ApiError::RateLimited) => ApiOutcome::RateLimited,
+        Err(ApiError::TimedOut) => ApiOutcome::Timeout,
+        Err(ApiError::Unavailable(_)) => ApiOutcome::Unavailable,
+        Err(ApiError::NotConfigured) => ApiOutcome::NotConfigured,
+    }
+}
+
 /// A token bucket: `rate` calls a second, bursts of as many.
 struct RateCap {
     /// Calls a second, and the bucket's size.
@@ -178,6 +183,16 @@ pub struct OpenimInstance {
     pub access: Option<Arc<OpenimAccess>>,
     /// Set by `retry-later`: the call is counted as failed once the plugin returns.
     pub retry_later: Option<String>,
+    /// Where the current call's OpenIM calls are noted, for the console.
+    pub calls: Option<Arc<ApiCalls>>,
+}
+
+impl OpenimInstance {
+    /// Prepares the instance for a call: no retry asked yet, its calls noted in `calls`.
+    pub fn begin_call(&mut self, calls: Option<Arc<ApiCalls>>) {
+        self.retry_later = None;
+        self.calls = calls;
+    }
 }
 
 /// What the interface works on during one call.
@@ -214,9 +229,19 @@ impl OpenimView<'_> {
             .deadline
             .checked_sub(LEAVE_TO_THE_PLUGIN)
             .unwrap_or(self.deadline);
-        access
+        let result = access
             .call(operation, body, self.operation_id, deadline)
-            .await
+            .await;
+        if let Some(calls) = &self.instance.calls {
+            calls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(ApiCall {
+                    operation: operation.as_str(),
+                    outcome: outcome(&result),
+                });
+        }
+        result
     }
 }
 
