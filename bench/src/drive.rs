@@ -1,6 +1,16 @@
 //! The load generator: keep-alive hyper clients driving a server at a pace or back to back.
 
-use super::*;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+use crate::workload::Call;
 
 /// One keep-alive HTTP/1.1 connection to `addr` (no Nagle delay), driven in a task of its own.
 pub(crate) async fn client(addr: SocketAddr) -> anyhow::Result<Sender> {

@@ -10,19 +10,13 @@
 //! `host-server`) so that its memory can be read from `/proc`; the load generator is a hyper
 //! client in this process.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 
 use callback_host::config::{Config, QueueDurability};
 
@@ -36,11 +30,11 @@ mod soak;
 mod targets;
 mod workload;
 
-use drive::*;
-use process::*;
-use report::*;
-use targets::*;
-use workload::*;
+use drive::{Load, drive};
+use process::{ServerProcess, callback_host_binary, context_switches, cpu_time, host_config};
+use report::{median, micros, render, render_latency, replace_between, replace_section, today};
+use targets::{Served, TARGETS, Target};
+use workload::{Call, request_mix};
 
 #[derive(Parser)]
 #[command(about = "Side-by-side HTTP benchmark of callback-host against a native baseline")]

@@ -1,7 +1,16 @@
 //! The servers under test as processes: the `callback-host` binary with its generated config,
 //! and what `/proc` says of them (CPU time, context switches).
 
-use super::*;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::targets::{Settings, Target};
+use crate::workload::{RATE_LIMIT_GRANTS, rate_limit_store};
 
 /// `callback-host` beside this binary (both are built by `cargo build --release`).
 pub(crate) fn callback_host_binary() -> anyhow::Result<PathBuf> {

@@ -12,7 +12,10 @@ use anyhow::bail;
 use hdrhistogram::Histogram;
 use http_body_util::Full;
 
-use super::{ServerProcess, Workload, client, exchange, request_mix};
+use crate::Workload;
+use crate::drive::{client, exchange};
+use crate::process::ServerProcess;
+use crate::workload::request_mix;
 
 #[derive(clap::Args)]
 pub struct QueueArgs {

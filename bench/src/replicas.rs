@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use super::{Load, ServerProcess, Workload, drive, request_mix};
+use crate::Workload;
+use crate::drive::{Load, drive};
+use crate::process::ServerProcess;
+use crate::workload::request_mix;
 
 #[derive(clap::Args)]
 pub struct ReplicasArgs {

@@ -1,6 +1,12 @@
 //! The tables: results rendered as Markdown and written between the markers of a doc.
 
-use super::*;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::bail;
+
+use crate::targets::Served;
+use crate::{Results, RunArgs, Workload};
 
 pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);

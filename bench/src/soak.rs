@@ -15,7 +15,10 @@ use hdrhistogram::Histogram;
 use http_body_util::Full;
 use tokio::sync::Mutex;
 
-use crate::{Expect, Sender, ServerProcess, Workload, client, exchange, request_mix};
+use crate::Workload;
+use crate::drive::{Sender, client, exchange};
+use crate::process::ServerProcess;
+use crate::workload::{Expect, request_mix};
 
 #[derive(clap::Args)]
 pub struct SoakArgs {

@@ -1,7 +1,7 @@
 //! What the bench measures: each target (native baselines, the host with each plugin), the
 //! settings it runs with and how it is served.
 
-use super::*;
+use crate::Workload;
 
 /// What is measured.
 #[derive(Clone)]

@@ -1,6 +1,10 @@
 //! The requests of each workload (the kick, message moderation) and what each answer must be.
 
-use super::*;
+use std::path::Path;
+
+use bytes::Bytes;
+
+use crate::Workload;
 
 /// What an answer must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -17,12 +17,13 @@ use callback_host::authoring::scaffold::Language;
     about = "A WebAssembly plugin host serving OpenIM's webhook callbacks"
 )]
 pub struct Cli {
+    /// What to do. (An "action", so that "command" is only ever OpenIM's callback command.)
     #[command(subcommand)]
-    pub command: Command,
+    pub action: Action,
 }
 
 #[derive(Subcommand)]
-pub enum Command {
+pub enum Action {
     /// Load every plugins/*.wasm and serve OpenIM's callbacks over HTTP.
     Serve(ServeArgs),
     /// Check that a file is a plugin this host can load; list the callbacks it handles and what it imports.
@@ -184,27 +185,27 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve(args) => cli::serve::serve(args),
-        Command::Check {
+    match cli.action {
+        Action::Serve(args) => cli::serve::serve(args),
+        Action::Check {
             file,
             config,
             cache_dir,
         } => cli::tools::check(&file, config.as_deref(), cache_dir),
-        Command::Call {
+        Action::Call {
             file,
             request,
             config,
             cache_dir,
         } => cli::tools::call(&file, request.as_deref(), config.as_deref(), cache_dir),
-        Command::Test {
+        Action::Test {
             cases,
             plugins,
             config,
             cache_dir,
         } => cli::tools::test(&cases, &plugins, config.as_deref(), cache_dir),
-        Command::Queue { action, config } => cli::queue::queue(action, config.as_deref()),
-        Command::Replay {
+        Action::Queue { action, config } => cli::queue::queue(action, config.as_deref()),
+        Action::Replay {
             plugins,
             recorded,
             dead_letters,
@@ -218,7 +219,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             cli::tools::replay(plugins, source, requeue, config.as_deref(), cache_dir)
         }
-        Command::Probe {
+        Action::Probe {
             url,
             admin_listen,
             listen,
@@ -230,7 +231,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             };
             cli::probe::probe(&url)
         }
-        Command::New {
+        Action::New {
             language,
             name,
             dir,
