@@ -15,9 +15,11 @@
 //! ([`Dispatcher::answer`]).
 
 mod deliver;
+mod reply;
 mod shadow;
 mod types;
 
+pub use reply::{decode_reply, policy_answer};
 pub use types::{Answered, Attempt, Callback, Chained, Input, Reply};
 
 use std::sync::Arc;
@@ -26,10 +28,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use wasmtime::component::Val;
 
-use crate::config::{CommandSettings, Config, FailurePolicy};
+use crate::config::Config;
 use crate::history::{Decision, History, Step};
 use crate::metrics::{CallOutcome, Metrics, RequestOutcome};
-use crate::protocol::answer::{self, Merge};
+use crate::protocol::answer::Merge;
 use crate::protocol::commands::Phase;
 use crate::protocol::schema::Command;
 use crate::protocol::{self, CallbackResponse};
@@ -470,38 +472,6 @@ fn log_after_refusal(plugin: &Arc<str>, response: &CallbackResponse) {
     tracing::info!(%plugin, outcome = "refused",
         answer = %Untrusted::capped(&String::from_utf8_lossy(&response.to_json()), ANSWER_CAP),
         "after-callback refused by a plugin; answering go on");
-}
-
-/// What a plugin returned, checked against the command's answer shape: the response, and the
-/// changes for commands that have them. An answer that does not fit is the plugin's failure.
-pub fn decode_reply(
-    command: Option<&Command>,
-    reply: Reply,
-) -> Result<(CallbackResponse, Option<Val>), Failure> {
-    match reply {
-        Reply::Typed(value) => command
-            .map(|c| answer::from_typed(c, value))
-            .unwrap_or_else(|| Err(answer::InvalidAnswer("no shape for a typed answer".into()))),
-        Reply::Json(text) => answer::from_json(command, &text),
-    }
-    .map_err(|e| Failure::InvalidAnswer(e.0))
-}
-
-/// The answer the command's failure policy gives when `plugin` failed: a refusal under `refuse`,
-/// `None` (go on with the next plugin) under `continue`.
-pub fn policy_answer(
-    settings: &CommandSettings,
-    plugin: &str,
-    failure: &Failure,
-) -> Option<CallbackResponse> {
-    match settings.failure_policy {
-        FailurePolicy::Continue => None,
-        FailurePolicy::Refuse => Some(CallbackResponse::refuse(
-            settings.refuse_err_code,
-            settings.refuse_err_msg.clone(),
-            format!("plugin {plugin} failed: {}", failure.kind()),
-        )),
-    }
 }
 
 #[cfg(test)]

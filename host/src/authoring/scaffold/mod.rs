@@ -1,18 +1,22 @@
 //! `callback-host new LANG NAME [--callback CMD] [--openim-api]`: a plugin project for one
 //! command that builds and passes `check` as generated; with `--openim-api` its world also
-//! imports OpenIM's API (`openim:callback/openim-api`, granted in the config). The kick (the default) gets a small working guard; any other
-//! command gets a plugin that logs the request and lets it go on, its answer written out from the
-//! command's shapes so every change it may make is there to fill in.
+//! imports OpenIM's API (`openim:callback/openim-api`, granted in the config). The kick (the
+//! default) gets a small working guard; any other command gets a plugin that logs the request and
+//! lets it go on, its answer written out from the command's shapes so every change it may make is
+//! there to fill in. The values the templates are filled with are made in [`vars`].
+
+mod vars;
 
 use std::path::{Path, PathBuf};
 
-use crate::protocol::schema::{AnswerShape, Catalog, Command, RecordShape};
+use crate::protocol::schema::Catalog;
+use vars::vars;
 
 /// The kick callback, whose templates are a working example.
 const KICK: &str = "callbackAfterKickGroupCommand";
 
 /// OpenIM's API interface, copied into a project made with `--openim-api`.
-const OPENIM_API_WIT: &str = include_str!("../../../wit/openim-api.wit");
+const OPENIM_API_WIT: &str = include_str!("../../../../wit/openim-api.wit");
 
 /// The world of a project made with `--openim-api`.
 const WITH_OPENIM_API: &str = "package openim:callback@0.1.0;
@@ -41,14 +45,20 @@ impl Language {
         match self {
             Self::Rust => (
                 "src/lib.rs",
-                include_str!("../../templates/rust/src/callback.rs"),
+                include_str!("../../../templates/rust/src/callback.rs"),
             ),
-            Self::Python => ("app.py", include_str!("../../templates/python/callback.py")),
-            Self::Js => ("plugin.js", include_str!("../../templates/js/callback.js")),
-            Self::C => ("plugin.c", include_str!("../../templates/c/callback.c")),
+            Self::Python => (
+                "app.py",
+                include_str!("../../../templates/python/callback.py"),
+            ),
+            Self::Js => (
+                "plugin.js",
+                include_str!("../../../templates/js/callback.js"),
+            ),
+            Self::C => ("plugin.c", include_str!("../../../templates/c/callback.c")),
             Self::Go => (
                 "export_openim_callback_{{module}}/plugin.go",
-                include_str!("../../templates/go/callback.go"),
+                include_str!("../../../templates/go/callback.go"),
             ),
         }
     }
@@ -59,86 +69,89 @@ impl Language {
             Self::Rust => &[
                 (
                     "Cargo.toml",
-                    include_str!("../../templates/rust/Cargo.toml"),
+                    include_str!("../../../templates/rust/Cargo.toml"),
                 ),
                 (
                     "src/lib.rs",
-                    include_str!("../../templates/rust/src/lib.rs"),
+                    include_str!("../../../templates/rust/src/lib.rs"),
                 ),
-                ("build.sh", include_str!("../../templates/rust/build.sh")),
+                ("build.sh", include_str!("../../../templates/rust/build.sh")),
                 (
                     "openim-helpers/Cargo.toml",
-                    include_str!("../../templates/rust/openim-helpers.toml"),
+                    include_str!("../../../templates/rust/openim-helpers.toml"),
                 ),
                 (
                     "openim-helpers/src/lib.rs",
-                    include_str!("../../../plugins/openim-helpers/src/lib.rs"),
+                    include_str!("../../../../plugins/openim-helpers/src/lib.rs"),
                 ),
             ],
             Self::Python => &[
-                ("app.py", include_str!("../../templates/python/app.py")),
+                ("app.py", include_str!("../../../templates/python/app.py")),
                 (
                     "openim_helpers.py",
-                    include_str!("../../../plugins/openim-helpers/python/openim_helpers.py"),
+                    include_str!("../../../../plugins/openim-helpers/python/openim_helpers.py"),
                 ),
-                ("build.sh", include_str!("../../templates/python/build.sh")),
+                (
+                    "build.sh",
+                    include_str!("../../../templates/python/build.sh"),
+                ),
             ],
             Self::Js => &[
                 (
                     "package.json",
-                    include_str!("../../templates/js/package.json"),
+                    include_str!("../../../templates/js/package.json"),
                 ),
-                ("plugin.js", include_str!("../../templates/js/plugin.js")),
+                ("plugin.js", include_str!("../../../templates/js/plugin.js")),
                 (
                     "openim-helpers.js",
-                    include_str!("../../../plugins/openim-helpers/js/openim-helpers.js"),
+                    include_str!("../../../../plugins/openim-helpers/js/openim-helpers.js"),
                 ),
-                ("build.sh", include_str!("../../templates/js/build.sh")),
+                ("build.sh", include_str!("../../../templates/js/build.sh")),
             ],
             Self::C => &[
-                ("plugin.c", include_str!("../../templates/c/plugin.c")),
+                ("plugin.c", include_str!("../../../templates/c/plugin.c")),
                 (
                     "openim_helpers.h",
-                    include_str!("../../../plugins/openim-helpers/c/openim_helpers.h"),
+                    include_str!("../../../../plugins/openim-helpers/c/openim_helpers.h"),
                 ),
-                ("build.sh", include_str!("../../templates/c/build.sh")),
+                ("build.sh", include_str!("../../../templates/c/build.sh")),
             ],
             // The runtime package of Go bindings is the project's own (plugins/go-wit), copied
             // into each project so it builds without the Go module proxy.
             Self::Go => &[
-                ("go.mod", include_str!("../../templates/go/go.mod")),
+                ("go.mod", include_str!("../../../templates/go/go.mod")),
                 (
                     "export_openim_callback_{{module}}/plugin.go",
-                    include_str!("../../templates/go/plugin.go"),
+                    include_str!("../../../templates/go/plugin.go"),
                 ),
-                ("build.sh", include_str!("../../templates/go/build.sh")),
+                ("build.sh", include_str!("../../../templates/go/build.sh")),
                 (
                     "openim_helpers/helpers.go",
-                    include_str!("../../../plugins/openim-helpers/go/openim_helpers/helpers.go"),
+                    include_str!("../../../../plugins/openim-helpers/go/openim_helpers/helpers.go"),
                 ),
                 (
                     "go-wit/go.mod",
-                    include_str!("../../../plugins/go-wit/go.mod"),
+                    include_str!("../../../../plugins/go-wit/go.mod"),
                 ),
                 (
                     "go-wit/wit/runtime/runtime.go",
-                    include_str!("../../../plugins/go-wit/wit/runtime/runtime.go"),
+                    include_str!("../../../../plugins/go-wit/wit/runtime/runtime.go"),
                 ),
                 (
                     "go-wit/wit/runtime/empty.s",
-                    include_str!("../../../plugins/go-wit/wit/runtime/empty.s"),
+                    include_str!("../../../../plugins/go-wit/wit/runtime/empty.s"),
                 ),
                 (
                     "go-wit/wit/types/option.go",
-                    include_str!("../../../plugins/go-wit/wit/types/option.go"),
+                    include_str!("../../../../plugins/go-wit/wit/types/option.go"),
                 ),
                 (
                     "go-wit/wit/types/result.go",
-                    include_str!("../../../plugins/go-wit/wit/types/result.go"),
+                    include_str!("../../../../plugins/go-wit/wit/types/result.go"),
                 ),
                 (
                     "go-wit/wit/types/tuple.go",
-                    include_str!("../../../plugins/go-wit/wit/types/tuple.go"),
+                    include_str!("../../../../plugins/go-wit/wit/types/tuple.go"),
                 ),
             ],
         }
@@ -350,168 +363,4 @@ fn first_cases(command: &str, name: &str) -> Vec<(String, Vec<u8>)> {
         ));
     }
     cases
-}
-
-/// `kebab-case` to `snake_case`.
-fn snake(kebab: &str) -> String {
-    kebab.replace('-', "_")
-}
-
-/// `kebab-case` to `UpperCamelCase`.
-fn upper_camel(kebab: &str) -> String {
-    kebab
-        .split('-')
-        .map(|word| {
-            let mut chars = word.chars();
-            chars.next().map_or(String::new(), |c| {
-                c.to_ascii_uppercase().to_string() + chars.as_str()
-            })
-        })
-        .collect()
-}
-
-/// `kebab-case` to `lowerCamelCase` (JavaScript's names for WIT names).
-fn lower_camel(kebab: &str) -> String {
-    let upper = upper_camel(kebab);
-    let mut chars = upper.chars();
-    chars.next().map_or(String::new(), |c| {
-        c.to_ascii_lowercase().to_string() + chars.as_str()
-    })
-}
-
-/// (owning interface, type) of a record shape's name (`interface.record`).
-fn owner_and_type(record: &RecordShape) -> (&str, &str) {
-    record.name.split_once('.').unwrap_or(("", &record.name))
-}
-
-/// The values the templates are filled with, from the command's shapes.
-fn vars(command: &Command) -> Vec<(&'static str, String)> {
-    let interface = command
-        .spec
-        .interface
-        .trim_start_matches("openim:callback/")
-        .trim_end_matches("@0.1.0");
-    let world = if command.spec.name == KICK {
-        "kick-plugin".to_owned()
-    } else {
-        format!("{interface}-plugin")
-    };
-    let module = snake(interface);
-    let (request_owner, request) = owner_and_type(&command.request);
-    // Go names a WIT type by the package of the interface that defines it.
-    let go_package = |owner: &str| {
-        format!(
-            "openim_callback_{}",
-            snake(if owner.is_empty() { interface } else { owner })
-        )
-    };
-    let go_request = format!("{}.{}", go_package(request_owner), upper_camel(request));
-    // Go refuses unused imports: exactly the packages the template names.
-    let go_imports = |answer_package: Option<String>| {
-        let mut packages: Vec<String> = ["openim_callback_types", "openim_helpers"]
-            .map(String::from)
-            .into_iter()
-            .chain([go_package(request_owner)])
-            .chain(answer_package)
-            .collect();
-        packages.sort();
-        packages.dedup();
-        packages
-            .iter()
-            .map(|p| format!("\t\"wit_component/{p}\""))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
-    let mut vars = vec![
-        ("command", command.spec.name.to_owned()),
-        ("world_snake", snake(&world)),
-        ("world", world),
-        ("module", module.clone()),
-        ("class", upper_camel(interface)),
-        ("js_interface", lower_camel(interface)),
-        ("request_type", upper_camel(request)),
-        ("request_snake", snake(request)),
-    ];
-    match &command.answer {
-        AnswerShape::Response => vars.extend([
-            ("return_type", "openim_helpers::Response".to_owned()),
-            ("return_snake", "response".to_owned()),
-            ("rust_answer", "response".to_owned()),
-            ("python_imports", String::new()),
-            ("python_answer", "response".to_owned()),
-            ("js_answer", "response".to_owned()),
-            ("go_imports", go_imports(None)),
-            ("go_request", go_request),
-            (
-                "go_return_type",
-                "openim_callback_types.Response".to_owned(),
-            ),
-            ("go_answer", "response".to_owned()),
-        ]),
-        AnswerShape::WithChanges(changes) => {
-            let (owner, name) = owner_and_type(changes);
-            let fields = &changes.fields;
-            let rust: Vec<String> = fields
-                .iter()
-                .map(|f| format!("{}: None", snake(&f.wit)))
-                .collect();
-            let python: Vec<String> = fields
-                .iter()
-                .map(|f| format!("{}=None", snake(&f.wit)))
-                .collect();
-            let js: Vec<String> = fields
-                .iter()
-                .map(|f| format!("{}: undefined", lower_camel(&f.wit)))
-                .collect();
-            let python_module = if owner == interface {
-                format!("wit_world.exports.{module}")
-            } else {
-                format!("wit_world.imports.{}", snake(owner))
-            };
-            let changes_type = upper_camel(name);
-            let answer_package = go_package("");
-            vars.extend([
-                ("go_imports", go_imports(Some(answer_package.clone()))),
-                ("go_request", go_request),
-                ("go_return_type", format!("{answer_package}.Answer")),
-                (
-                    "go_answer",
-                    format!(
-                        "{answer_package}.Answer{{\n\t\tResponse: response,\n\t\t// Every change OpenIM allows for this command, each an option; the zero\n\t\t// value leaves all unchanged. E.g. Changes.Field = witTypes.Some(value)\n\t\t// (witTypes \"go.bytecodealliance.org/pkg/wit/types\").\n\t}}"
-                    ),
-                ),
-                ("return_type", "callback::Answer".to_owned()),
-                ("return_snake", "answer".to_owned()),
-                (
-                    "rust_answer",
-                    format!(
-                        "// Every change OpenIM allows for this command; `None` leaves it unchanged.\n        \
-                         callback::Answer {{\n            response,\n            changes: callback::{changes_type} {{\n                {},\n            }},\n        }}",
-                        rust.join(",\n                ")
-                    ),
-                ),
-                (
-                    "python_imports",
-                    format!(
-                        "from wit_world.exports.{module} import Answer\nfrom {python_module} import {changes_type}\n"
-                    ),
-                ),
-                (
-                    "python_answer",
-                    format!(
-                        "Answer(response=response, changes={changes_type}(  # None leaves a field unchanged\n            {}))",
-                        python.join(",\n            ")
-                    ),
-                ),
-                (
-                    "js_answer",
-                    format!(
-                        "{{\n      response,\n      // Every change OpenIM allows for this command; undefined leaves it unchanged.\n      changes: {{\n        {},\n      }},\n    }}",
-                        js.join(",\n        ")
-                    ),
-                ),
-            ]);
-        }
-    }
-    vars
 }
