@@ -48,12 +48,18 @@ fn blocked_message() -> String {
 fn the_console_in_a_real_browser_shows_a_dropped_plugin_and_who_refused_a_callback() {
     common::toolchains();
     let secret_value = "do-not-render-this-value";
+    // The welcome example calls OpenIM's API; with no [openim_api] its calls answer
+    // not-configured, and the console shows them under its turn all the same.
     let server = Server::start_with_args(
         &[
             ("10-guard.wasm", example("10-guard.wasm")),
             ("30-moderation.wasm", example("30-moderation.wasm")),
+            ("61-welcome.wasm", example("61-welcome.wasm")),
         ],
-        &format!("[plugin_config.10-guard]\nprotected_users = \"{secret_value}\"\n"),
+        &format!(
+            "[plugin_config.10-guard]\nprotected_users = \"{secret_value}\"\n\
+             [plugin_grants.61-welcome]\nopenim_api = [\"send-message\"]\n"
+        ),
         &["--admin-listen", "127.0.0.1:0"],
     );
     let admin = server.admin_addr.clone().expect("admin listener");
@@ -66,6 +72,12 @@ fn the_console_in_a_real_browser_shows_a_dropped_plugin_and_who_refused_a_callba
         );
         server.kick(&["u1"], "spam");
     }
+    let join = common::request_fixture("callbackAfterJoinGroupCommand");
+    server.raw(&common::openim_request(
+        "/callbackExample/callbackAfterJoinGroupCommand",
+        "op-browser-welcome",
+        join.as_bytes(),
+    ));
     let artifacts = common::repo_root().join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let screenshot = artifacts.join("console.png");
@@ -85,6 +97,7 @@ fn the_console_in_a_real_browser_shows_a_dropped_plugin_and_who_refused_a_callba
         },
         "screenshot": screenshot,
         "rejected": { "path": "/callbackExample/callbackNoSuchCommand" },
+        "api_row": { "operationID": "op-browser-welcome" },
     });
     let output = Command::new("node")
         .arg(common::repo_root().join("tests/browser/console.mjs"))
@@ -102,7 +115,15 @@ fn the_console_in_a_real_browser_shows_a_dropped_plugin_and_who_refused_a_callba
     assert_eq!(seen["errors"], json!([]), "the browser's console: {seen}");
     assert_eq!(seen["requests_failed"], json!([]), "{seen}");
     assert_eq!(seen["title"], "callback-host console");
-    assert_eq!(seen["plugins_before"], json!(["10-guard", "30-moderation"]));
+    assert_eq!(
+        seen["plugins_before"],
+        json!(["10-guard", "30-moderation", "61-welcome"])
+    );
+    let welcome = seen["api_row"].as_str().unwrap();
+    assert!(
+        welcome.contains("61-welcome") && welcome.contains("OpenIM: send-message not_configured"),
+        "{welcome}"
+    );
     let shown_after = seen["plugin_shown_after_ms"].as_u64().unwrap();
     assert!(
         shown_after < 10_000,

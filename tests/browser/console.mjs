@@ -8,6 +8,8 @@
 //                must be shown refusing it
 //   screenshot   where to write the page's PNG
 //   rejected     {path}: a callback path the host rejects, sent after the screenshot
+//   api_row      {operationID}: a callback already sent whose row (with its plugins' OpenIM API
+//                calls) is read
 // Prints one JSON line: what was seen, the browser's console errors, and how long the page took
 // to show the dropped plugin. Exits non-zero when something the test waits for does not come.
 import { copyFileSync, renameSync } from "node:fs";
@@ -64,6 +66,13 @@ try {
     return rows.length > 0 && rows.every((r) => r.dataset.outcome === "refused");
   }, null, { timeout: 10000 });
   await page.selectOption("#filter-outcome", "");
+  if (spec.api_row) {
+    const op = spec.api_row.operationID;
+    await page.waitForFunction((op) => [...document.querySelectorAll("#recent tbody tr")]
+      .some((r) => r.innerText.includes(op) && r.innerText.includes("OpenIM:")), op, { timeout: 20000 });
+    seen.api_row = await page.$$eval("#recent tbody tr", (rows, op) =>
+      rows.find((r) => r.innerText.includes(op)).innerText, op);
+  }
   await page.waitForTimeout(2500);
   await page.screenshot({ path: spec.screenshot, fullPage: true });
 
