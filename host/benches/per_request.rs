@@ -96,7 +96,15 @@ fn per_request(c: &mut Criterion) {
         entry: plugin.handles[0].entry,
     };
     let parsed = protocol::parse(kick, protocol::text(BODY).expect("text")).expect("valid");
-    let callback = || Callback::read(KICK, "op".into(), BODY, Instant::now()).expect("valid");
+    let callback = || {
+        Callback::read(
+            KICK,
+            "op".into(),
+            bytes::Bytes::from_static(BODY),
+            Instant::now(),
+        )
+        .expect("valid")
+    };
     // The same plugin kept between requests (reuse mode: no instantiation).
     let mut reuse_limits = limits;
     reuse_limits.reuse_instances = u32::MAX;

@@ -80,7 +80,7 @@ pub async fn replay(
                 let mut callback = Callback::read(
                     command,
                     record.operation_id.as_str().into(),
-                    record.body.as_bytes(),
+                    record.body.clone().into(),
                     Instant::now(),
                 )
                 .with_context(|| format!("record {}", record.operation_id))?;

@@ -172,7 +172,7 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
     let mut callback = Callback::read(
         handler.command,
         "callback-host-call".into(),
-        body.as_bytes(),
+        body.to_owned().into(),
         received,
     )?;
     let dispatcher = Dispatcher::new(

@@ -21,7 +21,12 @@ impl Dispatcher {
             return Vec::new();
         };
         let operation_id = event.operation_id.as_str().into();
-        let read = Callback::read(command, operation_id, event.body.as_bytes(), Instant::now());
+        let read = Callback::read(
+            command,
+            operation_id,
+            event.body.clone().into(),
+            Instant::now(),
+        );
         let mut callback = match read {
             Ok(callback) => callback,
             Err(error) => {
@@ -48,7 +53,7 @@ impl Dispatcher {
             }
             let input = match (link.entry, &callback.parsed) {
                 (Entry::Typed(_), Some(value)) => Input::Owned(value.clone()),
-                _ => Input::Json(&callback.body),
+                _ => Input::Json(callback.body()),
             };
             let call = Attempt {
                 link,

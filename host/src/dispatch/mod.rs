@@ -203,7 +203,7 @@ impl Dispatcher {
                 command: callback.command.to_owned(),
                 operation_id: callback.operation_id.to_string(),
                 at_ms: crate::util::unix_ms(),
-                body: callback.body.to_string(),
+                body: callback.body().to_owned(),
                 answer: serde_json::from_slice(&answer).unwrap_or_default(),
                 shadow: None,
             });
@@ -228,7 +228,7 @@ impl Dispatcher {
         parsed: Option<Val>,
         steps: &mut Vec<Step>,
     ) -> (Vec<u8>, RequestOutcome) {
-        let (command, body) = (callback.shape, &*callback.body);
+        let (command, body) = (callback.shape, callback.body());
         let phase = command.map_or(Phase::Before, |c| c.spec.phase);
         let settings = self.config.command(callback.command);
         let deadline = self.deadline(callback.command, callback.received);

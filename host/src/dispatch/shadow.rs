@@ -78,7 +78,7 @@ impl Dispatcher {
                                 command: command.to_owned(),
                                 operation_id: operation_id.to_string(),
                                 at_ms: crate::util::unix_ms(),
-                                body: callback.body.to_string(),
+                                body: callback.body().to_owned(),
                                 answer: given.clone(),
                                 shadow: Some(record::ShadowAnswer {
                                     plugin: plugin.to_string(),
@@ -116,7 +116,7 @@ impl Dispatcher {
         let deadline = self.deadline(callback.command, callback.received);
         let input = match (link.entry, &merge) {
             (Entry::Typed(_), Some(merge)) => Input::Owned(merge.request.clone()),
-            _ => Input::Json(&callback.body),
+            _ => Input::Json(callback.body()),
         };
         let call = Attempt {
             link,

@@ -2,6 +2,8 @@
 //! attempt and reply, the chain's answer and its outcome.
 
 use std::sync::Arc;
+
+use bytes::Bytes;
 use std::time::Instant;
 
 use wasmtime::component::Val;
@@ -26,8 +28,9 @@ pub struct Callback {
     pub shape: Option<&'static Command>,
     /// OpenIM's `operationID` header ("" if absent).
     pub operation_id: Arc<str>,
-    /// The body as OpenIM sent it: for JSON plugins, the queue, records and shadows.
-    pub body: Arc<str>,
+    /// The body as OpenIM sent it, checked to be UTF-8 (see [`Callback::body`]): shared with
+    /// the HTTP request's buffer, not copied.
+    body: Bytes,
     /// The request record of a command with a shape; taken by the chain when it runs.
     pub parsed: Option<Val>,
     /// When the request arrived: OpenIM's timeout runs from about here.
@@ -48,10 +51,10 @@ impl Callback {
     pub fn read(
         command: &'static str,
         operation_id: Arc<str>,
-        body: &[u8],
+        body: Bytes,
         received: Instant,
     ) -> Result<Self, BodyError> {
-        let text = protocol::text(body)?;
+        let text = protocol::text(&body)?;
         let shape = Catalog::get().command(command);
         let parsed = match shape {
             Some(shape) => Some(protocol::parse(shape, text)?),
@@ -64,7 +67,7 @@ impl Callback {
             command,
             shape,
             operation_id,
-            body: text.into(),
+            body,
             parsed,
             received,
             spent: Spent::default(),
@@ -77,6 +80,11 @@ impl Callback {
         std::mem::take(&mut *self.api_calls.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// The body as text: for JSON plugins, the queue, records and shadows.
+    pub fn body(&self) -> &str {
+        std::str::from_utf8(&self.body).expect("checked to be UTF-8 when the callback was read")
+    }
+
     /// The same callback for other plugins to see afresh (shadows): the record copied, nothing
     /// spent yet.
     pub fn copy(&self) -> Self {
@@ -84,7 +92,7 @@ impl Callback {
             command: self.command,
             shape: self.shape,
             operation_id: Arc::clone(&self.operation_id),
-            body: Arc::clone(&self.body),
+            body: self.body.clone(),
             parsed: self.parsed.clone(),
             received: self.received,
             spent: Spent::default(),
@@ -97,7 +105,7 @@ impl Callback {
         Event {
             command: self.command.to_owned(),
             operation_id: self.operation_id.to_string(),
-            body: self.body.to_string(),
+            body: self.body().to_owned(),
             accepted_ms: crate::util::unix_ms(),
             failures: 0,
             done: Vec::new(),

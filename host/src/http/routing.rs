@@ -268,7 +268,7 @@ impl App {
         let command = self.command_of(request.uri().path())?;
         let body = self.read_body(request).await?;
         seen.body = self.dispatcher.history().captured(command, &body);
-        let mut callback = Callback::read(command, Arc::clone(operation_id), &body, received)?;
+        let mut callback = Callback::read(command, Arc::clone(operation_id), body, received)?;
         let chained = self
             .dispatcher
             .receive(&mut callback, self.queue.as_deref())
