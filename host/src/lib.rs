@@ -58,6 +58,8 @@ pub mod record;
 pub mod registry;
 pub mod runtime;
 pub mod storage;
+#[cfg(test)]
+mod test_plugins;
 pub mod untrusted;
 pub mod util;
 pub mod webhooks;

@@ -1,5 +1,11 @@
 use super::*;
 
+use std::path::Path;
+
+use crate::loading::load::{Loading, load_plugin};
+use crate::runtime::plugin::file_digest;
+use crate::test_plugins::{Does, json_plugin, runner};
+
 #[test]
 fn a_command_is_first_seen_once() {
     let firsts = FirstTimes::default();
@@ -7,4 +13,189 @@ fn a_command_is_first_seen_once() {
     assert!(!firsts.first("callbackAfterKickGroupCommand"));
     assert!(firsts.first("callbackBeforeSendSingleMsgCommand"));
     assert!(!firsts.first("callbackBeforeSendSingleMsgCommand"));
+}
+
+/// A dispatcher over `plugins` (file name, component), with `config`.
+fn dispatcher(config: &str, plugins: &[(&str, Vec<u8>)]) -> Arc<Dispatcher> {
+    let (runner, linker) = runner(config);
+    let loading = Loading {
+        runner: &runner,
+        linker: &linker,
+        cache: None,
+    };
+    let loaded = plugins
+        .iter()
+        .map(|(file, bytes)| {
+            let name = file.trim_end_matches(".wasm");
+            let limits = runner.config().plugin(name);
+            let plugin = load_plugin(&loading, Path::new(file), bytes, file_digest(bytes), limits);
+            Arc::new(plugin.unwrap_or_else(|e| panic!("{file}: {e}")))
+        })
+        .collect();
+    let current = Arc::new(CurrentPlugins::default());
+    current.set(Registry::new(loaded, &Default::default()));
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    Arc::new(Dispatcher::new(
+        runner,
+        current,
+        metrics,
+        None,
+        Arc::new(History::default()),
+    ))
+}
+
+/// OpenIM's request of `command`, as a callback received now.
+fn callback(command: &'static str, body: &str) -> Callback {
+    Callback::read(
+        command,
+        "op-unit".into(),
+        body.to_owned().into(),
+        Instant::now(),
+    )
+    .expect("OpenIM's request reads")
+}
+
+const SET_GROUP_INFO: &str = "callbackBeforeSetGroupInfoCommand";
+const SET_GROUP_INFO_BODY: &str = r#"{"callbackCommand":"callbackBeforeSetGroupInfoCommand","operationID":"op","groupID":"g1","groupName":"old","notification":"","introduction":"","faceURL":"","ex":"","needVerification":0,"lookMemberInfo":0,"applyMemberFriend":0}"#;
+const REFUSE: &str = r#"{"actionCode":0,"errCode":20001,"errMsg":"no","errDlt":"","nextCode":1}"#;
+
+/// The plugins' names and decisions, in chain order.
+fn decisions(chained: &Chained) -> Vec<(String, Decision)> {
+    chained
+        .steps
+        .iter()
+        .map(|s| (s.plugin.to_string(), s.decision.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_first_refusal_of_a_before_callback_ends_the_chain() {
+    let dispatcher = dispatcher(
+        "",
+        &[
+            (
+                "10-refuses.wasm",
+                json_plugin(SET_GROUP_INFO, Does::Answer(REFUSE)),
+            ),
+            (
+                "20-never-runs.wasm",
+                json_plugin(SET_GROUP_INFO, Does::Trap),
+            ),
+        ],
+    );
+    let chained = dispatcher
+        .run(&mut callback(SET_GROUP_INFO, SET_GROUP_INFO_BODY))
+        .await;
+    assert_eq!(chained.outcome, RequestOutcome::Refused);
+    let answer: serde_json::Value = serde_json::from_slice(&chained.answer).unwrap();
+    assert_eq!(
+        (answer["errCode"].clone(), answer["nextCode"].clone()),
+        (20001.into(), 1.into())
+    );
+    assert_eq!(decisions(&chained).len(), 1, "{:?}", decisions(&chained));
+}
+
+#[tokio::test]
+async fn changes_of_every_plugin_are_merged_each_seeing_the_earlier_ones() {
+    let dispatcher = dispatcher(
+        "",
+        &[
+            (
+                "10-names.wasm",
+                json_plugin(
+                    SET_GROUP_INFO,
+                    Does::Answer(r#"{"actionCode":0,"nextCode":0,"groupName":"renamed"}"#),
+                ),
+            ),
+            (
+                "20-introduces.wasm",
+                json_plugin(
+                    SET_GROUP_INFO,
+                    Does::Answer(r#"{"actionCode":0,"nextCode":0,"introduction":"hello"}"#),
+                ),
+            ),
+        ],
+    );
+    let chained = dispatcher
+        .run(&mut callback(SET_GROUP_INFO, SET_GROUP_INFO_BODY))
+        .await;
+    assert_eq!(chained.outcome, RequestOutcome::Ok);
+    let answer: serde_json::Value = serde_json::from_slice(&chained.answer).unwrap();
+    assert_eq!(answer["groupName"], "renamed", "{answer}");
+    assert_eq!(answer["introduction"], "hello", "{answer}");
+    assert_eq!(
+        decisions(&chained),
+        [
+            ("10-names".to_owned(), Decision::GoOn),
+            ("20-introduces".to_owned(), Decision::GoOn)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failed_plugin_is_skipped_or_refuses_by_the_commands_policy() {
+    let plugins = [
+        ("10-traps.wasm", json_plugin(SET_GROUP_INFO, Does::Trap)),
+        (
+            "20-names.wasm",
+            json_plugin(
+                SET_GROUP_INFO,
+                Does::Answer(r#"{"actionCode":0,"nextCode":0,"groupName":"renamed"}"#),
+            ),
+        ),
+    ];
+    // continue (the default): the next plugin still runs.
+    let chained = dispatcher("", &plugins)
+        .run(&mut callback(SET_GROUP_INFO, SET_GROUP_INFO_BODY))
+        .await;
+    assert_eq!(chained.outcome, RequestOutcome::Ok);
+    let steps = decisions(&chained);
+    assert!(
+        matches!(&steps[0].1, Decision::Failed { cause, .. } if *cause == crate::metrics::FailureKind::Trap),
+        "{steps:?}"
+    );
+    assert_eq!(steps[1], ("20-names".to_owned(), Decision::GoOn));
+    // refuse: the policy's refusal, naming the plugin and the cause; the chain ends.
+    let refusing = format!(
+        "[commands.{SET_GROUP_INFO}]\nfailure_policy = \"refuse\"\nrefuse_err_code = 5099\n"
+    );
+    let chained = dispatcher(&refusing, &plugins)
+        .run(&mut callback(SET_GROUP_INFO, SET_GROUP_INFO_BODY))
+        .await;
+    assert_eq!(
+        chained.outcome,
+        RequestOutcome::Failed(crate::metrics::FailureKind::Trap)
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&chained.answer).unwrap();
+    assert_eq!(answer["errCode"], 5099);
+    assert_eq!(answer["errDlt"], "plugin 10-traps failed: trap");
+    assert_eq!(chained.steps.len(), 1);
+}
+
+#[tokio::test]
+async fn an_after_callback_refused_still_goes_on_to_every_plugin() {
+    const KICKED: &str = "callbackAfterKickGroupCommand";
+    let body = r#"{"callbackCommand":"callbackAfterKickGroupCommand","groupID":"g","kickedUserIDs":["u"],"reason":"r"}"#;
+    let dispatcher = dispatcher(
+        "",
+        &[
+            ("10-refuses.wasm", json_plugin(KICKED, Does::Answer(REFUSE))),
+            (
+                "20-sees-it.wasm",
+                json_plugin(KICKED, Does::Answer(r#"{"actionCode":0}"#)),
+            ),
+        ],
+    );
+    let chained = dispatcher.run(&mut callback(KICKED, body)).await;
+    assert_eq!(chained.outcome, RequestOutcome::Ok);
+    assert_eq!(chained.answer, CallbackResponse::go_on().to_json());
+    let steps = decisions(&chained);
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    assert!(matches!(
+        steps[0].1,
+        Decision::Refused {
+            err_code: 20001,
+            ..
+        }
+    ));
 }

@@ -323,3 +323,6 @@ impl ConfigWatch {
         let _ = self.trigger.send(());
     }
 }
+
+#[cfg(test)]
+mod tests;
