@@ -82,6 +82,8 @@ pub struct Client {
     tls: tokio_rustls::TlsConnector,
     /// The token; the lock makes concurrent callers wait for one fetch rather than each fetch.
     token: tokio::sync::Mutex<Option<AdminToken>>,
+    /// Connections kept open between requests (HTTP/1.1 keep-alive), the most recent last.
+    idle: std::sync::Mutex<Vec<Sender>>,
     /// Counts token fetches.
     metrics: std::sync::Arc<Metrics>,
 }
@@ -96,6 +98,7 @@ impl Client {
             settings,
             tls,
             token: tokio::sync::Mutex::new(None),
+            idle: std::sync::Mutex::new(Vec::new()),
             metrics,
         }
     }
@@ -198,7 +201,9 @@ impl Client {
         })
     }
 
-    /// One request in OpenIM's envelope: its `data` when `errCode` is 0.
+    /// One request in OpenIM's envelope: its `data` when `errCode` is 0. Sent on a connection
+    /// kept from an earlier request when one is open, and again on a new one if that connection
+    /// turns out closed before the request went out.
     async fn post(
         &self,
         route: &str,
@@ -210,42 +215,38 @@ impl Client {
         let base = &self.settings.url;
         let path = format!("{}{route}", base.path().trim_end_matches('/'));
         let authority = base.authority().expect("checked when the config was read");
-        let mut request = Request::builder()
-            .method(Method::POST)
-            .uri(&path)
-            .header(header::HOST, authority.as_str())
-            .header(header::CONTENT_TYPE, "application/json")
-            .header("operationID", operation_id);
-        if let Some(token) = token {
-            request = request.header("token", token.expose());
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body.to_string())))
-            .map_err(|e| unavailable(format!("the request could not be made: {e}")))?;
-        let port = authority
-            .port_u16()
-            .unwrap_or(if base.scheme_str() == Some("https") {
-                443
-            } else {
-                80
-            });
-        let tcp = tokio::net::TcpStream::connect((authority.host(), port))
-            .await
-            .map_err(|e| unavailable(format!("connecting to {authority}: {e}")))?;
-        let _ = tcp.set_nodelay(true);
-        let response = if base.scheme_str() == Some("https") {
-            let name = ServerName::try_from(authority.host().to_owned())
-                .map_err(|e| unavailable(format!("{authority}: {e}")))?;
-            let tls = self
-                .tls
-                .connect(name, tcp)
-                .await
-                .map_err(|e| unavailable(format!("TLS with {authority}: {e}")))?;
-            send(tls, request).await
-        } else {
-            send(tcp, request).await
-        }
-        .map_err(|e| unavailable(format!("{route}: {e}")))?;
+        let body = Bytes::from(body.to_string());
+        let request = || {
+            let mut request = Request::builder()
+                .method(Method::POST)
+                .uri(&path)
+                .header(header::HOST, authority.as_str())
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("operationID", operation_id);
+            if let Some(token) = token {
+                request = request.header("token", token.expose());
+            }
+            request
+                .body(Full::new(body.clone()))
+                .map_err(|e| unavailable(format!("the request could not be made: {e}")))
+        };
+        let (mut sender, response) = match self.kept().await {
+            Some(mut sender) => match sender.send_request(request()?).await {
+                // Closed by OpenIM while it was kept, before this request went out.
+                Err(error) if error.is_canceled() => {
+                    let mut sender = self.connect().await?;
+                    let response = sender.send_request(request()?).await;
+                    (sender, response)
+                }
+                response => (sender, response),
+            },
+            None => {
+                let mut sender = self.connect().await?;
+                let response = sender.send_request(request()?).await;
+                (sender, response)
+            }
+        };
+        let response = response.map_err(|e| unavailable(format!("{route}: {e}")))?;
         if response.status() != StatusCode::OK {
             return Err(unavailable(format!(
                 "{route} answered HTTP {}",
@@ -257,6 +258,11 @@ impl Client {
             .await
             .map_err(|e| unavailable(format!("reading {route}'s answer: {e}")))?
             .to_bytes();
+        // The answer was read whole: the connection may carry the next request.
+        if !sender.is_closed() {
+            let _ = sender.ready().await;
+            self.keep(sender);
+        }
         let envelope: Envelope = serde_json::from_slice(&bytes)
             .map_err(|e| unavailable(format!("{route} did not answer OpenIM's envelope: {e}")))?;
         if envelope.err_code != 0 {
@@ -268,19 +274,70 @@ impl Client {
         }
         Ok(envelope.data)
     }
+
+    /// A kept connection that is still open and ready, if any.
+    async fn kept(&self) -> Option<Sender> {
+        loop {
+            let sender = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+            if sender.is_ready() && !sender.is_closed() {
+                return Some(sender);
+            }
+        }
+    }
+
+    /// Keeps an open connection for a later request (the oldest goes beyond [`MAX_KEPT`]).
+    fn keep(&self, sender: Sender) {
+        if !sender.is_ready() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() >= MAX_KEPT {
+            idle.remove(0);
+        }
+        idle.push(sender);
+    }
+
+    /// A new HTTP/1.1 connection to OpenIM's API (TLS for `https`).
+    async fn connect(&self) -> Result<Sender, ApiFailure> {
+        let unavailable = |what: String| ApiFailure::Unavailable(what);
+        let base = &self.settings.url;
+        let authority = base.authority().expect("checked when the config was read");
+        let https = base.scheme_str() == Some("https");
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let tcp = tokio::net::TcpStream::connect((authority.host(), port))
+            .await
+            .map_err(|e| unavailable(format!("connecting to {authority}: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        let handshake = if https {
+            let name = ServerName::try_from(authority.host().to_owned())
+                .map_err(|e| unavailable(format!("{authority}: {e}")))?;
+            let tls = self
+                .tls
+                .connect(name, tcp)
+                .await
+                .map_err(|e| unavailable(format!("TLS with {authority}: {e}")))?;
+            handshake(tls).await
+        } else {
+            handshake(tcp).await
+        };
+        handshake.map_err(|e| unavailable(format!("HTTP with {authority}: {e}")))
+    }
 }
 
-/// Sends one request on a new HTTP/1.1 connection over `stream`.
-async fn send<S>(
-    stream: S,
-    request: Request<Full<Bytes>>,
-) -> Result<http::Response<hyper::body::Incoming>, hyper::Error>
+/// The sending half of a connection to OpenIM's API.
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Connections kept open between requests, at most.
+const MAX_KEPT: usize = 8;
+
+/// An HTTP/1.1 connection over `stream`, driven by its own task for as long as it is open (it
+/// closes when its sender is dropped or OpenIM closes it).
+async fn handshake<S>(stream: S) -> Result<Sender, hyper::Error>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
-    let (mut sender, connection) =
+    let (sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    // Ends with the response (or when the caller's deadline drops this future's task).
     tokio::spawn(connection);
-    sender.send_request(request).await
+    Ok(sender)
 }
