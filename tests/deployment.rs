@@ -312,15 +312,19 @@ fn the_alert_rules_pass_promtool_check_and_their_unit_tests() {
 #[test]
 fn every_metric_the_rules_and_the_dashboard_query_is_one_a_running_host_exports() {
     // A host whose every metric family has a sample: a plugin that fails, one that answers a
-    // misread refusal, a shadow, a queue, a rejected callback.
+    // misread refusal, a shadow, a queue, a rejected callback, an OpenIM API call (to an address
+    // where nothing listens: its token fetch fails).
     let queue = tempfile::tempdir().unwrap();
     let server = Server::start_with_args(
         &[
             ("10-hostile.wasm", common::component("hostile")),
             ("20-shadow.wasm", common::example("10-guard.wasm")),
+            ("61-welcome.wasm", common::example("61-welcome.wasm")),
         ],
         &format!(
             "shadow_plugins = [\"20-shadow\"]\n\
+             [plugin_grants.61-welcome]\nopenim_api = [\"send-message\"]\n\
+             [openim_api]\nurl = \"http://127.0.0.1:1\"\nadmin_user = \"imAdmin\"\nsecret = \"x\"\n\
              [commands.callbackAfterKickGroupCommand]\ndelivery = \"queued\"\n\
              [queue]\npath = {:?}\n",
             queue.path().join("queue.redb").to_str().unwrap()
@@ -334,9 +338,17 @@ fn every_metric_the_rules_and_the_dashboard_query_is_one_a_running_host_exports(
         server.post("/callbackExample/callbackNoSuch", "{}").status,
         404
     );
+    let join = common::request_fixture("callbackAfterJoinGroupCommand");
+    assert_eq!(
+        server
+            .post("/callbackExample/callbackAfterJoinGroupCommand", &join)
+            .status,
+        200
+    );
     server.wait_until("the shadow and the misread refusal to be counted", || {
         server.metric("callback_host_shadow_total{") > 0.0
             && server.metric("callback_host_misread_refusals_total{") > 0.0
+            && server.metric("callback_host_openim_api_token_fetches_total{") > 0.0
     });
     let metrics = Server::get(server.admin_addr.as_deref().unwrap(), "/metrics").body;
     let exported = exported(&metrics);
