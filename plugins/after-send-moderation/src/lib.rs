@@ -126,7 +126,10 @@ impl after_send_single_msg::Guest for AfterSendModeration {
 
 impl after_send_group_msg::Guest for AfterSendModeration {
     fn handle(_delivery: Delivery, request: GroupMsg) -> Response {
-        moderate(&request.message, Conversation::Group(request.group_id.clone()))
+        moderate(
+            &request.message,
+            Conversation::Group(request.group_id.clone()),
+        )
     }
 }
 
