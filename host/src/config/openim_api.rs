@@ -162,3 +162,26 @@ pub(super) fn resolve_openim_api(
         timeout: Duration::from_millis(file.timeout_ms.unwrap_or(5_000).max(1)),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_operation_is_granted_by_the_name_the_interface_and_metrics_use() {
+        for operation in ApiOperation::ALL {
+            let granted: ApiOperation =
+                serde_json::from_value(serde_json::json!(operation.as_str())).unwrap();
+            assert_eq!(granted, operation);
+            assert!(operation.route().starts_with('/'));
+        }
+        let wit = include_str!("../../../wit/openim-api.wit");
+        for operation in ApiOperation::ALL {
+            assert!(
+                wit.contains(&format!("    {}: func(", operation.as_str())),
+                "{} is not a function of wit/openim-api.wit",
+                operation.as_str()
+            );
+        }
+    }
+}
