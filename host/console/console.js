@@ -197,8 +197,20 @@ function decision(step) {
     " ", el("span", { class: "muted" }, micros(step.micros)),
     d.err_msg ? el("div", { class: "muted" }, d.err_msg) : null,
     (step.api_calls || []).length ? el("div", { class: "api-calls" }, "OpenIM: ",
+      apiCallsSummary(step),
       ...step.api_calls.map((c) => el("span", { class: "badge " + (c.outcome === "ok" ? "go_on" : "failed"), title: "OpenIM API call" },
         c.operation + (c.outcome === "ok" ? "" : " " + c.outcome)))) : null);
+}
+
+// "1,873,412 calls (first 20 shown), 1,873,397 rate_limited": when a turn made more OpenIM calls
+// than the host keeps one by one.
+function apiCallsSummary(step) {
+  const total = step.api_calls_total || 0;
+  if (total <= step.api_calls.length) return null;
+  const counts = Object.entries(step.api_calls_by_outcome || {})
+    .map(([outcome, n]) => n.toLocaleString("en") + " " + outcome);
+  return el("span", { class: "muted api-calls-total" },
+    total.toLocaleString("en") + " calls (first " + step.api_calls.length + " shown), " + counts.join(", ") + " ");
 }
 
 function drawRecent(recent) {
@@ -218,7 +230,8 @@ function drawRecent(recent) {
   if (rows.length === 0) {
     $("recent").tBodies[0].append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "no callback yet")));
   }
-  $("recent-count").textContent = recent.total + " callbacks since start";
+  $("recent-count").textContent = recent.total + " callbacks since start" +
+    (recent.omitted ? " (" + recent.omitted + " more not listed: the list is capped at 1 MiB)" : "");
 }
 
 // ---- queue, shadows, warnings ----

@@ -141,11 +141,7 @@ impl Capabilities {
                 access: plugin.keyvalue.clone(),
             },
             http: plugin.http.clone(),
-            openim: openim::OpenimInstance {
-                access: plugin.openim.clone(),
-                retry_later: None,
-                calls: None,
-            },
+            openim: openim::OpenimInstance::new(plugin.openim.clone()),
         }
     }
 }

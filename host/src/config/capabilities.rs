@@ -14,6 +14,19 @@ use super::openim_api::ApiOperation;
 /// OpenIM API calls a plugin may make a second when its grant does not say.
 pub const DEFAULT_OPENIM_API_RATE: u32 = 10;
 
+/// Most OpenIM API calls of one plugin call (its turn for one callback), when its grant does not
+/// say: beyond it, calls fail at once (`rate-limited`) without reaching the rate cap or OpenIM. A
+/// retry loop written wrongly then spins on a refusal that costs nothing; a plugin that means to
+/// act on many users passes them in one call (`kick-group-members`, `get-users-info`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallsPerCallback(pub u32);
+
+impl Default for CallsPerCallback {
+    fn default() -> Self {
+        Self(20)
+    }
+}
+
 /// `[plugin_grants.<name>]`: capabilities granted to one plugin.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +41,7 @@ pub struct GrantFile {
     pub http_private: Option<bool>,
     pub openim_api: Option<Vec<ApiOperation>>,
     pub openim_api_rate: Option<u32>,
+    pub openim_api_calls_per_callback: Option<u32>,
 }
 
 /// The `[outbound_http]` section: bounds of plugins' outbound requests.
@@ -81,6 +95,8 @@ pub struct Grants {
     pub openim_api: Vec<ApiOperation>,
     /// Most OpenIM API calls a second, over all its instances (bursts up to as many).
     pub openim_api_rate: u32,
+    /// Most OpenIM API calls in one of its calls.
+    pub openim_api_calls_per_callback: CallsPerCallback,
 }
 
 /// Resolved `[outbound_http]` settings.
@@ -202,6 +218,18 @@ pub(super) fn resolve_grants(
                         });
                     }
                     rate => rate.unwrap_or(DEFAULT_OPENIM_API_RATE),
+                },
+                openim_api_calls_per_callback: match grant.openim_api_calls_per_callback {
+                    Some(0) => {
+                        return Err(ConfigError::Invalid {
+                            key: key("openim_api_calls_per_callback"),
+                            reason: "must be at least 1 (leave the operation out of openim_api \
+                                     for none)"
+                                .into(),
+                        });
+                    }
+                    Some(calls) => CallsPerCallback(calls),
+                    None => CallsPerCallback::default(),
                 },
             },
         );

@@ -31,7 +31,7 @@ use crate::protocol::known_command;
 use access::Access;
 
 pub use capabilities::{
-    GrantFile, Grants, KeyValueBackend, KeyValueFile, KeyValueSettings, OutboundHttpFile,
+    CallsPerCallback, GrantFile, Grants, KeyValueBackend, KeyValueFile, KeyValueSettings, OutboundHttpFile,
     OutboundHttpSettings,
 };
 pub use command::{CommandSettings, Delivery, FailurePolicy, effective_timeout};

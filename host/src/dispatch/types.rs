@@ -9,7 +9,7 @@ use std::time::Instant;
 use wasmtime::component::Val;
 
 use crate::history::Step;
-use crate::metrics::{ApiCall, ApiCalls, RequestOutcome};
+use crate::metrics::{ApiCallNotes, ApiCalls, RequestOutcome};
 use crate::protocol::schema::{Catalog, Command};
 use crate::protocol::{self, BodyError, CallbackResponse};
 use crate::queue::Event;
@@ -76,7 +76,7 @@ impl Callback {
     }
 
     /// The OpenIM API calls noted since the last time they were taken.
-    pub fn take_api_calls(&self) -> Vec<ApiCall> {
+    pub fn take_api_calls(&self) -> ApiCallNotes {
         std::mem::take(&mut *self.api_calls.lock().unwrap_or_else(|e| e.into_inner()))
     }
 

@@ -3,8 +3,10 @@
 //! disagreements, answers that do not mean what they seem to, and which commands have their
 //! request bodies captured for a while.
 //!
-//! Everything here is bounded (a ring of callbacks, a window of buckets) and lost on restart: the
-//! durable record of what happened is the log, `/metrics` and the record file.
+//! Everything here is bounded and lost on restart: a ring of callbacks, each cut to a fixed size
+//! whatever its plugins did ([`Trace::bounded`]), a window of buckets, and JSON answers of at most
+//! [`RECENT_JSON_CAP`] bytes. The durable record of what happened is the log, `/metrics` and the
+//! record file.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,8 +16,8 @@ use serde_json::{Value, json};
 
 use bytes::Bytes;
 
-use crate::metrics::{ApiCall, FailureKind, RequestOutcome};
-use crate::untrusted::ANSWER_CAP;
+use crate::metrics::{ApiCallNotes, FailureKind, RequestOutcome};
+use crate::untrusted::{ANSWER_CAP, LINE_CAP, MESSAGE_CAP};
 use series::Bucket;
 
 mod series;
@@ -32,6 +34,29 @@ pub const BUCKETS: usize = 120;
 pub const CAPTURE_CAP: usize = 16 * 1024;
 /// Longest capture an operator may switch on at once.
 pub const CAPTURE_MAX_SECONDS: u64 = 3600;
+/// Most bytes of the recent callbacks' JSON: the newest that fit are listed, the rest counted.
+pub const RECENT_JSON_CAP: usize = 1 << 20;
+
+/// `text` cut to at most `cap` bytes, on a character boundary.
+fn cut(text: &str, cap: usize) -> &str {
+    if text.len() <= cap {
+        return text;
+    }
+    let mut end = cap;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// `text` as kept: itself when within `cap`, else its first `cap` bytes in a string of their own.
+fn kept(text: &mut String, cap: usize) {
+    let end = cut(text, cap).len();
+    if end < text.len() {
+        text.truncate(end);
+        text.shrink_to_fit();
+    }
+}
 
 /// One plugin's turn in a callback's chain.
 #[derive(Debug, Clone)]
@@ -45,8 +70,8 @@ pub struct Step {
     /// It answered `nextCode 1` with a non-zero `actionCode`: OpenIM goes on (see
     /// [`crate::protocol::CallbackResponse::is_misread_refusal`]).
     pub misread_refusal: bool,
-    /// The OpenIM API calls it made, in order.
-    pub api_calls: Vec<ApiCall>,
+    /// The OpenIM API calls it made: the first ones in order, all of them counted.
+    pub api_calls: ApiCallNotes,
 }
 
 /// What a plugin decided.
@@ -136,6 +161,45 @@ impl Trace {
             answer: Bytes::new(),
             body: None,
         }
+    }
+}
+
+impl Trace {
+    /// The trace as the ring keeps it, whatever its plugins or client sent: the answer cut at
+    /// [`ANSWER_CAP`] (in a buffer of its own: a slice would keep the whole answer alive), each
+    /// plugin's texts at [`LINE_CAP`], an unknown path at [`MESSAGE_CAP`]. With the body capture's
+    /// own cap and the bounded OpenIM call notes, a trace costs a few KiB per plugin at most.
+    pub fn bounded(mut self) -> Self {
+        if self.answer.len() > ANSWER_CAP {
+            self.answer = Bytes::copy_from_slice(&self.answer[..ANSWER_CAP]);
+        }
+        if let Some(path) = &mut self.path {
+            kept(path, MESSAGE_CAP);
+        }
+        for step in &mut self.steps {
+            match &mut step.decision {
+                Decision::GoOn => {}
+                Decision::Refused {
+                    err_msg, err_dlt, ..
+                } => {
+                    kept(err_msg, LINE_CAP);
+                    kept(err_dlt, LINE_CAP);
+                }
+                Decision::Failed { detail, .. } => kept(detail, LINE_CAP),
+            }
+        }
+        self
+    }
+}
+
+/// An answer as a disagreement keeps it: itself, or its JSON cut at [`ANSWER_CAP`] as a string
+/// when it is longer.
+fn answer_kept(answer: Value) -> Value {
+    let text = answer.to_string();
+    if text.len() <= ANSWER_CAP {
+        answer
+    } else {
+        Value::String(cut(&text, ANSWER_CAP).to_owned())
     }
 }
 
@@ -238,6 +302,7 @@ impl History {
     }
 
     fn keep(&self, trace: Trace) {
+        let trace = trace.bounded();
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         if recent.len() == RECENT {
             recent.pop_front();
@@ -252,7 +317,8 @@ impl History {
     }
 
     /// The recent callbacks, newest first, those of `command` and `outcome` when given (an
-    /// outcome of `failed` takes every failure cause).
+    /// outcome of `failed` takes every failure cause): at most `limit` of them, and as many as fit
+    /// in [`RECENT_JSON_CAP`] bytes; `omitted` counts the ones left out for that cap.
     pub fn recent(&self, command: Option<&str>, outcome: Option<&str>, limit: usize) -> Value {
         let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         let wanted = |trace: &Trace| {
@@ -262,14 +328,29 @@ impl History {
                     o => trace.outcome.as_str() == o,
                 })
         };
-        let traces: Vec<Value> = recent
-            .iter()
-            .rev()
-            .filter(|t| wanted(t))
-            .take(limit)
-            .map(|t| trace_json(t))
-            .collect();
-        json!({ "callbacks": traces, "total": self.total.load(Ordering::Relaxed) })
+        let mut traces: Vec<Value> = Vec::new();
+        let mut bytes = 0;
+        let mut omitted = 0;
+        for trace in recent.iter().rev().filter(|t| wanted(t)).take(limit) {
+            if omitted > 0 {
+                omitted += 1;
+                continue;
+            }
+            let value = trace_json(trace);
+            // The separator, and the value as `to_string` writes it.
+            let size = 1 + value.to_string().len();
+            if bytes + size > RECENT_JSON_CAP {
+                omitted += 1;
+            } else {
+                bytes += size;
+                traces.push(value);
+            }
+        }
+        json!({
+            "callbacks": traces,
+            "omitted": omitted,
+            "total": self.total.load(Ordering::Relaxed),
+        })
     }
 
     /// The newest callback kept with this operationID (the answer, or the delivery of a queued
@@ -307,7 +388,9 @@ impl History {
     }
 
     /// Keeps a shadow disagreement.
-    pub fn disagreed(&self, disagreement: Disagreement) {
+    pub fn disagreed(&self, mut disagreement: Disagreement) {
+        disagreement.given = answer_kept(disagreement.given);
+        disagreement.shadow = answer_kept(disagreement.shadow);
         let mut kept = self.disagreements.lock().unwrap_or_else(|e| e.into_inner());
         if kept.len() == DISAGREEMENTS {
             kept.pop_front();
@@ -407,10 +490,14 @@ fn trace_json(trace: &Trace) -> Value {
                 "decision": s.decision.to_json(),
                 "micros": s.micros,
                 "misread_refusal": s.misread_refusal,
-                "api_calls": s.api_calls.iter().map(|c| json!({
+                "api_calls": s.api_calls.first.iter().map(|c| json!({
                     "operation": c.operation,
                     "outcome": c.outcome.as_str(),
                 })).collect::<Vec<_>>(),
+                "api_calls_total": s.api_calls.total(),
+                "api_calls_by_outcome": s.api_calls.by_outcome()
+                    .map(|(outcome, count)| (outcome.as_str().to_owned(), Value::from(count)))
+                    .collect::<serde_json::Map<_, _>>(),
             })
         })
         .collect();

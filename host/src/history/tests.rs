@@ -76,3 +76,92 @@ fn capture_is_bounded_in_time_and_size() {
     assert!(history.captured("cb", b"{}").is_none());
     assert!(history.captures().is_empty());
 }
+
+/// A trace as large as plugins and a client can make it: a 1 MiB answer, 4 KiB texts from
+/// every plugin (cut mid-character), an OpenIM API flood, a long unknown path, a captured body.
+fn worst_trace(history: &History, plugins: usize) -> Trace {
+    use crate::metrics::{ApiCall, ApiCallNotes, ApiOutcome};
+    let mut calls = ApiCallNotes::default();
+    for _ in 0..100_000 {
+        calls.note(ApiCall {
+            operation: "kick-group-members",
+            outcome: ApiOutcome::RateLimited,
+        });
+    }
+    let mut trace = trace("cb", RequestOutcome::Refused, 1);
+    trace.answer = Bytes::from(vec![b'a'; 1 << 20]);
+    trace.path = Some("p".repeat(64 << 10));
+    trace.body = history.captured("cb", &vec![b'b'; 1 << 20]);
+    trace.steps = (0..plugins)
+        .map(|_| Step {
+            plugin: "10-flood".into(),
+            decision: Decision::Refused {
+                err_code: 1,
+                err_msg: "é".repeat(2 << 10),
+                err_dlt: "d".repeat(4 << 10),
+            },
+            micros: 1,
+            misread_refusal: false,
+            api_calls: calls.clone(),
+        })
+        .collect();
+    trace
+}
+
+#[test]
+fn a_kept_trace_is_cut_to_a_few_kib_per_plugin() {
+    let history = History::default();
+    history.capture("cb", 60);
+    let kept = worst_trace(&history, 3).bounded();
+    assert_eq!(kept.answer.len(), ANSWER_CAP);
+    assert_eq!(kept.path.as_ref().unwrap().len(), MESSAGE_CAP);
+    for step in &kept.steps {
+        let Decision::Refused {
+            err_msg, err_dlt, ..
+        } = &step.decision
+        else {
+            panic!("a refusal stays a refusal");
+        };
+        assert!(err_msg.len() <= LINE_CAP && err_msg.len() > LINE_CAP - 2);
+        assert!(err_msg.chars().all(|c| c == 'é'), "cut on a character");
+        assert_eq!(err_dlt.len(), LINE_CAP);
+        assert_eq!(step.api_calls.total(), 100_000);
+    }
+    let json = trace_json(&kept).to_string();
+    assert!(json.len() < 32 << 10, "{} bytes", json.len());
+    assert!(json.contains("\"api_calls_total\":100000"), "{json:.2000}");
+    assert!(json.contains("\"rate_limited\":100000"), "{json:.2000}");
+}
+
+#[test]
+fn the_recent_json_stays_under_its_cap_whatever_the_ring_holds() {
+    let history = History::default();
+    history.capture("cb", 60);
+    for _ in 0..RECENT {
+        history.add(worst_trace(&history, 8));
+    }
+    let recent = history.recent(None, None, RECENT);
+    let listed = recent["callbacks"].as_array().unwrap().len();
+    let omitted = recent["omitted"].as_u64().unwrap() as usize;
+    assert!(listed > 0, "the newest that fit are listed");
+    assert_eq!(listed + omitted, RECENT, "the rest are counted");
+    assert!(omitted > 0, "the worst ring does not fit");
+    let size = recent.to_string().len();
+    assert!(size <= RECENT_JSON_CAP + 100, "{size} bytes");
+}
+
+#[test]
+fn a_disagreement_keeps_at_most_a_capped_answer() {
+    let history = History::default();
+    history.disagreed(Disagreement {
+        at_ms: 0,
+        command: "cb",
+        operation_id: "op".into(),
+        plugin: "shadow".into(),
+        given: json!({"errMsg": "ok"}),
+        shadow: json!({"errMsg": "x".repeat(1 << 20)}),
+    });
+    let kept = history.disagreements();
+    assert_eq!(kept[0]["given"]["errMsg"], "ok");
+    assert_eq!(kept[0]["shadow"].as_str().unwrap().len(), ANSWER_CAP);
+}

@@ -1,8 +1,9 @@
 //! `openim:callback/openim-api`: OpenIM's own REST API for plugins (send, revoke, mute, kick,
 //! read users), called by the host with the admin token it keeps ([`client`]). A plugin calls
 //! only the operations its grant lists, at most `openim_api_rate` a second over all its
-//! instances, each call under the plugin's deadline; every call is counted by plugin, operation
-//! and outcome. `retry-later` lets a plugin fail its delivery on purpose, so the queue delivers
+//! instances and `openim_api_calls_per_callback` in one plugin call, each call under the plugin's
+//! deadline; every call is counted by plugin, operation and outcome, and noted for the console in
+//! bounded [`ApiCallNotes`](crate::metrics::ApiCallNotes). `retry-later` lets a plugin fail its delivery on purpose, so the queue delivers
 //! a queued after-callback again.
 
 pub mod client;
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use wasmtime::component::{HasData, Linker};
 
+use crate::config::CallsPerCallback;
 use crate::config::openim_api::ApiOperation;
 use crate::metrics::{ApiCall, ApiCalls, ApiOutcome, Metrics};
 pub use client::{ApiFailure, Client};
@@ -49,6 +51,8 @@ pub struct OpenimAccess {
     granted: Vec<ApiOperation>,
     /// Its calls a second, over all its instances.
     rate: RateCap,
+    /// Its calls in one plugin call.
+    per_callback: CallsPerCallback,
     /// The plugin's name, for the metrics.
     plugin: Arc<str>,
     /// Counts calls.
@@ -66,6 +70,7 @@ impl OpenimAccess {
             client,
             granted: grants.openim_api.clone(),
             rate: RateCap::new(grants.openim_api_rate),
+            per_callback: grants.openim_api_calls_per_callback,
             plugin,
             metrics,
         }
@@ -88,6 +93,13 @@ impl OpenimAccess {
                 outcome = outcome.as_str(), "OpenIM API call failed: {error:?}");
         }
         result
+    }
+
+    /// Refuses a call past the plugin's calls per callback: counted, and nothing else done.
+    fn over_cap(&self, operation: ApiOperation) -> ApiError {
+        self.metrics
+            .openim_api_call(&self.plugin, operation.as_str(), ApiOutcome::CallCap);
+        ApiError::RateLimited
     }
 
     async fn checked(
@@ -185,12 +197,25 @@ pub struct OpenimInstance {
     pub retry_later: Option<String>,
     /// Where the current call's OpenIM calls are noted, for the console.
     pub calls: Option<Arc<ApiCalls>>,
+    /// OpenIM calls the current call has made (refused ones included), against the grant's
+    /// calls per callback.
+    made: u32,
 }
 
 impl OpenimInstance {
-    /// Prepares the instance for a call: no retry asked yet, its calls noted in `calls`.
+    /// The OpenIM side of a new instance of a plugin with `access`.
+    pub fn new(access: Option<Arc<OpenimAccess>>) -> Self {
+        Self {
+            access,
+            ..Self::default()
+        }
+    }
+
+    /// Prepares the instance for a call: no retry asked yet, no OpenIM call made, its calls noted
+    /// in `calls`.
     pub fn begin_call(&mut self, calls: Option<Arc<ApiCalls>>) {
         self.retry_later = None;
+        self.made = 0;
         self.calls = calls;
     }
 }
@@ -221,24 +246,31 @@ pub fn add_to_linker<T: Send + 'static>(
 }
 
 impl OpenimView<'_> {
-    async fn call(&self, operation: ApiOperation, body: Value) -> Result<Value, ApiError> {
+    async fn call(&mut self, operation: ApiOperation, body: Value) -> Result<Value, ApiError> {
         let Some(access) = &self.instance.access else {
             return Err(ApiError::NotGranted(operation.as_str().to_owned()));
         };
-        let deadline = self
-            .deadline
-            .checked_sub(LEAVE_TO_THE_PLUGIN)
-            .unwrap_or(self.deadline);
-        let result = access
-            .call(operation, body, self.operation_id, deadline)
-            .await;
+        self.instance.made = self.instance.made.saturating_add(1);
+        let (result, outcome) = if self.instance.made > access.per_callback.0 {
+            (Err(access.over_cap(operation)), ApiOutcome::CallCap)
+        } else {
+            let deadline = self
+                .deadline
+                .checked_sub(LEAVE_TO_THE_PLUGIN)
+                .unwrap_or(self.deadline);
+            let result = access
+                .call(operation, body, self.operation_id, deadline)
+                .await;
+            let outcome = outcome(&result);
+            (result, outcome)
+        };
         if let Some(calls) = &self.instance.calls {
             calls
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .push(ApiCall {
+                .note(ApiCall {
                     operation: operation.as_str(),
-                    outcome: outcome(&result),
+                    outcome,
                 });
         }
         result
