@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use crate::common::{self, GO_ON, Server, example, openim_request};
 
 /// OpenIM's secret in these tests: it must never show in a log line, an answer or the console.
-const SECRET: &str = "openim-secret-7f3a9c";
+pub(crate) const SECRET: &str = "openim-secret-7f3a9c";
 /// The admin user OpenIM's share.yml names.
 const ADMIN: &str = "imAdmin";
 
@@ -56,14 +56,14 @@ struct State {
 }
 
 /// OpenIM's API layer, as far as the host uses it.
-struct FakeOpenim {
+pub(crate) struct FakeOpenim {
     port: u16,
     state: Arc<Mutex<State>>,
     mode: Arc<Mutex<Mode>>,
 }
 
 impl FakeOpenim {
-    fn start(lifetime: Duration) -> Self {
+    pub(crate) fn start(lifetime: Duration) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
@@ -101,7 +101,7 @@ impl FakeOpenim {
     }
 
     /// The host's `[openim_api]` section for this server.
-    fn section(&self) -> String {
+    pub(crate) fn section(&self) -> String {
         format!(
             "[openim_api]\nurl = \"http://127.0.0.1:{}\"\nadmin_user = \"{ADMIN}\"\n",
             self.port

@@ -18,6 +18,8 @@
 //! - `docs`: the README and `docs/`: links and anchors resolve, generated parts in place.
 //! - `cli`: the plugin tools (`check`, `call`, `new`).
 //! - `fuzz`: everything an untrusted party controls, mutated (`FUZZ_SEED` replays a failure).
+//! - `bounded`, `isolation`: a plugin flooding a capability leaves the host's memory flat and the
+//!   console's JSON small; no page written by one request reaches the next instance.
 //! - `openim_api`: plugins acting on OpenIM through its API, against a fake of OpenIM's API layer
 //!   written from its source (token, envelope, error codes).
 
@@ -26,6 +28,7 @@ mod common;
 mod abusive_clients;
 mod access;
 mod app;
+mod bounded;
 mod callbacks;
 mod capabilities;
 mod cli;
@@ -37,6 +40,7 @@ mod example_plugins;
 mod fuzz;
 mod hostile_plugins;
 mod image;
+mod isolation;
 mod openim_api;
 mod operations;
 mod protocol;

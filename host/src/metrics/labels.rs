@@ -213,8 +213,7 @@ impl ApiCallNotes {
     /// Adds `later`'s calls after these.
     pub fn append(&mut self, later: &mut ApiCallNotes) {
         let room = API_CALLS_SHOWN.saturating_sub(self.first.len());
-        self.first
-            .extend(later.first.drain(..).take(room));
+        self.first.extend(later.first.drain(..).take(room));
         for (count, more) in self.counts.iter_mut().zip(later.counts) {
             *count += more;
         }
