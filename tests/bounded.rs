@@ -16,10 +16,10 @@ const FLOODS: usize = 10;
 const RSS_GROWTH: u64 = 4 << 20;
 
 /// The flood plugin, granted one OpenIM operation, its own bucket and one origin, with OpenIM's
-/// timeout of 1 s (the plugin floods for about 300 ms of it), inline.
+/// timeout of 2 s (the plugin floods for about 1.3 s of it), inline.
 fn flood_server(fake: &FakeOpenim) -> Server {
     let config = format!(
-        "safety_margin_ms = 500\n[defaults]\ntimeout_secs = 1\ndelivery = \"inline\"\n{}\n\
+        "safety_margin_ms = 500\n[defaults]\ntimeout_secs = 2\ndelivery = \"inline\"\n{}\n\
          [plugin_grants.10-flood]\nopenim_api = [\"kick-group-members\"]\nkeyvalue = true\n\
          http = [\"http://127.0.0.1:10\"]\n",
         fake.section()
@@ -63,8 +63,9 @@ fn a_plugin_flooding_any_capability_leaves_the_hosts_memory_flat() {
         let before = server.rss_bytes();
         let calls: u64 = (0..FLOODS).map(|_| flood(&server, kind)).sum();
         let after = server.rss_bytes();
+        // A loop, even on a loaded machine and a debug build (a key-value read takes tens of µs).
         assert!(
-            calls > 10_000 * FLOODS as u64,
+            calls > 1_000 * FLOODS as u64,
             "{kind}: only {calls} calls in {FLOODS} floods: the plugin did not loop"
         );
         assert!(
@@ -86,6 +87,7 @@ fn the_console_counts_every_openim_call_and_shows_the_first_twenty() {
     let fake = FakeOpenim::start(Duration::from_secs(3600));
     let server = flood_server(&fake);
     let calls = flood(&server, "api");
+    assert!(calls > 1_000, "only {calls} calls: the plugin did not loop");
     let (recent, bytes) = recent_callbacks(&server);
     let step = &recent["callbacks"][0]["steps"][0];
     assert_eq!(step["plugin"], "10-flood");
