@@ -197,7 +197,10 @@ fn a_page_swapped_out_between_two_calls_never_reaches_the_next_instance() {
         "the secrets were never swapped out (VmSwap at most {} KiB): the test proved nothing",
         swapped >> 10
     );
-    eprintln!("isolation: up to {} KiB of the server swapped out", swapped >> 10);
+    eprintln!(
+        "isolation: up to {} KiB of the server swapped out",
+        swapped >> 10
+    );
     drop(server);
     drop(swap);
 }

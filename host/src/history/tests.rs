@@ -1,4 +1,5 @@
 use super::*;
+use crate::untrusted::{LINE_CAP, MESSAGE_CAP};
 
 fn trace(command: &'static str, outcome: RequestOutcome, micros: u64) -> Trace {
     Trace::new(command, "op".into(), outcome, micros)

@@ -10,8 +10,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+mod api_calls;
 mod labels;
 
+pub use api_calls::*;
 pub use labels::*;
 
 /// Every metric the host keeps.
