@@ -9,14 +9,7 @@ use crate::untrusted::{ANSWER_CAP, LINE_CAP, MESSAGE_CAP};
 
 /// `text` cut to at most `cap` bytes, on a character boundary.
 fn cut(text: &str, cap: usize) -> &str {
-    if text.len() <= cap {
-        return text;
-    }
-    let mut end = cap;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
+    &text[..text.floor_char_boundary(cap)]
 }
 
 /// `text` as kept: itself when within `cap`, else its first `cap` bytes in a string of their own.
