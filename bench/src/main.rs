@@ -31,7 +31,9 @@ mod targets;
 mod workload;
 
 use drive::{Load, drive};
-use process::{ServerProcess, callback_host_binary, context_switches, cpu_time, host_config};
+use process::{
+    ServerProcess, callback_host_binary, context_switches, cpu_time, host_config, minor_faults,
+};
 use report::{median, micros, render, render_latency, replace_between, replace_section, today};
 use targets::{Served, TARGETS, Target};
 use workload::{Call, request_mix};
@@ -119,14 +121,15 @@ struct RunArgs {
     #[arg(long, default_value = "plugins")]
     plugins: PathBuf,
     /// Targets to run, comma-separated: native, host-alone, rust, c, js, python, go, js-capped, python-capped, rust-nofuel,
-    /// rust-noepoch, rust-reuse, js-reuse, python-reuse, go-reuse, native-moderation, rust-moderation,
+    /// rust-noepoch, rust-reuse, js-reuse, python-reuse, go-reuse, js-warm, python-warm,
+    /// native-moderation, rust-moderation,
     /// rust-moderation-reuse, rust-queued, native-ratelimit, rust-ratelimit,
     /// native-ratelimit-redis, rust-ratelimit-redis.
-    #[arg(long, value_delimiter = ',', default_values_t = ["native", "host-alone", "rust", "c", "js", "python", "go", "js-capped", "python-capped", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse", "go-reuse", "rust-queued", "native-moderation", "rust-moderation", "rust-moderation-reuse", "native-ratelimit", "rust-ratelimit", "native-ratelimit-redis", "rust-ratelimit-redis"].map(String::from))]
+    #[arg(long, value_delimiter = ',', default_values_t = ["native", "host-alone", "rust", "c", "js", "python", "go", "js-capped", "python-capped", "rust-nofuel", "rust-noepoch", "rust-reuse", "js-reuse", "python-reuse", "go-reuse", "js-warm", "python-warm", "rust-queued", "native-moderation", "rust-moderation", "rust-moderation-reuse", "native-ratelimit", "rust-ratelimit", "native-ratelimit-redis", "rust-ratelimit-redis"].map(String::from))]
     targets: Vec<String>,
     /// Targets of the one-connection latency rows, comma-separated (none: skipped): each guard
     /// with and without instances built ahead, beside native and the host alone.
-    #[arg(long, value_delimiter = ',', default_values_t = ["native", "host-alone", "rust", "rust-nostock", "c", "c-nostock", "js", "js-nostock", "python", "python-nostock", "go", "go-nostock"].map(String::from))]
+    #[arg(long, value_delimiter = ',', default_values_t = ["native", "host-alone", "rust", "rust-nostock", "c", "c-nostock", "js", "js-nostock", "js-warm", "python", "python-nostock", "python-warm", "go", "go-nostock"].map(String::from))]
     latency_targets: Vec<String>,
     /// One-connection rows: from the start of one request to the start of the next, in µs
     /// (0: back to back, the connection saturated).
@@ -223,6 +226,10 @@ struct Trial {
     /// The server's context switches (all its threads) per answered request over the measured
     /// window: its own (voluntary), and preemptions.
     switches_per_request: Option<(f64, f64)>,
+    /// The server's minor page faults per answered request over the measured window: pages
+    /// touched for the first time (copy-on-write copies, fresh zeroed pages), the cost of a
+    /// never-used instance that shows least in a profile.
+    faults_per_request: Option<f64>,
 }
 
 impl Results {
@@ -241,6 +248,11 @@ impl Results {
             self.median_of(|t| t.switches_per_request.map(|s| s.0)),
             self.median_of(|t| t.switches_per_request.map(|s| s.1)),
         )
+    }
+
+    /// The median round's server minor page faults per request.
+    fn faults(&self) -> f64 {
+        self.median_of(|t| t.faults_per_request)
     }
 
     /// The median round's server CPU time per request (µs).
@@ -271,6 +283,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let cache = tempfile::tempdir()?;
     let mut results = targets(&args.targets, &args.plugins, cache.path())?;
     let mut latency = targets(&args.latency_targets, &args.plugins, cache.path())?;
+    // The same one-connection targets back to back, beside the paced rows (none when the paced
+    // rows are back to back already).
+    let mut back_to_back = if args.latency_pace_us == 0 {
+        Vec::new()
+    } else {
+        targets(&args.latency_targets, &args.plugins, cache.path())?
+    };
     // The Redis of the Redis rows: a real server on a free port, for the host and the baseline.
     let redis = if results
         .iter()
@@ -292,12 +311,23 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         pace: Duration::from_micros(args.latency_pace_us),
         ..saturated
     };
+    let one_back_to_back = Load {
+        pace: Duration::ZERO,
+        ..one
+    };
     for round in 1..=args.rounds {
-        for (load, set) in [(saturated, &mut results), (one, &mut latency)] {
+        for (load, set) in [
+            (saturated, &mut results),
+            (one, &mut latency),
+            (one_back_to_back, &mut back_to_back),
+        ] {
             for result in set.iter_mut() {
                 eprintln!(
-                    "round {round}/{}: {} ({} connections)",
-                    args.rounds, result.target.name, load.connections
+                    "round {round}/{}: {} ({} connections{})",
+                    args.rounds,
+                    result.target.name,
+                    load.connections,
+                    if load.pace.is_zero() { "" } else { ", paced" }
                 );
                 let bodies = Arc::new(request_mix(result.target.workload));
                 let trial = trial(
@@ -310,12 +340,13 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 )
                 .await?;
                 eprintln!(
-                    "  {:.0} req/s, p50 {} us, p99 {} us, server CPU {:.1} us/request, switches/request {:?} (own, preempted)",
+                    "  {:.0} req/s, p50 {} us, p99 {} us, server CPU {:.1} us/request, switches/request {:?} (own, preempted), minor faults/request {:.1}",
                     trial.requests_per_sec,
                     trial.latency_us.value_at_quantile(0.50),
                     trial.latency_us.value_at_quantile(0.99),
                     trial.cpu_us_per_request.unwrap_or(f64::NAN),
                     trial.switches_per_request,
+                    trial.faults_per_request.unwrap_or(f64::NAN),
                 );
                 result.trials.push(trial);
             }
@@ -323,7 +354,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let mut table = render(&results, &args);
     if !latency.is_empty() {
-        table.push_str(&render_latency(&latency, &args));
+        table.push_str(&render_latency(&latency, &back_to_back, &args));
     }
     println!("{table}");
     if let Some(readme) = &args.write_readme {
@@ -436,17 +467,18 @@ async fn trial(
     let pid = server.pid();
     let cpu = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs_f64(load.warmup)).await;
-        let before = (cpu_time(pid), context_switches(pid));
+        let before = (cpu_time(pid), context_switches(pid), minor_faults(pid));
         tokio::time::sleep(Duration::from_secs_f64(load.seconds)).await;
-        let after = (cpu_time(pid), context_switches(pid));
+        let after = (cpu_time(pid), context_switches(pid), minor_faults(pid));
         (
             after.0.zip(before.0).map(|(a, b)| a.saturating_sub(b)),
             after.1.zip(before.1).map(|(a, b)| a.saturating_sub(b)),
+            after.2.zip(before.2).map(|(a, b)| a.saturating_sub(b)),
         )
     });
     let driven = drive(server.addr, load, bodies).await;
     let peak_rss_kib = server.status_kib("VmHWM:");
-    let (cpu, switches) = cpu.await?;
+    let (cpu, switches, faults) = cpu.await?;
     server.stop();
     let (requests_per_sec, latency_us) = driven?;
     let requests = requests_per_sec * load.seconds;
@@ -462,5 +494,6 @@ async fn trial(
                 n.preempted as f64 / requests.max(1.0),
             )
         }),
+        faults_per_request: faults.map(|n| n as f64 / requests.max(1.0)),
     })
 }

@@ -38,6 +38,7 @@ pub(crate) fn host_config(
         plugin_calls,
         queued,
         stock,
+        warm_up,
     } = target.settings;
     let mut toml = format!(
         "listen = \"127.0.0.1:0\"\nplugins = {:?}\ncache_dir = {:?}\nfuel_metering = {fuel}\n\
@@ -51,6 +52,9 @@ pub(crate) fn host_config(
     }
     if !stock {
         toml.push_str("stock_instances = 0\n");
+    }
+    if warm_up {
+        toml.push_str("warm_up_call = true\n");
     }
     // Inline unless asked: the rows measure the plugins, one row the queue.
     let delivery = if queued { "queued" } else { "inline" };
@@ -105,16 +109,28 @@ impl Switches {
     }
 }
 
+/// Minor page faults a process has taken so far (all its threads), from `/proc/PID/stat`: a
+/// fault served without I/O, mostly the first touch of a page (a copy-on-write copy, a zeroed
+/// page, a mapping of a page already in the page cache).
+pub(crate) fn minor_faults(pid: u32) -> Option<u64> {
+    stat_fields(pid)?.get(7)?.parse().ok()
+}
+
+/// The fields of `/proc/PID/stat` after the command name (which may hold spaces and ends with
+/// ')'): the state is the first.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
 /// CPU time (user + system) a process has used so far, from `/proc/PID/stat` (in clock ticks of
 /// 10 ms: over a measured window of seconds, within a percent).
 pub(crate) fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) end with ')'; utime and stime are
-    // the 14th and 15th fields of the line.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
+    let fields = stat_fields(pid)?;
+    // utime and stime: the 14th and 15th fields of the line.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
     Some(Duration::from_millis((utime + stime) * 10))
 }
 

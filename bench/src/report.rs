@@ -48,11 +48,15 @@ pub(crate) fn render(results: &[Results], args: &RunArgs) -> String {
          efficiency, which depends less than req/s on what else the machine runs. \
          \"switches/request\" are the server's context switches per answer, all its threads: its own \
          (a thread waiting: a park, a lock, a sleep) + preemptions (the kernel giving the core to \
-         another runnable thread, mostly the load generator's, which shares the two cores).\n\n",
+         another runnable thread, mostly the load generator's, which shares the two cores). \
+         \"faults/request\" are the server's minor page faults per answer (median round): pages \
+         touched for the first time, such as copy-on-write copies of a plugin's memory image.\n\n",
         args.connections, args.rounds, args.seconds
     );
-    out.push_str("| target | component size | compile | load from cache | req/s | vs native | CPU/request | native/CPU | switches/request: own + preempted | p50 | p99 | p99.9 | idle RSS | peak RSS | +load |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    out.push_str("| target | component size | compile | load from cache | req/s | vs native | CPU/request | native/CPU | switches/request: own + preempted | faults/request | p50 | p99 | p99.9 | idle RSS | peak RSS | +load |\n");
+    out.push_str(
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
     for r in results {
         let rps = median(r.trials.iter().map(|t| t.requests_per_sec).collect());
         let all = r.latencies();
@@ -60,7 +64,7 @@ pub(crate) fn render(results: &[Results], args: &RunArgs) -> String {
         let idle = median(r.trials.iter().map(|t| t.idle_rss_kib as f64).collect());
         let opt = |v: Option<String>| v.unwrap_or_else(|| "-".into());
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {:.0} | {:.1}% | {:.1} µs | {:.1}% | {:.2} + {:.2} | {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB |\n",
+            "| {} | {} | {} | {} | {:.0} | {:.1}% | {:.1} µs | {:.1}% | {:.2} + {:.2} | {:.1} | {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.1} MiB |\n",
             r.target.name,
             opt(r.size_bytes.map(size)),
             opt(r.compile_ms.map(|d| micros(d.as_micros() as u64))),
@@ -71,6 +75,7 @@ pub(crate) fn render(results: &[Results], args: &RunArgs) -> String {
             100.0 * native_cpu(r.target.workload) / r.cpu(),
             r.switches().0,
             r.switches().1,
+            r.faults(),
             micros(all.value_at_quantile(0.50)),
             micros(all.value_at_quantile(0.99)),
             micros(all.value_at_quantile(0.999)),
@@ -83,9 +88,13 @@ pub(crate) fn render(results: &[Results], args: &RunArgs) -> String {
 }
 
 /// The one-connection table: each guard's answer time with and without instances built ahead,
-/// beside native's.
-pub(crate) fn render_latency(results: &[Results], args: &RunArgs) -> String {
-    let native_p50 = results
+/// beside native's, paced and (when `back_to_back` has the same rows) back to back.
+pub(crate) fn render_latency(
+    paced: &[Results],
+    back_to_back: &[Results],
+    args: &RunArgs,
+) -> String {
+    let native_p50 = paced
         .iter()
         .find(|r| r.target.served == Served::Native)
         .map_or(f64::NAN, |r| r.latencies().value_at_quantile(0.50) as f64);
@@ -101,22 +110,43 @@ pub(crate) fn render_latency(results: &[Results], args: &RunArgs) -> String {
         "\nOne connection, {pace}, {} rounds of {} s per target: the answer time OpenIM waits for \
          at the load it usually has. \"stock_instances = 0\" rows build each instance while the \
          request waits (as before instances were built ahead); \"vs native\" is the row's p50 over \
-         native's.\n\n",
+         native's. The \"back to back\" columns are the same target with the next request sent as \
+         soon as the answer is in: no idle time between calls for building the next instance.\n\n",
         args.rounds, args.seconds
     );
-    out.push_str("| target | p50 | p99 | p99.9 | p50 vs native | CPU/request |\n");
-    out.push_str("|---|---:|---:|---:|---:|---:|\n");
-    for r in results {
+    out.push_str("| target | p50 | p99 | p99.9 | p50 vs native | CPU/request | faults/request |");
+    if !back_to_back.is_empty() {
+        out.push_str(" back to back: req/s | p50 | p99 | CPU/request | faults/request |");
+    }
+    out.push_str("\n|---|---:|---:|---:|---:|---:|---:|");
+    if !back_to_back.is_empty() {
+        out.push_str("---:|---:|---:|---:|---:|");
+    }
+    out.push('\n');
+    for (i, r) in paced.iter().enumerate() {
         let all = r.latencies();
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {:.2}x | {:.1} µs |\n",
+            "| {} | {} | {} | {} | {:.2}x | {:.1} µs | {:.1} |",
             r.target.name,
             micros(all.value_at_quantile(0.50)),
             micros(all.value_at_quantile(0.99)),
             micros(all.value_at_quantile(0.999)),
             all.value_at_quantile(0.50) as f64 / native_p50,
             r.cpu(),
+            r.faults(),
         ));
+        if let Some(b) = back_to_back.get(i) {
+            let all = b.latencies();
+            out.push_str(&format!(
+                " {:.0} | {} | {} | {:.1} µs | {:.1} |",
+                median(b.trials.iter().map(|t| t.requests_per_sec).collect()),
+                micros(all.value_at_quantile(0.50)),
+                micros(all.value_at_quantile(0.99)),
+                b.cpu(),
+                b.faults(),
+            ));
+        }
+        out.push('\n');
     }
     out
 }

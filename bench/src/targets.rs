@@ -33,6 +33,8 @@ pub(crate) struct Settings {
     pub(crate) queued: bool,
     /// Instances built ahead (`stock_instances` at its default); `false`: `stock_instances = 0`.
     pub(crate) stock: bool,
+    /// `warm_up_call = true`: each instance built ahead runs one canned call first.
+    pub(crate) warm_up: bool,
 }
 
 impl Settings {
@@ -42,6 +44,7 @@ impl Settings {
         plugin_calls: None,
         queued: false,
         stock: true,
+        warm_up: false,
     };
 }
 
@@ -243,6 +246,28 @@ pub(crate) const TARGETS: &[Target] = &[
         served: Served::Plugin("13-guard-py.wasm"),
         reuse: 1000,
         settings: Settings::DEFAULT,
+        workload: Workload::Kick,
+    },
+    Target {
+        key: "js-warm",
+        name: "JavaScript guard, warm_up_call = true",
+        served: Served::Plugin("12-guard-js.wasm"),
+        reuse: 1,
+        settings: Settings {
+            warm_up: true,
+            ..Settings::DEFAULT
+        },
+        workload: Workload::Kick,
+    },
+    Target {
+        key: "python-warm",
+        name: "Python guard, warm_up_call = true",
+        served: Served::Plugin("13-guard-py.wasm"),
+        reuse: 1,
+        settings: Settings {
+            warm_up: true,
+            ..Settings::DEFAULT
+        },
         workload: Workload::Kick,
     },
     Target {
