@@ -20,6 +20,7 @@
 //! - `fuzz`: everything an untrusted party controls, mutated (`FUZZ_SEED` replays a failure).
 //! - `bounded`, `isolation`: a plugin flooding a capability leaves the host's memory flat and the
 //!   console's JSON small; no page written by one request reaches the next instance.
+//! - `warm_up`: instances built ahead that run one canned call first (`warm_up_call`).
 //! - `openim_api`: plugins acting on OpenIM through its API, against a fake of OpenIM's API layer
 //!   written from its source (token, envelope, error codes).
 
@@ -47,3 +48,4 @@ mod protocol;
 mod queue;
 mod scaling_out;
 mod trying_rules;
+mod warm_up;

@@ -179,6 +179,19 @@ pub struct Granted {
     pub openim: openim::OpenimInstance,
 }
 
+impl Granted {
+    /// Only the plugin's config values: key-value, outbound HTTP and OpenIM's API refuse every
+    /// call (what a warm-up call runs with).
+    pub fn refusing(config_values: Arc<WasiConfigVariables>) -> Self {
+        Self {
+            config_values,
+            keyvalue: keyvalue::KvInstance::default(),
+            http: None,
+            openim: openim::OpenimInstance::default(),
+        }
+    }
+}
+
 /// How the host treats one import of a component.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImportStatus {

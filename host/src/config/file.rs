@@ -87,4 +87,5 @@ pub struct PluginFile {
     pub reserve_ms: Option<u64>,
     pub max_concurrent_calls: Option<u32>,
     pub stock_instances: Option<u32>,
+    pub warm_up_call: Option<bool>,
 }

@@ -32,6 +32,12 @@ pub struct PluginLimits {
     /// its own). How many are kept follows the plugin's rate of calls, up to this. Not used in
     /// reuse mode.
     pub stock_instances: u32,
+    /// Each instance built ahead runs the plugin's handler once with a canned request, every
+    /// capability refusing, before it is stocked: the first-call work of a language runtime
+    /// (SpiderMonkey compiling the handler's bytecode, CPython's first lookups) is done off the
+    /// answer path. Its memory effects stay in the instance (see `docs/configuration.md`), so
+    /// it is off unless asked for.
+    pub warm_up_call: bool,
 }
 
 /// Most instances a plugin keeps built ahead by default.
@@ -51,6 +57,7 @@ impl Default for PluginLimits {
             reserve: Duration::from_millis(DEFAULT_RESERVE_MS),
             max_concurrent_calls: None,
             stock_instances: DEFAULT_STOCK_INSTANCES,
+            warm_up_call: false,
         }
     }
 }
@@ -70,7 +77,7 @@ pub(super) fn resolve_plugin(
             });
         }
     };
-    Ok(PluginLimits {
+    let limits = PluginLimits {
         memory_bytes,
         max_instances: file.max_instances.unwrap_or(base.max_instances),
         max_tables: file.max_tables.unwrap_or(base.max_tables),
@@ -100,7 +107,25 @@ pub(super) fn resolve_plugin(
                 });
             }
         },
-    })
+        warm_up_call: file.warm_up_call.unwrap_or(base.warm_up_call),
+    };
+    // Said where it is set: a default that cannot apply to some plugin is not an error there.
+    if file.warm_up_call == Some(true) {
+        let why = if limits.reuse_instances > 1 {
+            Some("reuse mode keeps its own instances, warm after their first call")
+        } else if limits.stock_instances == 0 {
+            Some("it warms instances built ahead: needs stock_instances of at least 1")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(ConfigError::Invalid {
+                key: format!("{key}.warm_up_call"),
+                reason: why.to_owned(),
+            });
+        }
+    }
+    Ok(limits)
 }
 
 /// `value` of `[key] name`, refused when 0 (`why` ends the message).

@@ -141,3 +141,26 @@ fn a_plugin_may_have_its_own_cap_on_calls_at_once() {
         "{err}"
     );
 }
+
+#[test]
+fn warm_up_call_is_refused_where_no_instance_is_built_ahead() {
+    for (limits, why) in [
+        ("stock_instances = 0", "needs stock_instances of at least 1"),
+        ("reuse_instances = 5", "reuse mode keeps its own instances"),
+    ] {
+        let text = format!("[plugins_limits.p]\nwarm_up_call = true\n{limits}\n");
+        let err = Config::parse(Path::new("t.toml"), &text).unwrap_err();
+        assert!(
+            err.to_string().contains("plugins_limits.p.warm_up_call"),
+            "{err}"
+        );
+        assert!(err.to_string().contains(why), "{err}");
+    }
+    // Set for all plugins, it applies where it can.
+    let config = Config::parse(
+        Path::new("t.toml"),
+        "[plugin_defaults]\nwarm_up_call = true\n[plugins_limits.p]\nstock_instances = 0\n",
+    )
+    .unwrap();
+    assert!(config.plugin_defaults.warm_up_call);
+}

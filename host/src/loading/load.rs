@@ -17,7 +17,7 @@ use crate::runtime::call::{Args, Call, Runner, Spent};
 use crate::runtime::limits::Failure;
 use crate::runtime::plugin::{Entry, Handler, Plugin, plugin_name};
 use crate::runtime::sandbox::PluginState;
-use crate::runtime::stock::Stock;
+use crate::runtime::stock::{Stock, WarmUp};
 use crate::untrusted::Untrusted;
 
 /// The generic interface: any command as JSON.
@@ -143,16 +143,8 @@ pub fn load_plugin(
         pre,
         handles: Vec::new(),
         idle: Mutex::new(Vec::new()),
-        // Reuse mode keeps instances of its own; a stock would only hold slots.
-        stock: Arc::new(Stock::new(
-            if limits.reuse_instances > 1 {
-                0
-            } else {
-                limits.stock_instances
-            },
-            &name,
-            runner.metrics(),
-        )),
+        // Made once its handlers are known (a warm-up call needs them).
+        stock: Arc::new(Stock::new(0, None, &name, runner.metrics())),
         capabilities,
         sha256,
         file_bytes: bytes.len() as u64,
@@ -182,6 +174,16 @@ pub fn load_plugin(
             reason,
         },
     })?;
+    // Reuse mode keeps instances of its own; a stock would only hold slots.
+    let stocked = if limits.reuse_instances > 1 {
+        0
+    } else {
+        limits.stock_instances
+    };
+    let warm_up = (limits.warm_up_call && stocked > 0)
+        .then(|| warm_up(&plugin.handles))
+        .flatten();
+    plugin.stock = Arc::new(Stock::new(stocked, warm_up, &name, runner.metrics()));
     let from = match source {
         Source::Cache => "cache",
         Source::Compiled => "compiled",
@@ -190,6 +192,33 @@ pub fn load_plugin(
     tracing::info!(plugin = %plugin.name, path = %path.display(), size_bytes = bytes.len(), load_ms,
         from, handles = ?commands, "plugin loaded");
     Ok(plugin)
+}
+
+/// The canned call that warms `handles`' plugin: its first handler, given its command's request
+/// of empty values (for the generic interface, that request's JSON with `callbackCommand`).
+fn warm_up(handles: &[Handler]) -> Option<WarmUp> {
+    use crate::protocol::convert::{encode_record, sample_record};
+    let handler = handles.first()?;
+    let shape = Catalog::get().command(handler.command);
+    let (export, request) = match handler.entry {
+        Entry::Typed(export) => (export, sample_record(&shape?.request)),
+        Entry::Json(export) => {
+            let mut object = serde_json::Map::new();
+            object.insert("callbackCommand".into(), handler.command.into());
+            if let Some(shape) = shape {
+                encode_record(&shape.request, &sample_record(&shape.request), &mut object);
+            }
+            (
+                export,
+                Val::String(serde_json::Value::Object(object).to_string()),
+            )
+        }
+    };
+    Some(WarmUp {
+        export,
+        command: handler.command,
+        request,
+    })
 }
 
 enum HandlerError {

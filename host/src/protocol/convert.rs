@@ -138,6 +138,34 @@ pub fn decode(shape: &Shape, value: &Value, path: &str) -> Result<Val, ShapeErro
     })
 }
 
+/// The plainest value of `shape`: empty strings and lists, zeros, `false`, no options, the
+/// first case of an enum. A request made of it is what a warm-up call is given: it carries
+/// nothing of any real callback.
+pub fn sample(shape: &Shape) -> Val {
+    match shape {
+        Shape::Bool => Val::Bool(false),
+        Shape::S32 => Val::S32(0),
+        Shape::S64 => Val::S64(0),
+        Shape::U32 => Val::U32(0),
+        Shape::String => Val::String(String::new()),
+        Shape::List(_) | Shape::Map(_) => Val::List(Vec::new()),
+        Shape::Option(_) => Val::Option(None),
+        Shape::Record(record) => sample_record(record),
+        Shape::Enum(cases) => Val::Enum(cases.first().cloned().unwrap_or_default()),
+    }
+}
+
+/// [`sample`] of a record.
+pub fn sample_record(record: &RecordShape) -> Val {
+    Val::Record(
+        record
+            .fields
+            .iter()
+            .map(|field| (field.wit.clone(), sample(&field.shape)))
+            .collect(),
+    )
+}
+
 /// Whether `value` has `shape`. A component's answer is lifted by the component's own types: a
 /// component built against another contract could export a known interface with other types, and
 /// nothing it returns may be trusted to fit before this says so.

@@ -11,18 +11,18 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use wasmtime::component::{ComponentExportIndex, InstancePre, Val};
+use wasmtime::component::{ComponentExportIndex, Val};
 use wasmtime::{Engine, Store};
 
-use crate::capabilities::{Capabilities, Granted};
-use crate::config::{Config, PluginLimits};
+use crate::capabilities::Capabilities;
+use crate::config::Config;
 use crate::metrics::{ApiCalls, Metrics};
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::limits::Failure;
 use crate::runtime::output::CallTag;
 use crate::runtime::plugin::{Plugin, WarmInstance};
 use crate::runtime::sandbox::PluginState;
-use crate::runtime::stock::{STOCK_SLOTS, Stock, Stocked};
+use crate::runtime::stock::{Refill, STOCK_SLOTS, Stocked};
 use crate::runtime::store::Builder;
 
 /// Runs plugin exports under the host's limits.
@@ -329,21 +329,9 @@ impl Runner {
             .map_err(Failure::Instantiate)?;
         let params = match args {
             Args::None => Vec::new(),
-            Args::Handle { position, request } => vec![
-                Val::Record(vec![
-                    ("operation-id".into(), Val::String(operation_id.to_string())),
-                    ("command".into(), Val::String(command.to_owned())),
-                    (
-                        "time-left-ms".into(),
-                        Val::U32(u32::try_from(time_left.as_millis()).unwrap_or(u32::MAX)),
-                    ),
-                    (
-                        "chain-position".into(),
-                        Val::U32(u32::try_from(position).unwrap_or(u32::MAX)),
-                    ),
-                ]),
-                request,
-            ],
+            Args::Handle { position, request } => {
+                handle_params(operation_id, command, time_left, position, request)
+            }
         };
         let run = async {
             let instance = match ready_instance {
@@ -407,6 +395,31 @@ impl Runner {
     }
 }
 
+/// A handler's arguments: the `delivery` record (the call's place and time) and the request.
+pub(crate) fn handle_params(
+    operation_id: &str,
+    command: &str,
+    time_left: Duration,
+    position: usize,
+    request: Val,
+) -> Vec<Val> {
+    vec![
+        Val::Record(vec![
+            ("operation-id".into(), Val::String(operation_id.to_owned())),
+            ("command".into(), Val::String(command.to_owned())),
+            (
+                "time-left-ms".into(),
+                Val::U32(u32::try_from(time_left.as_millis()).unwrap_or(u32::MAX)),
+            ),
+            (
+                "chain-position".into(),
+                Val::U32(u32::try_from(position).unwrap_or(u32::MAX)),
+            ),
+        ]),
+        request,
+    ]
+}
+
 /// Counts a plugin instance as alive while it exists.
 struct InstanceCount(Gauge);
 
@@ -420,68 +433,5 @@ impl InstanceCount {
 impl Drop for InstanceCount {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-/// A replacement to build once the answer is out: what its store is made of, what to
-/// instantiate in it, and the stock it goes to.
-pub struct Refill {
-    /// The stock the instance goes to.
-    pub stock: Arc<Stock>,
-    /// The one store builder.
-    pub builder: Arc<Builder>,
-    /// The plugin's name, for the store's tag.
-    pub plugin: Arc<str>,
-    /// The plugin's caps.
-    pub limits: PluginLimits,
-    /// What the plugin may use.
-    pub granted: Granted,
-    /// The plugin's linked component.
-    pub pre: InstancePre<PluginState>,
-    /// The stock's pool slot it will hold.
-    pub slot: OwnedSemaphorePermit,
-}
-
-/// The time an instance built ahead may take to build (start functions included).
-const BUILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
-
-impl Refill {
-    /// Builds the instance and puts it in its stock; a build that fails is given up (the next
-    /// call builds its own and names the failure).
-    pub async fn build(self) {
-        let Refill {
-            stock,
-            builder,
-            plugin,
-            limits,
-            granted,
-            pre,
-            slot,
-        } = self;
-        let tag = Arc::new(CallTag {
-            plugin,
-            command: "(stock)",
-            operation_id: Arc::from(""),
-        });
-        let deadline = std::time::Instant::now() + BUILD_DEADLINE;
-        let mut store = builder.store_with(limits, granted, tag, deadline);
-        if let Err(error) = builder.arm(&mut store, builder.config().defaults.fuel) {
-            stock.abandon();
-            tracing::debug!(
-                error = format!("{error:#}"),
-                "could not build an instance ahead"
-            );
-            return;
-        }
-        match pre.instantiate_async(&mut store).await {
-            Ok(instance) => stock.put(store, instance, slot),
-            Err(error) => {
-                stock.abandon();
-                tracing::debug!(
-                    error = format!("{error:#}"),
-                    "could not build an instance ahead"
-                );
-            }
-        }
     }
 }

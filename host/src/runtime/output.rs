@@ -70,6 +70,9 @@ struct Lines {
     dropped_lines: u64,
     /// Their bytes.
     dropped_bytes: u64,
+    /// Lines of a warm-up call, which are dropped: the log shows requests, not the canned one
+    /// that warmed an instance. Cleared when the instance's call begins.
+    muted: bool,
 }
 
 impl PluginOutput {
@@ -81,6 +84,7 @@ impl PluginOutput {
                 spent: 0,
                 dropped_lines: 0,
                 dropped_bytes: 0,
+                muted: false,
             })),
         }
     }
@@ -96,6 +100,12 @@ impl PluginOutput {
         let mut lines = self.lines();
         lines.finish();
         lines.tag = tag;
+        lines.muted = false;
+    }
+
+    /// Drops every line until the next [`PluginOutput::begin_call`] (a warm-up call's).
+    pub fn mute(&self) {
+        self.lines().muted = true;
     }
 
     /// One line of the `log` import.
@@ -155,6 +165,9 @@ impl PluginOutput {
 impl Lines {
     /// Whether a line of `bytes` fits in the call's budget; counts it either way.
     fn take(&mut self, bytes: usize) -> bool {
+        if self.muted {
+            return false;
+        }
         let cost = bytes + LINE_OVERHEAD;
         if self.spent + cost <= OUTPUT_CAP {
             self.spent += cost;

@@ -109,6 +109,21 @@ impl PluginState {
         self.http.set_deadline(deadline);
         self.config_values = config_values;
     }
+
+    /// Installs what the plugin may use, in place of what the store was made with (a warm-up
+    /// call runs with every capability refusing; the instance's call gets the plugin's grants).
+    pub fn grant(&mut self, granted: crate::capabilities::Granted) {
+        self.config_values = granted.config_values;
+        self.keyvalue = granted.keyvalue;
+        self.http = crate::capabilities::http::HttpInstance::new(granted.http, self.deadline);
+        self.openim = granted.openim;
+    }
+
+    /// Drops the output lines of the instance's current call (a warm-up call) instead of
+    /// logging them.
+    pub fn mute_output(&mut self) {
+        output(&mut self.output, &self.tag).mute();
+    }
 }
 
 /// The plugin's caps, then the host's memory budget (waiting for room until the deadline).

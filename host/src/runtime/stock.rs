@@ -1,9 +1,9 @@
 //! Instances ready before the callback: per plugin, a few instances built ahead, off the request
 //! path. A call takes one when one is ready (a hit) or builds its own as before (a miss); either
 //! way, once its answer has been written, the same thread builds a replacement (see
-//! [`crate::runtime::call::Spent`] and its `Refill`). A stocked instance has never run a request, and it serves one
-//! call and is never used again, exactly like an instance built for the call: isolation is
-//! unchanged.
+//! [`crate::runtime::call::Spent`] and [`Refill`]). A stocked instance has never run a request,
+//! and it serves one call and is never used again, exactly like an instance built for the call:
+//! isolation is unchanged.
 //!
 //! Built on the thread that answered, right after the answer, and not on a thread of its own:
 //! on these small machines an instance built on one core and run on another costs more than it
@@ -15,18 +15,30 @@
 //! plugin's `stock_instances`; all stocks together hold at most [`STOCK_SLOTS`] instances (their
 //! own slots of the instance pool), and none is built while less than half the memory budget is
 //! free. Under memory pressure the stocks are dropped with the instances kept for reuse.
+//!
+//! With `warm_up_call`, a replacement runs the plugin's first handler once with a canned
+//! request ([`WarmUp`]) before it is stocked, every capability refusing and its output dropped:
+//! what a language runtime does on its first call is then done off the answer path. The canned
+//! request is made of empty values (nothing of any real callback), so isolation between
+//! requests holds; what the call leaves in the instance's memory stays for the real call.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::Store;
-use wasmtime::component::Instance;
+use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, Val};
 
+use crate::capabilities::Granted;
+use crate::config::PluginLimits;
 use crate::metrics::{Metrics, PluginLabels, StockLabels, StockTake};
+use crate::runtime::call::handle_params;
+use crate::runtime::output::CallTag;
 use crate::runtime::sandbox::PluginState;
+use crate::runtime::store::Builder;
 
 /// Pool slots for instances built ahead, all plugins together.
 pub const STOCK_SLOTS: u32 = 16;
@@ -39,6 +51,18 @@ pub struct Stocked {
     pub instance: Instance,
     /// Its slot of the pool while stocked; the call's own permit covers it once taken.
     _slot: OwnedSemaphorePermit,
+}
+
+/// The canned call that warms an instance built ahead (`warm_up_call`).
+#[derive(Debug)]
+pub struct WarmUp {
+    /// The handler it calls: the plugin's first.
+    pub export: ComponentExportIndex,
+    /// The command that handler is for.
+    pub command: &'static str,
+    /// The request: the command's record of empty values, or for the generic interface its
+    /// JSON with only `callbackCommand`.
+    pub request: Val,
 }
 
 /// One plugin's instances built ahead.
@@ -55,6 +79,11 @@ pub struct Stock {
     misses: Counter,
     /// Instances ready, as `/metrics` shows them.
     ready_gauge: Gauge,
+    /// The call each instance runs before it is stocked, when `warm_up_call` is on.
+    warm_up: Option<WarmUp>,
+    /// Set when a warm-up call failed: the plugin's later instances are stocked cold (one
+    /// warning, not one failure per request).
+    warm_up_failed: AtomicBool,
 }
 
 /// A stock's numbers, for the console.
@@ -72,8 +101,8 @@ pub struct StockStatus {
 
 impl Stock {
     /// An empty stock of `plugin`'s that keeps at most `most` instances (0: stocking off),
-    /// counted in `metrics`.
-    pub fn new(most: u32, plugin: &Arc<str>, metrics: &Metrics) -> Self {
+    /// counted in `metrics`, each warmed by `warm_up` when given.
+    pub fn new(most: u32, warm_up: Option<WarmUp>, plugin: &Arc<str>, metrics: &Metrics) -> Self {
         // One statement each: a family's guard must be gone before the next label is created.
         let take = |take| {
             let labels = StockLabels {
@@ -102,7 +131,21 @@ impl Stock {
             hits,
             misses,
             ready_gauge,
+            warm_up,
+            warm_up_failed: AtomicBool::new(false),
         }
+    }
+
+    /// The call that warms this stock's instances, unless off or given up.
+    pub fn warm_up(&self) -> Option<&WarmUp> {
+        self.warm_up
+            .as_ref()
+            .filter(|_| !self.warm_up_failed.load(Ordering::Relaxed))
+    }
+
+    /// Gives up warming after a warm-up call failed; true the first time (the caller warns).
+    pub fn warm_up_failed(&self) -> bool {
+        !self.warm_up_failed.swap(true, Ordering::Relaxed)
     }
 
     /// Whether this plugin's calls are served from a stock.
@@ -184,4 +227,115 @@ impl Drop for Stock {
 /// The mutex's value even if a holder panicked (the values stay consistent: pushes and pops).
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A replacement to build once the answer is out: what its store is made of, what to
+/// instantiate in it, and the stock it goes to.
+pub struct Refill {
+    /// The stock the instance goes to.
+    pub stock: Arc<Stock>,
+    /// The one store builder.
+    pub builder: Arc<Builder>,
+    /// The plugin's name, for the store's tag.
+    pub plugin: Arc<str>,
+    /// The plugin's caps.
+    pub limits: PluginLimits,
+    /// What the plugin may use.
+    pub granted: Granted,
+    /// The plugin's linked component.
+    pub pre: InstancePre<PluginState>,
+    /// The stock's pool slot it will hold.
+    pub slot: OwnedSemaphorePermit,
+}
+
+/// The time an instance built ahead may take to build (start functions included).
+const BUILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Refill {
+    /// Builds the instance and puts it in its stock; a build that fails is given up (the next
+    /// call builds its own and names the failure).
+    pub async fn build(self) {
+        let Refill {
+            stock,
+            builder,
+            plugin,
+            limits,
+            granted,
+            pre,
+            slot,
+        } = self;
+        let tag = Arc::new(CallTag {
+            plugin,
+            command: "(stock)",
+            operation_id: Arc::from(""),
+        });
+        let deadline = std::time::Instant::now() + BUILD_DEADLINE;
+        let warm_up = stock.warm_up();
+        // A warm-up call runs with every capability refusing; the grants come after it.
+        let (made_with, granted) = match warm_up {
+            Some(_) => (
+                Granted::refusing(Arc::clone(&granted.config_values)),
+                Some(granted),
+            ),
+            None => (granted, None),
+        };
+        let mut store = builder.store_with(limits, made_with, tag, deadline);
+        if let Err(error) = builder.arm(&mut store, builder.config().defaults.fuel) {
+            stock.abandon();
+            tracing::debug!(
+                error = format!("{error:#}"),
+                "could not build an instance ahead"
+            );
+            return;
+        }
+        let instance = match pre.instantiate_async(&mut store).await {
+            Ok(instance) => instance,
+            Err(error) => {
+                stock.abandon();
+                tracing::debug!(
+                    error = format!("{error:#}"),
+                    "could not build an instance ahead"
+                );
+                return;
+            }
+        };
+        if let (Some(warm_up), Some(granted)) = (warm_up, granted) {
+            if let Err(error) = warm(&mut store, instance, warm_up, deadline).await {
+                // An instance whose call failed is never run again.
+                stock.abandon();
+                if stock.warm_up_failed() {
+                    let plugin = &store.data().tag.plugin;
+                    tracing::warn!(%plugin, command = warm_up.command, error = format!("{error:#}"),
+                        "the warm-up call failed: this plugin's instances are built ahead \
+                         without it from now on (warm_up_call)");
+                }
+                return;
+            }
+            store.data_mut().grant(granted);
+        }
+        stock.put(store, instance, slot);
+    }
+}
+
+/// Runs `warm_up` on a new instance, its output dropped.
+async fn warm(
+    store: &mut Store<PluginState>,
+    instance: wasmtime::component::Instance,
+    warm_up: &WarmUp,
+    deadline: Instant,
+) -> wasmtime::Result<()> {
+    store.data_mut().mute_output();
+    let func = instance
+        .get_func(&mut *store, warm_up.export)
+        .ok_or_else(|| wasmtime::format_err!("the export is missing"))?;
+    let time_left = deadline.saturating_duration_since(Instant::now());
+    let params = handle_params(
+        "(warm-up)",
+        warm_up.command,
+        time_left,
+        0,
+        warm_up.request.clone(),
+    );
+    let mut result = [Val::Bool(false)];
+    func.call_async(&mut *store, &params, &mut result).await
 }

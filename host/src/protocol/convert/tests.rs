@@ -103,3 +103,19 @@ fn flattened_structs_nulls_and_round_trip() {
         "invalid type: string \"x\", expected an integer at initMemberList[0].roleLevel"
     );
 }
+
+#[test]
+fn the_sample_request_of_every_command_conforms_and_reads_back_from_its_json() {
+    for command in Catalog::get().commands() {
+        let sample = sample_record(&command.request);
+        let name = command.spec.name;
+        assert!(conforms_record(&command.request, &sample), "{name}");
+        // What a JSON plugin's warm-up call is given decodes to the typed one's.
+        let mut object = Map::new();
+        object.insert("callbackCommand".into(), name.into());
+        encode_record(&command.request, &sample, &mut object);
+        let body = Value::Object(object).to_string();
+        let decoded = decode_body(&command.request, body.as_bytes()).expect(name);
+        assert_eq!(format!("{decoded:?}"), format!("{sample:?}"), "{name}");
+    }
+}
