@@ -21,8 +21,9 @@ use crate::runtime::budget::MemoryBudget;
 use crate::runtime::limits::Failure;
 use crate::runtime::output::CallTag;
 use crate::runtime::plugin::{Plugin, WarmInstance};
+use crate::runtime::refill::{Refill, handle_params};
 use crate::runtime::sandbox::PluginState;
-use crate::runtime::stock::{Refill, STOCK_SLOTS, Stocked};
+use crate::runtime::stock::{STOCK_SLOTS, Stocked};
 use crate::runtime::store::Builder;
 
 /// Runs plugin exports under the host's limits.
@@ -393,31 +394,6 @@ impl Runner {
         }
         Ok((result, stats))
     }
-}
-
-/// A handler's arguments: the `delivery` record (the call's place and time) and the request.
-pub(crate) fn handle_params(
-    operation_id: &str,
-    command: &str,
-    time_left: Duration,
-    position: usize,
-    request: Val,
-) -> Vec<Val> {
-    vec![
-        Val::Record(vec![
-            ("operation-id".into(), Val::String(operation_id.to_owned())),
-            ("command".into(), Val::String(command.to_owned())),
-            (
-                "time-left-ms".into(),
-                Val::U32(u32::try_from(time_left.as_millis()).unwrap_or(u32::MAX)),
-            ),
-            (
-                "chain-position".into(),
-                Val::U32(u32::try_from(position).unwrap_or(u32::MAX)),
-            ),
-        ]),
-        request,
-    ]
 }
 
 /// Counts a plugin instance as alive while it exists.

@@ -4,6 +4,8 @@
 //!   cause, cost; the used instance dropped once the answer is on its way ([`call::Spent`]).
 //!   Everything that runs a plugin goes through its [`call::Runner`].
 //! - [`stock`]: instances built ahead, off the request path, each for one call.
+//! - [`refill`]: the replacement of a stocked instance, built after the answer and warmed when
+//!   asked; the arguments a handler is given.
 //! - [`background`]: the lower priority of the threads that work beside the answers.
 //! - [`engine`]: the wasmtime engine (pooling allocator, fuel, epochs), the linker, the epoch ticker.
 //! - [`store`]: the one place a plugin store is made (limits, fuel, deadline, epoch callback):
@@ -28,6 +30,7 @@ pub mod engine;
 pub mod limits;
 pub mod output;
 pub mod plugin;
+pub mod refill;
 pub mod sandbox;
 pub mod stock;
 pub mod store;
