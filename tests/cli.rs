@@ -11,16 +11,7 @@ use common::{component, example, repo_root};
 /// Runs `callback-host ARGS` with the tests' compile cache (as `check` and `call` share the
 /// server's).
 fn host(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_callback-host"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env(
-            "CALLBACK_HOST_CACHE_DIR",
-            repo_root().join("target/test-compile-cache"),
-        )
-        .stdin(Stdio::null())
-        .output()
-        .expect("run callback-host")
+    common::tool_output(Path::new("."), args)
 }
 
 fn text(bytes: &[u8]) -> String {

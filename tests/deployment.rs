@@ -405,7 +405,10 @@ fn the_compose_file_joins_openims_deployment_and_points_its_webhook_url_at_the_h
         .output()
         .is_err()
     {
-        eprintln!("SKIPPED: podman-compose is not installed; the Compose file was not checked");
+        common::cannot_run(
+            "the Compose file test",
+            "podman-compose is not installed (Debian's podman-compose)",
+        );
         return;
     }
     // OpenIM's docker-compose.yaml (openimsdk/openim-docker) as far as ours relies on it: the

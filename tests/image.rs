@@ -190,14 +190,15 @@ fn callback(port: u16, path: &str, body: &[u8], authorization: &str) -> (u16, St
 
 #[test]
 fn the_image_serves_read_only_as_uid_10001_stops_on_sigterm_and_restarts_from_its_cache() {
+    const WHAT: &str = "the container image test";
     let Some(engine) = Engine::find() else {
-        eprintln!("SKIPPED: neither podman nor docker runs here; the image was not built");
+        common::cannot_run(WHAT, "neither podman nor docker runs here");
         return;
     };
     let base = match engine.base() {
         Ok(base) => base,
         Err(reason) => {
-            eprintln!("SKIPPED: no base image for {engine:?}: {reason}");
+            common::cannot_run(WHAT, &format!("no base image for {engine:?}: {reason}"));
             return;
         }
     };

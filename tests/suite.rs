@@ -17,6 +17,7 @@
 //!   misread refusal warning.
 //! - `docs`: the README and `docs/`: links and anchors resolve, generated parts in place.
 //! - `cli`: the plugin tools (`check`, `call`, `new`).
+//! - `first_day`: the checkout's config read by default; a test that cannot run says so.
 //! - `fuzz`: everything an untrusted party controls, mutated (`FUZZ_SEED` replays a failure).
 //! - `bounded`, `isolation`: a plugin flooding a capability leaves the host's memory flat and the
 //!   console's JSON small; no page written by one request reaches the next instance.
@@ -38,6 +39,7 @@ mod console;
 mod deployment;
 mod docs;
 mod example_plugins;
+mod first_day;
 mod fuzz;
 mod hostile_plugins;
 mod image;

@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 
 use callback_host::authoring::scaffold::Language;
 
+use crate::cli::ConfigFile;
+
 #[derive(Parser)]
 #[command(
     version,
@@ -160,7 +162,8 @@ pub struct ServeArgs {
     /// OpenIM's config/webhooks.yml: each callback's timeout (and enable) is taken from it
     #[arg(long, env = "CALLBACK_HOST_OPENIM_WEBHOOKS")]
     pub openim_webhooks: Option<PathBuf>,
-    /// Serve /healthz, /readyz and /metrics on this address instead of the callback address
+    /// Serve the admin endpoints (/console, the operator's page; /healthz, /readyz, /metrics) on
+    /// this address instead of the callback address
     #[arg(long, env = "CALLBACK_HOST_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
     /// Do not watch the plugin directory (no hot reload)
@@ -191,20 +194,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             config,
             cache_dir,
-        } => cli::tools::check(&file, config.as_deref(), cache_dir),
+        } => cli::tools::check(&file, &ConfigFile::resolve(config.as_deref()), cache_dir),
         Action::Call {
             file,
             request,
             config,
             cache_dir,
-        } => cli::tools::call(&file, request.as_deref(), config.as_deref(), cache_dir),
+        } => cli::tools::call(
+            &file,
+            request.as_deref(),
+            &ConfigFile::resolve(config.as_deref()),
+            cache_dir,
+        ),
         Action::Test {
             cases,
             plugins,
             config,
             cache_dir,
-        } => cli::tools::test(&cases, &plugins, config.as_deref(), cache_dir),
-        Action::Queue { action, config } => cli::queue::queue(action, config.as_deref()),
+        } => cli::tools::test(
+            &cases,
+            &plugins,
+            &ConfigFile::resolve(config.as_deref()),
+            cache_dir,
+        ),
+        Action::Queue { action, config } => {
+            cli::queue::queue(action, &ConfigFile::resolve(config.as_deref()))
+        }
         Action::Replay {
             plugins,
             recorded,
@@ -217,7 +232,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (true, _) => cli::tools::Replayed::DeadLetters,
                 (false, recorded) => cli::tools::Replayed::Recorded(recorded),
             };
-            cli::tools::replay(plugins, source, requeue, config.as_deref(), cache_dir)
+            let config = ConfigFile::resolve(config.as_deref());
+            cli::tools::replay(plugins, source, requeue, &config, cache_dir)
         }
         Action::Probe {
             url,
@@ -227,7 +243,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let url = match url {
                 Some(url) => url,
-                None => cli::probe::healthz(admin_listen, listen, config.as_deref())?,
+                None => cli::probe::healthz(
+                    admin_listen,
+                    listen,
+                    &ConfigFile::resolve(config.as_deref()),
+                )?,
             };
             cli::probe::probe(&url)
         }

@@ -76,6 +76,31 @@ pub fn example(file: &str) -> PathBuf {
     path
 }
 
+/// The `callback-host` binary as a command, with the tests' compile cache and no config or
+/// listen address inherited from the environment.
+pub fn callback_host() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_callback-host"));
+    command
+        .env(
+            "CALLBACK_HOST_CACHE_DIR",
+            repo_root().join("target/test-compile-cache"),
+        )
+        .env_remove("CALLBACK_HOST_CONFIG")
+        .env_remove("CALLBACK_HOST_LISTEN");
+    command
+}
+
+/// What `callback-host ARGS` did in `dir` (logging warnings only, nothing on its stdin).
+pub fn tool_output(dir: &Path, args: &[&str]) -> std::process::Output {
+    callback_host()
+        .args(args)
+        .current_dir(dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run callback-host")
+}
+
 /// Runs `callback-host ARGS` in `dir` (with the tests' compile cache) and returns what it
 /// printed; panics with its standard error when it fails.
 pub fn cli(dir: &Path, args: &[&std::ffi::OsStr]) -> String {
@@ -644,10 +669,23 @@ pub fn handled_counts(redis: &testkit::Redis) -> std::collections::HashMap<Strin
 
 /// Says that part of a test cannot run here and why: a failure under `CI=true` (CI installs and
 /// allows everything the suite needs, so there it means a missing install step), a visible
-/// `SKIPPED:` line otherwise.
+/// skip otherwise. The `SKIPPED:` line goes to the real standard error, past the test harness's
+/// capture, so that it shows in `cargo test`'s output although the test passes; and, when
+/// `CALLBACK_HOST_TEST_SKIPS` names a file (`scripts/test.sh` does), it is added there, for the
+/// closing "N skipped" line.
 pub fn cannot_run(what: &str, why: &str) {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{what} cannot run under CI=true: {why}");
     }
-    eprintln!("SKIPPED: {what}: {why}");
+    let line = format!("SKIPPED: {what}: {why}\n");
+    // `eprintln!` would be captured and shown only if the test failed.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+    if let Some(file) = std::env::var_os("CALLBACK_HOST_TEST_SKIPS") {
+        let mut skips = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .expect("open the skip list (CALLBACK_HOST_TEST_SKIPS)");
+        std::io::Write::write_all(&mut skips, line.as_bytes()).expect("write the skip list");
+    }
 }

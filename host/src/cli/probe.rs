@@ -3,7 +3,6 @@
 //! finds `/healthz` from the same settings `serve` reads).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -12,9 +11,7 @@ use http_body_util::{BodyExt as _, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-use callback_host::config::Config;
-
-use super::runtime;
+use super::{ConfigFile, runtime};
 
 /// How long the probe waits for the whole answer, connecting included.
 const PATIENCE: Duration = Duration::from_secs(2);
@@ -27,12 +24,11 @@ const MAX_BODY: usize = 1 << 20;
 pub fn healthz(
     admin_listen: Option<SocketAddr>,
     listen: Option<SocketAddr>,
-    config: Option<&Path>,
+    config: &ConfigFile,
 ) -> anyhow::Result<String> {
-    let configured = match (admin_listen.or(listen), config) {
-        (Some(addr), _) => addr,
-        (None, Some(path)) => Config::load(path)?.listen,
-        (None, None) => Config::default().listen,
+    let configured = match admin_listen.or(listen) {
+        Some(addr) => addr,
+        None => config.load()?.listen,
     };
     let ip = match configured.ip() {
         IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -89,22 +85,27 @@ mod tests {
     fn healthz_follows_the_address_serve_would_use() {
         let addr = |s: &str| Some(s.parse::<SocketAddr>().unwrap());
         assert_eq!(
-            healthz(None, None, None).unwrap(),
+            healthz(None, None, &ConfigFile::Defaults).unwrap(),
             "http://127.0.0.1:10006/healthz"
         );
         assert_eq!(
-            healthz(None, addr("0.0.0.0:10077"), None).unwrap(),
+            healthz(None, addr("0.0.0.0:10077"), &ConfigFile::Defaults).unwrap(),
             "http://127.0.0.1:10077/healthz"
         );
         assert_eq!(
-            healthz(addr("[::]:10007"), addr("0.0.0.0:10077"), None).unwrap(),
+            healthz(
+                addr("[::]:10007"),
+                addr("0.0.0.0:10077"),
+                &ConfigFile::Defaults
+            )
+            .unwrap(),
             "http://[::1]:10007/healthz"
         );
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("c.toml");
         std::fs::write(&config, "listen = \"10.1.2.3:9000\"\n[auth]\nopen = true\n").unwrap();
         assert_eq!(
-            healthz(None, None, Some(&config)).unwrap(),
+            healthz(None, None, &ConfigFile::Given(config)).unwrap(),
             "http://10.1.2.3:9000/healthz"
         );
     }

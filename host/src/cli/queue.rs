@@ -2,13 +2,12 @@
 //! ones (their Redis stream).
 
 use std::io::Write as _;
-use std::path::Path;
 
-use super::{load_config, runtime};
+use super::{ConfigFile, runtime};
 use crate::QueueAction;
 
-pub fn queue(action: QueueAction, config: Option<&Path>) -> anyhow::Result<()> {
-    let config = load_config(config)?;
+pub fn queue(action: QueueAction, config: &ConfigFile) -> anyhow::Result<()> {
+    let config = config.load()?;
     runtime()?.block_on(async {
         let queue = callback_host::queue::Admin::open(&config.queue).await?;
         let mut out = std::io::stdout();

@@ -7,19 +7,17 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use callback_host::config::Config;
 use callback_host::http::routing::Routes;
 use callback_host::webhooks::Webhooks;
 
-use super::{init_logging, runtime};
+use super::{ConfigFile, init_logging, runtime};
 use crate::ServeArgs;
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _logging = init_logging(args.log_json);
-    let mut config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let config_file = ConfigFile::resolve(args.config.as_deref());
+    tracing::info!("{}", config_file.describe());
+    let mut config = config_file.load()?;
     if let Some(listen) = args.listen {
         config.listen = listen;
     }
@@ -68,9 +66,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         let host = Arc::new(host);
         // The plugins' config values follow the file: on change, and on SIGHUP.
-        let config_watch = match &args.config {
+        let config_watch = match config_file.path() {
             Some(path) => Some(
-                callback_host::loading::ConfigWatch::start(path.clone(), {
+                callback_host::loading::ConfigWatch::start(path.to_owned(), {
                     let host = Arc::clone(&host);
                     move |config| host.reload_config(&config)
                 })

@@ -11,20 +11,22 @@ use anyhow::Context as _;
 use callback_host::authoring::scaffold::Language;
 use callback_host::config::Config;
 
-use super::{init_logging, init_logging_at, load_config, runtime};
+use super::{ConfigFile, init_logging, init_logging_at, runtime};
 
 /// The config of a tool: the file's (or the defaults), with the compile cache given on the
-/// command line.
-fn tool_config(config: Option<&Path>, cache_dir: Option<PathBuf>) -> anyhow::Result<Config> {
-    let mut config = load_config(config)?;
+/// command line. Says on stderr which file is in force.
+fn tool_config(config: &ConfigFile, cache_dir: Option<PathBuf>) -> anyhow::Result<Config> {
+    eprintln!("{}", config.describe());
+    let mut config = config.load()?;
     if let Some(dir) = cache_dir {
         config.cache_dir = (!dir.as_os_str().is_empty()).then_some(dir);
     }
     Ok(config)
 }
 
-pub fn check(file: &Path, config: Option<&Path>, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    let report = callback_host::authoring::tools::check(file, &tool_config(config, cache_dir)?)?;
+pub fn check(file: &Path, config: &ConfigFile, cache_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let report = callback_host::authoring::tools::check(file, &tool_config(config, cache_dir)?)
+        .map_err(|error| config.hint(error.into()))?;
     let mut out = std::io::stdout();
     writeln!(
         out,
@@ -48,7 +50,7 @@ pub fn check(file: &Path, config: Option<&Path>, cache_dir: Option<PathBuf>) -> 
 pub fn call(
     file: &Path,
     request: Option<&Path>,
-    config: Option<&Path>,
+    config_file: &ConfigFile,
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let body = match request {
@@ -58,9 +60,11 @@ pub fn call(
         }
         None => callback_host::authoring::tools::SAMPLE_KICK.to_owned(),
     };
-    let config = Arc::new(tool_config(config, cache_dir)?);
+    let config = Arc::new(tool_config(config_file, cache_dir)?);
     let _logging = init_logging(false);
-    let report = runtime()?.block_on(callback_host::authoring::tools::call(file, config, &body))?;
+    let report = runtime()?
+        .block_on(callback_host::authoring::tools::call(file, config, &body))
+        .map_err(|error| config_file.hint(error.into()))?;
     let mut out = std::io::stdout();
     writeln!(out, "{}", String::from_utf8_lossy(&report.answer))?;
     if let Some(own) = &report.misread_refusal {
@@ -91,15 +95,17 @@ pub fn call(
 pub fn test(
     cases: &[PathBuf],
     plugins: &Path,
-    config: Option<&Path>,
+    config_file: &ConfigFile,
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     use callback_host::authoring::cases::{self, Verdict};
-    let config = tool_config(config, cache_dir)?;
+    let config = tool_config(config_file, cache_dir)?;
     // Only the host's errors: what the plugins log shows with RUST_LOG=info.
     let _logging = init_logging_at(false, "error");
     let files = cases::case_files(cases)?;
-    let outcomes = runtime()?.block_on(cases::run(plugins, config, &files))?;
+    let outcomes = runtime()?
+        .block_on(cases::run(plugins, config, &files))
+        .map_err(|error| config_file.hint(error))?;
     let mut out = std::io::stdout();
     let (mut passed, mut failed) = (0, 0);
     for outcome in &outcomes {
@@ -179,7 +185,7 @@ pub fn replay(
     plugins: PathBuf,
     replayed: Replayed,
     requeue: bool,
-    config: Option<&Path>,
+    config: &ConfigFile,
     cache_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let config = tool_config(config, cache_dir)?;

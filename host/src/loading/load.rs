@@ -61,7 +61,8 @@ pub enum LoadError {
         cause: wasmtime::Error,
     },
     #[error(
-        "plugin {path} imports what it is not granted: {}",
+        "plugin {path} imports what it is not granted: {} (a running `serve` reads \
+         [plugin_grants] at start: restart it after changing them)",
         Untrusted::line(reason)
     )]
     NotGranted { path: PathBuf, reason: String },

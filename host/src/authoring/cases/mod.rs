@@ -213,9 +213,9 @@ pub async fn run(
         .context("starting the stand-in of OpenIM's API")?;
     config.openim_api = Some(openim.settings());
     let base = config.clone();
-    let host = crate::build(Arc::new(config)).await?;
-    if let Some(error) = host.load_errors.first() {
-        anyhow::bail!("{error}");
+    let mut host = crate::build(Arc::new(config)).await?;
+    if let Some(error) = std::mem::take(&mut host.load_errors).into_iter().next() {
+        return Err(error.into());
     }
     let plugins = host.app.dispatcher.plugins().get().names();
     anyhow::ensure!(
