@@ -2,7 +2,8 @@
 //! the tests' own that answers as OpenIM's API layer does. OpenIM's API needs MongoDB, Kafka and
 //! etcd, so it cannot run here; [`FakeOpenim`] is written from OpenIM's source
 //! (`internal/api/router.go`: the routes, `/auth/get_admin_token` the one route without a token,
-//! `GinParseOperationID` and `GinParseToken`; `apiresp`: the envelope, HTTP 200 for errors too;
+//! `GinParseOperationID` and `GinParseToken`; `apiresp`: the envelope, HTTP 200 for errors too,
+//! but 400 with 1001 `ArgsError` for a body gin's validators refuse (`binding:"required"`);
 //! `pkg/common/servererrs/code.go`: 1001 bad arguments, 1002 no permission, 1501 token expired,
 //! 1507 token does not exist; `internal/rpc/auth`: `expireTimeSeconds` is the token's lifetime).
 
@@ -33,9 +34,9 @@ enum Mode {
 
 /// One request the fake took, past its token check.
 #[derive(Debug, Clone)]
-struct Taken {
-    route: String,
-    body: Value,
+pub(crate) struct Taken {
+    pub(crate) route: String,
+    pub(crate) body: Value,
     operation_id: String,
 }
 
@@ -83,7 +84,7 @@ impl FakeOpenim {
         *self.mode.lock().unwrap() = mode;
     }
 
-    fn fetches(&self) -> u32 {
+    pub(crate) fn fetches(&self) -> u32 {
         self.state.lock().unwrap().fetches
     }
 
@@ -91,7 +92,7 @@ impl FakeOpenim {
         self.state.lock().unwrap().connections
     }
 
-    fn taken(&self) -> Vec<Taken> {
+    pub(crate) fn taken(&self) -> Vec<Taken> {
         self.state.lock().unwrap().taken.clone()
     }
 
@@ -160,10 +161,7 @@ fn answer_one(
     let (status, answer) = if current == Mode::Down {
         (503, json!("service unavailable"))
     } else {
-        (
-            200,
-            envelope(state, &route, body, token, operation_id, lifetime),
-        )
+        envelope(state, &route, body, token, operation_id, lifetime)
     };
     let answer = answer.to_string();
     write!(
@@ -174,12 +172,28 @@ fn answer_one(
     .is_ok()
 }
 
-/// OpenIM's error envelope.
-fn error(code: i32, message: &str, detail: &str) -> Value {
-    json!({"errCode": code, "errMsg": message, "errDlt": detail})
+/// OpenIM's error envelope, as its handlers and middleware answer it (HTTP 200).
+fn error(code: i32, message: &str, detail: &str) -> (u16, Value) {
+    (
+        200,
+        json!({"errCode": code, "errMsg": message, "errDlt": detail}),
+    )
 }
 
-/// What OpenIM's API layer answers `route`.
+/// The fields gin's binding requires of each route's body (`binding:"required"` in OpenIM's
+/// request structs), as (field, the name its error gives it).
+fn required(route: &str) -> &'static [(&'static str, &'static str)] {
+    match route {
+        "/msg/send_msg" => &[("sendID", "SendMsgReq.SendMsg.SendID")],
+        "/group/mute_group_member" => &[("groupID", "MuteGroupMemberReq.GroupID")],
+        "/group/cancel_mute_group_member" => &[("groupID", "CancelMuteGroupMemberReq.GroupID")],
+        "/group/kick_group" => &[("groupID", "KickGroupMemberReq.GroupID")],
+        _ => &[],
+    }
+}
+
+/// The HTTP status and body OpenIM's API layer answers `route` with: 200 and its envelope (errors
+/// included), but 400 and the ArgsError envelope for a body its validators refuse.
 fn envelope(
     state: &Mutex<State>,
     route: &str,
@@ -187,8 +201,13 @@ fn envelope(
     token: Option<String>,
     operation_id: Option<String>,
     lifetime: Duration,
-) -> Value {
-    let ok = |data: Value| json!({"errCode": 0, "errMsg": "", "errDlt": "", "data": data});
+) -> (u16, Value) {
+    let ok = |data: Value| {
+        (
+            200,
+            json!({"errCode": 0, "errMsg": "", "errDlt": "", "data": data}),
+        )
+    };
     // mw.GinParseOperationID: every route needs one.
     let Some(operation_id) = operation_id.filter(|id| !id.is_empty()) else {
         return error(1001, "ArgsError", "header must have operationID");
@@ -221,6 +240,17 @@ fn envelope(
             return error(1501, "TokenExpiredError", "");
         }
         Some(_) => {}
+    }
+    // Past the middleware, gin binds the body and validates it, before the handler runs.
+    for (field, name) in required(route) {
+        if body[*field].as_str().is_none_or(str::is_empty) {
+            let detail = format!(
+                "Key: '{name}' Error:Field validation for '{}' failed on the 'required' tag",
+                name.rsplit('.').next().unwrap_or(name)
+            );
+            let (_, refusal) = error(1001, "ArgsError", &detail);
+            return (400, refusal);
+        }
     }
     state.taken.push(Taken {
         route: route.to_owned(),
@@ -270,7 +300,7 @@ fn examples(fake: &FakeOpenim, extra: &str) -> Server {
 }
 
 /// The welcome example alone, with `config` and OpenIM's secret in the environment.
-fn welcome_alone(config: &str) -> Server {
+pub(crate) fn welcome_alone(config: &str) -> Server {
     Server::start_in_env(
         common::dir_with_plugins(&[("61-welcome.wasm", example("61-welcome.wasm"))]),
         config,
@@ -280,7 +310,7 @@ fn welcome_alone(config: &str) -> Server {
 }
 
 /// OpenIM's join callback with operationID `op`.
-fn join(server: &Server, op: &str) -> common::HttpResponse {
+pub(crate) fn join(server: &Server, op: &str) -> common::HttpResponse {
     let body = common::request_fixture("callbackAfterJoinGroupCommand");
     server.raw(&openim_request(
         "/callbackExample/callbackAfterJoinGroupCommand",
@@ -305,7 +335,7 @@ fn sent(server: &Server, op: &str, text: &str) -> common::HttpResponse {
 }
 
 /// The `callback_host_openim_api_calls_total` line of a plugin, operation and outcome.
-fn api_calls(server: &Server, plugin: &str, operation: &str, outcome: &str) -> f64 {
+pub(crate) fn api_calls(server: &Server, plugin: &str, operation: &str, outcome: &str) -> f64 {
     server.metric(&format!(
         "callback_host_openim_api_calls_total{{plugin=\"{plugin}\",operation=\"{operation}\",\
          outcome=\"{outcome}\"}}"

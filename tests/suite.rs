@@ -23,7 +23,8 @@
 //!   console's JSON small; no page written by one request reaches the next instance.
 //! - `warm_up`: instances built ahead that run one canned call first (`warm_up_call`).
 //! - `openim_api`: plugins acting on OpenIM through its API, against a fake of OpenIM's API layer
-//!   written from its source (token, envelope, error codes).
+//!   written from its source (token, envelope, error codes); `openim_api_errors`: its errors as
+//!   OpenIM means them (a refused body, a refused sign-in).
 
 mod common;
 
@@ -45,6 +46,7 @@ mod hostile_plugins;
 mod image;
 mod isolation;
 mod openim_api;
+mod openim_api_errors;
 mod operations;
 mod protocol;
 mod queue;

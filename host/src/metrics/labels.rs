@@ -139,6 +139,9 @@ pub enum ApiOutcome {
     Unavailable,
     /// No `[openim_api]` section.
     NotConfigured,
+    /// OpenIM refused the host's sign-in (its admin user or secret is wrong): the call was not
+    /// made.
+    SignInRefused,
     /// Past the plugin's `openim_api_calls_per_callback` in this one callback (the plugin is told
     /// `rate-limited`).
     CallCap,
@@ -146,7 +149,7 @@ pub enum ApiOutcome {
 
 impl ApiOutcome {
     /// Every outcome, in the order [`ApiCallNotes`] counts them.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Ok,
         Self::Openim,
         Self::NotGranted,
@@ -154,6 +157,7 @@ impl ApiOutcome {
         Self::Timeout,
         Self::Unavailable,
         Self::NotConfigured,
+        Self::SignInRefused,
         Self::CallCap,
     ];
 
@@ -167,6 +171,7 @@ impl ApiOutcome {
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
             Self::NotConfigured => "not_configured",
+            Self::SignInRefused => "sign_in_refused",
             Self::CallCap => "call_cap",
         }
     }

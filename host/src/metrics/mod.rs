@@ -217,12 +217,13 @@ impl Default for Metrics {
         registry.register(
             "openim_api_calls",
             "OpenIM API calls of plugins, by operation (ok, openim_error, not_granted, \
-             rate_limited, timeout, unavailable, not_configured)",
+             rate_limited, timeout, unavailable, not_configured, sign_in_refused, call_cap)",
             openim_api_calls.clone(),
         );
         registry.register(
             "openim_api_token_fetches",
-            "Admin tokens the host fetched from OpenIM's /auth/get_admin_token",
+            "Admin tokens the host fetched from OpenIM's /auth/get_admin_token (ok, \
+             sign_in_refused, unavailable, timeout)",
             openim_api_token_fetches.clone(),
         );
         registry.register(

@@ -51,11 +51,16 @@ fn setting(key: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-/// Whether a failed call is worth trying again later: OpenIM's API was down, slow or busy.
+/// Whether a failed call is worth trying again later: OpenIM's API was down, slow or busy, or
+/// refused the host's sign-in (fixed by an operator, then the queue's retry or requeue does it).
+/// OpenIM's own error on the call (e.g. 1001 for a body it refuses) would come back the same.
 fn transient(error: &ApiError) -> bool {
     matches!(
         error,
-        ApiError::Unavailable(_) | ApiError::TimedOut | ApiError::RateLimited
+        ApiError::Unavailable(_)
+            | ApiError::TimedOut
+            | ApiError::RateLimited
+            | ApiError::SignInRefused(_)
     )
 }
 

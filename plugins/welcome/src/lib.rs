@@ -71,9 +71,14 @@ impl Guest for Welcome {
                     "could not send the welcome",
                     &[("group_id", &request.group_id), ("error", &detail)],
                 );
+                // Down, slow, busy, or the host's sign-in refused (an operator fixes it): try
+                // again later. OpenIM's own error on the message would come back the same.
                 if matches!(
                     error,
-                    ApiError::Unavailable(_) | ApiError::TimedOut | ApiError::RateLimited
+                    ApiError::Unavailable(_)
+                        | ApiError::TimedOut
+                        | ApiError::RateLimited
+                        | ApiError::SignInRefused(_)
                 ) {
                     api::retry_later(&detail);
                 }

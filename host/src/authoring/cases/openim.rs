@@ -1,7 +1,7 @@
 //! OpenIM's API as `callback-host test` stands it in: an HTTP server on a loopback port that the
 //! host's real client calls (admin token, envelope and all), answering each operation as the case
-//! says (`[openim_api."<operation>"]`, "ok" by default) and keeping the operations called, for
-//! `expect.openim_calls`.
+//! says (`[openim_api."<operation>"]`, "ok" by default; `[openim_api."sign-in"]` for the host's
+//! sign-in) and keeping the operations that reached it, for `expect.openim_calls`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -32,7 +32,16 @@ pub struct StandInAnswer {
     /// Answer HTTP 503, as an API that is down.
     #[serde(default)]
     pub unavailable: bool,
+    /// The HTTP status of an error envelope (default 200, as OpenIM's handlers answer; its
+    /// validators answer 400 with errCode 1001 for a body they refuse).
+    pub http_status: Option<u16>,
 }
+
+/// The name a case gives the host's sign-in (`/auth/get_admin_token`) among the operations.
+pub const SIGN_IN: &str = "sign-in";
+
+/// OpenIM's "token does not exist" (1507): what it answers a token it no longer knows.
+const TOKEN_NOT_EXIST: i32 = 1507;
 
 /// What the stand-in knows and saw.
 #[derive(Default)]
@@ -102,10 +111,19 @@ impl StandIn {
     pub fn begin(&self, answers: BTreeMap<String, StandInAnswer>) -> anyhow::Result<()> {
         for name in answers.keys() {
             anyhow::ensure!(
-                ApiOperation::ALL.iter().any(|op| op.as_str() == name),
-                "[openim_api.{name:?}]: no such operation (they are: {})",
+                name == SIGN_IN || ApiOperation::ALL.iter().any(|op| op.as_str() == name),
+                "[openim_api.{name:?}]: no such operation (they are: {}, and {SIGN_IN} for the \
+                 host's sign-in)",
                 ApiOperation::ALL.map(ApiOperation::as_str).join(", ")
             );
+        }
+        for (name, given) in &answers {
+            if let Some(status) = given.http_status {
+                anyhow::ensure!(
+                    (100..600).contains(&status),
+                    "[openim_api.{name:?}] http_status = {status}: not an HTTP status"
+                );
+            }
         }
         let mut script = self.script.lock().unwrap_or_else(|e| e.into_inner());
         script.answers = answers;
@@ -127,30 +145,35 @@ impl StandIn {
 fn answer<B>(script: &Mutex<Script>, request: Request<B>) -> Response<Full<Bytes>> {
     let path = request.uri().path();
     let envelope = |data: Value| json!({"errCode": 0, "errMsg": "", "errDlt": "", "data": data});
+    let mut script = script.lock().unwrap_or_else(|e| e.into_inner());
+    // A sign-in the case refuses: as with a secret rotated on OpenIM's side, the token the host
+    // holds is no longer known either, so no operation gets through.
+    let refused_sign_in = script
+        .answers
+        .get(SIGN_IN)
+        .filter(|given| given.unavailable || given.err_code != 0)
+        .cloned();
     if path == "/auth/get_admin_token" {
-        return json_response(envelope(
-            json!({"token": "stand-in-token", "expireTimeSeconds": 86_400}),
-        ));
+        return match refused_sign_in {
+            Some(given) => scripted(&given),
+            None => json_response(envelope(
+                json!({"token": "stand-in-token", "expireTimeSeconds": 86_400}),
+            )),
+        };
     }
     let Some(operation) = ApiOperation::ALL.into_iter().find(|op| op.route() == path) else {
         return json_response(json!({"errCode": 404, "errMsg": "no such route", "errDlt": path}));
     };
-    let mut script = script.lock().unwrap_or_else(|e| e.into_inner());
+    if refused_sign_in.is_some() {
+        return json_response(
+            json!({"errCode": TOKEN_NOT_EXIST, "errMsg": "TokenNotExistError", "errDlt": ""}),
+        );
+    }
     script.calls.push(operation.as_str());
     let given = script.answers.get(operation.as_str()).cloned();
     drop(script);
     match given {
-        Some(StandInAnswer {
-            unavailable: true, ..
-        }) => Response::builder()
-            .status(StatusCode::SERVICE_UNAVAILABLE)
-            .body(Full::new(Bytes::from_static(b"unavailable")))
-            .expect("a static response"),
-        Some(given) if given.err_code != 0 => json_response(json!({
-            "errCode": given.err_code,
-            "errMsg": given.err_msg,
-            "errDlt": given.err_dlt,
-        })),
+        Some(given) if given.unavailable || given.err_code != 0 => scripted(&given),
         Some(StandInAnswer {
             data: Some(data), ..
         }) => json_response(envelope(serde_json::to_value(data).unwrap_or_default())),
@@ -161,6 +184,26 @@ fn answer<B>(script: &Mutex<Script>, request: Request<B>) -> Response<Full<Bytes
         }))),
         _ => json_response(envelope(json!({}))),
     }
+}
+
+/// The failure a case scripts: HTTP 503 for `unavailable`, else its error envelope.
+fn scripted(given: &StandInAnswer) -> Response<Full<Bytes>> {
+    if given.unavailable {
+        return Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .body(Full::new(Bytes::from_static(b"unavailable")))
+            .expect("a static response");
+    }
+    let mut response = json_response(json!({
+        "errCode": given.err_code,
+        "errMsg": given.err_msg,
+        "errDlt": given.err_dlt,
+    }));
+    *response.status_mut() = given
+        .http_status
+        .and_then(|status| StatusCode::from_u16(status).ok())
+        .unwrap_or(StatusCode::OK); // checked at `begin`
+    response
 }
 
 fn json_response(body: Value) -> Response<Full<Bytes>> {

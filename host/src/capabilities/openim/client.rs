@@ -27,9 +27,20 @@ const MAX_ANSWER_BYTES: usize = 1 << 20;
 /// What kept an OpenIM request from succeeding.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiFailure {
-    /// OpenIM answered its error envelope.
+    /// OpenIM answered its error envelope (whatever the HTTP status: its validators answer 400).
     #[error("OpenIM answered errCode {code}: {message}")]
     Openim {
+        code: i32,
+        message: String,
+        detail: String,
+    },
+    /// OpenIM refused the host's sign-in (`/auth/get_admin_token`) with its error envelope: the
+    /// admin user or the secret is wrong, and no call succeeds until the config is fixed.
+    #[error(
+        "OpenIM refused the host's sign-in as its admin user (errCode {code}: {message}): check \
+         [openim_api] admin_user and the secret (CALLBACK_HOST_OPENIM_SECRET)"
+    )]
+    SignInRefused {
         code: i32,
         message: String,
         detail: String,
@@ -47,6 +58,7 @@ impl ApiFailure {
     pub fn outcome(&self) -> ApiOutcome {
         match self {
             Self::Openim { .. } => ApiOutcome::Openim,
+            Self::SignInRefused { .. } => ApiOutcome::SignInRefused,
             Self::TimedOut => ApiOutcome::Timeout,
             Self::Unavailable(_) => ApiOutcome::Unavailable,
         }
@@ -64,6 +76,30 @@ struct Envelope {
     err_dlt: String,
     #[serde(default)]
     data: serde_json::Value,
+}
+
+/// What an answer of OpenIM's API says: its envelope's `data` on success; OpenIM's error when it
+/// carries one, whatever the HTTP status (its validators answer 400 with errCode 1001, its
+/// handlers 200); `unavailable` for anything else (a proxy's 502, an answer not OpenIM's).
+fn read_envelope(
+    route: &str,
+    status: StatusCode,
+    bytes: &[u8],
+) -> Result<serde_json::Value, ApiFailure> {
+    match (serde_json::from_slice::<Envelope>(bytes), status) {
+        (Ok(envelope), _) if envelope.err_code != 0 => Err(ApiFailure::Openim {
+            code: envelope.err_code,
+            message: envelope.err_msg,
+            detail: envelope.err_dlt,
+        }),
+        (Ok(envelope), StatusCode::OK) => Ok(envelope.data),
+        (Err(error), StatusCode::OK) => Err(ApiFailure::Unavailable(format!(
+            "{route} did not answer OpenIM's envelope: {error}"
+        ))),
+        (_, status) => Err(ApiFailure::Unavailable(format!(
+            "{route} answered HTTP {status}"
+        ))),
+    }
 }
 
 /// The admin token as kept.
@@ -183,14 +219,33 @@ impl Client {
                         "/auth/get_admin_token answered no token".into(),
                     )),
                 }
+            })
+            .map_err(|failure| match failure {
+                ApiFailure::Openim {
+                    code,
+                    message,
+                    detail,
+                } => ApiFailure::SignInRefused {
+                    code,
+                    message,
+                    detail,
+                },
+                other => other,
             });
         let outcome = match &result {
             Ok(_) => ApiOutcome::Ok,
             Err(failure) => failure.outcome(),
         };
         self.metrics.openim_api_token_fetch(outcome);
-        let (token, lifetime) = result.inspect_err(|failure| {
-            tracing::warn!(admin_user = %self.settings.admin_user, "could not get OpenIM's admin token: {failure}");
+        let (token, lifetime) = result.inspect_err(|failure| match failure {
+            // Nothing will work until an operator acts: an error, not a warning.
+            ApiFailure::SignInRefused { detail, .. } => {
+                tracing::error!(admin_user = %self.settings.admin_user, detail = %crate::untrusted::Untrusted::line(detail),
+                    "{failure}");
+            }
+            _ => {
+                tracing::warn!(admin_user = %self.settings.admin_user, "could not get OpenIM's admin token: {failure}");
+            }
         })?;
         let lifetime = Duration::from_secs(u64::try_from(lifetime).unwrap_or(0));
         tracing::info!(admin_user = %self.settings.admin_user, expires_in_s = lifetime.as_secs(),
@@ -247,12 +302,7 @@ impl Client {
             }
         };
         let response = response.map_err(|e| unavailable(format!("{route}: {e}")))?;
-        if response.status() != StatusCode::OK {
-            return Err(unavailable(format!(
-                "{route} answered HTTP {}",
-                response.status()
-            )));
-        }
+        let status = response.status();
         let bytes = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
             .collect()
             .await
@@ -263,16 +313,7 @@ impl Client {
             let _ = sender.ready().await;
             self.keep(sender);
         }
-        let envelope: Envelope = serde_json::from_slice(&bytes)
-            .map_err(|e| unavailable(format!("{route} did not answer OpenIM's envelope: {e}")))?;
-        if envelope.err_code != 0 {
-            return Err(ApiFailure::Openim {
-                code: envelope.err_code,
-                message: envelope.err_msg,
-                detail: envelope.err_dlt,
-            });
-        }
-        Ok(envelope.data)
+        read_envelope(route, status, &bytes)
     }
 
     /// A kept connection that is still open and ready, if any.
@@ -340,4 +381,51 @@ where
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
     tokio::spawn(connection);
     Ok(sender)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openims_envelope_is_read_on_any_status_and_only_its_own_answers_are_unavailable() {
+        let read = |status: u16, body: &str| {
+            read_envelope(
+                "/msg/send_msg",
+                StatusCode::from_u16(status).unwrap(),
+                body.as_bytes(),
+            )
+        };
+        assert_eq!(
+            read(
+                200,
+                r#"{"errCode":0,"errMsg":"","errDlt":"","data":{"a":1}}"#
+            ),
+            Ok(serde_json::json!({"a": 1}))
+        );
+        // OpenIM's validators: HTTP 400 and the envelope.
+        let refused = ApiFailure::Openim {
+            code: 1001,
+            message: "ArgsError".into(),
+            detail: "Key: 'SendMsgReq.SendMsg.SendID' ...".into(),
+        };
+        let body = r#"{"errCode":1001,"errMsg":"ArgsError","errDlt":"Key: 'SendMsgReq.SendMsg.SendID' ..."}"#;
+        assert_eq!(read(400, body), Err(refused.clone()));
+        assert_eq!(read(200, body), Err(refused));
+        // Not OpenIM's answers.
+        assert_eq!(
+            read(502, "<html>bad gateway</html>"),
+            Err(ApiFailure::Unavailable(
+                "/msg/send_msg answered HTTP 502 Bad Gateway".into()
+            ))
+        );
+        assert_eq!(
+            read(500, r#"{"errCode":0,"errMsg":"","errDlt":""}"#).map_err(|e| e.outcome()),
+            Err(ApiOutcome::Unavailable)
+        );
+        assert_eq!(
+            read(200, "not json").map_err(|e| e.outcome()),
+            Err(ApiOutcome::Unavailable)
+        );
+    }
 }

@@ -137,6 +137,15 @@ impl OpenimAccess {
                     message,
                     detail,
                 }),
+                ApiFailure::SignInRefused {
+                    code,
+                    message,
+                    detail,
+                } => ApiError::SignInRefused(OpenimError {
+                    code,
+                    message,
+                    detail,
+                }),
                 ApiFailure::TimedOut => ApiError::TimedOut,
                 ApiFailure::Unavailable(what) => ApiError::Unavailable(what),
             })
@@ -148,6 +157,7 @@ fn outcome(result: &Result<Value, ApiError>) -> ApiOutcome {
     match result {
         Ok(_) => ApiOutcome::Ok,
         Err(ApiError::Openim(_)) => ApiOutcome::Openim,
+        Err(ApiError::SignInRefused(_)) => ApiOutcome::SignInRefused,
         Err(ApiError::NotGranted(_)) => ApiOutcome::NotGranted,
         Err(ApiError::RateLimited) => ApiOutcome::RateLimited,
         Err(ApiError::TimedOut) => ApiOutcome::Timeout,
