@@ -299,6 +299,23 @@ fn examples(fake: &FakeOpenim, extra: &str) -> Server {
     )
 }
 
+/// The api-probe fixture (it reads, mutes, unmutes and kicks on each join, inline), granted
+/// its operations, pointed at `fake`.
+pub(crate) fn api_probe(fake: &FakeOpenim) -> Server {
+    let config = format!(
+        "{}[plugin_grants.10-api-probe]\nopenim_api = [\"mute-group-member\", \
+         \"unmute-group-member\", \"kick-group-members\", \"get-users-info\"]\n\
+         [commands.callbackAfterJoinGroupCommand]\ndelivery = \"inline\"\n",
+        fake.section()
+    );
+    Server::start_in_env(
+        common::dir_with_plugins(&[("10-api-probe.wasm", common::component("api_probe"))]),
+        &config,
+        &[],
+        &[("CALLBACK_HOST_OPENIM_SECRET", SECRET)],
+    )
+}
+
 /// The welcome example alone, with `config` and OpenIM's secret in the environment.
 pub(crate) fn welcome_alone(config: &str) -> Server {
     Server::start_in_env(
@@ -619,18 +636,7 @@ fn the_rate_cap_refuses_calls_beyond_it_without_reaching_openim() {
 fn every_operation_reaches_its_openim_route_with_openims_json() {
     // The operations the examples do not use, through a fixture plugin that calls each.
     let fake = FakeOpenim::start(Duration::from_secs(3600));
-    let config = format!(
-        "{}[plugin_grants.10-api-probe]\nopenim_api = [\"mute-group-member\", \
-         \"unmute-group-member\", \"kick-group-members\", \"get-users-info\"]\n\
-         [commands.callbackAfterJoinGroupCommand]\ndelivery = \"inline\"\n",
-        fake.section()
-    );
-    let server = Server::start_in_env(
-        common::dir_with_plugins(&[("10-api-probe.wasm", common::component("api_probe"))]),
-        &config,
-        &[],
-        &[("CALLBACK_HOST_OPENIM_SECRET", SECRET)],
-    );
+    let server = api_probe(&fake);
     assert_eq!(join(&server, "op-probe").body, GO_ON);
     let taken = fake.taken();
     let routes: Vec<&str> = taken.iter().map(|t| t.route.as_str()).collect();

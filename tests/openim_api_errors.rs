@@ -8,23 +8,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{self, GO_ON, Server, example, openim_request};
-use crate::openim_api::{FakeOpenim, SECRET, api_calls, join};
+use crate::openim_api::{FakeOpenim, api_calls, api_probe, join};
 
 #[test]
 fn a_body_openims_validators_refuse_is_openims_error_not_an_unavailable_api() {
     let fake = FakeOpenim::start(Duration::from_secs(3600));
-    let config = format!(
-        "{}[plugin_grants.10-api-probe]\nopenim_api = [\"mute-group-member\", \
-         \"unmute-group-member\", \"kick-group-members\", \"get-users-info\"]\n\
-         [commands.callbackAfterJoinGroupCommand]\ndelivery = \"inline\"\n",
-        fake.section()
-    );
-    let server = Server::start_in_env(
-        common::dir_with_plugins(&[("10-api-probe.wasm", common::component("api_probe"))]),
-        &config,
-        &[],
-        &[("CALLBACK_HOST_OPENIM_SECRET", SECRET)],
-    );
+    let server = api_probe(&fake);
     // A join without a group: the probe mutes, unmutes and kicks in group "", which OpenIM's
     // binding refuses with HTTP 400 and its envelope.
     let mut body: Value =
