@@ -11,7 +11,10 @@
 #   mkdir -p ctx/out/plugins ctx/deploy && cp target/release/callback-host ctx/out/ \
 #     && cp plugins/*.wasm ctx/out/plugins/ && cp deploy/container.toml ctx/deploy/
 #   docker build -f Dockerfile --build-arg ARTIFACTS=prebuilt -t callback-host ctx
-# (podman: podman build --isolation=chroot ...; BASE=<image> picks another Debian bookworm base.)
+# (ctx/ is ignored by git. podman: podman build --isolation=chroot --format docker ...; with runc,
+# podman run needs --ulimit nofile=1024:1024 --ulimit nproc=1000:1000. BASE=<image> picks another
+# Debian bookworm base, e.g. one made offline with mmdebstrap and `podman import`: see
+# docs/production.md, "A container".)
 ARG BASE=debian:bookworm-slim
 ARG ARTIFACTS=from-source
 

@@ -177,6 +177,38 @@ fn source_networks_for_callbacks_and_for_the_admin_endpoints() {
         Server::get(inside.admin_addr.as_deref().unwrap(), "/healthz").status,
         200
     );
+    // CALLBACK_HOST_ADMIN_ALLOW sets the admin networks over the file (a container reached
+    // through a published port): here one that leaves loopback out, then one that lets it in.
+    for (networks, allowed) in [("10.88.0.0/16", false), ("10.88.0.0/16, 127.0.0.1", true)] {
+        let server = Server::start_in_env(
+            common::dir_with_plugins(&[("20-audit.wasm", component("audit"))]),
+            "[auth]\nadmin_allow = [\"127.0.0.0/8\"]\n",
+            &["--admin-listen", "127.0.0.1:0"],
+            &[("CALLBACK_HOST_ADMIN_ALLOW", networks)],
+        );
+        let admin = server.admin_addr.clone().unwrap();
+        if allowed {
+            assert_eq!(Server::get(&admin, "/healthz").status, 200, "{networks}");
+        } else {
+            closed_at_accept(&admin, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        }
+    }
+    // A network it cannot read stops the start, naming the variable.
+    let dir = common::dir_with_plugins(&[]);
+    std::fs::write(dir.path().join("c.toml"), "").unwrap();
+    let output = common::callback_host()
+        .current_dir(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config", "c.toml"])
+        .env("CALLBACK_HOST_ADMIN_ALLOW", "10.88.0.0/16,bridge")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{said}");
+    assert!(
+        said.contains("auth.admin_allow (from CALLBACK_HOST_ADMIN_ALLOW)")
+            && said.contains("\"bridge\" is not an address or network"),
+        "{said}"
+    );
 }
 
 #[test]

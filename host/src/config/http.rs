@@ -119,6 +119,22 @@ pub(super) fn resolve_http(file: &HttpFile) -> Result<HttpLimits, ConfigError> {
     })
 }
 
+/// The environment variable that sets `[auth] admin_allow` (comma-separated), over the file: a
+/// container's admin endpoints reached through a published port come from the bridge's address.
+pub const ADMIN_ALLOW_ENV: &str = "CALLBACK_HOST_ADMIN_ALLOW";
+
+/// The networks [`ADMIN_ALLOW_ENV`] lists, when it is set and not empty.
+fn admin_allow_from_env() -> Option<Vec<String>> {
+    let value = std::env::var(ADMIN_ALLOW_ENV).ok()?;
+    let list: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|net| !net.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (!list.is_empty()).then_some(list)
+}
+
 pub(super) fn resolve_access(file: &AuthFile) -> Result<Access, ConfigError> {
     let invalid = |key: &str, reason: String| ConfigError::Invalid {
         key: format!("auth.{key}"),
@@ -188,9 +204,10 @@ pub(super) fn resolve_access(file: &AuthFile) -> Result<Access, ConfigError> {
             .as_deref()
             .map(|list| networks("allow", list))
             .transpose()?,
-        admin_allow: match &file.admin_allow {
-            Some(list) => networks("admin_allow", list)?,
-            None => loopback(),
+        admin_allow: match (admin_allow_from_env(), &file.admin_allow) {
+            (Some(list), _) => networks(&format!("admin_allow (from {ADMIN_ALLOW_ENV})"), &list)?,
+            (None, Some(list)) => networks("admin_allow", list)?,
+            (None, None) => loopback(),
         },
         open: file.open.unwrap_or(false),
         refuse_unauthenticated: file.refuse_unauthenticated.unwrap_or(false),
