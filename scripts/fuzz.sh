@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-600}"
-FUZZ_SECONDS="$seconds" cargo test --release -p callback-host --test fuzz -- --nocapture --test-threads 1 2>&1 |
+FUZZ_SECONDS="$seconds" cargo test --release -p callback-host --test suite -- fuzz:: --nocapture --test-threads 1 2>&1 |
     grep -oE 'fuzz [a-z_]+: .*|panicked.*|.*FUZZ_SEED.*|test result.*'

@@ -3,6 +3,6 @@
 # console in Chromium and copies its screenshot. The test run alone never writes into docs/.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-UPDATE_CONSOLE_SCREENSHOT=1 cargo test --test console -- --exact \
-  the_console_in_a_real_browser_shows_a_dropped_plugin_and_who_refused_a_callback
+UPDATE_CONSOLE_SCREENSHOT=1 cargo test -p callback-host --test suite -- --exact \
+  console::the_console_in_a_real_browser_shows_a_dropped_plugin_and_who_refused_a_callback
 echo "updated docs/console.png"

@@ -47,9 +47,16 @@ fn check_accepts_plugins_and_says_why_it_refuses_others() {
     // their own, made private on first use), one entry per component.
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().join("compiled");
-    for tool in ["check", "call"] {
+    for (tool, compiles) in [("check", true), ("call", false)] {
         let out = host(&[tool, path(&guard), "--cache-dir", path(&cache_dir)]);
         assert!(out.status.success(), "{tool}: {}", text(&out.stderr));
+        // The first compile of a Python plugin takes seconds: said before it starts.
+        assert_eq!(
+            text(&out.stderr).contains("not in the compile cache yet"),
+            compiles,
+            "{tool}: {}",
+            text(&out.stderr)
+        );
     }
     let mut entries: Vec<_> = std::fs::read_dir(&cache_dir)
         .unwrap()

@@ -119,10 +119,25 @@ fn the_console_in_a_real_browser_shows_a_dropped_plugin_and_who_refused_a_callba
         seen["plugins_before"],
         json!(["10-guard", "30-moderation", "61-welcome"])
     );
+    // A queued after-callback is one row: queued, then delivered, with its plugins' calls.
     let welcome = seen["api_row"].as_str().unwrap();
     assert!(
-        welcome.contains("61-welcome") && welcome.contains("OpenIM: send-message not_configured"),
+        welcome.contains("61-welcome")
+            && welcome.contains("OpenIM: send-message not_configured")
+            && welcome.contains("queued")
+            && welcome.contains("→ delivered"),
         "{welcome}"
+    );
+    assert_eq!(seen["first_section"], "recent-section", "{seen}");
+    assert_eq!(
+        seen["nav"],
+        json!([
+            "#recent-section",
+            "#commands-section",
+            "#plugins-section",
+            "#queue-section",
+            "#shadows-section"
+        ])
     );
     let shown_after = seen["plugin_shown_after_ms"].as_u64().unwrap();
     assert!(
@@ -212,18 +227,26 @@ fn body_capture_and_requeue_are_console_actions_that_refuse_cross_site_requests(
         "/console/api/recent?command=callbackAfterKickGroupCommand",
     );
     let callbacks = recent["callbacks"].as_array().unwrap();
+    // One row: the answer (queued, with the captured body), then its failed delivery.
     let queued = callbacks
         .iter()
-        .find(|c| c["outcome"] == "queued")
+        .find(|c| c["operation_id"] == "op-captured")
         .expect("the queued answer");
+    assert_eq!(queued["outcome"], "queued", "{queued}");
     assert_eq!(queued["body"]["text"], kick.as_str());
     assert_eq!(queued["body"]["truncated"], false);
-    let delivered = callbacks
-        .iter()
-        .find(|c| c["outcome"] == "trap")
-        .expect("the failed delivery");
+    let delivered = &queued["delivery"];
+    assert_eq!(delivered["outcome"], "trap", "{queued}");
+    assert_eq!(delivered["attempts"], 1, "{queued}");
     assert_eq!(delivered["steps"][0]["plugin"], "10-hostile");
     assert_eq!(delivered["steps"][0]["decision"]["cause"], "trap");
+    assert_eq!(
+        callbacks
+            .iter()
+            .filter(|c| c["operation_id"] == "op-captured")
+            .count(),
+        1
+    );
     let overview = console_json(&server, "/console/api/overview");
     let letters = overview["queue"]["dead_letters"].as_array().unwrap();
     assert_eq!(letters.len(), 1, "{overview}");

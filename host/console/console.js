@@ -74,8 +74,9 @@ function drawPlugins(overview) {
           p.limits.reuse_instances > 1 ? el("div", {}, "reuse " + p.limits.reuse_instances) : null,
           p.limits.max_concurrent_calls ? el("div", {}, "calls at once " + p.limits.max_concurrent_calls) : null,
           p.stock.most > 0
-            ? el("div", { class: "stock", title: "instances built ahead: ready now / most kept; calls that found one ready (hits) or built their own (misses)" },
-                "ready " + p.stock.ready + "/" + p.stock.most + " · hits " + p.stock.hits + " · misses " + p.stock.misses)
+            ? el("div", { class: "stock", title: "stock_instances: instances built ahead of calls, so that a call does not wait for one to be built" },
+                "built ahead: " + p.stock.ready + " of " + p.stock.most + " ready · " +
+                p.stock.hits + " calls found one ready, " + p.stock.misses + " built their own")
             : null),
         el("td", {}, el("div", {}, bytes(p.file_bytes)), el("div", { class: "mono muted", title: p.sha256 }, p.sha256.slice(0, 12))),
         el("td", { class: "muted", title: new Date(p.loaded_ms).toISOString() }, ago(p.loaded_ms, overview.now_ms)))));
@@ -213,19 +214,36 @@ function apiCallsSummary(step) {
     total.toLocaleString("en") + " calls (first " + step.api_calls.length + " shown), " + counts.join(", ") + " ");
 }
 
+// The outcome cell: the answer's outcome and time; for a queued callback, then what its latest
+// delivery came to ("queued → delivered", or the failure, with the attempts so far).
+function outcomeCell(c) {
+  const answered = [el("span", { class: "badge " + c.class }, c.outcome), el("div", { class: "muted" }, micros(c.micros))];
+  if (!c.delivery) return el("td", {}, ...answered);
+  const d = c.delivery;
+  return el("td", { "data-delivery": d.outcome },
+    ...answered,
+    el("div", { class: "delivery", title: "the queued event's delivery to its plugins, " + time(d.at_ms) },
+      "→ ", el("span", { class: "badge " + d.class }, d.outcome),
+      d.attempts > 1 ? el("span", { class: "muted" }, " attempt " + d.attempts) : null,
+      el("div", { class: "muted" }, micros(d.micros) + " after it came")));
+}
+
 function drawRecent(recent) {
-  const rows = recent.callbacks.map((c) =>
-    el("tr", { "data-outcome": c.outcome, "data-command": c.command },
+  const rows = recent.callbacks.map((c) => {
+    const steps = c.delivery ? c.delivery.steps : c.steps;
+    return el("tr", { "data-outcome": c.outcome, "data-command": c.command },
       el("td", { class: "muted", title: new Date(c.at_ms).toISOString() }, time(c.at_ms)),
       el("td", {}, el("code", {}, c.command), c.path ? el("div", { class: "muted mono" }, c.path) : null),
       el("td", { class: "mono" }, c.operation_id || "–"),
-      el("td", {}, el("span", { class: "badge " + c.class }, c.outcome), el("div", { class: "muted" }, micros(c.micros))),
-      el("td", { class: "steps" }, c.steps.length ? c.steps.map(decision) : el("span", { class: "muted" }, "–")),
+      outcomeCell(c),
+      el("td", { class: "steps" }, steps.length ? steps.map(decision)
+        : el("span", { class: "muted" }, c.outcome === "queued" ? "not delivered yet" : "–")),
       el("td", {},
         el("code", { class: "answer" }, c.answer || (c.outcome === "delivered" || c.steps.length ? "(queued event delivered to its plugins)" : "")),
         c.body ? el("details", { class: "captured" },
           el("summary", {}, "captured body (" + bytes(c.body.bytes) + (c.body.truncated ? ", cut at " + bytes(c.body.text.length) : "") + ")"),
-          el("pre", {}, c.body.text)) : null)));
+          el("pre", {}, c.body.text)) : null));
+  });
   $("recent").tBodies[0].replaceChildren(...rows);
   if (rows.length === 0) {
     $("recent").tBodies[0].append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "no callback yet")));

@@ -52,6 +52,10 @@ pub struct CheckReport {
 
 /// The runner a tool calls plugins with (the server's engine, limits and capabilities), and the
 /// plugin at `path` loaded with it exactly as the server would.
+/// Components this large (a Python, JavaScript or Go runtime inside) take seconds to compile: the
+/// tools say so before they start.
+const SAY_COMPILING_FROM: usize = 1 << 20;
+
 fn runner_and_plugin(
     path: &Path,
     config: Arc<Config>,
@@ -65,6 +69,19 @@ fn runner_and_plugin(
     let bytes = read_plugin(path)?;
     let limits = config.plugin(&plugin_name(path));
     let cache = compile_cache(&config);
+    if bytes.len() >= SAY_COMPILING_FROM
+        && !cache
+            .as_ref()
+            .is_some_and(|c| c.holds(runner.engine(), &bytes))
+    {
+        // A tool at a terminal: without this line, `check` of a Python plugin is 30 s of silence.
+        eprintln!(
+            "compiling {} ({} MiB, not in the compile cache yet): a Python or JavaScript plugin \
+             takes up to 30 s, once; later runs and the server load it in milliseconds",
+            path.display(),
+            bytes.len() >> 20
+        );
+    }
     let loading = Loading {
         runner: &runner,
         linker: &linker,

@@ -85,6 +85,7 @@ impl Dispatcher {
         let failed = results.iter().find_map(|d| d.result.as_ref().err());
         self.history.delivered(Trace {
             steps,
+            stored_ms: Some(event.accepted_ms),
             ..Trace::new(
                 command,
                 Arc::clone(&callback.operation_id),

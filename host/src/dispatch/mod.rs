@@ -158,12 +158,15 @@ impl Dispatcher {
             && callback.shape.is_some_and(|c| self.stores(c))
         {
             let deadline = self.deadline(callback.command, callback.received);
-            match queue.append(callback.event(), deadline).await {
+            let event = callback.event();
+            let stored_ms = event.accepted_ms;
+            match queue.append(event, deadline).await {
                 Ok(true) => {
                     return Chained {
                         answer: CallbackResponse::go_on().to_json(),
                         outcome: RequestOutcome::Queued,
                         steps: Vec::new(),
+                        stored_ms: Some(stored_ms),
                     };
                 }
                 Ok(false) => {
@@ -218,6 +221,7 @@ impl Dispatcher {
             answer,
             outcome,
             steps,
+            stored_ms: None,
         }
     }
 

@@ -122,6 +122,9 @@ pub struct Chained {
     pub outcome: RequestOutcome,
     /// Each plugin's turn, in chain order (for the console).
     pub steps: Vec<Step>,
+    /// When a queued callback's event was stored (its `accepted_ms`): the key by which the
+    /// console puts its deliveries on its row.
+    pub stored_ms: Option<u64>,
 }
 
 /// What a plugin is given.

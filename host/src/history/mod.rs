@@ -17,11 +17,12 @@ use serde_json::{Value, json};
 use bytes::Bytes;
 
 use crate::metrics::{ApiCallNotes, FailureKind, RequestOutcome};
-use crate::untrusted::ANSWER_CAP;
 use bounds::answer_kept;
+use json::trace_json;
 use series::Bucket;
 
 mod bounds;
+mod json;
 mod series;
 
 /// Callbacks kept in the ring of recent ones.
@@ -120,6 +121,27 @@ pub struct Trace {
     pub answer: Bytes,
     /// The request body, when captured.
     pub body: Option<Captured>,
+    /// For a queued callback and its deliveries: when the event was stored (its `accepted_ms`),
+    /// which with the command and operationID finds the callback's row.
+    pub stored_ms: Option<u64>,
+    /// For a queued callback: what its latest delivery came to, once one ran (one row shows
+    /// both: the answer OpenIM got, then what the plugins did with the event).
+    pub delivery: Option<Delivery>,
+}
+
+/// A delivery of a queued event, kept on the row of the callback that stored it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// When it ended (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// `Delivered`, or the first plugin failure.
+    pub outcome: RequestOutcome,
+    /// From the callback's arrival to the delivery's end, in microseconds.
+    pub micros: u64,
+    /// Each plugin's turn in this delivery.
+    pub steps: Vec<Step>,
+    /// Deliveries of the event seen so far, this one included.
+    pub attempts: u32,
 }
 
 impl Trace {
@@ -141,6 +163,8 @@ impl Trace {
             steps: Vec::new(),
             answer: Bytes::new(),
             body: None,
+            stored_ms: None,
+            delivery: None,
         }
     }
 }
@@ -252,9 +276,32 @@ impl History {
         recent.push_back(Arc::new(trace));
     }
 
-    /// Keeps one delivery of a queued event: in the ring only (its callback was counted when it
-    /// was answered).
+    /// Keeps one delivery of a queued event, in the ring only (its callback was counted when it
+    /// was answered): on the row of the queued callback that stored it (the same command,
+    /// operationID and time stored) while the ring holds it, as a row of its own otherwise.
     pub fn delivered(&self, trace: Trace) {
+        let trace = trace.bounded();
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let queued = recent.iter_mut().rev().find(|t| {
+            t.outcome == RequestOutcome::Queued
+                && t.stored_ms.is_some()
+                && t.stored_ms == trace.stored_ms
+                && t.command == trace.command
+                && t.operation_id == trace.operation_id
+        });
+        if let Some(row) = queued {
+            let mut merged = Trace::clone(row);
+            merged.delivery = Some(Delivery {
+                attempts: row.delivery.as_ref().map_or(1, |d| d.attempts + 1),
+                at_ms: trace.at_ms,
+                outcome: trace.outcome,
+                micros: trace.micros,
+                steps: trace.steps,
+            });
+            *row = Arc::new(merged);
+            return;
+        }
+        drop(recent);
         self.keep(trace);
     }
 
@@ -263,11 +310,17 @@ impl History {
     /// in [`RECENT_JSON_CAP`] bytes; `omitted` counts the ones left out for that cap.
     pub fn recent(&self, command: Option<&str>, outcome: Option<&str>, limit: usize) -> Value {
         let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        // A queued row with its delivery is both outcomes.
+        let outcomes = |trace: &Trace| {
+            std::iter::once(trace.outcome).chain(trace.delivery.as_ref().map(|d| d.outcome))
+        };
         let wanted = |trace: &Trace| {
             command.is_none_or(|c| trace.command == c)
-                && outcome.is_none_or(|o| match o {
-                    "failed" => Class::of(trace.outcome) == Class::Failed,
-                    o => trace.outcome.as_str() == o,
+                && outcome.is_none_or(|o| {
+                    outcomes(trace).any(|outcome| match o {
+                        "failed" => Class::of(outcome) == Class::Failed,
+                        o => outcome.as_str() == o,
+                    })
                 })
         };
         let mut traces: Vec<Value> = Vec::new();
@@ -420,50 +473,6 @@ impl History {
             bytes: body.len(),
         })
     }
-}
-
-fn trace_json(trace: &Trace) -> Value {
-    let steps: Vec<Value> = trace
-        .steps
-        .iter()
-        .map(|s| {
-            json!({
-                "plugin": &*s.plugin,
-                "decision": s.decision.to_json(),
-                "micros": s.micros,
-                "misread_refusal": s.misread_refusal,
-                "api_calls": s.api_calls.first.iter().map(|c| json!({
-                    "operation": c.operation,
-                    "outcome": c.outcome.as_str(),
-                })).collect::<Vec<_>>(),
-                "api_calls_total": s.api_calls.total(),
-                "api_calls_by_outcome": s.api_calls.by_outcome()
-                    .map(|(outcome, count)| (outcome.as_str().to_owned(), Value::from(count)))
-                    .collect::<serde_json::Map<_, _>>(),
-            })
-        })
-        .collect();
-    let mut value = json!({
-        "at_ms": trace.at_ms,
-        "command": trace.command,
-        "operation_id": &*trace.operation_id,
-        "outcome": trace.outcome.as_str(),
-        "class": Class::of(trace.outcome).as_str(),
-        "micros": trace.micros,
-        "steps": steps,
-        "answer": String::from_utf8_lossy(&trace.answer[..trace.answer.len().min(ANSWER_CAP)]),
-    });
-    if let Some(path) = &trace.path {
-        value["path"] = path.as_str().into();
-    }
-    if let Some(body) = &trace.body {
-        value["body"] = json!({
-            "text": body.text,
-            "bytes": body.bytes,
-            "truncated": body.bytes > body.text.len(),
-        });
-    }
-    value
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 use super::*;
-use crate::untrusted::{LINE_CAP, MESSAGE_CAP};
+use crate::untrusted::{ANSWER_CAP, LINE_CAP, MESSAGE_CAP};
 
 fn trace(command: &'static str, outcome: RequestOutcome, micros: u64) -> Trace {
     Trace::new(command, "op".into(), outcome, micros)
@@ -165,4 +165,66 @@ fn a_disagreement_keeps_at_most_a_capped_answer() {
     let kept = history.disagreements();
     assert_eq!(kept[0]["given"]["errMsg"], "ok");
     assert_eq!(kept[0]["shadow"].as_str().unwrap().len(), ANSWER_CAP);
+}
+
+#[test]
+fn a_delivery_lands_on_the_row_of_the_queued_callback_that_stored_it() {
+    let history = History::default();
+    // Stored at ms 1 and 2; a callback of the same operationID stored at ms 3 is another row.
+    let stored = |op: &str| match op {
+        "op-1" => Some(1),
+        "op-2" => Some(2),
+        _ => Some(99),
+    };
+    let queued = |op: &str, at| Trace {
+        stored_ms: Some(at),
+        ..Trace::new("cb", op.into(), RequestOutcome::Queued, 10)
+    };
+    let delivery = |op: &str, outcome| Trace {
+        stored_ms: stored(op),
+        ..Trace::new("cb", op.into(), outcome, 900)
+    };
+    history.add(queued("op-1", 1));
+    history.add(queued("op-2", 2));
+    history.add(queued("op-1", 3));
+    history.delivered(delivery("op-1", RequestOutcome::Failed(FailureKind::Trap)));
+    history.delivered(delivery("op-1", RequestOutcome::Delivered));
+    // A delivery whose callback the ring no longer holds: a row of its own.
+    history.delivered(delivery("op-gone", RequestOutcome::Delivered));
+
+    let all = history.recent(None, None, 100);
+    let rows = all["callbacks"].as_array().unwrap();
+    assert_eq!(rows.len(), 4, "{all}");
+    // The newest row of op-1 (stored at ms 3) has no delivery; the one stored at ms 1 has both.
+    assert!(rows[1].get("delivery").is_none(), "{all}");
+    let op1 = rows
+        .iter()
+        .find(|r| r["operation_id"] == "op-1" && r.get("delivery").is_some())
+        .unwrap();
+    assert_eq!(op1["outcome"], "queued");
+    assert_eq!(op1["delivery"]["outcome"], "delivered");
+    assert_eq!(op1["delivery"]["attempts"], 2);
+    assert_eq!(op1["delivery"]["micros"], 900);
+    let op2 = rows.iter().find(|r| r["operation_id"] == "op-2").unwrap();
+    assert!(op2.get("delivery").is_none(), "{op2}");
+    let gone = rows
+        .iter()
+        .find(|r| r["operation_id"] == "op-gone")
+        .unwrap();
+    assert_eq!(gone["outcome"], "delivered");
+
+    // The filter finds a merged row by either of its outcomes.
+    let ops = |outcome: &str| -> Vec<String> {
+        history.recent(None, Some(outcome), 100)["callbacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["operation_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ops("queued"), ["op-1", "op-2", "op-1"]);
+    assert_eq!(ops("delivered"), ["op-gone", "op-1"]);
+    assert!(ops("failed").is_empty());
+    history.delivered(delivery("op-2", RequestOutcome::Failed(FailureKind::Fuel)));
+    assert_eq!(ops("failed"), ["op-2"]);
 }

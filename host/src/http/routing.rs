@@ -233,6 +233,7 @@ impl App {
             steps: seen.steps,
             answer,
             body: seen.body,
+            stored_ms: seen.stored_ms,
             ..Trace::new(command, Arc::clone(operation_id), outcome, micros)
         });
     }
@@ -274,6 +275,7 @@ impl App {
             .receive(&mut callback, self.queue.as_deref())
             .await;
         seen.steps = chained.steps;
+        seen.stored_ms = chained.stored_ms;
         seen.spent = std::mem::take(&mut callback.spent);
         Ok((command, chained.answer, chained.outcome))
     }
@@ -384,6 +386,8 @@ struct Seen {
     body: Option<Captured>,
     /// The instances the chain used, released once the answer goes to hyper.
     spent: Spent,
+    /// When its event was stored, for a queued callback.
+    stored_ms: Option<u64>,
 }
 
 /// A callback request not answered yet. Dropped before it is answered, the client left (OpenIM

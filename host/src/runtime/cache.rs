@@ -59,6 +59,12 @@ impl CompileCache {
         Ok((component, Source::Compiled))
     }
 
+    /// Whether an entry for `bytes` is there (not checked: [`Self::load_or_compile`] does that),
+    /// so that a tool can say it is about to compile for a while.
+    pub fn holds(&self, engine: &Engine, bytes: &[u8]) -> bool {
+        self.entry_path(engine, bytes).is_file()
+    }
+
     /// Where the checksum of `entry` is kept.
     fn checksum_path(entry: &Path) -> PathBuf {
         crate::util::with_suffix(entry, ".sha256")
