@@ -10,15 +10,15 @@ use common::{component, example, repo_root};
 
 /// Runs `callback-host ARGS` with the tests' compile cache (as `check` and `call` share the
 /// server's).
-fn host(args: &[&str]) -> Output {
+pub(crate) fn host(args: &[&str]) -> Output {
     common::tool_output(Path::new("."), args)
 }
 
-fn text(bytes: &[u8]) -> String {
+pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn path(p: &Path) -> &str {
+pub(crate) fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
@@ -239,7 +239,7 @@ fn new_project(plugins: &Path, language: &str, name: &str, callback: &str, extra
 
 /// Builds a project made by `new` with its build.sh, checks that the result handles `callback`,
 /// and returns the built file.
-fn build_project(
+pub(crate) fn build_project(
     plugins: &Path,
     language: &str,
     name: &str,
@@ -279,51 +279,6 @@ fn build_project(
         text(&out.stderr)
     );
     wasm
-}
-
-#[test]
-fn new_offers_openims_api_and_check_asks_for_its_grant() {
-    common::wasm_dir(); // the toolchains are installed by the example build
-    let dir = tempfile::tempdir().unwrap();
-    let plugins = dir.path();
-    let join = "callbackAfterJoinGroupCommand";
-    new_project(plugins, "rust", "20-bot", join, &["--openim-api"]);
-    let world = std::fs::read_to_string(plugins.join("20-bot/wit/plugin.wit")).unwrap();
-    assert!(
-        world.contains("include after-join-group-plugin;") && world.contains("import openim-api;"),
-        "{world}"
-    );
-    // The project's bindings have the interface: a call to it builds.
-    let source = plugins.join("20-bot/src/lib.rs");
-    let code = std::fs::read_to_string(&source).unwrap().replace(
-        "        let response = go_on();",
-        "        let _ = openim::callback::openim_api::get_users_info(&[request.inviter_user_id.clone()]);\n        let response = go_on();",
-    );
-    std::fs::write(&source, code).unwrap();
-    let config = plugins.join("granted.toml");
-    std::fs::write(
-        &config,
-        "[plugin_grants.20-bot]\nopenim_api = [\"get-users-info\"]\n",
-    )
-    .unwrap();
-    let wasm = build_project(
-        plugins,
-        "rust",
-        "20-bot",
-        join,
-        &["--config", path(&config)],
-    );
-    let granted = text(&host(&["check", path(&wasm), "--config", path(&config)]).stdout);
-    assert!(granted.contains("granted: openim-api"), "{granted}");
-    let ungranted = host(&["check", path(&wasm)]);
-    let said = text(&ungranted.stderr);
-    assert!(
-        !ungranted.status.success()
-            && said.contains(
-                "needs the operations it may call in `openim_api = [...]` of [plugin_grants.20-bot]"
-            ),
-        "{said}"
-    );
 }
 
 /// Runs `callback-host test CASES --plugins WASM` and checks that its `count` cases pass.

@@ -241,3 +241,32 @@ fn generated_parts_are_where_their_generators_write() {
         .collect();
     assert!(bench.contains("--write-readme docs/performance.md"));
 }
+
+/// `text` without the indentation its lines share (blank lines aside).
+fn dedent(text: &str) -> String {
+    let indent = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    text.lines()
+        .map(|l| l.get(indent..).unwrap_or("").trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_openim_api_snippets_are_the_calls_new_writes() {
+    let doc = std::fs::read_to_string(repo_root().join("docs/openim-api.md")).unwrap();
+    let templates = repo_root().join("host/templates/openim-api");
+    for file in std::fs::read_dir(&templates).unwrap() {
+        let file = file.unwrap().path();
+        let snippet = dedent(&std::fs::read_to_string(&file).unwrap());
+        assert!(
+            doc.contains(&snippet),
+            "docs/openim-api.md lacks {} as `new --openim-api` writes it:\n{snippet}",
+            file.display()
+        );
+    }
+}

@@ -16,7 +16,8 @@
 //! - `console`: the admin listener's console in a real browser (chromium), its actions, the
 //!   misread refusal warning.
 //! - `docs`: the README and `docs/`: links and anchors resolve, generated parts in place.
-//! - `cli`: the plugin tools (`check`, `call`, `new`).
+//! - `cli`: the plugin tools (`check`, `call`, `new`); `new_openim_api`: `new --openim-api` in
+//!   every language, its call checked by its cases.
 //! - `first_day`: the checkout's config read by default; a test that cannot run says so.
 //! - `fuzz`: everything an untrusted party controls, mutated (`FUZZ_SEED` replays a failure).
 //! - `bounded`, `isolation`: a plugin flooding a capability leaves the host's memory flat and the
@@ -45,6 +46,7 @@ mod fuzz;
 mod hostile_plugins;
 mod image;
 mod isolation;
+mod new_openim_api;
 mod openim_api;
 mod openim_api_errors;
 mod operations;

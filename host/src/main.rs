@@ -130,9 +130,13 @@ pub enum Action {
         /// The callback it handles, by OpenIM's name.
         #[arg(long, default_value = "callbackAfterKickGroupCommand")]
         callback: String,
-        /// Its world also imports OpenIM's API (`openim:callback/openim-api`).
+        /// Its world also imports OpenIM's API (`openim:callback/openim-api`), its code tells an
+        /// operator of each callback through it, and the config in force grants it that.
         #[arg(long)]
         openim_api: bool,
+        /// The config file that gets the grant of `--openim-api` [default: ./callback-host.toml]
+        #[arg(long, env = "CALLBACK_HOST_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -257,6 +261,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dir,
             callback,
             openim_api,
-        } => cli::tools::new(language, &name, &dir, &callback, openim_api),
+            config,
+        } => cli::tools::new(
+            language,
+            &name,
+            &dir,
+            &callback,
+            openim_api.then(|| ConfigFile::resolve(config.as_deref())),
+        ),
     }
 }

@@ -146,30 +146,87 @@ pub fn test(
     Ok(())
 }
 
-/// `new`: a plugin project for `callback` in `dir/name/`.
+/// `new`: a plugin project for `callback` in `dir/name/`; with OpenIM's API (`openim_api`, the
+/// config file in force), the grant its template needs added to that file.
 pub fn new(
     language: Language,
     name: &str,
     dir: &Path,
     callback: &str,
-    openim_api: bool,
+    openim_api: Option<ConfigFile>,
 ) -> anyhow::Result<()> {
-    let root =
-        callback_host::authoring::scaffold::new_plugin(language, name, dir, callback, openim_api)?;
+    let root = callback_host::authoring::scaffold::new_plugin(
+        language,
+        name,
+        dir,
+        callback,
+        openim_api.is_some(),
+    )?;
     println!(
         "created {}: run {}/build.sh to build {}",
         root.display(),
         root.display(),
         dir.join(format!("{name}.wasm")).display()
     );
-    if openim_api {
-        println!(
-            "its world imports OpenIM's API: grant what it calls in the config, e.g.\n  \
-             [plugin_grants.{name}]\n  openim_api = [\"send-message\"]\n\
-             and set [openim_api] (docs/openim-api.md)"
-        );
+    let Some(config) = openim_api else {
+        return Ok(());
+    };
+    let section = format!("[plugin_grants.{name}]");
+    let grant = format!("{section}\nopenim_api = [\"send-message\"]");
+    match config.path() {
+        Some(path) => match add_grant(path, &section, &grant)? {
+            true => println!(
+                "its code sends a message through OpenIM's API: added to {}:\n  {}",
+                path.display(),
+                grant.replace('\n', "\n  ")
+            ),
+            false => println!(
+                "its code sends a message through OpenIM's API: {} already has {section}; make \
+                 sure its openim_api lists \"send-message\"",
+                path.display()
+            ),
+        },
+        None => println!(
+            "its code sends a message through OpenIM's API: grant it in your config file \
+             (there is no ./callback-host.toml here, and no --config):\n  {}",
+            grant.replace('\n', "\n  ")
+        ),
     }
+    println!(
+        "a running server applies a new grant at its next restart; OpenIM's address and admin \
+         user go in [openim_api] (docs/openim-api.md)"
+    );
     Ok(())
+}
+
+/// Appends `grant` (whose first line is `section`) to the config file at `path` unless it has
+/// that section already; false when it had. The file must load before and after: if it no longer
+/// does (the plugin's grants written another way, say), it is restored and the error returned.
+fn add_grant(path: &Path, section: &str, grant: &str) -> anyhow::Result<bool> {
+    let before =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    if before
+        .lines()
+        .any(|line| line.trim_start().starts_with(section))
+    {
+        return Ok(false);
+    }
+    Config::load(path).context("the grant was not added: the config file does not load")?;
+    let separator = if before.is_empty() || before.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    let after = format!(
+        "{before}{separator}\n# Added by `callback-host new --openim-api`: what its template calls.\n{grant}\n"
+    );
+    std::fs::write(path, &after).with_context(|| format!("writing {}", path.display()))?;
+    if let Err(error) = Config::load(path) {
+        std::fs::write(path, before).with_context(|| format!("restoring {}", path.display()))?;
+        return Err(error)
+            .with_context(|| format!("adding {section} to {} (left as it was)", path.display()));
+    }
+    Ok(true)
 }
 
 /// What `replay` runs through the plugins.

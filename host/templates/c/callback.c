@@ -11,6 +11,7 @@ void exports_openim_callback_{{module}}_handle(
     exports_openim_callback_{{module}}_{{request_snake}}_t *request,
     exports_openim_callback_{{module}}_{{return_snake}}_t *ret) {
   OPENIM_LOG(OPENIM_CALLBACK_LOG_LEVEL_INFO, "callback seen");
+{{openim_api_call}}
   // Go on, every change `none`. To refuse: OPENIM_REFUSE(ret, code, "message", "detail") (for
   // an answer with changes: OPENIM_REFUSE(&ret->response, ...)).
   OPENIM_GO_ON(ret);

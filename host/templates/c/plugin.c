@@ -11,6 +11,7 @@ void exports_openim_callback_kick_group_member_handle_kick(
     exports_openim_callback_kick_group_member_kick_request_t *request,
     exports_openim_callback_kick_group_member_response_t *ret) {
   OPENIM_LOG(OPENIM_CALLBACK_LOG_LEVEL_INFO, "kick seen");
+{{openim_api_call}}
   // Refuse (actionCode 0, nextCode 1) when "root" is kicked; let everything else go on.
   int refuse = 0;
   for (size_t i = 0; i < request->kicked_user_ids.len; i++) {

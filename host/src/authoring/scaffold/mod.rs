@@ -153,7 +153,32 @@ impl Language {
                     "go-wit/wit/types/tuple.go",
                     include_str!("../../../../plugins/go-wit/wit/types/tuple.go"),
                 ),
+                (
+                    "go-wit/wit/types/unit.go",
+                    include_str!("../../../../plugins/go-wit/wit/types/unit.go"),
+                ),
             ],
+        }
+    }
+
+    /// What `--openim-api` puts in the handler, after its log line (a call that tells an operator
+    /// about each callback, with what to do when it fails), and the imports that call needs.
+    fn openim_api_call(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Rust => (include_str!("../../../templates/openim-api/call.rs"), ""),
+            Self::Python => (
+                include_str!("../../../templates/openim-api/call.py"),
+                include_str!("../../../templates/openim-api/imports.py"),
+            ),
+            Self::Js => (
+                include_str!("../../../templates/openim-api/call.js"),
+                include_str!("../../../templates/openim-api/imports.js"),
+            ),
+            Self::C => (include_str!("../../../templates/openim-api/call.c"), ""),
+            Self::Go => (
+                include_str!("../../../templates/openim-api/call.go"),
+                include_str!("../../../templates/openim-api/imports.go"),
+            ),
         }
     }
 
@@ -269,25 +294,22 @@ pub fn new_plugin(
         let base = world.map(|w| w.trim_end_matches("-with-openim-api").to_owned());
         vars.push(("base_world", base.unwrap_or_default()));
     }
-    vars.push((
-        "rust_openim_api",
-        if openim_api {
-            "\n        // OpenIM's API, through the host (grant each operation in the config):\n        \
-             // openim::callback::openim_api::send_message(&message), revoke_message(...),\n        \
-             // mute_group_member(...), kick_group_members(...), get_users_info(...)."
-                .to_owned()
-        } else {
-            String::new()
-        },
-    ));
     vars.extend([
         ("name", name.to_owned()),
         ("package", package.clone()),
         ("crate", crate_name),
         ("toolchains", TOOLCHAINS.to_owned()),
     ]);
+    // Whole lines of the templates: the OpenIM API call and its imports, or nothing.
+    let (call, imports) = match openim_api {
+        true => language.openim_api_call(),
+        false => ("", ""),
+    };
     let fill = |template: &str| {
-        vars.iter().fold(template.to_owned(), |text, (key, value)| {
+        let template = template
+            .replace("{{openim_api_call}}\n", call)
+            .replace("{{openim_api_imports}}\n", imports);
+        vars.iter().fold(template, |text, (key, value)| {
             text.replace(&format!("{{{{{key}}}}}"), value)
         })
     };
@@ -301,7 +323,7 @@ pub fn new_plugin(
             }
             (fill(&relative), text.into_bytes())
         })
-        .chain(first_cases(command.spec.name, name));
+        .chain(first_cases(command.spec.name, name, openim_api));
     let binaries = language
         .binaries()
         .iter()
@@ -328,9 +350,10 @@ pub fn new_plugin(
 }
 
 /// The cases `new` writes beside a project (`tests/*.toml`, run with `callback-host test
-/// tests --plugins NAME.wasm`): OpenIM's request of the command goes on, and for the kick the
-/// template's own rule, kicking root is refused.
-fn first_cases(command: &str, name: &str) -> Vec<(String, Vec<u8>)> {
+/// tests --plugins NAME.wasm`): OpenIM's request of the command goes on, for the kick the
+/// template's own rule, kicking root is refused, and with OpenIM's API, the operator is told
+/// (against the test runner's stand-in of OpenIM's API), also when OpenIM's API is down.
+fn first_cases(command: &str, name: &str, openim_api: bool) -> Vec<(String, Vec<u8>)> {
     let mut cases = vec![(
         "tests/goes-on.toml".to_owned(),
         format!(
@@ -361,6 +384,38 @@ fn first_cases(command: &str, name: &str) -> Vec<(String, Vec<u8>)> {
             )
             .into_bytes(),
         ));
+    }
+    if openim_api {
+        cases.extend([
+            (
+                "tests/tells-an-operator.toml".to_owned(),
+                format!(
+                    "# OpenIM's API is stood in for by the test runner (`[openim_api.\"<operation>\"]`\n\
+                     # says how it answers; \"ok\" by default); openim_calls lists the operations\n\
+                     # that reached it. The plugin needs its grant: [plugin_grants.{name}]\n\
+                     # openim_api = [\"send-message\"] in the config (`new` added it to the one in force).\n\
+                     name = \"OpenIM's {command} goes on, and an operator is told through OpenIM's API\"\n\
+                     fixture = \"{command}\"\n\n\
+                     [expect]\n\
+                     result = \"go_on\"\n\
+                     openim_calls = [\"send-message\"]\n"
+                )
+                .into_bytes(),
+            ),
+            (
+                "tests/goes-on-when-openim-is-down.toml".to_owned(),
+                format!(
+                    "name = \"with OpenIM's API down, {command} still goes on\"\n\
+                     fixture = \"{command}\"\n\n\
+                     [openim_api.\"send-message\"]\n\
+                     unavailable = true\n\n\
+                     [expect]\n\
+                     result = \"go_on\"\n\
+                     openim_calls = [\"send-message\"]\n"
+                )
+                .into_bytes(),
+            ),
+        ]);
     }
     cases
 }

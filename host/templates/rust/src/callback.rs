@@ -23,7 +23,8 @@ impl Guest for Plugin {
             "callback seen",
             &[("request", &format!("{request:?}")), ("operation_id", &delivery.operation_id)],
         );
-        // Go on. To refuse: openim_helpers::refuse(err_code, err_msg, err_dlt).{{rust_openim_api}}
+{{openim_api_call}}
+        // Go on. To refuse: openim_helpers::refuse(err_code, err_msg, err_dlt).
         let response = go_on();
         {{rust_answer}}
     }

@@ -18,7 +18,8 @@ struct Plugin;
 
 impl Guest for Plugin {
     fn handle_kick(delivery: Delivery, request: KickRequest) -> Response {
-        log_line(Level::Info, "kick seen", &[("group_id", &request.group_id)]);{{rust_openim_api}}
+        log_line(Level::Info, "kick seen", &[("group_id", &request.group_id)]);
+{{openim_api_call}}
         // Refuse (actionCode 0, nextCode 1) when "root" is kicked; let everything else go on.
         if request.kicked_user_ids.iter().any(|u| u == "root") {
             return refuse(4001, "root cannot be kicked", delivery.operation_id);

@@ -1,0 +1,2 @@
+	"fmt"
+	"wit_component/openim_callback_openim_api"
