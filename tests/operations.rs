@@ -311,9 +311,18 @@ fn a_sigterm_while_the_host_starts_stops_it_gracefully_once_started() {
         .spawn()
         .unwrap();
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
-    assert!(line.contains("plugin loaded plugin=10-guard"), "{line}");
+    // The config in force is said first; the signal goes once the first plugin is loaded.
+    let mut seen = String::new();
+    while !seen.contains("plugin loaded plugin=10-guard") {
+        let mut line = String::new();
+        let read = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        assert!(read > 0, "the host ended before loading 10-guard:\n{seen}");
+        assert!(
+            !line.contains("plugin loaded plugin=14-guard-go"),
+            "{seen}{line}"
+        );
+        seen.push_str(&line);
+    }
     common::sigterm(child.id());
     let log = std::io::read_to_string(stderr).unwrap();
     let exit = child.wait().unwrap();
