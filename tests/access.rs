@@ -85,7 +85,7 @@ fn basic_credentials_as_openim_sends_them() {
     );
     let response = kick(&server, KICK_PATH, "op-basic-missing", "");
     refused(&server, &response, 401, "unauthorized", "op-basic-missing");
-    assert_eq!(counted(&server, "unauthorized"), 2.0);
+    assert_eq!(counted(&server, "unauthenticated"), 2.0);
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn a_secret_path_segment() {
         "forbidden_path",
         "op-path-missing",
     );
-    assert_eq!(counted(&server, "forbidden"), 2.0);
+    assert_eq!(counted(&server, "unauthenticated"), 2.0);
 }
 
 #[test]

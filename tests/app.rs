@@ -292,7 +292,7 @@ async fn unknown_paths_and_methods_are_named_and_admin_endpoints_answer() {
     // The requests above are counted by command and outcome.
     let (status, _, metrics) = host.call("GET", "/metrics", b"").await;
     assert_eq!(status, 200);
-    for (outcome, count) in [("no_plugin", 2), ("bad_request", 1)] {
+    for (outcome, count) in [("no_plugin", 2), ("unknown_path", 1)] {
         let line = format!(
             "callback_host_requests_total{{command=\"callbackAfterKickGroupCommand\",outcome=\"{outcome}\"}} {count}"
         );

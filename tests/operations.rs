@@ -124,7 +124,7 @@ fn health_readiness_and_metrics_after_a_known_sequence() {
         r#"callback_host_requests_total{command="callbackAfterKickGroupCommand",outcome="queued"} 5"#,
         "callback_host_queue_handled_total 5",
         "callback_host_queue_depth 0",
-        r#"callback_host_requests_total{command="callbackAfterKickGroupCommand",outcome="bad_request"} 1"#,
+        r#"callback_host_requests_total{command="callbackAfterKickGroupCommand",outcome="bad_body"} 1"#,
         r#"callback_host_requests_total{command="callbackAfterQuitGroupCommand",outcome="no_plugin"} 1"#,
         r#"callback_host_plugin_calls_total{plugin="10-guard",outcome="refused"} 3"#,
         r#"callback_host_plugin_calls_total{plugin="10-guard",outcome="ok"} 2"#,

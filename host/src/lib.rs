@@ -11,12 +11,15 @@
 //! - [`webhooks`]: reading OpenIM's own `config/webhooks.yml` (timeouts, enabled callbacks).
 //! - [`protocol`]: OpenIM's wire format: the table of the 52 commands, the shapes of their requests
 //!   and answers read from `wit/`, JSON to component values and back, the answers' rules.
+//! - [`outcomes`]: what things came to (a request, a plugin call, a capability call, an OpenIM
+//!   API call, a rejection, a closed connection, a shadow, a reload), each an enum with its label;
+//!   the ground floor every room names outcomes from.
 //! - [`runtime`]: running plugins: the engine and its epoch ticker, the one store builder, the
-//!   sandbox, plugin output, limits, the compile cache, what a plugin is, loading one, the
-//!   instances built ahead of the calls, and the one plugin call ([`runtime::call::Runner`]) that
-//!   everything running plugin code goes through.
+//!   sandbox, plugin output, limits, the compile cache, what a plugin is, the instances built
+//!   ahead of the calls, and the one plugin call ([`runtime::call::Runner`]) that everything
+//!   running plugin code goes through.
 //! - [`capabilities`]: what a plugin may use beyond WASI's nothing, when granted: its config
-//!   values, key-value buckets, outbound HTTP.
+//!   values, key-value buckets, outbound HTTP, OpenIM's API.
 //! - [`registry`]: the chain of plugins of each command, in order; the swappable current set.
 //! - [`loading`]: loading plugins in one place: a file compiled, checked and pre-instantiated
 //!   (`load`), the plugin directory scanned at start and on every change (hot reload), and the
@@ -31,7 +34,7 @@
 //!   each plugin's decision, per-command series, shadow disagreements, body capture.
 //! - [`record`]: sampled before-callbacks and shadow disagreements, written for `replay`.
 //! - [`origin`]: an origin of outbound HTTP as a grant lists it, and what it allows.
-//! - [`metrics`]: Prometheus metrics owned by the app.
+//! - [`metrics`]: Prometheus metrics owned by the app: it counts the outcomes of [`outcomes`].
 //! - [`http`]: the accept loop with its connection limits, who may call (auth, TLS), routing a
 //!   request to an answer, the 4xx answers.
 //! - [`storage`]: the redb files the host writes (key-value, queue), made durable in groups.
@@ -52,6 +55,7 @@ pub mod http;
 pub mod loading;
 pub mod metrics;
 pub mod origin;
+pub mod outcomes;
 pub mod protocol;
 pub mod queue;
 pub mod record;

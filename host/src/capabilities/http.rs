@@ -23,8 +23,9 @@ use wasmtime_wasi_http::{
 };
 
 use crate::config::{Grants, OutboundHttpSettings};
-use crate::metrics::{CapabilityOutcome, Metrics};
+use crate::metrics::Metrics;
 pub use crate::origin::{Origin, Scheme};
+use crate::outcomes::CapabilityOutcome;
 
 /// One plugin's outbound HTTP: the origins it may call and its bounds, shared by its calls.
 pub struct HttpAccess {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::{Attempt, Callback, Dispatcher, Input, log_after_refusal, step};
 use crate::history::Trace;
-use crate::metrics::RequestOutcome;
+use crate::outcomes::RequestOutcome;
 use crate::protocol::answer::Merge;
 use crate::protocol::{self, CallbackResponse};
 use crate::queue::{Deliver, Delivered, Event};

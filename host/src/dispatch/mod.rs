@@ -30,7 +30,8 @@ use wasmtime::component::Val;
 
 use crate::config::Config;
 use crate::history::{Decision, History, Step};
-use crate::metrics::{CallOutcome, Metrics, RequestOutcome};
+use crate::metrics::Metrics;
+use crate::outcomes::{CallOutcome, RequestOutcome};
 use crate::protocol::answer::Merge;
 use crate::protocol::commands::Phase;
 use crate::protocol::schema::Command;

@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::{Attempt, Callback, Dispatcher, Input};
 use crate::history::Disagreement;
 use crate::metrics::ShadowLabels;
+use crate::outcomes::ShadowVerdict;
 use crate::protocol::CallbackResponse;
 use crate::protocol::answer::Merge;
 use crate::record::{self, Record};
@@ -14,31 +15,6 @@ use crate::registry::{Link, Registry};
 use crate::runtime::limits::Failure;
 use crate::runtime::plugin::Entry;
 use crate::untrusted::{ANSWER_CAP, Untrusted};
-
-/// What a shadow plugin's answer was, next to the answer given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ShadowVerdict {
-    /// The same answer.
-    Agree,
-    /// Another answer (logged, and recorded when recording is on).
-    Disagree,
-    /// The shadow plugin failed.
-    Failed,
-    /// Not run: too many shadow calls in flight (live traffic comes first).
-    Skipped,
-}
-
-impl ShadowVerdict {
-    /// The metric label.
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Agree => "agree",
-            Self::Disagree => "disagree",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-        }
-    }
-}
 
 impl Dispatcher {
     /// Runs the shadow plugins of `command` on a request that was answered `given`, and counts
@@ -97,7 +73,7 @@ impl Dispatcher {
                 .get_or_create(&ShadowLabels {
                     command,
                     plugin: Arc::clone(plugin),
-                    verdict: verdict.as_str(),
+                    verdict,
                 })
                 .inc();
         }

@@ -151,7 +151,7 @@ async fn a_failed_plugin_is_skipped_or_refuses_by_the_commands_policy() {
     assert_eq!(chained.outcome, RequestOutcome::Ok);
     let steps = decisions(&chained);
     assert!(
-        matches!(&steps[0].1, Decision::Failed { cause, .. } if *cause == crate::metrics::FailureKind::Trap),
+        matches!(&steps[0].1, Decision::Failed { cause, .. } if *cause == crate::outcomes::FailureKind::Trap),
         "{steps:?}"
     );
     assert_eq!(steps[1], ("20-names".to_owned(), Decision::GoOn));
@@ -164,7 +164,7 @@ async fn a_failed_plugin_is_skipped_or_refuses_by_the_commands_policy() {
         .await;
     assert_eq!(
         chained.outcome,
-        RequestOutcome::Failed(crate::metrics::FailureKind::Trap)
+        RequestOutcome::Failed(crate::outcomes::FailureKind::Trap)
     );
     let answer: serde_json::Value = serde_json::from_slice(&chained.answer).unwrap();
     assert_eq!(answer["errCode"], 5099);

@@ -9,7 +9,8 @@ use std::time::Instant;
 use wasmtime::component::Val;
 
 use crate::history::Step;
-use crate::metrics::{ApiCallNotes, ApiCalls, RequestOutcome};
+use crate::metrics::{ApiCallNotes, ApiCalls};
+use crate::outcomes::RequestOutcome;
 use crate::protocol::schema::{Catalog, Command};
 use crate::protocol::{self, BodyError, CallbackResponse};
 use crate::queue::Event;

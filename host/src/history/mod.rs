@@ -16,7 +16,8 @@ use serde_json::{Value, json};
 
 use bytes::Bytes;
 
-use crate::metrics::{ApiCallNotes, FailureKind, RequestOutcome};
+use crate::metrics::ApiCallNotes;
+use crate::outcomes::{FailureKind, RequestOutcome};
 use bounds::answer_kept;
 use json::trace_json;
 use series::Bucket;
@@ -187,9 +188,7 @@ impl Class {
         match outcome {
             O::Ok | O::Queued | O::NoPlugin | O::Delivered => Self::GoesOn,
             O::Refused => Self::Refused,
-            O::Failed(_) | O::Unauthorized | O::Forbidden | O::BadRequest | O::Abandoned => {
-                Self::Failed
-            }
+            O::Failed(_) | O::Rejected(_) | O::Abandoned => Self::Failed,
         }
     }
 
@@ -319,6 +318,7 @@ impl History {
                 && outcome.is_none_or(|o| {
                     outcomes(trace).any(|outcome| match o {
                         "failed" => Class::of(outcome) == Class::Failed,
+                        "rejected" => matches!(outcome, RequestOutcome::Rejected(_)),
                         o => outcome.as_str() == o,
                     })
                 })

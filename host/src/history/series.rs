@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{BUCKET_SECONDS, Class};
-use crate::metrics::RequestOutcome;
+use crate::outcomes::RequestOutcome;
 
 /// Counts and latencies of one command over one bucket.
 #[derive(Debug, Clone)]

@@ -81,7 +81,8 @@ fn capture_is_bounded_in_time_and_size() {
 /// A trace as large as plugins and a client can make it: a 1 MiB answer, 4 KiB texts from
 /// every plugin (cut mid-character), an OpenIM API flood, a long unknown path, a captured body.
 fn worst_trace(history: &History, plugins: usize) -> Trace {
-    use crate::metrics::{ApiCall, ApiCallNotes, ApiOutcome};
+    use crate::metrics::{ApiCall, ApiCallNotes};
+    use crate::outcomes::ApiOutcome;
     let mut calls = ApiCallNotes::default();
     for _ in 0..100_000 {
         calls.note(ApiCall {

@@ -23,8 +23,8 @@ use tokio::time::Instant;
 
 use crate::config::HttpLimits;
 use crate::http::connections::{Activity, Registered};
-pub use crate::metrics::Closed;
 use crate::metrics::Metrics;
+pub use crate::outcomes::Closed;
 
 /// How long a closing connection keeps reading (and discarding) what the client still sends, so
 /// that the kernel does not answer it with a reset that can destroy the answer in flight.

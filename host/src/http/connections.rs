@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::HttpLimits;
-use crate::metrics::Closed;
+use crate::outcomes::Closed;
 
 /// What a connection is doing, for its timeouts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

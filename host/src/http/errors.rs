@@ -7,7 +7,7 @@
 use http::StatusCode;
 
 use crate::http::access::Denied;
-use crate::metrics::{Rejection, RequestOutcome};
+use crate::outcomes::{Rejection, RequestOutcome};
 use crate::protocol::{BodyError, CallbackResponse};
 
 impl std::fmt::Display for Denied {
@@ -90,13 +90,9 @@ impl RequestError {
         }
     }
 
-    /// The `outcome` label of the request metric.
+    /// The `outcome` label of the request metric: rejected, and why.
     pub fn outcome(&self) -> RequestOutcome {
-        match self {
-            Self::Denied(Denied::Credentials) => RequestOutcome::Unauthorized,
-            Self::Denied(_) => RequestOutcome::Forbidden,
-            _ => RequestOutcome::BadRequest,
-        }
+        RequestOutcome::Rejected(self.rejection())
     }
 
     /// The answer that refuses the operation (`actionCode 0`, `nextCode 1`), for an operator who

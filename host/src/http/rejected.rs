@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::http::errors::RequestError;
-use crate::metrics::{Metrics, Rejection};
+use crate::metrics::Metrics;
+use crate::outcomes::Rejection;
 use crate::untrusted::Untrusted;
 
 /// How often the log repeats a (source, reason) that keeps being rejected.

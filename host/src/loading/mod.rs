@@ -23,6 +23,7 @@ use wasmtime::component::Linker;
 use crate::config::Config;
 use crate::loading::load::{LoadError, Loading, load_plugin, read_plugin};
 use crate::metrics::{Metrics, ReloadLabels};
+use crate::outcomes::ReloadResult;
 use crate::registry::{CurrentPlugins, FailedLoad, Registry};
 use crate::runtime::cache::CompileCache;
 use crate::runtime::call::Runner;
@@ -121,7 +122,9 @@ impl Loader {
             tracing::info!(file, "plugin removed");
             self.metrics
                 .reloads
-                .get_or_create(&ReloadLabels { result: "removed" })
+                .get_or_create(&ReloadLabels {
+                    result: ReloadResult::Removed,
+                })
                 .inc();
         }
         let plugins: Vec<Arc<Plugin>> = self
@@ -174,7 +177,9 @@ impl Loader {
                 if previous.is_some() {
                     self.metrics
                         .reloads
-                        .get_or_create(&ReloadLabels { result: "loaded" })
+                        .get_or_create(&ReloadLabels {
+                            result: ReloadResult::Loaded,
+                        })
                         .inc();
                 }
                 SeenFile {
@@ -190,7 +195,9 @@ impl Loader {
                 self.metrics.load_failures.inc();
                 self.metrics
                     .reloads
-                    .get_or_create(&ReloadLabels { result: "failed" })
+                    .get_or_create(&ReloadLabels {
+                        result: ReloadResult::Failed,
+                    })
                     .inc();
                 let failed = FailedLoad {
                     file: path

@@ -16,6 +16,10 @@ mod labels;
 pub use api_calls::*;
 pub use labels::*;
 
+use crate::outcomes::{
+    ApiOutcome, CallOutcome, CapabilityOutcome, Closed, Rejection, RequestOutcome,
+};
+
 /// Every metric the host keeps.
 pub struct Metrics {
     /// What the metrics are rendered from.
@@ -57,9 +61,9 @@ pub struct Metrics {
     /// The process's open file descriptors, read when the metrics are rendered.
     pub open_fds: Gauge<i64, std::sync::atomic::AtomicI64>,
     /// Key-value calls, by plugin and outcome.
-    pub keyvalue_calls: Family<CallLabels, Counter>,
+    pub keyvalue_calls: Family<CapabilityLabels, Counter>,
     /// Outbound HTTP requests, by plugin and outcome.
-    pub http_requests: Family<CallLabels, Counter>,
+    pub http_requests: Family<CapabilityLabels, Counter>,
     /// OpenIM API calls of plugins, by plugin, operation and outcome.
     pub openim_api_calls: Family<ApiCallLabels, Counter>,
     /// Admin tokens fetched from OpenIM, by outcome: one per expiry or token error when all is
@@ -358,9 +362,9 @@ impl Metrics {
     /// Counts an outbound HTTP request.
     pub fn http_request(&self, plugin: &Arc<str>, outcome: CapabilityOutcome) {
         self.http_requests
-            .get_or_create(&CallLabels {
+            .get_or_create(&CapabilityLabels {
                 plugin: Arc::clone(plugin),
-                outcome: outcome.as_str(),
+                outcome,
             })
             .inc();
     }
@@ -386,9 +390,9 @@ impl Metrics {
     /// Counts a key-value call.
     pub fn keyvalue_call(&self, plugin: &Arc<str>, outcome: CapabilityOutcome) {
         self.keyvalue_calls
-            .get_or_create(&CallLabels {
+            .get_or_create(&CapabilityLabels {
                 plugin: Arc::clone(plugin),
-                outcome: outcome.as_str(),
+                outcome,
             })
             .inc();
     }
@@ -439,9 +443,7 @@ impl Metrics {
     /// Counts a connection closed by a timeout.
     pub fn connection_closed(&self, why: Closed) {
         self.connections_closed
-            .get_or_create(&ClosedLabels {
-                reason: why.as_str(),
-            })
+            .get_or_create(&ClosedLabels { reason: why })
             .inc();
     }
 
@@ -463,7 +465,7 @@ impl Metrics {
         self.calls
             .get_or_create(&CallLabels {
                 plugin: Arc::clone(plugin),
-                outcome: outcome.as_str(),
+                outcome,
             })
             .inc();
         let labels = PluginLabels {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use wasmtime::Trap;
 
 use crate::config::PluginLimits;
-use crate::metrics::FailureKind;
+use crate::outcomes::FailureKind;
 use crate::protocol::answer::MAX_ANSWER_BYTES;
 use crate::untrusted::Untrusted;
 

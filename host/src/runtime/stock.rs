@@ -31,7 +31,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use wasmtime::Store;
 use wasmtime::component::{ComponentExportIndex, Instance, Val};
 
-use crate::metrics::{Metrics, PluginLabels, StockLabels, StockTake};
+use crate::metrics::{Metrics, PluginLabels, StockLabels};
+use crate::outcomes::StockTake;
 use crate::runtime::sandbox::PluginState;
 
 /// Pool slots for instances built ahead, all plugins together.

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::Expect;
 use crate::history::{Decision, Trace};
-use crate::metrics::FailureKind;
+use crate::outcomes::FailureKind;
 
 /// One field of a case that came out otherwise.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,7 +15,8 @@ use std::time::Duration;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 use crate::config::{KeyValueBackend, KeyValueSettings};
-use crate::metrics::{CapabilityOutcome, Metrics};
+use crate::metrics::Metrics;
+use crate::outcomes::CapabilityOutcome;
 
 mod bindings {
     wasmtime::component::bindgen!({

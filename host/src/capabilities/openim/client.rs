@@ -15,7 +15,8 @@ use serde::Deserialize;
 use tokio_rustls::rustls::pki_types::ServerName;
 
 use crate::config::openim_api::{ApiOperation, OpenimApiSettings, Secret};
-use crate::metrics::{ApiOutcome, Metrics};
+use crate::metrics::Metrics;
+use crate::outcomes::ApiOutcome;
 
 /// OpenIM's token error codes (`pkg/common/servererrs/code.go`: 1501 expired to 1507 not
 /// exist): the token is fetched again and the request sent once more.

@@ -16,7 +16,8 @@ use wasmtime::component::{HasData, Linker};
 
 use crate::config::CallsPerCallback;
 use crate::config::openim_api::ApiOperation;
-use crate::metrics::{ApiCall, ApiCalls, ApiOutcome, Metrics};
+use crate::metrics::{ApiCall, ApiCalls, Metrics};
+use crate::outcomes::ApiOutcome;
 pub use client::{ApiFailure, Client};
 
 mod bindings {
