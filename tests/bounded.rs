@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{self, Server, component};
-use crate::openim_api::{FakeOpenim, SECRET};
+use crate::fake_openim::{FakeOpenim, SECRET};
 
 /// Floods per capability, after the warm-up ones.
 const FLOODS: usize = 10;

@@ -3,8 +3,9 @@
 //! the test runner's stand-in of OpenIM's API) check the call, from the checkout's folder with
 //! no `--config`.
 
-use crate::cli::{build_project, host, path, text};
+use crate::cli::{host, path, text};
 use crate::common;
+use crate::new_projects::build_project;
 
 #[test]
 fn new_with_openims_api_makes_a_call_that_its_cases_check_in_every_language() {

@@ -1,5 +1,5 @@
 //! OpenIM's API errors as OpenIM means them, against the fake of its API layer
-//! ([`FakeOpenim`](crate::openim_api::FakeOpenim)): a body its validators refuse comes back as
+//! ([`FakeOpenim`](crate::fake_openim::FakeOpenim)): a body its validators refuse comes back as
 //! OpenIM's error (HTTP 400, errCode 1001), not as an API that is unavailable; a sign-in it
 //! refuses (a wrong or rotated secret) is an error of its own, loud in the log and the metrics.
 
@@ -8,7 +8,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{self, GO_ON, Server, example, openim_request};
-use crate::openim_api::{FakeOpenim, api_calls, api_probe, join};
+use crate::fake_openim::FakeOpenim;
+use crate::openim_api::{api_calls, api_probe, join};
 
 #[test]
 fn a_body_openims_validators_refuse_is_openims_error_not_an_unavailable_api() {

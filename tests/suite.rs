@@ -5,10 +5,12 @@
 //! - `app`: the protocol through the app function in process (no port, no plugins).
 //! - `protocol`, `callbacks`, `conformance`: OpenIM's requests byte for byte, every command, the
 //!   answers OpenIM reads.
-//! - `hostile_plugins`, `example_plugins`, `capabilities`: plugins against the limits, the shipped
+//! - `hostile_plugins`, `log_forging`, `memory_budget`, `example_plugins`, `capabilities`,
+//!   `outbound_http`: plugins against the limits, the log and the memory budget, the shipped
 //!   examples, config values, key-value and outbound HTTP.
-//! - `abusive_clients`, `access`: clients that misbehave over real sockets; who may call (every
-//!   authentication mode, TLS, the admin allow-list).
+//! - `abusive_clients`, `access`, `rejected_callbacks`: clients that misbehave over real sockets;
+//!   who may call (every authentication mode, TLS, the admin allow-list); callbacks rejected
+//!   before any plugin, counted and shown.
 //! - `queue`, `operations`, `trying_rules`, `scaling_out`, `deployment`, `image`: the durable
 //!   queue; hot reload, admin endpoints and metrics; shadows, recording and replay; replicas
 //!   behind HAProxy; the Kubernetes manifests, the alert rules and the Compose file; the container
@@ -16,8 +18,8 @@
 //! - `console`: the admin listener's console in a real browser (chromium), its actions, the
 //!   misread refusal warning.
 //! - `docs`: the README and `docs/`: links and anchors resolve, generated parts in place.
-//! - `cli`: the plugin tools (`check`, `call`, `new`); `new_openim_api`: `new --openim-api` in
-//!   every language, its call checked by its cases.
+//! - `cli`: the plugin tools (`check`, `call`, `test`); `new_projects`: `new` in every language;
+//!   `new_openim_api`: `new --openim-api` in every language, its call checked by its cases.
 //! - `first_day`: the checkout's config read by default; a test that cannot run says so.
 //! - `fuzz`: everything an untrusted party controls, mutated (`FUZZ_SEED` replays a failure).
 //! - `bounded`, `isolation`: a plugin flooding a capability leaves the host's memory flat and the
@@ -41,17 +43,24 @@ mod console;
 mod deployment;
 mod docs;
 mod example_plugins;
+mod example_rules;
+mod fake_openim;
 mod first_day;
 mod fuzz;
 mod hostile_plugins;
 mod image;
 mod isolation;
+mod log_forging;
+mod memory_budget;
 mod new_openim_api;
+mod new_projects;
 mod openim_api;
 mod openim_api_errors;
 mod operations;
+mod outbound_http;
 mod protocol;
 mod queue;
+mod rejected_callbacks;
 mod scaling_out;
 mod trying_rules;
 mod warm_up;

@@ -2,12 +2,18 @@
 //! the real `callback-host` binary on port 0 with a chosen plugin directory and config, and talks
 //! to it over real TCP.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
+
+mod services;
+mod wire;
+
+pub use services::*;
+pub use wire::*;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -455,216 +461,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Sends a kick with `reason` on a new connection from another thread; the thread returns the
-/// response and when it arrived.
-pub fn kick_in_background(
-    addr: String,
-    reason: &'static str,
-) -> std::thread::JoinHandle<(HttpResponse, Instant)> {
-    std::thread::spawn(move || {
-        let body = kick_body("G", &["u"], reason);
-        let mut stream = TcpStream::connect(addr).expect("connect");
-        stream
-            .write_all(&openim_request(
-                KICK_PATH,
-                &format!("op-{reason}"),
-                body.as_bytes(),
-            ))
-            .expect("send");
-        (read_response(&mut stream), Instant::now())
-    })
-}
-
-/// The request fixture of `command` (`tests/fixtures/requests/<command>.json`): OpenIM's exact
-/// JSON for it, field for field in its structs' order, as Go's encoder writes it.
-pub fn request_fixture(command: &str) -> String {
-    let path = repo_root().join(format!("tests/fixtures/requests/{command}.json"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// OpenIM's default webhook url prefix plus the kick command.
-pub const KICK_PATH: &str = "/callbackExample/callbackAfterKickGroupCommand";
-
-/// The exact answer for "go on".
-pub const GO_ON: &str = r#"{"actionCode":0,"errCode":0,"errMsg":"","errDlt":"","nextCode":0}"#;
-
-/// A kick body as Go's json.Encoder writes it: `<`, `>`, `&` escaped, trailing newline.
-pub fn kick_body(group: &str, users: &[&str], reason: &str) -> String {
-    let body = serde_json::json!({
-        "callbackCommand": "callbackAfterKickGroupCommand",
-        "groupID": group,
-        "kickedUserIDs": users,
-        "reason": reason,
-    });
-    let json = serde_json::to_string(&body).unwrap();
-    format!("{}\n", go_escape(&json))
-}
-
-/// Go's json.Encoder escapes these three for HTML safety.
-pub fn go_escape(json: &str) -> String {
-    json.replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-}
-
-/// A request with the headers OpenIM's Go client sends.
-pub fn openim_request(path: &str, operation_id: &str, body: &[u8]) -> Vec<u8> {
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:10006\r\nUser-Agent: Go-http-client/1.1\r\n\
-         Content-Length: {}\r\nContent-Type: application/json; charset=utf-8\r\n\
-         Operationid: {operation_id}\r\nAccept-Encoding: gzip\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(body);
-    request
-}
-
-/// One HTTP response.
-#[derive(Debug)]
-pub struct HttpResponse {
-    pub status: u16,
-    /// Header lines, names lower-cased.
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl HttpResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The body as JSON.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
-    }
-}
-
-/// Reads one HTTP/1.1 response with a Content-Length body.
-pub fn read_response(stream: &mut TcpStream) -> HttpResponse {
-    try_read_response(stream).unwrap_or_else(|error| panic!("reading the response: {error}"))
-}
-
-/// Like [`read_response`], with an error when the connection fails or closes mid-response (a
-/// server that was killed).
-pub fn try_read_response(stream: &mut TcpStream) -> std::io::Result<HttpResponse> {
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte)? != 1 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                format!(
-                    "connection closed mid-response: {:?}",
-                    String::from_utf8_lossy(&buf)
-                ),
-            ));
-        }
-        buf.push(byte[0]);
-    }
-    let head = String::from_utf8(buf).unwrap();
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap();
-    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
-    let headers: Vec<(String, String)> = lines
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let (n, v) = l.split_once(':').unwrap();
-            (n.trim().to_ascii_lowercase(), v.trim().to_owned())
-        })
-        .collect();
-    let length: usize = headers
-        .iter()
-        .find(|(n, _)| n == "content-length")
-        .map(|(_, v)| v.parse().unwrap())
-        .expect("content-length");
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body)?;
-    Ok(HttpResponse {
-        status,
-        headers,
-        body: String::from_utf8(body).unwrap(),
-    })
-}
-
-/// A real `redis-server` on a free loopback port, without persistence, stopped on drop.
-pub fn redis() -> testkit::Redis {
-    toolchains();
-    testkit::Redis::start().expect("redis-server (installed by scripts/install-toolchains.sh)")
-}
-
-/// Runs the openssl command line in `dir` (certificates for the TLS tests); panics if it fails.
-pub fn openssl(dir: &Path, args: &[&str]) {
-    let status = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stderr(Stdio::null())
-        .status()
-        .expect("run openssl (installed by scripts/install-toolchains.sh)");
-    assert!(status.success(), "openssl {args:?} failed");
-}
-
-/// Waits, if needed, so that the next few seconds stay within one wall-clock minute (the rate
-/// limit's window).
-pub fn away_from_a_minute_boundary() {
-    let second = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        % 60;
-    if second > 45 {
-        std::thread::sleep(Duration::from_secs(61 - second));
-    }
-}
-
-/// A kick whose handling counts itself in Redis through the kv-probe fixture (`10-probe`, granted
-/// the key-value store): 5 ms of work, then `handled-OP` + 1. The counts survive a killed host,
-/// whose last log lines may not (the log is written in batches).
-pub fn counted_kick(operation_id: &str) -> String {
-    kick_body(
-        "G",
-        &["u"],
-        &format!("sleep 5; incr handled-{operation_id} 1"),
-    )
-}
-
-/// How many times each kick was handled, by operationID, from the counts the kv-probe fixture
-/// (`10-probe`) kept in Redis for [`counted_kick`]s.
-pub fn handled_counts(redis: &testkit::Redis) -> std::collections::HashMap<String, u64> {
-    let cli = |args: &[&str]| {
-        let output = std::process::Command::new("redis-cli")
-            .args(["-u", &redis.url])
-            .args(args)
-            .output()
-            .expect("redis-cli (installed with redis-server)");
-        String::from_utf8(output.stdout).unwrap()
-    };
-    let prefix = "cbh:p/10-probe:handled-";
-    let keys: Vec<String> = cli(&["--scan", "--pattern", &format!("{prefix}*")])
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    if keys.is_empty() {
-        return Default::default();
-    }
-    let mut mget = vec!["MGET"];
-    mget.extend(keys.iter().map(String::as_str));
-    let values = cli(&mget);
-    keys.iter()
-        .zip(values.lines())
-        .map(|(key, value)| {
-            (
-                key[prefix.len()..].to_owned(),
-                value.trim().parse().unwrap_or(0),
-            )
-        })
-        .collect()
 }
 
 /// Says that part of a test cannot run here and why: a failure under `CI=true` (CI installs and
