@@ -22,7 +22,7 @@ use wasmtime_wasi_http::{
     WasiHttpView,
 };
 
-use crate::config::{Grants, OutboundHttpSettings};
+use crate::config::{HttpGrant, OutboundHttpSettings};
 use crate::metrics::Metrics;
 pub use crate::origin::{Origin, Scheme};
 use crate::outcomes::CapabilityOutcome;
@@ -48,15 +48,15 @@ pub struct HttpAccess {
 impl HttpAccess {
     pub fn new(
         plugin: Arc<str>,
-        grants: &Grants,
+        grant: &HttpGrant,
         settings: OutboundHttpSettings,
         tls: tokio_rustls::TlsConnector,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
-            origins: grants.http.clone(),
+            origins: grant.origins.clone(),
             tls,
-            private: grants.http_private,
+            private: grant.private,
             in_flight: Arc::new(Semaphore::new(settings.max_concurrent)),
             max_response_bytes: settings.max_response_bytes,
             metrics,

@@ -40,7 +40,7 @@ pub struct Capabilities {
 impl Capabilities {
     /// Opens what the grants of `config` need (the key-value store, if any plugin may use it).
     pub async fn open(config: Arc<Config>, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
-        let keyvalue = if config.grants.values().any(|g| g.keyvalue) {
+        let keyvalue = if config.grants.values().any(|g| g.keyvalue.is_some()) {
             let backend = keyvalue::Backend::open(&config.keyvalue).await?;
             tracing::info!(backend = ?config.keyvalue.backend, "key-value store open");
             Some(Arc::new(backend))
@@ -56,7 +56,7 @@ impl Capabilities {
             ))
         });
         if openim.is_none()
-            && let Some((plugin, _)) = config.grants.iter().find(|(_, g)| !g.openim_api.is_empty())
+            && let Some((plugin, _)) = config.grants.iter().find(|(_, g)| g.openim_api.is_some())
         {
             tracing::warn!(%plugin, "granted OpenIM API operations, but there is no [openim_api] \
                 section (url, admin_user, and the secret in CALLBACK_HOST_OPENIM_SECRET): its \
@@ -92,30 +92,33 @@ impl Capabilities {
     /// What plugin `name` may use, resolved once at load.
     pub fn for_plugin(&self, name: &Arc<str>) -> PluginCapabilities {
         let grants = self.config.grants(name);
-        let keyvalue = match (&self.keyvalue, grants.keyvalue) {
-            (Some(backend), true) => Some(Arc::new(keyvalue::Access::new(
-                Arc::clone(backend),
-                Arc::clone(name),
-                &grants,
-                self.config.keyvalue.clone(),
-                Arc::clone(&self.metrics),
-            ))),
-            _ => None,
-        };
-        let http = (!grants.http.is_empty()).then(|| {
+        let keyvalue =
+            self.keyvalue
+                .as_ref()
+                .zip(grants.keyvalue.as_ref())
+                .map(|(backend, grant)| {
+                    Arc::new(keyvalue::Access::new(
+                        Arc::clone(backend),
+                        Arc::clone(name),
+                        grant,
+                        self.config.keyvalue.clone(),
+                        Arc::clone(&self.metrics),
+                    ))
+                });
+        let http = grants.http.as_ref().map(|grant| {
             Arc::new(http::HttpAccess::new(
                 Arc::clone(name),
-                &grants,
+                grant,
                 self.config.outbound_http.clone(),
                 self.tls.clone(),
                 Arc::clone(&self.metrics),
             ))
         });
-        let openim = (!grants.openim_api.is_empty()).then(|| {
+        let openim = grants.openim_api.as_ref().map(|grant| {
             Arc::new(openim::OpenimAccess::new(
                 self.openim.clone(),
                 Arc::clone(name),
-                &grants,
+                grant,
                 Arc::clone(&self.metrics),
             ))
         });
@@ -222,7 +225,7 @@ impl std::fmt::Display for ImportStatus {
 /// How `plugin`, with `grants`, may use the import named `import`.
 pub fn import_status(plugin: &str, import: &str, grants: &Grants) -> ImportStatus {
     if import.starts_with("openim:callback/openim-api") {
-        if grants.openim_api.is_empty() {
+        if grants.openim_api.is_none() {
             ImportStatus::Denied(format!(
                 "{import} needs the operations it may call in `openim_api = [...]` of \
                  [plugin_grants.{plugin}]"
@@ -235,7 +238,7 @@ pub fn import_status(plugin: &str, import: &str, grants: &Grants) -> ImportStatu
     } else if import.starts_with("wasi:config/") {
         ImportStatus::Config
     } else if import.starts_with("wasi:keyvalue/") {
-        if grants.keyvalue {
+        if grants.keyvalue.is_some() {
             ImportStatus::Granted("keyvalue (its own bucket and the shared ones listed)")
         } else {
             ImportStatus::Denied(format!(
@@ -243,7 +246,7 @@ pub fn import_status(plugin: &str, import: &str, grants: &Grants) -> ImportStatu
             ))
         }
     } else if import.starts_with("wasi:http/") {
-        if grants.http.is_empty() {
+        if grants.http.is_none() {
             ImportStatus::Denied(format!(
                 "{import} needs the origins it may call in `http = [...]` of [plugin_grants.{plugin}]"
             ))

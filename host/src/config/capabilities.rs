@@ -75,28 +75,57 @@ pub enum KeyValueBackend {
     Redis,
 }
 
-/// Capabilities granted to one plugin.
+/// Capabilities granted to one plugin: one grant per capability, `None` when not granted. (Its
+/// config values need no grant.)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
-    /// `wasi:keyvalue`: its own bucket (opened as `""` or `"default"`).
-    pub keyvalue: bool,
+    /// `wasi:keyvalue`.
+    pub keyvalue: Option<KeyValueGrant>,
+    /// `wasi:http/outgoing-handler`.
+    pub http: Option<HttpGrant>,
+    /// `openim:callback/openim-api`.
+    pub openim_api: Option<OpenimApiGrant>,
+}
+
+/// `wasi:keyvalue` for one plugin: its own bucket (opened as `""` or `"default"`), the shared
+/// ones listed, and how long keys live.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyValueGrant {
     /// Shared buckets it may open by name, besides its own.
-    pub keyvalue_buckets: Vec<String>,
+    pub buckets: Vec<String>,
     /// Keys of its buckets expire this long after they were created (rate-limit windows).
-    pub keyvalue_ttl: Option<Duration>,
-    /// Its own quotas, over the `[keyvalue]` ones: key bytes, value bytes, keys per bucket.
-    pub keyvalue_quotas: (Option<usize>, Option<usize>, Option<u64>),
-    /// `wasi:http/outgoing-handler`: the origins it may call.
-    pub http: Vec<crate::origin::Origin>,
+    pub ttl: Option<Duration>,
+    /// Its own quotas, over the `[keyvalue]` ones.
+    pub quotas: KeyValueQuotas,
+}
+
+/// A plugin's own key-value quotas; `None` keeps the `[keyvalue]` section's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyValueQuotas {
+    pub max_key_bytes: Option<usize>,
+    pub max_value_bytes: Option<usize>,
+    pub max_entries: Option<u64>,
+}
+
+/// Outbound HTTP for one plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpGrant {
+    /// The origins it may call (at least one).
+    pub origins: Vec<crate::origin::Origin>,
     /// Names of those origins may resolve to private or loopback addresses (an internal
     /// service); otherwise only origins given as such an address may reach one.
-    pub http_private: bool,
-    /// OpenIM API operations it may call through the host (`openim-api`).
-    pub openim_api: Vec<ApiOperation>,
-    /// Most OpenIM API calls a second, over all its instances (bursts up to as many).
-    pub openim_api_rate: u32,
-    /// Most OpenIM API calls in one of its calls.
-    pub openim_api_calls_per_callback: CallsPerCallback,
+    pub private: bool,
+}
+
+/// OpenIM's API for one plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenimApiGrant {
+    /// The operations it may call through the host (at least one).
+    pub operations: Vec<ApiOperation>,
+    /// Most calls a second, over all its instances (bursts up to as many).
+    pub rate: u32,
+    /// Most calls in one of its calls.
+    pub calls_per_callback: CallsPerCallback,
 }
 
 /// Resolved `[outbound_http]` settings.
@@ -187,50 +216,60 @@ pub(super) fn resolve_grants(
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let keyvalue_ttl = match grant.keyvalue_ttl_secs {
+            Some(0) => {
+                return Err(ConfigError::Invalid {
+                    key: key("keyvalue_ttl_secs"),
+                    reason: "must be at least 1 (leave it out for keys that never expire)".into(),
+                });
+            }
+            secs => secs.map(Duration::from_secs),
+        };
+        let rate = match grant.openim_api_rate {
+            Some(0) => {
+                return Err(ConfigError::Invalid {
+                    key: key("openim_api_rate"),
+                    reason: "must be at least 1 call a second".into(),
+                });
+            }
+            rate => rate.unwrap_or(DEFAULT_OPENIM_API_RATE),
+        };
+        let calls_per_callback = match grant.openim_api_calls_per_callback {
+            Some(0) => {
+                return Err(ConfigError::Invalid {
+                    key: key("openim_api_calls_per_callback"),
+                    reason: "must be at least 1 (leave the operation out of openim_api for none)"
+                        .into(),
+                });
+            }
+            Some(calls) => CallsPerCallback(calls),
+            None => CallsPerCallback::default(),
+        };
+        let operations = grant.openim_api.clone().unwrap_or_default();
         grants.insert(
             plugin.clone(),
             Grants {
-                keyvalue: grant.keyvalue.unwrap_or(!buckets.is_empty()),
-                keyvalue_buckets: buckets,
-                keyvalue_ttl: match grant.keyvalue_ttl_secs {
-                    Some(0) => {
-                        return Err(ConfigError::Invalid {
-                            key: key("keyvalue_ttl_secs"),
-                            reason: "must be at least 1 (leave it out for keys that never expire)"
-                                .into(),
-                        });
-                    }
-                    secs => secs.map(Duration::from_secs),
-                },
-                keyvalue_quotas: (
-                    grant.keyvalue_max_key_bytes,
-                    grant.keyvalue_max_value_bytes,
-                    grant.keyvalue_max_entries,
-                ),
-                http,
-                http_private: grant.http_private.unwrap_or(false),
-                openim_api: grant.openim_api.clone().unwrap_or_default(),
-                openim_api_rate: match grant.openim_api_rate {
-                    Some(0) => {
-                        return Err(ConfigError::Invalid {
-                            key: key("openim_api_rate"),
-                            reason: "must be at least 1 call a second".into(),
-                        });
-                    }
-                    rate => rate.unwrap_or(DEFAULT_OPENIM_API_RATE),
-                },
-                openim_api_calls_per_callback: match grant.openim_api_calls_per_callback {
-                    Some(0) => {
-                        return Err(ConfigError::Invalid {
-                            key: key("openim_api_calls_per_callback"),
-                            reason: "must be at least 1 (leave the operation out of openim_api \
-                                     for none)"
-                                .into(),
-                        });
-                    }
-                    Some(calls) => CallsPerCallback(calls),
-                    None => CallsPerCallback::default(),
-                },
+                keyvalue: grant
+                    .keyvalue
+                    .unwrap_or(!buckets.is_empty())
+                    .then_some(KeyValueGrant {
+                        buckets,
+                        ttl: keyvalue_ttl,
+                        quotas: KeyValueQuotas {
+                            max_key_bytes: grant.keyvalue_max_key_bytes,
+                            max_value_bytes: grant.keyvalue_max_value_bytes,
+                            max_entries: grant.keyvalue_max_entries,
+                        },
+                    }),
+                http: (!http.is_empty()).then_some(HttpGrant {
+                    origins: http,
+                    private: grant.http_private.unwrap_or(false),
+                }),
+                openim_api: (!operations.is_empty()).then_some(OpenimApiGrant {
+                    operations,
+                    rate,
+                    calls_per_callback,
+                }),
             },
         );
     }

@@ -31,8 +31,8 @@ use crate::protocol::known_command;
 use access::Access;
 
 pub use capabilities::{
-    CallsPerCallback, GrantFile, Grants, KeyValueBackend, KeyValueFile, KeyValueSettings,
-    OutboundHttpFile, OutboundHttpSettings,
+    CallsPerCallback, GrantFile, Grants, HttpGrant, KeyValueBackend, KeyValueFile, KeyValueGrant,
+    KeyValueQuotas, KeyValueSettings, OpenimApiGrant, OutboundHttpFile, OutboundHttpSettings,
 };
 pub use command::{CommandSettings, Delivery, FailurePolicy, effective_timeout};
 pub use file::{CommandFile, FileConfig, PluginFile};

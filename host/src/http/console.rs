@@ -294,11 +294,11 @@ fn plugin_json(app: &Parts<'_>, plugin: &Plugin) -> Value {
         "shadow": config.shadow_plugins.contains(&*plugin.name),
         "handles": handles,
         "grants": {
-            "keyvalue": grants.keyvalue,
-            "keyvalue_buckets": grants.keyvalue_buckets,
-            "keyvalue_ttl_seconds": grants.keyvalue_ttl.map(|t| t.as_secs()),
-            "http": grants.http.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "http_private": grants.http_private,
+            "keyvalue": grants.keyvalue.is_some(),
+            "keyvalue_buckets": grants.keyvalue.as_ref().map(|g| g.buckets.clone()).unwrap_or_default(),
+            "keyvalue_ttl_seconds": grants.keyvalue.as_ref().and_then(|g| g.ttl).map(|t| t.as_secs()),
+            "http": grants.http.iter().flat_map(|g| &g.origins).map(ToString::to_string).collect::<Vec<_>>(),
+            "http_private": grants.http.as_ref().is_some_and(|g| g.private),
             // The keys only: values may be secrets.
             "config_keys": config.plugin_values.get(&*plugin.name)
                 .map(|values| values.keys().cloned().collect::<Vec<_>>())

@@ -203,21 +203,24 @@ impl Access {
     pub fn new(
         backend: Arc<Backend>,
         plugin: Arc<str>,
-        grants: &crate::config::Grants,
+        grant: &crate::config::KeyValueGrant,
         settings: KeyValueSettings,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             backend,
             own: own_namespace(&plugin).into(),
-            shared: grants.keyvalue_buckets.clone(),
+            shared: grant.buckets.clone(),
             settings: KeyValueSettings {
-                max_key_bytes: grants.keyvalue_quotas.0.unwrap_or(settings.max_key_bytes),
-                max_value_bytes: grants.keyvalue_quotas.1.unwrap_or(settings.max_value_bytes),
-                max_entries: grants.keyvalue_quotas.2.unwrap_or(settings.max_entries),
+                max_key_bytes: grant.quotas.max_key_bytes.unwrap_or(settings.max_key_bytes),
+                max_value_bytes: grant
+                    .quotas
+                    .max_value_bytes
+                    .unwrap_or(settings.max_value_bytes),
+                max_entries: grant.quotas.max_entries.unwrap_or(settings.max_entries),
                 ..settings
             },
-            ttl: grants.keyvalue_ttl,
+            ttl: grant.ttl,
             metrics,
             plugin,
         }

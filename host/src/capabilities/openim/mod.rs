@@ -64,14 +64,14 @@ impl OpenimAccess {
     pub fn new(
         client: Option<Arc<Client>>,
         plugin: Arc<str>,
-        grants: &crate::config::Grants,
+        grant: &crate::config::OpenimApiGrant,
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             client,
-            granted: grants.openim_api.clone(),
-            rate: RateCap::new(grants.openim_api_rate),
-            per_callback: grants.openim_api_calls_per_callback,
+            granted: grant.operations.clone(),
+            rate: RateCap::new(grant.rate),
+            per_callback: grant.calls_per_callback,
             plugin,
             metrics,
         }
