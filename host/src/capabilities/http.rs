@@ -28,7 +28,7 @@ pub use crate::origin::{Origin, Scheme};
 use crate::outcomes::CapabilityOutcome;
 
 /// One plugin's outbound HTTP: the origins it may call and its bounds, shared by its calls.
-pub struct HttpAccess {
+pub struct PluginHttp {
     /// The origins listed in its grant.
     origins: Vec<Origin>,
     /// TLS with the trusted roots, shared by every plugin.
@@ -45,7 +45,7 @@ pub struct HttpAccess {
     plugin: Arc<str>,
 }
 
-impl HttpAccess {
+impl PluginHttp {
     pub fn new(
         plugin: Arc<str>,
         grant: &HttpGrant,
@@ -66,15 +66,15 @@ impl HttpAccess {
 }
 
 /// The HTTP side of one instance's store data.
-pub struct HttpInstance {
+pub struct HttpState {
     /// wasmtime-wasi-http's own state.
     ctx: WasiHttpCtx,
     /// Our checks on each request.
     hooks: Hooks,
 }
 
-impl HttpInstance {
-    pub fn new(access: Option<Arc<HttpAccess>>, deadline: Instant) -> Self {
+impl HttpState {
+    pub fn new(access: Option<Arc<PluginHttp>>, deadline: Instant) -> Self {
         Self {
             ctx: WasiHttpCtx::new(),
             hooks: Hooks { access, deadline },
@@ -99,13 +99,13 @@ impl HttpInstance {
 /// Decides and sends each request of one instance.
 struct Hooks {
     /// `None` when the plugin was not granted outbound HTTP.
-    access: Option<Arc<HttpAccess>>,
+    access: Option<Arc<PluginHttp>>,
     /// The call's deadline: no request outlives it.
     deadline: Instant,
 }
 
 /// Adds `wasi:http` (types and outgoing-handler) for store data that gives an
-/// [`HttpInstance::view`].
+/// [`HttpState::view`].
 pub fn add_to_linker<T: WasiHttpView + 'static>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
 }
@@ -160,7 +160,7 @@ impl WasiHttpHooks for Hooks {
 /// A request not answered yet: dropped (its call stopped at the deadline), it counts as a
 /// timeout.
 struct Pending<'a> {
-    access: Option<&'a HttpAccess>,
+    access: Option<&'a PluginHttp>,
 }
 
 impl Drop for Pending<'_> {
@@ -175,7 +175,7 @@ impl Drop for Pending<'_> {
 
 /// Checks `request` against the grant, then sends it within the deadline and the caps.
 async fn send(
-    access: &HttpAccess,
+    access: &PluginHttp,
     request: http::Request<WasiBody>,
     deadline: Instant,
 ) -> SendResult {
@@ -220,7 +220,7 @@ struct Admitted {
 /// The grant's decision on `uri`: an origin it lists, within the plugin's requests in flight, to
 /// an address it may reach.
 async fn admit(
-    access: &HttpAccess,
+    access: &PluginHttp,
     uri: &http::Uri,
     deadline: Instant,
 ) -> Result<Admitted, HttpError> {
@@ -268,7 +268,7 @@ async fn admit(
 
 /// Sends an admitted request to its checked address, within the deadline and the caps.
 async fn connect_and_send(
-    access: &HttpAccess,
+    access: &PluginHttp,
     mut request: http::Request<WasiBody>,
     Admitted {
         scheme,

@@ -97,7 +97,7 @@ impl Capabilities {
                 .as_ref()
                 .zip(grants.keyvalue.as_ref())
                 .map(|(backend, grant)| {
-                    Arc::new(keyvalue::Access::new(
+                    Arc::new(keyvalue::PluginKv::new(
                         Arc::clone(backend),
                         Arc::clone(name),
                         grant,
@@ -106,7 +106,7 @@ impl Capabilities {
                     ))
                 });
         let http = grants.http.as_ref().map(|grant| {
-            Arc::new(http::HttpAccess::new(
+            Arc::new(http::PluginHttp::new(
                 Arc::clone(name),
                 grant,
                 self.config.outbound_http.clone(),
@@ -115,7 +115,7 @@ impl Capabilities {
             ))
         });
         let openim = grants.openim_api.as_ref().map(|grant| {
-            Arc::new(openim::OpenimAccess::new(
+            Arc::new(openim::PluginOpenim::new(
                 self.openim.clone(),
                 Arc::clone(name),
                 grant,
@@ -140,11 +140,11 @@ impl Capabilities {
     pub fn granted(&self, plugin: &PluginCapabilities) -> Granted {
         Granted {
             config_values: self.values.of(&plugin.name),
-            keyvalue: keyvalue::KvInstance {
+            keyvalue: keyvalue::KvState {
                 access: plugin.keyvalue.clone(),
             },
             http: plugin.http.clone(),
-            openim: openim::OpenimInstance::new(plugin.openim.clone()),
+            openim: openim::OpenimState::new(plugin.openim.clone()),
         }
     }
 }
@@ -156,11 +156,11 @@ pub struct PluginCapabilities {
     /// Its grants, for the import check and `check`.
     pub grants: Grants,
     /// Its key-value access, when granted and a store is open.
-    keyvalue: Option<Arc<keyvalue::Access>>,
+    keyvalue: Option<Arc<keyvalue::PluginKv>>,
     /// Its outbound HTTP, when granted.
-    http: Option<Arc<http::HttpAccess>>,
+    http: Option<Arc<http::PluginHttp>>,
     /// Its OpenIM API operations, when granted any.
-    openim: Option<Arc<openim::OpenimAccess>>,
+    openim: Option<Arc<openim::PluginOpenim>>,
 }
 
 impl PluginCapabilities {
@@ -175,11 +175,11 @@ pub struct Granted {
     /// Its `wasi:config` values.
     pub config_values: Arc<WasiConfigVariables>,
     /// Its key-value access.
-    pub keyvalue: keyvalue::KvInstance,
+    pub keyvalue: keyvalue::KvState,
     /// Its outbound HTTP, when granted.
-    pub http: Option<Arc<http::HttpAccess>>,
+    pub http: Option<Arc<http::PluginHttp>>,
     /// Its OpenIM API access.
-    pub openim: openim::OpenimInstance,
+    pub openim: openim::OpenimState,
 }
 
 impl Granted {
@@ -188,9 +188,9 @@ impl Granted {
     pub fn refusing(config_values: Arc<WasiConfigVariables>) -> Self {
         Self {
             config_values,
-            keyvalue: keyvalue::KvInstance::default(),
+            keyvalue: keyvalue::KvState::default(),
             http: None,
-            openim: openim::OpenimInstance::default(),
+            openim: openim::OpenimState::default(),
         }
     }
 }

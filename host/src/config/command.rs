@@ -36,7 +36,7 @@ pub struct CommandSettings {
     pub delivery: Delivery,
     /// What OpenIM will wait for: `timeout` from webhooks.yml, capped at 15 s, 0 meaning 15 s.
     pub timeout: Duration,
-    /// Instruction budget of each plugin call (wasmtime fuel units). `u64::MAX` (the default) means
+    /// Instructions each plugin call may execute (wasmtime fuel units). `u64::MAX` (the default) means
     /// none: the deadline is the only default limit, so a slow but correct plugin succeeds or
     /// fails by the time it takes, not by the machine's speed. Fuel is metered and reported anyway.
     pub fuel: u64,
@@ -64,7 +64,7 @@ pub(super) fn resolve_command(
     if file.fuel == Some(0) {
         return Err(ConfigError::Invalid {
             key: format!("{key}.fuel"),
-            reason: "must be at least 1 (it is the instruction budget of a call)".into(),
+            reason: "must be at least 1 (it is the instructions a call may execute)".into(),
         });
     }
     Ok(CommandSettings {

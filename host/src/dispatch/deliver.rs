@@ -15,7 +15,7 @@ use crate::runtime::plugin::Entry;
 
 impl Dispatcher {
     /// Delivers a stored after-callback to the plugins of its command that have not handled it
-    /// yet, each under the command's whole budget from its own start; returns each one's result.
+    /// yet, each with the command's whole time from its own start; returns each one's result.
     pub async fn deliver(&self, event: &Event, redelivered: bool) -> Vec<Delivered> {
         let Some(command) = protocol::known_command(&event.command) else {
             return Vec::new();

@@ -425,7 +425,7 @@ impl Dispatcher {
                     request: argument,
                 },
                 deadline,
-                budget: deadline.saturating_duration_since(callback.received),
+                allowed: deadline.saturating_duration_since(callback.received),
                 fuel,
                 spent: &callback.spent,
                 api_calls: &callback.api_calls,

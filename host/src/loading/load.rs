@@ -298,7 +298,7 @@ fn declared_commands(
     export: ComponentExportIndex,
 ) -> Result<Vec<String>, Failure> {
     let config = runner.config();
-    let budget = config.defaults.timeout.saturating_sub(config.safety_margin);
+    let allowed = config.defaults.timeout.saturating_sub(config.safety_margin);
     std::thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -312,8 +312,8 @@ fn declared_commands(
                     command: "(load)",
                     operation_id: &Arc::from(""),
                     args: Args::None,
-                    deadline: Instant::now() + budget,
-                    budget,
+                    deadline: Instant::now() + allowed,
+                    allowed,
                     fuel: config.defaults.fuel,
                     spent: &Spent::default(),
                     api_calls: &Default::default(),

@@ -56,7 +56,7 @@ pub struct Call<'a> {
     /// When the call must have finished.
     pub deadline: Instant,
     /// The time the call was given in all, named in a timeout's message.
-    pub budget: Duration,
+    pub allowed: Duration,
     /// The instructions it may execute (when fuel metering is on).
     pub fuel: u64,
     /// Where the used instance goes, to be dropped once the answer is on its way.
@@ -279,7 +279,7 @@ impl Runner {
             operation_id,
             args,
             deadline,
-            budget,
+            allowed,
             fuel,
             spent,
             api_calls: _,
@@ -349,7 +349,7 @@ impl Runner {
             let mut result = [Val::Bool(false)];
             func.call_async(&mut store, &params, &mut result)
                 .await
-                .map_err(|e| Failure::classify(e, budget, fuel))?;
+                .map_err(|e| Failure::classify(e, allowed, fuel))?;
             let [result] = result;
             Ok::<_, Failure>((instance, result))
         };
@@ -357,7 +357,7 @@ impl Runner {
             Ok(result) => result?,
             Err(_) => {
                 return Err(Failure::TimeoutInHostCall {
-                    budget_ms: budget.as_millis(),
+                    allowed_ms: allowed.as_millis(),
                 });
             }
         };

@@ -3,7 +3,7 @@
 //! - Wall clock: the epoch ticker advances every [`crate::runtime::engine::EPOCH_TICK`]; at each tick a
 //!   running plugin yields to the executor and is stopped once past its deadline
 //!   ([`DeadlineExceeded`]). A plugin waiting in a host call is stopped by a timer around the call.
-//! - Instructions: fuel, set per call from the command's budget ([`crate::config::CommandSettings`]).
+//! - Instructions: fuel, set per call from the command's `fuel` ([`crate::config::CommandSettings`]).
 //! - Memory, tables, instances: [`PluginLimiter`], which traps (rather than failing the growth) so
 //!   the cause is named instead of surfacing as whatever the guest does on allocation failure.
 //!   Memory also counts against the host-wide [`crate::runtime::budget::MemoryBudget`].
@@ -116,14 +116,14 @@ const TOO_MUCH_DATA: &str = "too much data is being copied between the host and 
 /// they are shown through [`Untrusted::line`], escaped and capped.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
-    #[error("timeout: still running at the deadline ({budget_ms} ms)")]
-    Timeout { budget_ms: u128 },
-    #[error("timeout: blocked in a host call at the deadline ({budget_ms} ms)")]
-    TimeoutInHostCall { budget_ms: u128 },
+    #[error("timeout: still running at the deadline ({allowed_ms} ms)")]
+    Timeout { allowed_ms: u128 },
+    #[error("timeout: blocked in a host call at the deadline ({allowed_ms} ms)")]
+    TimeoutInHostCall { allowed_ms: u128 },
     #[error("timeout: no time left before the deadline to start the plugin")]
     NoTimeLeft,
-    #[error("fuel exhausted: used the whole budget of {budget} instructions")]
-    Fuel { budget: u64 },
+    #[error("fuel exhausted: used all the {fuel} instructions it was given")]
+    Fuel { fuel: u64 },
     #[error("{0}")]
     Limit(#[from] LimitExceeded),
     #[error("stack overflow")]
@@ -171,10 +171,10 @@ impl Failure {
     }
 
     /// Names the cause of an error returned by a call into a plugin.
-    pub fn classify(error: wasmtime::Error, budget: Duration, fuel: u64) -> Self {
+    pub fn classify(error: wasmtime::Error, allowed: Duration, fuel: u64) -> Self {
         if error.downcast_ref::<DeadlineExceeded>().is_some() {
             return Self::Timeout {
-                budget_ms: budget.as_millis(),
+                allowed_ms: allowed.as_millis(),
             };
         }
         if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
@@ -199,7 +199,7 @@ impl Failure {
             Untrusted::line(&format!("{error:?}"))
         );
         match error.downcast_ref::<Trap>() {
-            Some(Trap::OutOfFuel) => Self::Fuel { budget: fuel },
+            Some(Trap::OutOfFuel) => Self::Fuel { fuel },
             Some(Trap::StackOverflow) => Self::StackOverflow,
             Some(Trap::UnreachableCodeReached) => {
                 Self::Trap("unreachable executed (a panic or abort in the plugin)".to_owned())

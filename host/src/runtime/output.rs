@@ -1,5 +1,5 @@
 //! What a plugin writes for the host's log: its stdout, its stderr and the `log` import. All three
-//! share one budget per call, and every line goes out escaped and capped
+//! share one allowance per call, and every line goes out escaped and capped
 //! ([`crate::untrusted`]), tagged with the plugin, the command and the operationID: a plugin can
 //! neither forge a log line of the host's nor make one request cost the log more than a few KiB.
 
@@ -20,7 +20,7 @@ use crate::untrusted::{LINE_CAP, Untrusted};
 /// the count is logged once when the call ends.
 pub const OUTPUT_CAP: usize = 8 << 10;
 
-/// What each line costs the budget besides its text: the timestamp, level and tags the host adds.
+/// What each line costs the allowance besides its text: the timestamp, level and tags the host adds.
 const LINE_OVERHEAD: usize = 256;
 
 /// Who is running: put on every log line a call produces.
@@ -163,7 +163,7 @@ impl PluginOutput {
 }
 
 impl Lines {
-    /// Whether a line of `bytes` fits in the call's budget; counts it either way.
+    /// Whether a line of `bytes` fits in the call's allowance; counts it either way.
     fn take(&mut self, bytes: usize) -> bool {
         if self.muted {
             return false;
@@ -231,7 +231,7 @@ impl Drop for Lines {
 struct FieldList<'a>(&'a [(String, String)]);
 
 impl FieldList<'_> {
-    /// The bytes the pairs may take in the log, for the budget.
+    /// The bytes the pairs may take in the log, for the allowance.
     fn len(&self) -> usize {
         self.0
             .iter()

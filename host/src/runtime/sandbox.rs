@@ -42,11 +42,11 @@ pub struct PluginState {
     /// The plugin's `wasi:config` values.
     pub config_values: Arc<wasmtime_wasi_config::WasiConfigVariables>,
     /// Its key-value access, when granted.
-    pub keyvalue: crate::capabilities::keyvalue::KvInstance,
+    pub keyvalue: crate::capabilities::keyvalue::KvState,
     /// Its outbound HTTP, checked against its grant.
-    http: crate::capabilities::http::HttpInstance,
+    http: crate::capabilities::http::HttpState,
     /// Its OpenIM API access, and whether it asked to be retried.
-    pub openim: crate::capabilities::openim::OpenimInstance,
+    pub openim: crate::capabilities::openim::OpenimState,
     /// What this instance holds of the budget; given back when the store is dropped.
     reservation: Reservation,
 }
@@ -79,7 +79,7 @@ impl PluginState {
         Self {
             config_values: granted.config_values,
             keyvalue: granted.keyvalue,
-            http: crate::capabilities::http::HttpInstance::new(granted.http, deadline),
+            http: crate::capabilities::http::HttpState::new(granted.http, deadline),
             openim: granted.openim,
             wasi: None,
             table: ResourceTable::new(),
@@ -115,7 +115,7 @@ impl PluginState {
     pub fn grant(&mut self, granted: crate::capabilities::Granted) {
         self.config_values = granted.config_values;
         self.keyvalue = granted.keyvalue;
-        self.http = crate::capabilities::http::HttpInstance::new(granted.http, self.deadline);
+        self.http = crate::capabilities::http::HttpState::new(granted.http, self.deadline);
         self.openim = granted.openim;
     }
 

@@ -182,7 +182,7 @@ fn own_namespace(plugin: &str) -> String {
 pub const PAGE: usize = 1000;
 
 /// One plugin's key-value access: granted buckets and the quotas, shared by its calls.
-pub struct Access {
+pub struct PluginKv {
     /// The store.
     pub backend: Arc<Backend>,
     /// The plugin's own namespace, `p/<plugin>`.
@@ -199,7 +199,7 @@ pub struct Access {
     plugin: Arc<str>,
 }
 
-impl Access {
+impl PluginKv {
     pub fn new(
         backend: Arc<Backend>,
         plugin: Arc<str>,
@@ -258,16 +258,16 @@ impl Access {
 
 /// The key-value side of one instance's store data.
 #[derive(Default)]
-pub struct KvInstance {
+pub struct KvState {
     /// `None` when the plugin was not granted key-value access.
-    pub access: Option<Arc<Access>>,
+    pub access: Option<Arc<PluginKv>>,
 }
 
 /// What the key-value interfaces work on during one call: the plugin's access, the store's
 /// resources (its open buckets), the call's deadline.
 pub struct KvView<'a> {
     /// The plugin's access, if granted.
-    pub instance: &'a KvInstance,
+    pub instance: &'a KvState,
     /// The store's resources, where open buckets live.
     pub table: &'a mut ResourceTable,
     /// No backend call outlives it.
@@ -290,7 +290,7 @@ pub fn add_to_linker<T: Send + 'static>(
 }
 
 impl KvView<'_> {
-    fn kv(&self) -> Result<Arc<Access>, store::Error> {
+    fn kv(&self) -> Result<Arc<PluginKv>, store::Error> {
         self.instance
             .access
             .clone()
@@ -304,7 +304,7 @@ impl KvView<'_> {
 
 /// Runs a backend call until `deadline`, counts it, and turns its error into the interface's.
 async fn kv_call<T>(
-    access: &Access,
+    access: &PluginKv,
     deadline: std::time::Instant,
     call: impl Future<Output = Result<T, KvError>>,
 ) -> Result<T, store::Error> {

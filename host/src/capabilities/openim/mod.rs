@@ -45,7 +45,7 @@ const LEAVE_TO_THE_PLUGIN: Duration = Duration::from_millis(50);
 
 /// One plugin's access to OpenIM's API: its granted operations and its rate cap, shared by its
 /// calls.
-pub struct OpenimAccess {
+pub struct PluginOpenim {
     /// The host's client, when `[openim_api]` is configured.
     client: Option<Arc<Client>>,
     /// The operations its grant lists.
@@ -60,7 +60,7 @@ pub struct OpenimAccess {
     metrics: Arc<Metrics>,
 }
 
-impl OpenimAccess {
+impl PluginOpenim {
     pub fn new(
         client: Option<Arc<Client>>,
         plugin: Arc<str>,
@@ -201,9 +201,9 @@ impl RateCap {
 
 /// The OpenIM side of one instance's store data.
 #[derive(Default)]
-pub struct OpenimInstance {
+pub struct OpenimState {
     /// `None` when the plugin was granted no operation.
-    pub access: Option<Arc<OpenimAccess>>,
+    pub access: Option<Arc<PluginOpenim>>,
     /// Set by `retry-later`: the call is counted as failed once the plugin returns.
     pub retry_later: Option<String>,
     /// Where the current call's OpenIM calls are noted, for the console.
@@ -213,9 +213,9 @@ pub struct OpenimInstance {
     made: u32,
 }
 
-impl OpenimInstance {
+impl OpenimState {
     /// The OpenIM side of a new instance of a plugin with `access`.
-    pub fn new(access: Option<Arc<OpenimAccess>>) -> Self {
+    pub fn new(access: Option<Arc<PluginOpenim>>) -> Self {
         Self {
             access,
             ..Self::default()
@@ -234,7 +234,7 @@ impl OpenimInstance {
 /// What the interface works on during one call.
 pub struct OpenimView<'a> {
     /// The plugin's access and its retry request.
-    pub instance: &'a mut OpenimInstance,
+    pub instance: &'a mut OpenimState,
     /// The callback's operationID, sent to OpenIM.
     pub operation_id: &'a str,
     /// No OpenIM call outlives it.
