@@ -19,7 +19,7 @@ use callback_host::protocol::schema::Catalog;
 use callback_host::protocol::{self, CallbackResponse};
 use callback_host::registry::{CurrentPlugins, Link, Registry};
 use callback_host::runtime::budget::MemoryBudget;
-use callback_host::runtime::call::Runner;
+use callback_host::runtime::call::{Runner, Spent};
 use callback_host::runtime::engine;
 use callback_host::runtime::plugin::file_digest;
 
@@ -129,25 +129,24 @@ fn per_request(c: &mut Criterion) {
     ] {
         c.bench_function(name, |b| {
             // Read once, as the server does: the bench measures the call alone.
-            let mut callback = callback();
+            let callback = callback();
             b.iter(|| {
                 runtime.block_on(async {
-                    callback.received = Instant::now();
-                    let deadline = callback.received + Duration::from_secs(4);
+                    let from = Instant::now();
+                    let spent = Spent::default();
                     let call = Attempt {
                         link,
                         position: 0,
                         callback: &callback,
-                        deadline,
+                        from,
+                        deadline: from + Duration::from_secs(4),
                         fuel: 1_000_000_000,
+                        spent: &spent,
                     };
-                    let answered = dispatcher
-                        .call(call, Input::Typed(&parsed))
-                        .await
-                        .expect("call");
+                    let (answered, _) = dispatcher.call(call, Input::Typed(&parsed)).await;
                     // What a request's end does: the used instance goes.
-                    drop(std::mem::take(&mut callback.spent));
-                    answered
+                    drop(spent);
+                    answered.expect("call")
                 })
             })
         });

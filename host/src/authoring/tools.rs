@@ -15,7 +15,7 @@ use crate::protocol::{BodyError, CallbackResponse};
 use crate::registry::{CurrentPlugins, Link};
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::cache::CompileCache;
-use crate::runtime::call::Runner;
+use crate::runtime::call::{Runner, Spent};
 use crate::runtime::engine;
 use crate::runtime::limits::Failure;
 use crate::runtime::plugin::{Entry, Plugin, file_digest, plugin_name};
@@ -213,25 +213,29 @@ pub async fn call(path: &Path, config: Arc<Config>, body: &str) -> Result<CallRe
         plugin: Arc::new(plugin),
         entry: handler.entry,
     };
+    // The used instance drops with the tool.
+    let spent = Spent::default();
     let call = Attempt {
         link: &link,
         position: 0,
         callback: &callback,
+        from: received,
         deadline,
         fuel: settings.fuel,
+        spent: &spent,
     };
-    let outcome =
-        dispatcher
-            .answer(call, input, merge.as_mut())
-            .await
-            .map(|Answered { response, stats }| {
-                let answer = match &merge {
-                    Some(merge) if !response.is_refusal() => merge.go_on_answer(),
-                    _ => response.to_json(),
-                };
-                let misread = response.is_misread_refusal().then_some(response);
-                (answer, stats, misread)
-            });
+    let outcome = dispatcher
+        .answer(call, input, merge.as_mut())
+        .await
+        .result
+        .map(|Answered { response, stats }| {
+            let answer = match &merge {
+                Some(merge) if !response.is_refusal() => merge.go_on_answer(),
+                _ => response.to_json(),
+            };
+            let misread = response.is_misread_refusal().then_some(response);
+            (answer, stats, misread)
+        });
     match outcome {
         Ok((answer, stats, misread_refusal)) => Ok(CallReport {
             answer,

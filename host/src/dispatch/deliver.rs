@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{Attempt, Callback, Dispatcher, Input, log_after_refusal, step};
+use super::{Attempt, Callback, Dispatcher, Input, Turn, log_after_refusal, step};
 use crate::history::Trace;
 use crate::outcomes::RequestOutcome;
 use crate::protocol::answer::Merge;
 use crate::protocol::{self, CallbackResponse};
 use crate::queue::{Deliver, Delivered, Event};
+use crate::runtime::call::Spent;
 use crate::runtime::limits::Failure;
 use crate::runtime::plugin::Entry;
 
@@ -27,7 +28,7 @@ impl Dispatcher {
             event.body.clone().into(),
             Instant::now(),
         );
-        let mut callback = match read {
+        let callback = match read {
             Ok(callback) => callback,
             Err(error) => {
                 // Validated when it was accepted: only a contract change can do this.
@@ -46,6 +47,7 @@ impl Dispatcher {
                 .then(|| callback.copy());
         let mut results = Vec::new();
         let mut steps = Vec::new();
+        let spent = Spent::default();
         for (position, link) in registry.chain(command).iter().enumerate() {
             let plugin = &link.plugin.name;
             if event.done.iter().any(|done| **done == **plugin) {
@@ -55,16 +57,18 @@ impl Dispatcher {
                 (Entry::Typed(_), Some(value)) => Input::Owned(value.clone()),
                 _ => Input::Json(callback.body()),
             };
+            let started = Instant::now();
             let call = Attempt {
                 link,
                 position,
                 callback: &callback,
-                deadline: self.deadline(command, Instant::now()),
+                from: started,
+                deadline: self.deadline(command, started),
                 fuel: settings.fuel,
+                spent: &spent,
             };
-            let started = Instant::now();
-            let result = self.answer(call, input, None).await;
-            steps.push(step(plugin, started, &result, &callback));
+            let Turn { result, api_calls } = self.answer(call, input, None).await;
+            steps.push(step(plugin, started, &result, api_calls));
             match &result {
                 Ok(answered) if answered.response.is_refusal() => {
                     log_after_refusal(plugin, &answered.response);
@@ -81,7 +85,7 @@ impl Dispatcher {
         }
         // The used instances dropped and their replacements built after this delivery, on the
         // deliveries' threads (below the answers' priority).
-        std::mem::take(&mut callback.spent).settle_later();
+        spent.settle_later();
         let failed = results.iter().find_map(|d| d.result.as_ref().err());
         self.history.delivered(Trace {
             steps,

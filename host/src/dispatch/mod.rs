@@ -20,7 +20,7 @@ mod shadow;
 mod types;
 
 pub use reply::{decode_reply, policy_answer};
-pub use types::{Answered, Attempt, Callback, Chained, Input, Reply};
+pub use types::{Answered, Attempt, Callback, Chained, Input, Reply, Turn};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +30,7 @@ use wasmtime::component::Val;
 
 use crate::config::Config;
 use crate::history::{Decision, History, Step};
-use crate::metrics::Metrics;
+use crate::metrics::{ApiCallNotes, Metrics};
 use crate::outcomes::{CallOutcome, RequestOutcome};
 use crate::protocol::answer::Merge;
 use crate::protocol::commands::Phase;
@@ -41,7 +41,7 @@ use crate::record::{self, Record, Recorder};
 use crate::registry::{CurrentPlugins, Registry};
 use crate::runtime::budget::MemoryBudget;
 pub use crate::runtime::call::CallStats;
-use crate::runtime::call::{Args, Call, Runner};
+use crate::runtime::call::{Args, Call, Ran, Runner, Spent};
 use crate::runtime::limits::Failure;
 use crate::runtime::plugin::Entry;
 use crate::untrusted::{ANSWER_CAP, Untrusted};
@@ -167,6 +167,7 @@ impl Dispatcher {
                         answer: CallbackResponse::go_on().to_json(),
                         outcome: RequestOutcome::Queued,
                         steps: Vec::new(),
+                        spent: Spent::default(),
                         stored_ms: Some(stored_ms),
                     };
                 }
@@ -190,8 +191,11 @@ impl Dispatcher {
         let registry = self.plugins.get();
         let shadowed = (!registry.shadows(callback.command).is_empty()).then(|| callback.copy());
         let mut steps = Vec::new();
+        let spent = Spent::default();
         let parsed = callback.parsed.take();
-        let (answer, outcome) = self.chain(&registry, callback, parsed, &mut steps).await;
+        let (answer, outcome) = self
+            .chain(&registry, callback, parsed, &mut steps, &spent)
+            .await;
         tracing::debug!(
             outcome = outcome.as_str(),
             elapsed_us = callback.received.elapsed().as_micros() as u64,
@@ -222,6 +226,7 @@ impl Dispatcher {
             answer,
             outcome,
             steps,
+            spent,
             stored_ms: None,
         }
     }
@@ -232,6 +237,7 @@ impl Dispatcher {
         callback: &Callback,
         parsed: Option<Val>,
         steps: &mut Vec<Step>,
+        spent: &Spent,
     ) -> (Vec<u8>, RequestOutcome) {
         let (command, body) = (callback.shape, callback.body());
         let phase = command.map_or(Phase::Before, |c| c.spec.phase);
@@ -292,8 +298,10 @@ impl Dispatcher {
                 link,
                 position,
                 callback,
+                from: callback.received,
                 deadline: plugin_deadline,
                 fuel: settings.fuel,
+                spent,
             };
             // Only a before-callback's changes count; after-callbacks have none.
             let merge_into = (phase == Phase::Before)
@@ -301,8 +309,8 @@ impl Dispatcher {
                 .and_then(Option::as_mut);
             let plugin = &link.plugin.name;
             let started = Instant::now();
-            let result = self.answer(call, input, merge_into).await;
-            steps.push(step(plugin, started, &result, callback));
+            let Turn { result, api_calls } = self.answer(call, input, merge_into).await;
+            steps.push(step(plugin, started, &result, api_calls));
             match result {
                 Ok(Answered { response, .. }) if response.is_refusal() => match phase {
                     Phase::Before => return (response.to_json(), RequestOutcome::Refused),
@@ -335,11 +343,12 @@ impl Dispatcher {
         call: Attempt<'_>,
         input: Input<'_>,
         merge: Option<&mut Merge<'_>>,
-    ) -> Result<Answered, Failure> {
+    ) -> Turn {
         let started = Instant::now();
         let shape = call.callback.shape;
         let plugin = &call.link.plugin.name;
-        let result = self.call(call, input).await.and_then(|(reply, stats)| {
+        let (called, api_calls) = self.call(call, input).await;
+        let result = called.and_then(|(reply, stats)| {
             let (response, changes) = decode_reply(shape, reply)?;
             if let (false, Some(changes), Some(merge)) = (response.is_refusal(), changes, merge) {
                 merge
@@ -369,7 +378,7 @@ impl Dispatcher {
                 self.metrics.call(plugin, outcome, seconds, None);
             }
         }
-        result
+        Turn { result, api_calls }
     }
 
     /// Counts an answer with `nextCode 1` and a non-zero `actionCode` (OpenIM goes on), and warns
@@ -390,30 +399,32 @@ impl Dispatcher {
         }
     }
 
-    /// One call of one plugin's handler.
+    /// One call of one plugin's handler: its reply (or why it failed), and the OpenIM API calls
+    /// it made.
     pub async fn call(
         &self,
         call: Attempt<'_>,
         input: Input<'_>,
-    ) -> Result<(Reply, CallStats), Failure> {
+    ) -> (Result<(Reply, CallStats), Failure>, ApiCallNotes) {
         let Attempt {
             link,
             position,
             callback,
+            from,
             deadline,
             fuel,
+            spent,
         } = call;
         let (export, argument) = match (link.entry, input) {
             (Entry::Typed(index), Input::Typed(value)) => (index, value.clone()),
             (Entry::Typed(index), Input::Owned(value)) => (index, value),
             (Entry::Json(index), Input::Json(text)) => (index, Val::String(text.to_owned())),
             _ => {
-                return Err(Failure::Host(
-                    "the request does not fit the plugin's interface",
-                ));
+                let unfit = Failure::Host("the request does not fit the plugin's interface");
+                return (Err(unfit), ApiCallNotes::default());
             }
         };
-        let (result, stats) = self
+        let Ran { result, api_calls } = self
             .runner
             .run(Call {
                 plugin: &link.plugin,
@@ -425,20 +436,19 @@ impl Dispatcher {
                     request: argument,
                 },
                 deadline,
-                allowed: deadline.saturating_duration_since(callback.received),
+                allowed: deadline.saturating_duration_since(from),
                 fuel,
-                spent: &callback.spent,
-                api_calls: &callback.api_calls,
+                spent,
             })
-            .await?;
-        let reply = match (link.entry, result) {
-            (Entry::Json(_), Val::String(text)) => Reply::Json(text),
+            .await;
+        let reply = result.and_then(|(result, stats)| match (link.entry, result) {
+            (Entry::Json(_), Val::String(text)) => Ok((Reply::Json(text), stats)),
             (Entry::Json(_), _) => {
-                return Err(Failure::InvalidAnswer("handle() returned no string".into()));
+                Err(Failure::InvalidAnswer("handle() returned no string".into()))
             }
-            (Entry::Typed(_), value) => Reply::Typed(value),
-        };
-        Ok((reply, stats))
+            (Entry::Typed(_), value) => Ok((Reply::Typed(value), stats)),
+        });
+        (reply, api_calls)
     }
 }
 
@@ -447,10 +457,10 @@ fn step(
     plugin: &Arc<str>,
     started: Instant,
     result: &Result<Answered, Failure>,
-    callback: &Callback,
+    api_calls: ApiCallNotes,
 ) -> Step {
     Step {
-        api_calls: callback.take_api_calls(),
+        api_calls,
         plugin: Arc::clone(plugin),
         decision: match result {
             Ok(Answered { response, .. }) if response.is_refusal() => Decision::Refused {

@@ -12,6 +12,7 @@ use crate::protocol::CallbackResponse;
 use crate::protocol::answer::Merge;
 use crate::record::{self, Record};
 use crate::registry::{Link, Registry};
+use crate::runtime::call::Spent;
 use crate::runtime::limits::Failure;
 use crate::runtime::plugin::Entry;
 use crate::untrusted::{ANSWER_CAP, Untrusted};
@@ -21,16 +22,15 @@ impl Dispatcher {
     /// (logs, records) whether each would have answered the same. Off the answer path.
     #[tracing::instrument(name = "shadow", skip_all,
         fields(command = callback.command, operation_id = %callback.operation_id))]
-    pub(super) async fn shadow(&self, registry: &Registry, mut callback: Callback, given: &[u8]) {
+    pub(super) async fn shadow(&self, registry: &Registry, callback: Callback, given: &[u8]) {
         let (command, operation_id) = (callback.command, Arc::clone(&callback.operation_id));
         let given: serde_json::Value = serde_json::from_slice(given).unwrap_or_default();
         for link in registry.shadows(command) {
             let plugin = &link.plugin.name;
-            // Each shadow plugin has the command's whole time from its own start.
-            callback.received = Instant::now();
+            let spent = Spent::default();
             let verdict = match self.shadow_permits.try_acquire() {
                 Err(_) => ShadowVerdict::Skipped,
-                Ok(_permit) => match self.shadow_answer(link, &callback).await {
+                Ok(_permit) => match self.shadow_answer(link, &callback, &spent).await {
                     Err(failure) => {
                         tracing::warn!(%plugin, outcome = failure.kind().as_str(), "shadow plugin failed: {failure}");
                         ShadowVerdict::Failed
@@ -67,7 +67,7 @@ impl Dispatcher {
                 },
             };
             // Off the answer path already: the used instance goes, its replacement is built.
-            std::mem::take(&mut callback.spent).settle_later();
+            spent.settle_later();
             self.metrics
                 .shadow
                 .get_or_create(&ShadowLabels {
@@ -80,16 +80,19 @@ impl Dispatcher {
     }
 
     /// What one plugin alone would have answered `body`: its refusal, or "go on" with its
-    /// changes, in the form OpenIM is answered.
+    /// changes, in the form OpenIM is answered. It has the command's whole time from its own
+    /// start; its used instance goes to `spent`.
     async fn shadow_answer(
         &self,
         link: &Link,
         callback: &Callback,
+        spent: &Spent,
     ) -> Result<serde_json::Value, Failure> {
         let parsed = callback.parsed.clone();
         let mut merge = callback.shape.zip(parsed).map(|(c, v)| Merge::new(c, v));
         let settings = self.config.command(callback.command);
-        let deadline = self.deadline(callback.command, callback.received);
+        let started = Instant::now();
+        let deadline = self.deadline(callback.command, started);
         let input = match (link.entry, &merge) {
             (Entry::Typed(_), Some(merge)) => Input::Owned(merge.request.clone()),
             _ => Input::Json(callback.body()),
@@ -98,10 +101,12 @@ impl Dispatcher {
             link,
             position: 0,
             callback,
+            from: started,
             deadline,
             fuel: settings.fuel,
+            spent,
         };
-        let answered = self.answer(call, input, merge.as_mut()).await?;
+        let answered = self.answer(call, input, merge.as_mut()).await.result?;
         let answer = if answered.response.is_refusal() {
             answered.response.to_json()
         } else {

@@ -9,13 +9,14 @@ use std::time::Instant;
 use wasmtime::component::Val;
 
 use crate::history::Step;
-use crate::metrics::{ApiCallNotes, ApiCalls};
+use crate::metrics::ApiCallNotes;
 use crate::outcomes::RequestOutcome;
 use crate::protocol::schema::{Catalog, Command};
 use crate::protocol::{self, BodyError, CallbackResponse};
 use crate::queue::Event;
 use crate::registry::Link;
 use crate::runtime::call::{CallStats, Spent};
+use crate::runtime::limits::Failure;
 
 /// One callback, made once where it enters (HTTP, the queue's redelivery, replay, the `call`
 /// tool) and handed down: its command, the command's shape, OpenIM's operation id, the body as
@@ -36,14 +37,6 @@ pub struct Callback {
     pub parsed: Option<Val>,
     /// When the request arrived: OpenIM's timeout runs from about here.
     pub received: Instant,
-    /// The instances its plugins used, dropped once the answer is on its way, and their
-    /// replacements (the server settles them when it hands the answer to hyper, the queue's
-    /// workers after a delivery; elsewhere they drop with the callback).
-    pub spent: Spent,
-    /// The OpenIM API calls of the plugin that ran last, taken into its [`Step`] after its turn.
-    ///
-    /// [`Step`]: crate::history::Step
-    pub api_calls: ApiCalls,
 }
 
 impl Callback {
@@ -71,14 +64,7 @@ impl Callback {
             body,
             parsed,
             received,
-            spent: Spent::default(),
-            api_calls: ApiCalls::default(),
         })
-    }
-
-    /// The OpenIM API calls noted since the last time they were taken.
-    pub fn take_api_calls(&self) -> ApiCallNotes {
-        std::mem::take(&mut *self.api_calls.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The body as text: for JSON plugins, the queue, records and shadows.
@@ -86,8 +72,7 @@ impl Callback {
         std::str::from_utf8(&self.body).expect("checked to be UTF-8 when the callback was read")
     }
 
-    /// The same callback for other plugins to see afresh (shadows): the record copied, nothing
-    /// spent yet.
+    /// The same callback for other plugins to see afresh (shadows): the record copied.
     pub fn copy(&self) -> Self {
         Self {
             command: self.command,
@@ -96,8 +81,6 @@ impl Callback {
             body: self.body.clone(),
             parsed: self.parsed.clone(),
             received: self.received,
-            spent: Spent::default(),
-            api_calls: ApiCalls::default(),
         }
     }
 
@@ -123,6 +106,9 @@ pub struct Chained {
     pub outcome: RequestOutcome,
     /// Each plugin's turn, in chain order (for the console).
     pub steps: Vec<Step>,
+    /// The instances its plugins used, to be dropped once the answer is on its way, and their
+    /// replacements built: the server settles them when it hands the answer to hyper.
+    pub spent: Spent,
     /// When a queued callback's event was stored (its `accepted_ms`): the key by which the
     /// console puts its deliveries on its row.
     pub stored_ms: Option<u64>,
@@ -148,10 +134,23 @@ pub struct Attempt<'a> {
     pub position: usize,
     /// The callback it handles.
     pub callback: &'a Callback,
+    /// When its time started counting: the callback's arrival, or a shadow's or delivery's own
+    /// start (a timeout names the time from here to the deadline).
+    pub from: Instant,
     /// When its call must have finished.
     pub deadline: Instant,
     /// The instructions it may execute.
     pub fuel: u64,
+    /// Where the used instance goes: the caller settles it once its answer is on its way.
+    pub spent: &'a Spent,
+}
+
+/// A plugin's turn: what it answered (or why it failed), and the OpenIM API calls it made on the
+/// way, whatever came of it.
+#[derive(Debug)]
+pub struct Turn {
+    pub result: Result<Answered, Failure>,
+    pub api_calls: ApiCallNotes,
 }
 
 /// A plugin's answer, read and (unless a refusal) its changes merged.

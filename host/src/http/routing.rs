@@ -277,7 +277,7 @@ impl App {
             .await;
         seen.steps = chained.steps;
         seen.stored_ms = chained.stored_ms;
-        seen.spent = std::mem::take(&mut callback.spent);
+        seen.spent = chained.spent;
         Ok((command, chained.answer, chained.outcome))
     }
 

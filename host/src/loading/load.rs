@@ -306,18 +306,19 @@ fn declared_commands(
                     .enable_time()
                     .build()
                     .map_err(|_| Failure::Host("the loader's runtime could not start"))?;
-                let (result, _) = runtime.block_on(runner.run(Call {
-                    plugin,
-                    export,
-                    command: "(load)",
-                    operation_id: &Arc::from(""),
-                    args: Args::None,
-                    deadline: Instant::now() + allowed,
-                    allowed,
-                    fuel: config.defaults.fuel,
-                    spent: &Spent::default(),
-                    api_calls: &Default::default(),
-                }))?;
+                let (result, _) = runtime
+                    .block_on(runner.run(Call {
+                        plugin,
+                        export,
+                        command: "(load)",
+                        operation_id: &Arc::from(""),
+                        args: Args::None,
+                        deadline: Instant::now() + allowed,
+                        allowed,
+                        fuel: config.defaults.fuel,
+                        spent: &Spent::default(),
+                    }))
+                    .result?;
                 match result {
                     Val::List(items) => Ok(items
                         .into_iter()

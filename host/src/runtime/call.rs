@@ -16,7 +16,7 @@ use wasmtime::{Engine, Store};
 
 use crate::capabilities::Capabilities;
 use crate::config::Config;
-use crate::metrics::{ApiCalls, Metrics};
+use crate::metrics::{ApiCallNotes, ApiCalls, Metrics};
 use crate::runtime::budget::MemoryBudget;
 use crate::runtime::limits::Failure;
 use crate::runtime::output::CallTag;
@@ -61,8 +61,14 @@ pub struct Call<'a> {
     pub fuel: u64,
     /// Where the used instance goes, to be dropped once the answer is on its way.
     pub spent: &'a Spent,
-    /// Where the OpenIM API calls it makes are noted (whether it answers or fails).
-    pub api_calls: &'a ApiCalls,
+}
+
+/// What one call came to: its export's result and cost, or why it failed; and the OpenIM API
+/// calls it made, whatever came of it.
+#[derive(Debug)]
+pub struct Ran {
+    pub result: Result<(Val, CallStats), Failure>,
+    pub api_calls: ApiCallNotes,
 }
 
 /// What an export is given.
@@ -247,24 +253,18 @@ impl Runner {
         })
     }
 
-    /// Runs `call`: its export's result, and what it cost. The OpenIM API calls it made are
-    /// noted in `call.api_calls`, whatever came of it.
-    pub async fn run(&self, call: Call<'_>) -> Result<(Val, CallStats), Failure> {
-        let api_calls = call.api_calls;
+    /// Runs `call`: its export's result and what it cost, with the OpenIM API calls it made.
+    pub async fn run(&self, call: Call<'_>) -> Ran {
         let notes = call
             .plugin
             .capabilities
             .calls_openim()
             .then(|| Arc::new(ApiCalls::default()));
         let result = self.run_noted(call, notes.clone()).await;
-        if let Some(notes) = notes {
-            let mut noted = notes.lock().unwrap_or_else(|e| e.into_inner());
-            api_calls
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .append(&mut noted);
-        }
-        result
+        let api_calls = notes
+            .map(|notes| std::mem::take(&mut *notes.lock().unwrap_or_else(|e| e.into_inner())))
+            .unwrap_or_default();
+        Ran { result, api_calls }
     }
 
     async fn run_noted(
@@ -282,7 +282,6 @@ impl Runner {
             allowed,
             fuel,
             spent,
-            api_calls: _,
         } = call;
         // The plugin's own cap first: a call waiting for it holds no slot of the host's.
         let _plugin_slot = match &plugin.calls {
