@@ -99,3 +99,15 @@ pub fn runner(config: &str) -> (Arc<Runner>, Linker<PluginState>) {
     ));
     (runner, linker)
 }
+
+/// Waits up to 10 s for `done`, looking every few milliseconds; panics naming `what` after.
+pub async fn until(what: &str, done: impl Fn() -> bool) {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use crate::loading::load::{Loading, load_plugin};
 use crate::runtime::plugin::file_digest;
-use crate::test_plugins::{Does, json_plugin, runner};
+use crate::test_plugins::{Does, json_plugin, runner, until};
 
 #[test]
 fn a_command_is_first_seen_once() {
@@ -198,4 +198,101 @@ async fn an_after_callback_refused_still_goes_on_to_every_plugin() {
             ..
         }
     ));
+}
+
+/// A dispatcher whose one plugin, `name`, lets every group change go on, with `stock_instances`
+/// of `stock`; and that plugin.
+fn going_on(name: &str, stock: u32) -> (Arc<Dispatcher>, Arc<crate::runtime::plugin::Plugin>) {
+    let go_on = json_plugin(
+        SET_GROUP_INFO,
+        Does::Answer(r#"{"actionCode":0,"nextCode":0}"#),
+    );
+    let dispatcher = dispatcher(
+        &format!("[plugins_limits.{name}]\nstock_instances = {stock}\n"),
+        &[(&format!("{name}.wasm"), go_on)],
+    );
+    let plugin = Arc::clone(&dispatcher.plugins().get().chain(SET_GROUP_INFO)[0].plugin);
+    (dispatcher, plugin)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_builds_its_own_instance_until_the_stock_is_refilled_then_takes_one_from_it() {
+    let (dispatcher, plugin) = going_on("10-stocked", 1);
+    assert_eq!(
+        plugin.stock.status().ready,
+        0,
+        "nothing is built before a call"
+    );
+    // The first call finds none ready: a miss; its answer leaves the refill for after.
+    let first = dispatcher
+        .run(&mut callback(SET_GROUP_INFO, SET_GROUP_INFO_BODY))
+        .await;
+    assert_eq!(first.outcome, RequestOutcome::Ok);
+    let status = plugin.stock.status();
+    assert_eq!((status.hits, status.misses, status.ready), (0, 1, 0));
+    first.spent.settle_later();
+    until("the stock refilled", || plugin.stock.status().ready == 1).await;
+    // The second takes the instance built ahead: a hit.
+    let second = dispatcher
+        .run(&mut callback(SET_GROUP_INFO, SET_GROUP_INFO_BODY))
+        .await;
+    assert_eq!(second.outcome, RequestOutcome::Ok);
+    let status = plugin.stock.status();
+    assert_eq!((status.hits, status.misses, status.ready), (1, 1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_stock_every_call_builds_its_own_and_none_is_kept() {
+    let (dispatcher, plugin) = going_on("10-fresh", 0);
+    for _ in 0..3 {
+        let chained = dispatcher
+            .run(&mut callback(SET_GROUP_INFO, SET_GROUP_INFO_BODY))
+            .await;
+        assert_eq!(chained.outcome, RequestOutcome::Ok);
+        chained.spent.settle_later();
+    }
+    assert!(!plugin.stock.enabled());
+    let status = plugin.stock.status();
+    assert_eq!((status.hits, status.misses, status.ready), (0, 0, 0));
+    // Fresh each time: no instance waits for the next call.
+    assert!(plugin.take_idle().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_with_no_time_left_fails_by_name_without_running_the_plugin() {
+    let dispatcher = dispatcher(
+        "",
+        &[("10-late.wasm", json_plugin(SET_GROUP_INFO, Does::Trap))],
+    );
+    let registry = dispatcher.plugins().get();
+    let link = &registry.chain(SET_GROUP_INFO)[0];
+    let callback = callback(SET_GROUP_INFO, SET_GROUP_INFO_BODY);
+    let spent = Spent::default();
+    let now = Instant::now();
+    let turn = dispatcher
+        .answer(
+            Attempt {
+                link,
+                position: 0,
+                callback: &callback,
+                from: now,
+                deadline: now,
+                fuel: u64::MAX,
+                spent: &spent,
+            },
+            Input::Json(callback.body()),
+            None,
+        )
+        .await;
+    // A trap would say the plugin ran; it did not.
+    assert!(
+        matches!(turn.result, Err(Failure::NoTimeLeft)),
+        "{:?}",
+        turn.result
+    );
+    assert_eq!(
+        turn.result.unwrap_err().kind(),
+        crate::outcomes::FailureKind::Timeout
+    );
+    assert_eq!(turn.api_calls.total(), 0);
 }

@@ -393,3 +393,6 @@ impl Admin {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
