@@ -10,6 +10,13 @@ use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 
 use crate::config::Config;
 
+/// `wasi:config/store`: always there, the plugin's own values.
+pub const CAPABILITY: super::Capability = super::Capability {
+    name: "config values",
+    imports: "wasi:config/",
+    status: |_, _, _| super::ImportStatus::Config,
+};
+
 /// Every plugin's values, swapped as a whole on reload.
 #[derive(Default)]
 pub struct ConfigValues {

@@ -27,6 +27,18 @@ use crate::metrics::Metrics;
 pub use crate::origin::{Origin, Scheme};
 use crate::outcomes::CapabilityOutcome;
 
+/// `wasi:http`, with the origins it may call in the plugin's grant.
+pub const CAPABILITY: super::Capability = super::Capability {
+    name: "outbound HTTP",
+    imports: "wasi:http/",
+    status: |plugin, import, grants| match grants.http {
+        Some(_) => super::ImportStatus::Granted("http (to the origins listed)"),
+        None => super::ImportStatus::Denied(format!(
+            "{import} needs the origins it may call in `http = [...]` of [plugin_grants.{plugin}]"
+        )),
+    },
+};
+
 /// One plugin's outbound HTTP: the origins it may call and its bounds, shared by its calls.
 pub struct PluginHttp {
     /// The origins listed in its grant.

@@ -1,7 +1,9 @@
 //! What a plugin may reach beyond WASI's nothing, granted per plugin in the config: its own
-//! config values (`wasi:config`, always), key-value buckets (`wasi:keyvalue`) and outbound HTTP
-//! (`wasi:http`). One module per capability, each linking itself and holding its per-instance
-//! state; this module decides, at load time, whether a component's imports are granted.
+//! config values (`wasi:config`, always), key-value buckets (`wasi:keyvalue`), outbound HTTP
+//! (`wasi:http`) and OpenIM's API (`openim:callback/openim-api`). One module per capability,
+//! each linking itself, holding its per-instance state and saying how a grant decides its
+//! imports ([`Capability`], listed in [`CAPABILITIES`]); this module decides, at load time,
+//! whether a component's imports are granted.
 //!
 //! - [`config`]: `wasi:config/store`, the plugin's `[plugin_config.<name>]` values.
 //! - [`keyvalue`]: `wasi:keyvalue` on the embedded store or Redis.
@@ -204,7 +206,7 @@ pub enum ImportStatus {
     Wasi,
     /// The plugin's own config values.
     Config,
-    /// Granted by the plugin's config (`keyvalue`, `http`).
+    /// Granted by the plugin's config (`keyvalue`, `http`, `openim_api`).
     Granted(&'static str),
     /// Not granted: the plugin is refused at load with this reason.
     Denied(String),
@@ -222,39 +224,34 @@ impl std::fmt::Display for ImportStatus {
     }
 }
 
-/// How `plugin`, with `grants`, may use the import named `import`.
+/// One capability as the host lists it: the imports it answers for, and how a plugin's grants
+/// decide them. Each capability's module holds its own; adding a capability adds one line to
+/// [`CAPABILITIES`].
+#[derive(Debug)]
+pub struct Capability {
+    /// What the console and `check` call it.
+    pub name: &'static str,
+    /// The start of the import names it answers for (`wasi:keyvalue/`).
+    pub imports: &'static str,
+    /// How `plugin`, with `grants`, may use `import`, one of its imports.
+    pub status: fn(plugin: &str, import: &str, grants: &Grants) -> ImportStatus,
+}
+
+/// Every capability a plugin may be granted (or, for config values, always has).
+pub const CAPABILITIES: [Capability; 4] = [
+    config::CAPABILITY,
+    keyvalue::CAPABILITY,
+    http::CAPABILITY,
+    openim::CAPABILITY,
+];
+
+/// How `plugin`, with `grants`, may use the import named `import`: as a capability's grant says,
+/// else a host interface or WASI's base (which grants nothing).
 pub fn import_status(plugin: &str, import: &str, grants: &Grants) -> ImportStatus {
-    if import.starts_with("openim:callback/openim-api") {
-        if grants.openim_api.is_none() {
-            ImportStatus::Denied(format!(
-                "{import} needs the operations it may call in `openim_api = [...]` of \
-                 [plugin_grants.{plugin}]"
-            ))
-        } else {
-            ImportStatus::Granted("openim-api (the operations listed, with the host's admin token)")
-        }
-    } else if import.starts_with("openim:callback/") {
-        ImportStatus::Host
-    } else if import.starts_with("wasi:config/") {
-        ImportStatus::Config
-    } else if import.starts_with("wasi:keyvalue/") {
-        if grants.keyvalue.is_some() {
-            ImportStatus::Granted("keyvalue (its own bucket and the shared ones listed)")
-        } else {
-            ImportStatus::Denied(format!(
-                "{import} needs `keyvalue = true` in [plugin_grants.{plugin}]"
-            ))
-        }
-    } else if import.starts_with("wasi:http/") {
-        if grants.http.is_none() {
-            ImportStatus::Denied(format!(
-                "{import} needs the origins it may call in `http = [...]` of [plugin_grants.{plugin}]"
-            ))
-        } else {
-            ImportStatus::Granted("http (to the origins listed)")
-        }
-    } else {
-        ImportStatus::Wasi
+    match CAPABILITIES.iter().find(|c| import.starts_with(c.imports)) {
+        Some(capability) => (capability.status)(plugin, import, grants),
+        None if import.starts_with("openim:callback/") => ImportStatus::Host,
+        None => ImportStatus::Wasi,
     }
 }
 

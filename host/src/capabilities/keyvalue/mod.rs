@@ -29,6 +29,20 @@ mod bindings {
 
 use bindings::wasi::keyvalue::{atomics, batch, store};
 
+/// `wasi:keyvalue`, with `keyvalue = true` in the plugin's grant.
+pub const CAPABILITY: super::Capability = super::Capability {
+    name: "key-value",
+    imports: "wasi:keyvalue/",
+    status: |plugin, import, grants| match grants.keyvalue {
+        Some(_) => {
+            super::ImportStatus::Granted("keyvalue (its own bucket and the shared ones listed)")
+        }
+        None => super::ImportStatus::Denied(format!(
+            "{import} needs `keyvalue = true` in [plugin_grants.{plugin}]"
+        )),
+    },
+};
+
 /// An open bucket, as the plugin holds it.
 #[derive(Debug)]
 pub struct Bucket {

@@ -33,6 +33,21 @@ use bindings::openim::callback::openim_api::{
     UserInfo,
 };
 
+/// `openim:callback/openim-api`, with the operations it may call in the plugin's grant.
+pub const CAPABILITY: super::Capability = super::Capability {
+    name: "OpenIM API",
+    imports: "openim:callback/openim-api",
+    status: |plugin, import, grants| match grants.openim_api {
+        Some(_) => super::ImportStatus::Granted(
+            "openim-api (the operations listed, with the host's admin token)",
+        ),
+        None => super::ImportStatus::Denied(format!(
+            "{import} needs the operations it may call in `openim_api = [...]` of \
+             [plugin_grants.{plugin}]"
+        )),
+    },
+};
+
 /// OpenIM's content types (`constant.Text`, `constant.Custom`) and session types.
 const TEXT: i32 = 101;
 const CUSTOM: i32 = 110;
