@@ -33,7 +33,7 @@ fn dispatcher(config: &str, plugins: &[(&str, Vec<u8>)]) -> Arc<Dispatcher> {
         })
         .collect();
     let current = Arc::new(CurrentPlugins::default());
-    current.set(Registry::new(loaded, &Default::default()));
+    current.set(Registry::new(loaded, &runner.config().shadow_plugins));
     let metrics = Arc::new(crate::metrics::Metrics::default());
     Arc::new(Dispatcher::new(
         runner,
@@ -295,4 +295,133 @@ async fn a_call_with_no_time_left_fails_by_name_without_running_the_plugin() {
         crate::outcomes::FailureKind::Timeout
     );
     assert_eq!(turn.api_calls.total(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shadow_plugin_runs_beside_the_chain_without_deciding_and_its_disagreement_is_kept() {
+    let dispatcher = dispatcher(
+        "shadow_plugins = [\"20-candidate\"]\n",
+        &[
+            (
+                "10-live.wasm",
+                json_plugin(
+                    SET_GROUP_INFO,
+                    Does::Answer(r#"{"actionCode":0,"nextCode":0}"#),
+                ),
+            ),
+            (
+                "20-candidate.wasm",
+                json_plugin(SET_GROUP_INFO, Does::Answer(REFUSE)),
+            ),
+        ],
+    );
+    let chained = dispatcher
+        .run(&mut callback(SET_GROUP_INFO, SET_GROUP_INFO_BODY))
+        .await;
+    // The answer is the chain's alone.
+    assert_eq!(chained.outcome, RequestOutcome::Ok);
+    assert_eq!(
+        decisions(&chained),
+        [("10-live".to_owned(), Decision::GoOn)]
+    );
+    // The candidate ran after it, and would have refused.
+    until("the disagreement kept", || {
+        dispatcher
+            .history()
+            .disagreements()
+            .as_array()
+            .is_some_and(|d| !d.is_empty())
+    })
+    .await;
+    let kept = dispatcher.history().disagreements();
+    let disagreement = &kept[0];
+    assert_eq!(disagreement["plugin"], "20-candidate", "{kept}");
+    assert_eq!(disagreement["shadow"]["errCode"], 20001, "{kept}");
+    assert_eq!(disagreement["given"]["nextCode"], 0, "{kept}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_runs_the_plugins_not_done_yet_and_says_how_each_did() {
+    let dispatcher = dispatcher(
+        "",
+        &[
+            (
+                "10-refuses.wasm",
+                json_plugin(SET_GROUP_INFO, Does::Answer(REFUSE)),
+            ),
+            ("20-traps.wasm", json_plugin(SET_GROUP_INFO, Does::Trap)),
+            ("30-done.wasm", json_plugin(SET_GROUP_INFO, Does::Trap)),
+        ],
+    );
+    let event = crate::queue::Event {
+        command: SET_GROUP_INFO.into(),
+        operation_id: "op-delivered".into(),
+        body: SET_GROUP_INFO_BODY.into(),
+        accepted_ms: crate::util::unix_ms(),
+        failures: 1,
+        // Handled by an earlier delivery: not run again.
+        done: vec!["30-done".into()],
+    };
+    let delivered = dispatcher.deliver(&event, false).await;
+    let results: Vec<(String, Option<crate::outcomes::FailureKind>)> = delivered
+        .iter()
+        .map(|d| {
+            (
+                d.plugin.to_string(),
+                d.result.as_ref().err().map(Failure::kind),
+            )
+        })
+        .collect();
+    // A refusal of an after-callback is handled (OpenIM already did it); the trap is a failure
+    // the queue retries; the plugin done before is skipped.
+    assert_eq!(
+        results,
+        [
+            ("10-refuses".to_owned(), None),
+            (
+                "20-traps".to_owned(),
+                Some(crate::outcomes::FailureKind::Trap)
+            ),
+        ]
+    );
+    // The console has the delivery, with both turns.
+    let recent = dispatcher.history().recent(None, None, 10);
+    let row = &recent["callbacks"][0];
+    assert_eq!(row["operation_id"], "op-delivered", "{recent}");
+    assert_eq!(row["outcome"], "trap", "{recent}");
+    assert_eq!(row["steps"].as_array().map(Vec::len), Some(2), "{recent}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_reuse_mode_an_instance_serves_the_next_calls_up_to_its_uses() {
+    let dispatcher = dispatcher(
+        "[plugins_limits.10-kept]\nreuse_instances = 2\n",
+        &[(
+            "10-kept.wasm",
+            json_plugin(
+                SET_GROUP_INFO,
+                Does::Answer(r#"{"actionCode":0,"nextCode":0}"#),
+            ),
+        )],
+    );
+    let plugin = Arc::clone(&dispatcher.plugins().get().chain(SET_GROUP_INFO)[0].plugin);
+    let run = || async {
+        let chained = dispatcher
+            .run(&mut callback(SET_GROUP_INFO, SET_GROUP_INFO_BODY))
+            .await;
+        assert_eq!(chained.outcome, RequestOutcome::Ok);
+    };
+    // The instance that answered `commands()` at load is kept: its first use.
+    let kept = plugin.take_idle().expect("the loader's instance kept");
+    assert_eq!(kept.uses, 1);
+    plugin.put_idle(kept);
+    // The first request takes it, its second use: it has served its uses and goes.
+    run().await;
+    assert!(plugin.take_idle().is_none());
+    // The next builds a fresh one, kept after it for one more.
+    run().await;
+    let kept = plugin.take_idle().expect("kept after its first use");
+    assert_eq!(kept.uses, 1);
+    // Reuse mode keeps no stock: its instances are kept ones.
+    assert!(!plugin.stock.enabled());
 }
