@@ -12,7 +12,6 @@ use crate::config::Config;
 
 /// `wasi:config/store`: always there, the plugin's own values.
 pub const CAPABILITY: super::Capability = super::Capability {
-    name: "config values",
     imports: "wasi:config/",
     status: |_, _, _| super::ImportStatus::Config,
 };

@@ -29,7 +29,6 @@ use crate::outcomes::CapabilityOutcome;
 
 /// `wasi:http`, with the origins it may call in the plugin's grant.
 pub const CAPABILITY: super::Capability = super::Capability {
-    name: "outbound HTTP",
     imports: "wasi:http/",
     status: |plugin, import, grants| match grants.http {
         Some(_) => super::ImportStatus::Granted("http (to the origins listed)"),

@@ -229,8 +229,6 @@ impl std::fmt::Display for ImportStatus {
 /// [`CAPABILITIES`].
 #[derive(Debug)]
 pub struct Capability {
-    /// What the console and `check` call it.
-    pub name: &'static str,
     /// The start of the import names it answers for (`wasi:keyvalue/`).
     pub imports: &'static str,
     /// How `plugin`, with `grants`, may use `import`, one of its imports.

@@ -281,23 +281,24 @@ impl History {
     pub fn delivered(&self, trace: Trace) {
         let trace = trace.bounded();
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        let queued = recent.iter_mut().rev().find(|t| {
-            t.outcome == RequestOutcome::Queued
-                && t.stored_ms.is_some()
-                && t.stored_ms == trace.stored_ms
-                && t.command == trace.command
-                && t.operation_id == trace.operation_id
+        let queued = trace.stored_ms.and_then(|stored| {
+            recent.iter_mut().rev().find(|t| {
+                t.stored_ms == Some(stored)
+                    && t.outcome == RequestOutcome::Queued
+                    && t.command == trace.command
+                    && t.operation_id == trace.operation_id
+            })
         });
         if let Some(row) = queued {
-            let mut merged = Trace::clone(row);
-            merged.delivery = Some(Delivery {
-                attempts: row.delivery.as_ref().map_or(1, |d| d.attempts + 1),
+            let attempts = row.delivery.as_ref().map_or(1, |d| d.attempts + 1);
+            // Copied only if the console holds the row at this moment.
+            Arc::make_mut(row).delivery = Some(Delivery {
+                attempts,
                 at_ms: trace.at_ms,
                 outcome: trace.outcome,
                 micros: trace.micros,
                 steps: trace.steps,
             });
-            *row = Arc::new(merged);
             return;
         }
         drop(recent);

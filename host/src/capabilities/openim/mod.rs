@@ -35,7 +35,6 @@ use bindings::openim::callback::openim_api::{
 
 /// `openim:callback/openim-api`, with the operations it may call in the plugin's grant.
 pub const CAPABILITY: super::Capability = super::Capability {
-    name: "OpenIM API",
     imports: "openim:callback/openim-api",
     status: |plugin, import, grants| match grants.openim_api {
         Some(_) => super::ImportStatus::Granted(
